@@ -1,0 +1,141 @@
+/**
+ * decoder.onnx: the Qwen3-style LLM over blocks, with a KV cache.
+ *
+ *   block_ids [B,S,9] ──► sum of embeddings before the first <eob> ──► x [B,S,H]
+ *   x ──► L × (RMSNorm → GQA attention with RoPE and q/k norm → RMSNorm → SwiGLU) ──► hidden_states
+ *                      │
+ *                      └─ past_key_values.i.* ++ new keys/values ──► present.i.*   (whole cache)
+ *                                                 new keys/values ──► present_delta.i.*  (this chunk only)
+ *
+ * Keys are stored after RoPE. Padding is expressed by attention_mask alone:
+ * position_ids carry each block's true position.
+ */
+import type { KelixConfig } from '../engine/model-config.js'
+import { int, ints, type GraphBuilder } from './graph.js'
+import { attend, linear, MASKED, rmsNorm, swiGlu, type Ctx } from './layers.js'
+
+export const DECODER_OPSET = 17
+
+export function buildDecoder(ctx: Ctx, config: KelixConfig, intermediateSize: number): Uint8Array {
+  const { g } = ctx
+  const { llm, block_size: blockSize } = config
+  const blockIds = g.input('block_ids', 'int64', ['batch', 'seq', blockSize])
+  const attentionMask = g.input('attention_mask', 'int64', ['batch', 'total'])
+  const positionIds = g.input('position_ids', 'int64', ['batch', 'seq'])
+  const past = Array.from({ length: llm.num_layers }, (_, i) => ({
+    key: g.input(`past_key_values.${i}.key`, 'float32', ['batch', llm.num_key_value_heads, 'past', llm.head_dim]),
+    value: g.input(`past_key_values.${i}.value`, 'float32', ['batch', llm.num_key_value_heads, 'past', llm.head_dim]),
+  }))
+
+  let x = blockEmbedding(ctx, config, blockIds)
+  const bias = attentionBias(g, attentionMask, positionIds)
+  const rope = ropeTables(g, positionIds, llm.head_dim, llm.rope_theta)
+
+  past.forEach((layerPast, i) => {
+    const prefix = `model.layers.${i}`
+    const attn = selfAttention(ctx, config, prefix, rmsNorm(ctx, `${prefix}.input_layernorm`, x, llm.hidden_size, llm.rms_norm_eps), layerPast, bias, rope)
+    x = g.op('Add', [x, attn.output])
+    const mlpIn = rmsNorm(ctx, `${prefix}.post_attention_layernorm`, x, llm.hidden_size, llm.rms_norm_eps)
+    x = g.op('Add', [x, swiGlu(ctx, `${prefix}.mlp`, mlpIn, llm.hidden_size, intermediateSize)])
+    for (const kind of ['key', 'value'] as const) {
+      const cacheDims = ['batch', llm.num_key_value_heads, 'total', llm.head_dim]
+      g.output(`present.${i}.${kind}`, 'float32', cacheDims, attn.present[kind])
+      g.output(`present_delta.${i}.${kind}`, 'float32', ['batch', llm.num_key_value_heads, 'seq', llm.head_dim], attn.delta[kind])
+    }
+  })
+  g.output('hidden_states', 'float32', ['batch', 'seq', llm.hidden_size], x)
+  return g.toBytes(DECODER_OPSET, 'Kelix LLM decoder over blocks with KV cache')
+}
+
+/** Sum of the embedding rows of each block's ids before its first <eob>. */
+export function blockEmbedding(ctx: Ctx, config: KelixConfig, blockIds: string): string {
+  const { g } = ctx
+  const table = embeddingTable(ctx, config)
+  const rows = g.op('Gather', [table, blockIds], { axis: int(0) })
+  const isEob = g.op('Cast', [g.op('Equal', [blockIds, g.ints([config.special_tokens.eob])])], { to: int(7) })
+  const beforeFirstEob = g.op('Equal', [g.op('CumSum', [isEob, g.intScalar(-1)]), g.ints([0])])
+  const keep = g.op('Unsqueeze', [g.op('Cast', [beforeFirstEob], { to: int(1) }), g.ints([-1])])
+  return g.op('ReduceSum', [g.op('Mul', [rows, keep]), g.ints([-2])], { keepdims: int(0) })
+}
+
+/** The unified embedding table, shared (by name and seed) with the block decoder. */
+export function embeddingTable(ctx: Ctx, config: KelixConfig): string {
+  const { vocab_size: rows } = config.vocab
+  const cols = config.llm.hidden_size
+  const name = 'model.embed_tokens.weight'
+  return ctx.g.weight(name, [rows, cols], ctx.w.random(name, rows * cols, 1))
+}
+
+/**
+ * [B,1,1,S,T] additive bias: query s (the s-th new block) may see cache slot t
+ * when t <= past + s (causal within the chunk) and attention_mask[b,t] is 1.
+ */
+function attentionBias(g: GraphBuilder, attentionMask: string, positionIds: string): string {
+  const total = g.op('Squeeze', [g.op('Shape', [attentionMask], { start: int(1), end: int(2) }), g.ints([0])])
+  const seq = g.op('Squeeze', [g.op('Shape', [positionIds], { start: int(1), end: int(2) }), g.ints([0])])
+  const pastLength = g.op('Sub', [total, seq])
+  const one = g.intScalar(1)
+  const keySlots = g.op('Unsqueeze', [g.op('Range', [g.intScalar(0), total, one]), g.ints([0])])
+  const querySlots = g.op('Unsqueeze', [g.op('Range', [pastLength, total, one]), g.ints([1])])
+  const causal = g.op('LessOrEqual', [keySlots, querySlots])
+  const notPadding = g.op('Unsqueeze', [g.op('Cast', [attentionMask], { to: int(9) }), g.ints([1, 2])])
+  const allowed = g.op('And', [causal, notPadding])
+  return g.op('Unsqueeze', [g.op('Where', [allowed, g.scalar(0), g.scalar(MASKED)]), g.ints([1])])
+}
+
+interface Rope {
+  cos: string
+  sin: string
+  half: number
+}
+
+/** cos/sin tables [B,1,S,head_dim] for rotate-half RoPE at each block's position. */
+function ropeTables(g: GraphBuilder, positionIds: string, headDim: number, theta: number): Rope {
+  const half = headDim / 2
+  const inverseFrequency = Float32Array.from({ length: half }, (_, i) => 1 / Math.pow(theta, (2 * i) / headDim))
+  const freqs = g.op('Mul', [
+    g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(1) }), g.ints([-1])]),
+    g.weight('rope.inv_freq', [half], inverseFrequency),
+  ])
+  const angles = g.op('Unsqueeze', [g.op('Concat', [freqs, freqs], { axis: int(-1) }), g.ints([1])])
+  return { cos: g.op('Cos', [angles]), sin: g.op('Sin', [angles]), half }
+}
+
+function applyRope(g: GraphBuilder, x: string, rope: Rope): string {
+  const first = g.op('Slice', [x, g.ints([0]), g.ints([rope.half]), g.ints([-1])])
+  const second = g.op('Slice', [x, g.ints([rope.half]), g.ints([rope.half * 2]), g.ints([-1])])
+  const rotated = g.op('Concat', [g.op('Neg', [second]), first], { axis: int(-1) })
+  return g.op('Add', [g.op('Mul', [x, rope.cos]), g.op('Mul', [rotated, rope.sin])])
+}
+
+interface KV {
+  key: string
+  value: string
+}
+
+/**
+ * Grouped-query attention without repeating keys: queries [B,Hq,S,d] are viewed
+ * as [B,Hkv,rep,S,d] (query head h uses KV head h / rep) and multiplied with
+ * keys broadcast over the `rep` axis.
+ */
+function selfAttention(ctx: Ctx, config: KelixConfig, prefix: string, h: string, past: KV, bias: string, rope: Rope) {
+  const { g } = ctx
+  const { hidden_size: hidden, num_attention_heads: qHeads, num_key_value_heads: kvHeads, head_dim: headDim, rms_norm_eps: eps } = config.llm
+  const rep = qHeads / kvHeads
+  const heads = (name: string, count: number, norm: boolean) => {
+    let t = g.op('Reshape', [linear(ctx, `${prefix}.self_attn.${name}_proj`, h, hidden, count * headDim), g.ints([0, 0, count, headDim])])
+    if (norm) t = rmsNorm(ctx, `${prefix}.self_attn.${name}_norm`, t, headDim, eps)
+    return g.op('Transpose', [t], { perm: ints([0, 2, 1, 3]) })
+  }
+  const q = applyRope(g, heads('q', qHeads, true), rope)
+  const delta: KV = { key: applyRope(g, heads('k', kvHeads, true), rope), value: heads('v', kvHeads, false) }
+  const present: KV = {
+    key: g.op('Concat', [past.key, delta.key], { axis: int(2) }),
+    value: g.op('Concat', [past.value, delta.value], { axis: int(2) }),
+  }
+  const grouped = g.op('Reshape', [q, g.ints([0, kvHeads, rep, -1, headDim])])
+  const perGroup = (t: string) => g.op('Unsqueeze', [t, g.ints([2])])
+  const context = attend(g, grouped, perGroup(present.key), perGroup(present.value), { rank: 5, headDim }, bias)
+  const merged = g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [context, g.ints([0, qHeads, -1, headDim])])], { perm: ints([0, 2, 1, 3]) }), g.ints([0, 0, qHeads * headDim])])
+  return { output: linear(ctx, `${prefix}.self_attn.o_proj`, merged, qHeads * headDim, hidden), present, delta }
+}
