@@ -9,6 +9,14 @@ export const ENGINE_ERRORS = {
   MODEL_GRAPH_INVALID: 'an ONNX graph could not be loaded',
   MODEL_GRAPH_MISMATCH: 'an ONNX graph disagrees with the model format or config.json',
   MODEL_TOKENIZER_MISMATCH: 'the tokenizer disagrees with config.json',
+  IMAGE_EMPTY: 'the image has no bytes',
+  IMAGE_UNSUPPORTED_FORMAT: 'the image is not PNG, JPEG, WEBP or GIF',
+  IMAGE_DECODE_FAILED: 'the image could not be decoded (corrupt or truncated)',
+  IMAGE_TOO_LARGE: 'the image has more pixels than the limit allows',
+  PROMPT_TEMPLATE_FAILED: 'the chat template could not be rendered',
+  PROMPT_IMAGE_MISMATCH: 'the rendered prompt and the images do not match',
+  CONTEXT_LENGTH_EXCEEDED: 'the prompt and the requested tokens do not fit the context',
+  INVALID_SAMPLING: 'a sampling parameter is out of range',
 } as const
 
 export type EngineErrorCode = keyof typeof ENGINE_ERRORS

@@ -1,0 +1,117 @@
+/**
+ * What each graph of the model format must declare, derived from config.json.
+ * A symbolic dimension (`batch`) accepts any size; a number must match exactly.
+ */
+import type { KelixConfig } from './model-config.js'
+
+export type ValueType = 'float32' | 'float16' | 'int64'
+
+export interface ValueSpec {
+  name: string
+  type: ValueType
+  /** Fixed sizes as numbers, free sizes as names (documentation only). */
+  shape: Array<number | string>
+}
+
+export interface GraphSignature {
+  file: string
+  inputs: ValueSpec[]
+  outputs: ValueSpec[]
+  /** Outputs a graph may declare; the engine uses them when present. */
+  optionalOutputs: ValueSpec[]
+}
+
+export const MODEL_FILES = {
+  config: 'config.json',
+  tokenizer: 'tokenizer.json',
+  tokenizerConfig: 'tokenizer_config.json',
+  visualTokenizer: 'visual_tokenizer.onnx',
+  decoder: 'decoder.onnx',
+  blockDecoder: 'block_decoder.onnx',
+} as const
+
+export function kvName(kind: 'past' | 'present' | 'delta', layer: number, part: 'key' | 'value'): string {
+  const prefix = kind === 'past' ? 'past_key_values' : kind === 'present' ? 'present' : 'present_delta'
+  return `${prefix}.${layer}.${part}`
+}
+
+export function decoderSignature(c: KelixConfig): GraphSignature {
+  const { num_layers: layers, num_key_value_heads: kvHeads, head_dim: headDim, hidden_size: hidden, kv_dtype: kvType } = c.llm
+  const perLayer = (kind: 'past' | 'present' | 'delta', length: string): ValueSpec[] =>
+    Array.from({ length: layers }, (_, i) => (['key', 'value'] as const).map((part) => ({ name: kvName(kind, i, part), type: kvType, shape: ['batch', kvHeads, length, headDim] }))).flat()
+  return {
+    file: MODEL_FILES.decoder,
+    inputs: [
+      { name: 'block_ids', type: 'int64', shape: ['batch', 'seq', c.block_size] },
+      { name: 'attention_mask', type: 'int64', shape: ['batch', 'total'] },
+      { name: 'position_ids', type: 'int64', shape: ['batch', 'seq'] },
+      ...perLayer('past', 'past'),
+    ],
+    outputs: [{ name: 'hidden_states', type: 'float32', shape: ['batch', 'seq', hidden] }, ...perLayer('present', 'total')],
+    optionalOutputs: perLayer('delta', 'seq'),
+  }
+}
+
+export function blockDecoderSignature(c: KelixConfig): GraphSignature {
+  return {
+    file: MODEL_FILES.blockDecoder,
+    inputs: [
+      { name: 'hidden_state', type: 'float32', shape: ['batch', c.llm.hidden_size] },
+      { name: 'block_ids', type: 'int64', shape: ['batch', 'slots'] },
+    ],
+    outputs: [{ name: 'logits', type: 'float32', shape: ['batch', c.vocab.vocab_size] }],
+    optionalOutputs: [],
+  }
+}
+
+export function visualTokenizerSignature(c: KelixConfig): GraphSignature {
+  const patch = c.vision.patch_size
+  return {
+    file: MODEL_FILES.visualTokenizer,
+    inputs: [
+      { name: 'pixel_patches', type: 'float32', shape: ['patches', 3 * patch * patch] },
+      { name: 'grid_hw', type: 'int64', shape: [2] },
+    ],
+    outputs: [{ name: 'codes', type: 'int64', shape: ['positions', c.vocab.num_codebooks] }],
+    optionalOutputs: [],
+  }
+}
+
+/** What a loaded session declares about one value. */
+export interface DeclaredValue {
+  name: string
+  type: string
+  shape: ReadonlyArray<number | string>
+}
+
+/** Every way `declared` departs from `signature`, in words that name the value. */
+export function signatureProblems(signature: GraphSignature, declared: { inputs: readonly DeclaredValue[]; outputs: readonly DeclaredValue[] }): string[] {
+  const problems: string[] = []
+  const check = (role: 'input' | 'output', specs: ValueSpec[], values: readonly DeclaredValue[], required: boolean) => {
+    for (const spec of specs) {
+      const value = values.find((v) => v.name === spec.name)
+      if (value === undefined) {
+        if (required) problems.push(`missing ${role} ${spec.name}`)
+        continue
+      }
+      if (value.type !== spec.type) problems.push(`${role} ${spec.name} has type ${value.type}, expected ${spec.type}`)
+      if (value.shape.length !== spec.shape.length) {
+        problems.push(`${role} ${spec.name} has rank ${value.shape.length} [${value.shape.join(', ')}], expected [${spec.shape.join(', ')}]`)
+        continue
+      }
+      spec.shape.forEach((dim, i) => {
+        const got = value.shape[i]
+        if (typeof dim === 'number' && typeof got === 'number' && got !== dim) {
+          problems.push(`${role} ${spec.name} has size ${got} at axis ${i}, expected ${dim} ([${value.shape.join(', ')}] vs [${spec.shape.join(', ')}])`)
+        }
+      })
+    }
+  }
+  check('input', signature.inputs, declared.inputs, true)
+  check('output', signature.outputs, declared.outputs, true)
+  check('output', signature.optionalOutputs, declared.outputs, false)
+  for (const value of declared.inputs) {
+    if (!signature.inputs.some((s) => s.name === value.name)) problems.push(`unexpected input ${value.name} (the engine would not feed it)`)
+  }
+  return problems
+}

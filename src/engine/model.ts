@@ -1,0 +1,126 @@
+/**
+ * Opens a Kelix model directory: reads config.json and the tokenizer files,
+ * opens the three ONNX sessions, and checks every graph against the format
+ * before anything runs. Each failure names the file and what is wrong.
+ */
+import { existsSync, statSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import ort from 'onnxruntime-node'
+import { EngineError } from './errors.js'
+import {
+  blockDecoderSignature,
+  decoderSignature,
+  MODEL_FILES,
+  signatureProblems,
+  visualTokenizerSignature,
+  type GraphSignature,
+} from './graph-signatures.js'
+import { parseConfig, type KelixConfig } from './model-config.js'
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu'
+
+export interface LoadOptions {
+  /** Execution providers in order of preference. Default `['cpu']`. */
+  executionProviders?: ExecutionProvider[]
+  /** Threads for one operator; default: ONNX Runtime's choice (one per core). */
+  intraOpThreads?: number
+}
+
+export interface TokenizerData {
+  tokenizerJson: Record<string, unknown>
+  tokenizerConfig: Record<string, unknown>
+}
+
+export interface KelixModel {
+  dir: string
+  config: KelixConfig
+  tokenizer: TokenizerData
+  visualTokenizer: ort.InferenceSession
+  decoder: ort.InferenceSession
+  blockDecoder: ort.InferenceSession
+  /** True when decoder.onnx declares `present_delta.*` (only the new positions' keys and values). */
+  decoderHasDelta: boolean
+  /** Releases the sessions; idempotent. */
+  dispose(): Promise<void>
+}
+
+export async function loadModel(dir: string, options: LoadOptions = {}): Promise<KelixModel> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new EngineError('MODEL_DIR_MISSING', `${dir} is not a directory`)
+  for (const file of Object.values(MODEL_FILES)) {
+    if (!existsSync(join(dir, file))) throw new EngineError('MODEL_FILE_MISSING', `required by the model format but not found in ${dir}`, file)
+  }
+  const config = parseConfig(await readFile(join(dir, MODEL_FILES.config), 'utf8'))
+  const tokenizer = await readTokenizer(dir, config)
+
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: options.executionProviders ?? ['cpu'],
+    graphOptimizationLevel: 'all',
+    ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
+  }
+  const opened: ort.InferenceSession[] = []
+  const open = async (signature: GraphSignature) => {
+    const session = await openSession(join(dir, signature.file), signature.file, sessionOptions)
+    opened.push(session)
+    const problems = signatureProblems(signature, { inputs: session.inputMetadata.map(declared), outputs: session.outputMetadata.map(declared) })
+    if (problems.length > 0) throw new EngineError('MODEL_GRAPH_MISMATCH', problems.join('; '), signature.file)
+    return session
+  }
+  try {
+    const visualTokenizer = await open(visualTokenizerSignature(config))
+    const decoder = await open(decoderSignature(config))
+    const blockDecoder = await open(blockDecoderSignature(config))
+    let disposed = false
+    return {
+      dir,
+      config,
+      tokenizer,
+      visualTokenizer,
+      decoder,
+      blockDecoder,
+      decoderHasDelta: decoder.outputNames.includes('present_delta.0.key'),
+      async dispose() {
+        if (disposed) return
+        disposed = true
+        await Promise.all(opened.map((s) => s.release()))
+      },
+    }
+  } catch (err) {
+    await Promise.all(opened.map((s) => s.release()))
+    throw err
+  }
+}
+
+async function openSession(path: string, file: string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(path, options)
+  } catch (err) {
+    throw new EngineError('MODEL_GRAPH_INVALID', `ONNX Runtime could not load it: ${(err as Error).message}`, file)
+  }
+}
+
+function declared(meta: ort.InferenceSession.ValueMetadata) {
+  if (!meta.isTensor) return { name: meta.name, type: 'non-tensor', shape: [] }
+  return { name: meta.name, type: meta.type, shape: meta.shape }
+}
+
+/** The tokenizer must give every special token the id config.json gives it. */
+async function readTokenizer(dir: string, config: KelixConfig): Promise<TokenizerData> {
+  const readJson = async (file: string) => {
+    try {
+      return JSON.parse(await readFile(join(dir, file), 'utf8')) as Record<string, unknown>
+    } catch (err) {
+      throw new EngineError('MODEL_TOKENIZER_MISMATCH', `not valid JSON (${(err as Error).message})`, file)
+    }
+  }
+  const tokenizerJson = await readJson(MODEL_FILES.tokenizer)
+  const tokenizerConfig = await readJson(MODEL_FILES.tokenizerConfig)
+  const added = new Set((tokenizerJson.added_tokens as Array<{ id: number }> | undefined)?.map((t) => t.id) ?? [])
+  for (const [name, id] of Object.entries(config.special_tokens)) {
+    if (!added.has(id)) throw new EngineError('MODEL_TOKENIZER_MISMATCH', `config.json gives special_tokens.${name} id ${id}, but no added token has that id`, MODEL_FILES.tokenizer)
+  }
+  if (typeof tokenizerConfig.chat_template !== 'string') {
+    throw new EngineError('MODEL_TOKENIZER_MISMATCH', 'chat_template is missing', MODEL_FILES.tokenizerConfig)
+  }
+  return { tokenizerJson, tokenizerConfig }
+}
