@@ -3,24 +3,46 @@
  * onnxruntime-node and runs the model, so a forward pass never blocks HTTP.
  */
 import { parentPort, workerData } from 'node:worker_threads'
+import { Engine } from '../engine/engine.js'
 import { EngineError } from '../engine/errors.js'
 import { loadModel } from '../engine/model.js'
+import { EngineLoop } from './engine-loop.js'
 import type { HostToWorker, WorkerOptions, WorkerToHost } from './protocol.js'
+import { Scheduler } from './scheduler/index.js'
 
 const port = parentPort
 if (port === null) throw new Error('engine-worker.ts must run in a worker thread')
 const post = (message: WorkerToHost) => port.postMessage(message)
 const options = workerData as WorkerOptions
+const heartbeat = new BigInt64Array(options.heartbeat)
+const beat = () => Atomics.store(heartbeat, 0, BigInt(Date.now()))
 
 try {
   const model = await loadModel(options.modelDir, {
     executionProviders: options.executionProviders,
     ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
   })
+  const engine = new Engine(model, { maxImagePixels: options.maxImagePixels })
+  const scheduler = new Scheduler({ ...options.limits, maxModelLength: model.config.llm.max_position_embeddings })
+  const loop = new EngineLoop(engine, scheduler, post, beat)
+  // While idle the loop waits on a promise; this timer keeps the heartbeat fresh meanwhile.
+  const idleBeat = setInterval(beat, 1000)
   port.on('message', (message: HostToWorker) => {
-    if (message.type === 'shutdown') void model.dispose().then(() => port.close())
+    if (message.type === 'submit') void loop.submit(message.reqId, message.request, message.arrivalTime)
+    else if (message.type === 'abort') loop.abort(message.reqId)
+    else if (message.type === 'stats') post({ type: 'stats', askId: message.askId, stats: loop.stats() })
+    else if (message.type === 'shutdown') {
+      loop.stop()
+      clearInterval(idleBeat)
+      void model.dispose().then(() => port.close())
+    }
   })
-  post({ type: 'ready', model: { name: model.config.name, maxContext: model.config.llm.max_position_embeddings, dir: model.dir } })
+  beat()
+  post({
+    type: 'ready',
+    model: { name: model.config.name, maxContext: model.config.llm.max_position_embeddings, dir: model.dir, maxImagePositions: model.config.vision.max_positions },
+  })
+  await loop.run()
 } catch (err) {
   const code = err instanceof EngineError ? err.code : 'ENGINE_START_FAILED'
   post({ type: 'failed', error: { code, message: (err as Error).message } })

@@ -1,7 +1,14 @@
 /**
  * Messages between the HTTP thread and the engine worker. Plain data only:
- * structured clone carries them, and neither side imports the other.
+ * structured clone carries them (image bytes are transferred, not copied),
+ * and neither side imports the other's code.
+ *
+ *   host ──submit──► worker ──admitted | rejected──► host
+ *   host ◄──step (every sequence's new tokens, one message per step)── worker
+ *   host ──abort / drain / shutdown──► worker
  */
+import type { GenerateRequest, GenerationErrorCode, StepRecord } from './client-types.js'
+import type { FinishReason, TokenLogprob } from '../engine/types.js'
 
 /** What the API layer needs to know about the loaded model. */
 export interface ModelInfo {
@@ -11,17 +18,70 @@ export interface ModelInfo {
   maxContext: number
   /** Loaded from here. */
   dir: string
+  /** Most positions one image can take (for admission estimates). */
+  maxImagePositions: number
+}
+
+export interface SchedulingLimits {
+  /** Most sequences running at once (vLLM's max_num_seqs). */
+  maxNumSeqs: number
+  /** Most blocks per step, decodes and prefill chunks together. */
+  maxBatchedTokens: number
+  /** KV capacity in positions over all sequences; default: room for maxNumSeqs full contexts, capped. */
+  kvCapacity: number
+  /** KV page size in positions. */
+  pageSize: number
 }
 
 export interface WorkerOptions {
   modelDir: string
   executionProviders: Array<'cpu' | 'cuda' | 'webgpu'>
   intraOpThreads: number | undefined
+  limits: SchedulingLimits
+  maxImagePixels: number
+  /** Shared Int32/BigInt64 buffer where the worker writes the time (ms since epoch) of its last loop turn. */
+  heartbeat: SharedArrayBuffer
+}
+
+export type HostToWorker =
+  | { type: 'submit'; reqId: string; request: GenerateRequest; arrivalTime: number }
+  | { type: 'abort'; reqId: string }
+  | { type: 'stats'; askId: number }
+  | { type: 'shutdown' }
+
+/** One sequence's news from one step. */
+export interface SequenceUpdate {
+  reqId: string
+  choice: number
+  text: string
+  tokenIds: number[]
+  logprobs: TokenLogprob[] | undefined
+  /** Set once, when the sequence ends. */
+  finishReason: FinishReason | 'abort' | 'error' | 'timeout' | undefined
 }
 
 export type WorkerToHost =
   | { type: 'ready'; model: ModelInfo }
   | { type: 'failed'; error: { code: string; message: string } }
-  | { type: 'heartbeat'; at: number }
+  | { type: 'admitted'; reqId: string; promptTokens: number; imagePositions: number; images: ImageStats[] }
+  | { type: 'rejected'; reqId: string; code: GenerationErrorCode; message: string }
+  | { type: 'step'; updates: SequenceUpdate[]; started: string[]; record: StepRecord }
+  | { type: 'stats'; askId: number; stats: EngineStats }
 
-export type HostToWorker = { type: 'shutdown' }
+/** The worker's bookkeeping, for leak checks: all zero when idle. */
+export interface EngineStats {
+  running: number
+  waiting: number
+  /** Scheduler's KV accounting, 0..1. */
+  kvUsage: number
+  /** Sequences holding cache entries in the KV store. */
+  kvSequences: number
+  /** Sequences the engine still knows. */
+  engineSequences: number
+}
+
+export interface ImageStats {
+  preprocessMs: number
+  tokenizeMs: number
+  cacheHit: boolean
+}

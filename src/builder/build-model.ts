@@ -12,7 +12,7 @@ import { buildBlockDecoder } from './block-decoder.js'
 import { buildDecoder } from './decoder.js'
 import { GraphBuilder } from './graph.js'
 import { buildTokenizerFiles } from './text-tokenizer.js'
-import { TINY_CONFIG, TINY_LLM_INTERMEDIATE, TINY_LM_HEAD_GAIN, TINY_SEED, TINY_VISION } from './tiny.js'
+import { TINY_BUILDER_VERSION, TINY_CONFIG, TINY_LLM_INTERMEDIATE, TINY_LM_HEAD_GAIN, TINY_SEED, TINY_VISION } from './tiny.js'
 import { buildVisualTokenizer } from './visual-tokenizer.js'
 import { WeightSource } from './weights.js'
 
@@ -25,7 +25,7 @@ export function modelFiles(seed = TINY_SEED): Record<string, Uint8Array> {
   const { tokenizerJson, tokenizerConfig } = buildTokenizerFiles(TINY_CONFIG)
   const json = (value: object) => new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`)
   return {
-    'config.json': json(TINY_CONFIG),
+    'config.json': json({ ...TINY_CONFIG, builder: `${TINY_BUILDER_VERSION} seed ${seed}` }),
     'tokenizer.json': json(tokenizerJson),
     'tokenizer_config.json': json(tokenizerConfig),
     'visual_tokenizer.onnx': buildVisualTokenizer(ctx('kelix_visual_tokenizer'), TINY_CONFIG, TINY_VISION),
@@ -39,11 +39,23 @@ export async function buildTinyModel(dir: string, seed = TINY_SEED): Promise<voi
   await writeModelDir(dir, modelFiles(seed), { replace: true })
 }
 
-/** Builds the tiny model at `dir` unless a model is already there. Returns true when it built. */
+/**
+ * Builds the tiny model at `dir` unless the current builder's model is already
+ * there (an older build is replaced). Returns true when it built.
+ */
 export async function ensureTinyModel(dir = DEFAULT_MODEL_DIR): Promise<boolean> {
-  if (existsSync(join(dir, 'config.json'))) return false
-  await writeModelDir(dir, modelFiles(), { replace: false })
+  if (await builtByCurrentBuilder(dir)) return false
+  await writeModelDir(dir, modelFiles(), { replace: existsSync(join(dir, 'config.json')) })
   return true
+}
+
+async function builtByCurrentBuilder(dir: string): Promise<boolean> {
+  try {
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { builder?: unknown }
+    return config.builder === `${TINY_BUILDER_VERSION} seed ${TINY_SEED}`
+  } catch {
+    return false
+  }
 }
 
 async function writeModelDir(dir: string, files: Record<string, Uint8Array>, opts: { replace: boolean }): Promise<void> {

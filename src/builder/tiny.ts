@@ -8,6 +8,12 @@ import type { VisionEncoderSpec } from './visual-tokenizer.js'
 
 export const TINY_SEED = 0x4b656c78 // "Kelx"
 
+/**
+ * Written into config.json as `builder`; bump it whenever the builder's output
+ * changes, so a model directory built by an older checkout is rebuilt.
+ */
+export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-2'
+
 export const TINY_CONFIG: KelixConfig = {
   format: 'kelix-onnx',
   format_version: 1,

@@ -1,38 +1,128 @@
 /**
- * Builds the fastify application: plugins, routes and the one error handler
+ * Builds the fastify application: request ids and logs, auth, the draining
+ * gate, multipart, the OpenAPI collector, routes, and the one error handler
  * that turns every failure into an OpenAI-shaped body with the right status.
+ *
+ *   onRequest:  request id + log line ─► auth (401) ─► draining (503)
+ *   parse:      JSON (bodyLimit → 413) | multipart (file limits → 413)
+ *   route:      preValidation (multipart → body) ─► schema (400 + param) ─► handler
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { healthRoutes, type HealthSource } from '../routes/health.js'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { EngineClient } from '../batching/client-types.js'
+import { chatCompletionRoutes } from '../routes/chat-completions.js'
+import type { RemoteImageSource } from '../routes/chat/images.js'
+import { healthRoutes } from '../routes/health.js'
 import { modelRoutes, type ServedModel } from '../routes/models.js'
 import { ApiError } from './api-errors.js'
+import { installAuth, isOpenPath } from './auth.js'
+import { loadServerConfig, type ServerConfig } from './config.js'
+import { toApiError } from './error-handler.js'
+import { installMultipart } from './multipart.js'
+import { installOpenApi } from './openapi.js'
+import { RemoteImageFetcher } from './remote-image.js'
+import { installRequestLog, requestId } from './request-log.js'
+
+/** The part of the configuration the HTTP layer reads. */
+export type AppConfig = Pick<
+  ServerConfig,
+  | 'logPrompts'
+  | 'apiKeys'
+  | 'authHealth'
+  | 'authMetrics'
+  | 'maxBodyBytes'
+  | 'maxImagesPerRequest'
+  | 'maxImageBytes'
+  | 'maxPromptTokens'
+  | 'maxTokensLimit'
+  | 'maxChoices'
+  | 'requestTimeoutMs'
+  | 'remoteImages'
+  | 'remoteImageHosts'
+  | 'remoteImageTimeoutMs'
+  | 'remoteImageMaxRedirects'
+  | 'sseHeartbeatMs'
+>
 
 export interface AppOptions {
+  /** A pino logger's options, or false. */
   logger: FastifyServerOptions['logger']
+  engine: EngineClient
   model: ServedModel
-  health: HealthSource
+  /** Overrides of the defaults (`loadServerConfig({})`). */
+  config?: Partial<AppConfig>
+  /** Default: "kelix-serve" and the model id. */
+  systemFingerprint?: string
+  /** Replaces the fetcher built from the config's remote image settings (tests: a local CA and resolver). */
+  remoteImages?: RemoteImageSource
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Shutdown, step one: readiness goes false and new requests get 503; running ones go on. */
+    startDraining(): void
+  }
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger })
+  const config: AppConfig = { ...loadServerConfig({}), ...options.config }
+  const app = Fastify({
+    logger: options.logger,
+    bodyLimit: config.maxBodyBytes,
+    genReqId: requestId,
+    // request-log.ts writes the one line per request.
+    logController: new LogController({ disableRequestLogging: true }),
+  })
+  let draining = false
+  app.decorate('startDraining', () => {
+    draining = true
+  })
+
   app.setErrorHandler((err, request, reply) => {
     const apiError = toApiError(err)
+    request.stats.errorCode = apiError.code
     if (apiError.status >= 500) request.log.error({ err }, 'request failed')
+    if (apiError.retryAfterSeconds !== undefined) void reply.header('retry-after', String(apiError.retryAfterSeconds))
     void reply.code(apiError.status).send(apiError.toBody())
   })
   app.setNotFoundHandler((request, reply) => {
-    const error = new ApiError('not_found', `No route for ${request.method} ${request.url}`)
+    const error = new ApiError('not_found', `No route for ${request.method} ${request.url.split('?')[0]}`)
     void reply.code(error.status).send(error.toBody())
   })
-  await app.register(healthRoutes, { health: options.health })
-  await app.register(modelRoutes, { model: options.model })
+
+  // JSON and multipart only: anything else is a 415, not a string for the schema to reject.
+  app.removeContentTypeParser('text/plain')
+  installRequestLog(app)
+  installAuth(app, config)
+  app.addHook('onRequest', async (request, reply) => {
+    if (!draining || request.url.startsWith('/health/') || request.url === '/metrics') return
+    void reply.header('connection', 'close')
+    throw new ApiError('server_shutting_down', 'The server is shutting down; retry on another replica.', null, 1)
+  })
+  const multipartLimits = { maxFiles: config.maxImagesPerRequest, maxFileBytes: config.maxImageBytes, maxFieldBytes: config.maxBodyBytes }
+  await installMultipart(app, multipartLimits)
+  installOpenApi(app, { title: 'Kelix Serve', version: '0.1.0' }, { authEnabled: config.apiKeys.length > 0, isOpen: (path) => isOpenPath(path, config) })
+
+  const { engine, model } = options
+  await app.register(healthRoutes, { health: { ready: () => !draining && engine.ready() } })
+  await app.register(modelRoutes, { model })
+  await app.register(chatCompletionRoutes, {
+    engine,
+    model: { id: model.id, aliases: model.aliases, systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}` },
+    limits: config,
+    multipart: multipartLimits,
+    remoteImages: options.remoteImages ?? remoteFetcher(config),
+    sseHeartbeatMs: config.sseHeartbeatMs,
+    logPrompts: config.logPrompts,
+  })
   return app
 }
 
-/** Maps anything thrown in a handler to an ApiError; a client's mistake is never a 5xx. */
-function toApiError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err
-  const status = (err as { statusCode?: number }).statusCode
-  if (status !== undefined && status >= 400 && status < 500) return new ApiError('invalid_request_error', (err as Error).message)
-  return new ApiError('server_error', 'The server had an error while processing your request.')
+function remoteFetcher(config: AppConfig): RemoteImageSource | undefined {
+  if (!config.remoteImages) return undefined
+  return new RemoteImageFetcher({
+    allowedHosts: config.remoteImageHosts,
+    timeoutMs: config.remoteImageTimeoutMs,
+    maxBytes: config.maxImageBytes,
+    maxRedirects: config.remoteImageMaxRedirects,
+  })
 }

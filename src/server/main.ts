@@ -1,30 +1,64 @@
 /**
- * `npm start`: builds the embedded tiny model when it is missing, starts the
- * engine worker, then serves HTTP. SIGTERM/SIGINT close the listener first,
- * then the engine.
+ * `npm start`: reads the configuration (`--help` lists it), builds the
+ * embedded tiny model when it is missing, starts the engine worker, then
+ * serves HTTP.
+ *
+ * Shutdown (SIGTERM/SIGINT), in order:
+ *   readiness false, new requests 503 ─► engine.drain(KELIX_DRAIN_TIMEOUT_MS): running
+ *   requests finish, the rest end with an error event ─► close the listener ─► exit 0.
+ * A second signal, or the drain deadline passed by 10 s, exits 1 at once.
  */
 import { ensureTinyModel } from '../builder/build-model.js'
-import { EngineHost } from '../batching/engine-host.js'
+import { startEngine } from '../batching/engine-client.js'
 import { buildApp } from './app.js'
-import { loadServerConfig } from './config.js'
+import { ConfigError, helpText, loadServerConfig, wantsHelp, type ServerConfig } from './config.js'
 
-const config = loadServerConfig()
+const argv = process.argv.slice(2)
+if (wantsHelp(argv)) {
+  console.log(helpText())
+  process.exit(0)
+}
+
+let config: ServerConfig
+try {
+  config = loadServerConfig(process.env, argv)
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  console.error(`kelix-serve: ${err.message}`)
+  process.exit(2)
+}
 if (config.embeddedModel && (await ensureTinyModel(config.modelDir))) console.log(`built the embedded model at ${config.modelDir}`)
 
-const engine = await EngineHost.start({ modelDir: config.modelDir, executionProviders: config.executionProviders, intraOpThreads: config.intraOpThreads })
+const engine = await startEngine({
+  modelDir: config.modelDir,
+  executionProviders: config.executionProviders,
+  maxImagePixels: config.maxImagePixels,
+  ...(config.intraOpThreads === undefined ? {} : { intraOpThreads: config.intraOpThreads }),
+})
 const app = await buildApp({
   logger: { level: config.logLevel },
-  model: { id: config.servedModelName ?? engine.model.name, created: Math.floor(Date.now() / 1000) },
-  health: { ready: () => engine.ready },
+  engine,
+  model: { id: config.servedModelName ?? engine.model.name, aliases: config.modelAliases, created: Math.floor(Date.now() / 1000) },
+  config,
 })
 await app.listen({ host: config.host, port: config.port })
 
-let closing = false
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    if (closing) return
-    closing = true
-    app.log.info({ signal }, 'shutting down')
-    void app.close().then(() => engine.close()).then(() => process.exit(0))
-  })
+let shuttingDown = false
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (shuttingDown) {
+    app.log.warn({ signal }, 'second signal: exiting now')
+    process.exit(1)
+  }
+  shuttingDown = true
+  app.log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining')
+  setTimeout(() => {
+    app.log.error('drain deadline passed: exiting now')
+    process.exit(1)
+  }, config.drainTimeoutMs + 10_000).unref()
+  app.startDraining()
+  await engine.drain(config.drainTimeoutMs)
+  await app.close()
+  app.log.info('shut down')
+  process.exit(0)
 }
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, (s) => void shutdown(s))

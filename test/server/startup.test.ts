@@ -1,14 +1,14 @@
 /** The server on the embedded model, over real HTTP: probes and the model list. */
 import t from 'tap'
-import { EngineHost } from '../../src/batching/engine-host.js'
+import { startEngine } from '../../src/batching/engine-client.js'
 import { buildApp } from '../../src/server/app.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'
 
 t.test('a started server is ready and lists the served model', async (t) => {
-  const engine = await EngineHost.start({ modelDir: await tinyModelDir(), executionProviders: ['cpu'], intraOpThreads: 1 })
+  const engine = await startEngine({ modelDir: await tinyModelDir(), intraOpThreads: 1 })
   t.equal(engine.model.name, 'kelix-tiny')
   t.equal(engine.model.maxContext, 4096)
-  const app = await buildApp({ logger: false, model: { id: 'kelix-tiny', created: 1700000000 }, health: { ready: () => engine.ready } })
+  const app = await buildApp({ logger: false, engine, model: { id: 'kelix-tiny', aliases: [], created: 1700000000 } })
   t.teardown(async () => {
     await app.close()
     await engine.close()
@@ -39,7 +39,7 @@ t.test('a started server is ready and lists the served model', async (t) => {
 })
 
 t.test('an engine that cannot load its model fails to start with the loader error', async (t) => {
-  await t.rejects(EngineHost.start({ modelDir: '/nonexistent/model', executionProviders: ['cpu'], intraOpThreads: 1 }), {
+  await t.rejects(startEngine({ modelDir: '/nonexistent/model', intraOpThreads: 1 }), {
     name: 'EngineStartError',
     code: 'MODEL_DIR_MISSING',
   })

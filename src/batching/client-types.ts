@@ -1,0 +1,151 @@
+/**
+ * The narrow interface the API layer sees of the engine: submit a request,
+ * read a stream of events, abort. Plain data, no engine imports: routes depend
+ * on this file only.
+ *
+ *   const gen = await engine.submit(request, { signal })   // admission, images, prompt: all done here
+ *   for await (const event of gen.events) { … }            // deltas, then one finish per choice
+ *
+ * `submit` rejects with a `GenerationError` (stable `code`) before anything is
+ * streamed: queue full, draining, bad image, context overflow. Only a failure
+ * after that (the engine died) arrives as an `error` event.
+ */
+import type { ChatMessage, FinishReason, SamplingParams, TokenLogprob } from '../engine/types.js'
+
+export type { ChatMessage, ContentPart, FinishReason, ImageDetail, ImageInput, SamplingParams, TokenLogprob } from '../engine/types.js'
+
+export interface GenerateRequest {
+  messages: ChatMessage[]
+  /** Choices to generate from the one prompt. */
+  n: number
+  sampling: SamplingParams
+  /** Blocks (tokens) to generate at most per choice. */
+  maxNewTokens: number
+  /** Up to 4 stop strings. */
+  stop: string[]
+  /** Higher runs first; default 0. */
+  priority?: number
+  /** Longest time the request may spend, start to finish, in ms. */
+  timeoutMs?: number
+}
+
+export interface Usage {
+  /** Prompt positions, image positions included. */
+  promptTokens: number
+  /** Generated blocks over all choices. */
+  completionTokens: number
+  totalTokens: number
+}
+
+export interface RequestTimings {
+  /** Time spent waiting for a place in the batch, ms. */
+  queueMs: number
+  /** Time from submit to the first token of the first choice, ms. */
+  firstTokenMs: number | undefined
+  /** Submit to finish, ms. */
+  totalMs: number
+}
+
+export type GenerationEvent =
+  | { type: 'delta'; choice: number; text: string; tokenIds: number[]; logprobs: TokenLogprob[] | undefined }
+  | { type: 'finish'; choice: number; reason: FinishReason }
+  | { type: 'done'; usage: Usage; timings: RequestTimings }
+  | { type: 'error'; code: GenerationErrorCode; message: string }
+
+export interface Generation {
+  /** Known once `submit` resolves. */
+  promptTokens: number
+  imagePositions: number
+  /** Deltas (coalesced when the reader is slow), one `finish` per choice, then `done` — or one `error`. */
+  events: AsyncIterable<GenerationEvent>
+  /** Stops generating (the client left); idempotent. */
+  abort(): void
+}
+
+export interface EngineClient {
+  /**
+   * Admits, prepares and queues a request. Image bytes that own their whole
+   * ArrayBuffer move to the engine thread (transferred, not copied): the
+   * caller's arrays are detached afterwards.
+   */
+  submit(request: GenerateRequest, opts?: { signal?: AbortSignal }): Promise<Generation>
+  /** Model loaded, engine loop alive (fresh heartbeat), not draining. */
+  ready(): boolean
+  /** The served model's context length in positions. */
+  readonly maxContext: number
+  /** Stops admitting (503), lets running requests finish, then resolves. */
+  drain(timeoutMs: number): Promise<void>
+  /** Ends everything now: in-flight requests get an `error` event. */
+  close(): Promise<void>
+}
+
+/** Stable codes of everything `submit` or an `error` event can report. */
+export const GENERATION_ERRORS = {
+  queue_full: { status: 429, message: 'the waiting queue is full' },
+  queue_tokens_full: { status: 429, message: 'the waiting queue holds too many tokens' },
+  draining: { status: 503, message: 'the server is shutting down' },
+  engine_unavailable: { status: 503, message: 'the engine is not running' },
+  timeout: { status: 408, message: 'the request ran past its time limit' },
+  context_length_exceeded: { status: 400, message: 'the prompt and max tokens exceed the context' },
+  invalid_image: { status: 400, message: 'an image could not be used' },
+  image_too_large: { status: 400, message: 'an image has too many pixels' },
+  invalid_prompt: { status: 400, message: 'the prompt could not be built' },
+  invalid_sampling: { status: 400, message: 'a sampling parameter is out of range' },
+  engine_failed: { status: 500, message: 'the engine failed while generating' },
+} as const
+
+export type GenerationErrorCode = keyof typeof GENERATION_ERRORS
+
+export class GenerationError extends Error {
+  override readonly name = 'GenerationError'
+  constructor(
+    readonly code: GenerationErrorCode,
+    message: string,
+    /** Seconds a client should wait before retrying (429 and 503). */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message)
+  }
+}
+
+/** One finished request, as metrics see it. */
+export interface RequestRecord {
+  /** 'stop' | 'length' for completed requests; 'abort', 'error', 'timeout' otherwise. */
+  finishReason: FinishReason | 'abort' | 'error' | 'timeout'
+  promptTokens: number
+  completionTokens: number
+  imagePositions: number
+  queueMs: number
+  firstTokenMs: number | undefined
+  totalMs: number
+  /** Gaps between consecutive tokens of each choice, ms. */
+  interTokenMs: number[]
+}
+
+/** One engine step, as metrics see it. */
+export interface StepRecord {
+  durationMs: number
+  /** Sequences in the step. */
+  batchSize: number
+  /** Blocks computed in the step (decodes plus prefill chunks). */
+  batchedTokens: number
+  running: number
+  waiting: number
+  /** KV cache in use, 0..1. */
+  kvUsage: number
+  preemptions: number
+}
+
+/**
+ * What the engine reports for metrics, called on the HTTP thread. The engine
+ * side never imports prom-client; the server turns these calls into metrics.
+ */
+export interface EngineObserver {
+  requestFinished(record: RequestRecord): void
+  /** A request refused before it ran: queue_full, queue_tokens_full, draining, invalid_image, … */
+  requestRejected(code: GenerationErrorCode): void
+  step(record: StepRecord): void
+  image(record: { preprocessMs: number; tokenizeMs: number; cacheHit: boolean }): void
+  /** The engine loop's heartbeat and liveness (1 up, 0 down). */
+  engineUp(up: boolean): void
+}

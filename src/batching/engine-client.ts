@@ -1,0 +1,241 @@
+/**
+ * The HTTP thread's EngineClient: admission, the worker's messages turned into
+ * per-request event streams, timings and metrics records, drain and close.
+ *
+ *   submit ─► admission.reserve (before any image is touched) ─► worker 'submit'
+ *          ◄─ 'admitted' (prompt built) | 'rejected' (typed error, nothing streamed)
+ *   'step' ─► each request's EventQueue: deltas, finish per choice, done
+ */
+import { randomUUID } from 'node:crypto'
+import {
+  GenerationError,
+  type EngineClient,
+  type EngineObserver,
+  type GenerateRequest,
+  type Generation,
+  type GenerationErrorCode,
+} from './client-types.js'
+import type { EngineStats, ModelInfo, SchedulingLimits, SequenceUpdate, WorkerToHost } from './protocol.js'
+import { RequestState } from './request-state.js'
+import { AdmissionController } from './scheduler/index.js'
+import { WorkerSupervisor } from './worker-supervisor.js'
+
+export interface EngineClientOptions {
+  modelDir: string
+  /** Default `['cpu']`. */
+  executionProviders?: Array<'cpu' | 'cuda' | 'webgpu'>
+  intraOpThreads?: number
+  /** Default: 32 sequences, 512 blocks per step, KV for 64k positions in pages of 16. */
+  limits?: Partial<SchedulingLimits>
+  /** Waiting requests before 429. Default 256. */
+  maxWaiting?: number
+  /** Waiting prompt blocks before 429. Default 65536. */
+  maxWaitingTokens?: number
+  /** Default 50 megapixels. */
+  maxImagePixels?: number
+  /** Worker considered hung after this long without a loop turn. Default 30 s. */
+  hungAfterMs?: number
+  observer?: EngineObserver
+}
+
+const DEFAULT_LIMITS: SchedulingLimits = { maxNumSeqs: 32, maxBatchedTokens: 512, kvCapacity: 65_536, pageSize: 16 }
+
+export interface LocalEngineClient extends EngineClient {
+  readonly model: ModelInfo
+  /** Requests the HTTP thread still tracks. */
+  readonly inFlight: number
+  /** The worker's own counts, read between two steps. */
+  engineStats(): Promise<EngineStats>
+}
+
+export async function startEngine(options: EngineClientOptions): Promise<LocalEngineClient> {
+  const client = new WorkerEngineClient(options)
+  await client.start()
+  return client
+}
+
+class WorkerEngineClient implements LocalEngineClient {
+  private supervisor: WorkerSupervisor | undefined
+  private readonly admission: AdmissionController
+  private readonly requests = new Map<string, RequestState>()
+  private draining = false
+  private closed = false
+  private readonly statsWaiters = new Map<number, (stats: EngineStats) => void>()
+  private nextAskId = 0
+
+  constructor(private readonly options: EngineClientOptions) {
+    this.admission = new AdmissionController({ maxWaiting: options.maxWaiting ?? 256, maxWaitingTokens: options.maxWaitingTokens ?? 65_536 })
+  }
+
+  async start(): Promise<void> {
+    const limits = { ...DEFAULT_LIMITS, ...this.options.limits }
+    this.supervisor = await WorkerSupervisor.start({
+      worker: {
+        modelDir: this.options.modelDir,
+        executionProviders: this.options.executionProviders ?? ['cpu'],
+        intraOpThreads: this.options.intraOpThreads,
+        limits: { ...limits, kvCapacity: Math.max(limits.kvCapacity, limits.pageSize) },
+        maxImagePixels: this.options.maxImagePixels ?? 50_000_000,
+      },
+      hungAfterMs: this.options.hungAfterMs ?? 30_000,
+      restart: true,
+      onMessage: (message) => this.onMessage(message),
+      onDown: (reason) => this.onWorkerDown(reason),
+      onUp: () => this.options.observer?.engineUp(true),
+    })
+    this.options.observer?.engineUp(true)
+  }
+
+  get model(): ModelInfo {
+    return (this.supervisor as WorkerSupervisor).model
+  }
+
+  get maxContext(): number {
+    return this.model.maxContext
+  }
+
+  /** Requests in flight (for drain and leak checks). */
+  get inFlight(): number {
+    return this.requests.size
+  }
+
+  ready(): boolean {
+    return !this.draining && !this.closed && (this.supervisor?.isUp ?? false)
+  }
+
+  async submit(request: GenerateRequest, opts: { signal?: AbortSignal } = {}): Promise<Generation> {
+    const supervisor = this.supervisor
+    if (this.draining || this.closed) throw this.reject('draining', 'The server is shutting down; retry on another instance.', 1)
+    if (supervisor === undefined || !supervisor.isUp) throw this.reject('engine_unavailable', 'The engine is restarting; retry shortly.', 1)
+    const reservation = this.admission.reserve(this.estimateTokens(request))
+    if (!reservation.ok) throw this.reject(reservation.reason, `The server is overloaded (${reservation.reason.replace(/_/g, ' ')}); retry later.`, reservation.retryAfterSeconds)
+
+    const reqId = randomUUID()
+    const state = new RequestState(reqId, request.n, reservation, this.options.observer)
+    this.requests.set(reqId, state)
+    try {
+      const { request: portable, transfer } = portableRequest(request)
+      supervisor.post({ type: 'submit', reqId, request: portable, arrivalTime: Date.now() }, transfer)
+    } catch (err) {
+      state.rejectWith('invalid_image', `The request could not be handed to the engine: ${(err as Error).message}`)
+    }
+    try {
+      await state.admitted
+    } catch (err) {
+      this.requests.delete(reqId)
+      throw err
+    }
+    const abort = () => this.abort(reqId)
+    if (opts.signal?.aborted) abort()
+    opts.signal?.addEventListener('abort', abort, { once: true })
+    state.onEnd = () => opts.signal?.removeEventListener('abort', abort)
+    return { promptTokens: state.promptTokens, imagePositions: state.imagePositions, events: state.queue, abort }
+  }
+
+  engineStats(): Promise<EngineStats> {
+    const askId = this.nextAskId++
+    return new Promise((resolve) => {
+      this.statsWaiters.set(askId, resolve)
+      this.supervisor?.post({ type: 'stats', askId })
+    })
+  }
+
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true
+    this.admission.startDraining()
+    const deadline = Date.now() + timeoutMs
+    while (this.requests.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    await this.close()
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const state of this.requests.values()) state.fail('engine_unavailable', 'The server shut down before the request finished.')
+    this.requests.clear()
+    await this.supervisor?.close()
+    this.options.observer?.engineUp(false)
+  }
+
+  private abort(reqId: string): void {
+    const state = this.requests.get(reqId)
+    if (state === undefined) return
+    this.requests.delete(reqId)
+    state.aborted()
+    this.supervisor?.post({ type: 'abort', reqId })
+  }
+
+  private onMessage(message: WorkerToHost): void {
+    if (message.type === 'admitted') this.requests.get(message.reqId)?.admit(message)
+    else if (message.type === 'rejected') this.requests.get(message.reqId)?.rejectWith(message.code, message.message)
+    else if (message.type === 'step') this.onStep(message.updates, message.started, message)
+    else if (message.type === 'stats') {
+      this.statsWaiters.get(message.askId)?.(message.stats)
+      this.statsWaiters.delete(message.askId)
+    }
+  }
+
+  private onStep(updates: SequenceUpdate[], started: string[], message: Extract<WorkerToHost, { type: 'step' }>): void {
+    this.options.observer?.step(message.record)
+    for (const reqId of started) this.requests.get(reqId)?.started()
+    for (const update of updates) {
+      const state = this.requests.get(update.reqId)
+      if (state === undefined) continue
+      state.update(update)
+      if (state.finished) this.requests.delete(update.reqId)
+    }
+  }
+
+  private onWorkerDown(reason: string): void {
+    this.options.observer?.engineUp(false)
+    for (const state of this.requests.values()) state.fail('engine_failed', `The engine stopped while generating (${reason}).`)
+    this.requests.clear()
+  }
+
+  private reject(code: GenerationErrorCode, message: string, retryAfterSeconds?: number): GenerationError {
+    this.options.observer?.requestRejected(code)
+    return new GenerationError(code, message, retryAfterSeconds)
+  }
+
+  /** Prompt blocks before the prompt exists: text at ~3 bytes a token, images at their largest. */
+  private estimateTokens(request: GenerateRequest): number {
+    let textBytes = 0
+    let images = 0
+    for (const m of request.messages) {
+      if (typeof m.content === 'string') textBytes += m.content.length
+      else {
+        for (const part of m.content) {
+          if (part.type === 'text') textBytes += part.text.length
+          else images++
+        }
+      }
+    }
+    return Math.ceil(textBytes / 3) + images * this.model.maxImagePositions + 16
+  }
+}
+
+/**
+ * A copy of the request whose image bytes sit in buffers of their own, listed
+ * for transfer: a Buffer from a pool must never be transferred (it would
+ * detach the pool), so such bytes are copied once here.
+ */
+function portableRequest(request: GenerateRequest): { request: GenerateRequest; transfer: ArrayBuffer[] } {
+  const transfer = new Set<ArrayBuffer>()
+  const messages = request.messages.map((m) => {
+    if (typeof m.content === 'string') return m
+    const content = m.content.map((part) => {
+      if (part.type !== 'image') return part
+      const bytes = ownsBuffer(part.image.bytes) ? part.image.bytes : new Uint8Array(part.image.bytes)
+      transfer.add(bytes.buffer as ArrayBuffer)
+      return { ...part, image: { ...part.image, bytes } }
+    })
+    return { ...m, content }
+  })
+  return { request: { ...request, messages }, transfer: [...transfer] }
+}
+
+/** True when `bytes` spans a whole, non-shared ArrayBuffer, which can move to the worker as it is. */
+function ownsBuffer(bytes: Uint8Array): boolean {
+  // Zero bytes may mean an already-transferred (detached) buffer: copy, and let the engine refuse the empty image.
+  return bytes.byteLength > 0 && !(bytes.buffer instanceof SharedArrayBuffer) && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+}

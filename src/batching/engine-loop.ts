@@ -1,0 +1,212 @@
+/**
+ * The engine loop, inside the worker: schedule → run the model → apply the
+ * results, one step at a time, with new requests and aborts taken between
+ * steps. Each step ends with one message carrying every sequence's news.
+ *
+ *   submit ─► preparePrompt (template, images) ─► engine.add + scheduler.add (one sequence per choice)
+ *   loop:  expire deadlines ─► schedule() ─► preempt ─► engine.step(plan) ─► update() ─► post 'step'
+ */
+import { EngineError, type EngineErrorCode } from '../engine/errors.js'
+import type { Engine } from '../engine/engine.js'
+import { validateSamplingParams } from '../engine/sampling/index.js'
+import type { FinishReason } from '../engine/types.js'
+import type { GenerateRequest, GenerationErrorCode, StepRecord } from './client-types.js'
+import type { EngineStats, SequenceUpdate, WorkerToHost } from './protocol.js'
+import type { Scheduler } from './scheduler/index.js'
+
+const ERROR_CODES: Partial<Record<EngineErrorCode, GenerationErrorCode>> = {
+  IMAGE_EMPTY: 'invalid_image',
+  IMAGE_UNSUPPORTED_FORMAT: 'invalid_image',
+  IMAGE_DECODE_FAILED: 'invalid_image',
+  IMAGE_TOO_LARGE: 'image_too_large',
+  PROMPT_TEMPLATE_FAILED: 'invalid_prompt',
+  PROMPT_IMAGE_MISMATCH: 'invalid_prompt',
+  CONTEXT_LENGTH_EXCEEDED: 'context_length_exceeded',
+  INVALID_SAMPLING: 'invalid_sampling',
+}
+
+/** Sequence id of choice `choice` of request `reqId`. */
+const seqId = (reqId: string, choice: number) => `${reqId}#${choice}`
+
+function parseSeqId(id: string): { reqId: string; choice: number } {
+  const at = id.lastIndexOf('#')
+  return { reqId: id.slice(0, at), choice: Number(id.slice(at + 1)) }
+}
+
+export class EngineLoop {
+  private readonly requests = new Map<string, number>()
+  private wake: (() => void) | undefined
+  private stopped = false
+  /** Aborts that arrived while a step ran; applied at the next boundary. */
+  private pendingAborts: string[] = []
+  private stepping = false
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly scheduler: Scheduler,
+    private readonly post: (message: WorkerToHost) => void,
+    private readonly beat: () => void,
+  ) {}
+
+  /** Builds the prompt and queues one sequence per choice; answers `admitted` or `rejected`. */
+  async submit(reqId: string, request: GenerateRequest, arrivalTime: number): Promise<void> {
+    try {
+      validateSamplingParams(request.sampling)
+      const prompt = await this.engine.preparePrompt(request.messages, { addGenerationPrompt: true })
+      const promptTokens = prompt.blocks.length
+      const context = this.engine.model.config.llm.max_position_embeddings
+      if (promptTokens + request.maxNewTokens > context) {
+        throw new EngineError(
+          'CONTEXT_LENGTH_EXCEEDED',
+          `This model's maximum context length is ${context} tokens. However, you requested ${promptTokens + request.maxNewTokens} tokens (${promptTokens} in the messages, ${request.maxNewTokens} in the completion).`,
+        )
+      }
+      for (let choice = 0; choice < request.n; choice++) {
+        const sampling = request.sampling.seed === undefined ? request.sampling : { ...request.sampling, seed: request.sampling.seed + choice }
+        this.engine.add(seqId(reqId, choice), prompt, { sampling, maxNewTokens: request.maxNewTokens, stop: request.stop, stopTokenIds: [] })
+        this.scheduler.add({
+          id: seqId(reqId, choice),
+          promptLength: promptTokens,
+          maxNewTokens: request.maxNewTokens,
+          priority: request.priority ?? 0,
+          arrivalTime,
+          ...(request.timeoutMs === undefined ? {} : { deadline: arrivalTime + request.timeoutMs }),
+        })
+      }
+      this.requests.set(reqId, request.n)
+      this.post({ type: 'admitted', reqId, promptTokens, imagePositions: prompt.imagePositions, images: prompt.images })
+      this.wake?.()
+    } catch (err) {
+      const code = err instanceof EngineError ? (ERROR_CODES[err.code] ?? 'engine_failed') : 'engine_failed'
+      this.post({ type: 'rejected', reqId, code, message: (err as Error).message })
+    }
+  }
+
+  /** Ends every choice of a request at this step boundary and frees its cache. */
+  abort(reqId: string): void {
+    if (this.stepping) {
+      this.pendingAborts.push(reqId)
+      return
+    }
+    const n = this.requests.get(reqId)
+    if (n === undefined) return
+    for (let choice = 0; choice < n; choice++) {
+      this.scheduler.abort(seqId(reqId, choice))
+      this.engine.release(seqId(reqId, choice))
+    }
+    this.requests.delete(reqId)
+    this.scheduler.takeFinished()
+  }
+
+  stats(): EngineStats {
+    return {
+      running: this.scheduler.numRunning,
+      waiting: this.scheduler.numWaiting,
+      kvUsage: this.scheduler.kvUsage(),
+      kvSequences: this.engine.kv.sequences,
+      engineSequences: this.engine.size,
+    }
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.wake?.()
+  }
+
+  /** Runs until `stop()`; idles without spinning when there is no work. */
+  async run(): Promise<void> {
+    while (!this.stopped) {
+      this.beat()
+      if (!this.scheduler.hasWork()) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve
+        })
+        this.wake = undefined
+        continue
+      }
+      this.stepping = true
+      try {
+        await this.step()
+      } finally {
+        this.stepping = false
+      }
+      for (const reqId of this.pendingAborts.splice(0)) this.abort(reqId)
+      // Let submits and aborts in between steps.
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+  }
+
+  private async step(): Promise<void> {
+    const started = performance.now()
+    const updates: SequenceUpdate[] = []
+    for (const id of this.scheduler.expire(Date.now())) updates.push(this.end(id, 'timeout'))
+    const plan = this.scheduler.schedule()
+    for (const id of plan.preempted) this.engine.preempt(id)
+    const firstRun = plan.scheduled.filter((s) => this.engine.get(s.id)?.numComputed === 0 && (this.scheduler.get(s.id)?.numPreemptions ?? 0) === 0)
+    let outputs: Awaited<ReturnType<Engine['step']>> = new Map()
+    if (plan.scheduled.length > 0) {
+      try {
+        outputs = await this.engine.step(plan.scheduled.map((s) => ({ id: s.id, numBlocks: s.numBlocks })))
+      } catch (err) {
+        this.failAll(err as Error)
+        return
+      }
+    }
+    const results = plan.scheduled.map((s) => {
+      const out = outputs.get(s.id)
+      return { id: s.id, sampled: out?.sampled ?? false, ...(out?.finishReason === undefined ? {} : { finished: out.finishReason }) }
+    })
+    const ended = new Set(this.scheduler.update(results))
+    for (const s of plan.scheduled) {
+      const out = outputs.get(s.id)
+      const reason = ended.has(s.id) ? (out?.finishReason ?? 'length') : undefined
+      if (out !== undefined && (out.tokenIds.length > 0 || reason !== undefined)) {
+        const { reqId, choice } = parseSeqId(s.id)
+        updates.push({ reqId, choice, text: out.text, tokenIds: out.tokenIds, logprobs: out.logprobs, finishReason: reason })
+      }
+      if (reason !== undefined) this.release(s.id)
+    }
+    this.scheduler.takeFinished()
+    const record: StepRecord = {
+      durationMs: performance.now() - started,
+      batchSize: plan.scheduled.length,
+      batchedTokens: plan.numBatchedBlocks,
+      running: this.scheduler.numRunning,
+      waiting: this.scheduler.numWaiting,
+      kvUsage: this.scheduler.kvUsage(),
+      preemptions: plan.preempted.length,
+    }
+    this.post({ type: 'step', updates, started: [...new Set(firstRun.map((s) => parseSeqId(s.id).reqId))], record })
+  }
+
+  /** The update for a sequence the scheduler ended on its own (deadline). */
+  private end(id: string, reason: 'timeout'): SequenceUpdate {
+    this.release(id)
+    const { reqId, choice } = parseSeqId(id)
+    return { reqId, choice, text: '', tokenIds: [], logprobs: undefined, finishReason: reason }
+  }
+
+  private release(id: string): void {
+    this.engine.release(id)
+    const { reqId } = parseSeqId(id)
+    const left = (this.requests.get(reqId) ?? 1) - 1
+    if (left <= 0) this.requests.delete(reqId)
+    else this.requests.set(reqId, left)
+  }
+
+  /** A model run failed: every sequence ends with an error, the cache is emptied. */
+  private failAll(err: Error): void {
+    const updates: SequenceUpdate[] = []
+    for (const [reqId, n] of this.requests) {
+      for (let choice = 0; choice < n; choice++) {
+        this.scheduler.abort(seqId(reqId, choice))
+        this.engine.release(seqId(reqId, choice))
+        updates.push({ reqId, choice, text: '', tokenIds: [], logprobs: undefined, finishReason: 'error' satisfies FinishReason | 'error' })
+      }
+    }
+    this.requests.clear()
+    this.scheduler.takeFinished()
+    console.error(`engine step failed: ${err.message}`)
+    this.post({ type: 'step', updates, started: [], record: { durationMs: 0, batchSize: 0, batchedTokens: 0, running: 0, waiting: 0, kvUsage: 0, preemptions: 0 } })
+  }
+}

@@ -1,0 +1,22 @@
+/** The scheduler's public surface: capacity, admission, time limits, and the step planner. */
+export { AdmissionController, Reservation } from './admission.js'
+export type { AdmissionOptions, Rejection, RejectionReason } from './admission.js'
+export { deadlinePassed, expiredInQueue, queueTimeMs } from './deadlines.js'
+export { SCHEDULER_ERRORS, SchedulerError } from './errors.js'
+export type { SchedulerErrorCode } from './errors.js'
+export { KvAccounting } from './kv-accounting.js'
+export type { KvAccountingOptions, KvView } from './kv-accounting.js'
+export { Scheduler } from './scheduler.js'
+export type { SchedulerOptions } from './scheduler.js'
+export { SEQUENCE_STATUSES, isFinished } from './types.js'
+export type {
+  FinishReason,
+  FinishedStatus,
+  ScheduledSequence,
+  SchedulerConfig,
+  SchedulerOutput,
+  SchedulerRequest,
+  SequenceStatus,
+  SequenceView,
+  StepResult,
+} from './types.js'

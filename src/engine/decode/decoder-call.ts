@@ -1,0 +1,60 @@
+/**
+ * One decoder.onnx call over a batch of rows, each adding `newSlots` blocks to
+ * its sequence's cache. New slots are left-aligned and padded at the end; past
+ * slots right-aligned (see HostKvStore), so the attention mask of a row reads:
+ *
+ *   [0 0 | 1 1 1 1 | 1 1 1 0]   padding · cached slots · new slots (last one padding)
+ */
+import ort from 'onnxruntime-node'
+import { kvName } from '../graph-signatures.js'
+import type { KelixModel } from '../model.js'
+import type { BatchRow, KvStore } from '../kv/kv-store.js'
+
+export interface DecoderRow extends BatchRow {
+  /** The new blocks, `newSlots × block_size` ids. */
+  blocks: Int32Array
+}
+
+export interface DecoderResult {
+  /** Per row, the hidden state at its last new slot: [rows × hidden]. */
+  lastHidden: Float32Array
+}
+
+export async function runDecoder(model: KelixModel, kv: KvStore, rows: readonly DecoderRow[], opts: { fetchWholeCache: boolean }): Promise<DecoderResult> {
+  const { block_size: blockSize, special_tokens: special } = model.config
+  const hidden = model.config.llm.hidden_size
+  const seq = Math.max(...rows.map((r) => r.newSlots))
+  const past = kv.gather(rows)
+  const total = past.pastLength + seq
+  const blockIds = new BigInt64Array(rows.length * seq * blockSize).fill(BigInt(special.eob))
+  const mask = new BigInt64Array(rows.length * total)
+  const positions = new BigInt64Array(rows.length * seq)
+  rows.forEach((row, r) => {
+    const cached = past.pastLength - (past.padding[r] as number)
+    for (let i = 0; i < row.newSlots * blockSize; i++) blockIds[r * seq * blockSize + i] = BigInt(row.blocks[i] as number)
+    mask.fill(1n, r * total + (past.padding[r] as number), r * total + past.pastLength + row.newSlots)
+    for (let j = 0; j < seq; j++) positions[r * seq + j] = BigInt(cached + Math.min(j, row.newSlots - 1))
+  })
+  const fromPresent = opts.fetchWholeCache || !model.decoderHasDelta
+  const fetches = ['hidden_states']
+  for (let i = 0; i < model.config.llm.num_layers; i++) {
+    for (const part of ['key', 'value'] as const) fetches.push(kvName(fromPresent ? 'present' : 'delta', i, part))
+  }
+  const outputs = await model.decoder.run(
+    {
+      ...past.tensors,
+      block_ids: new ort.Tensor('int64', blockIds, [rows.length, seq, blockSize]),
+      attention_mask: new ort.Tensor('int64', mask, [rows.length, total]),
+      position_ids: new ort.Tensor('int64', positions, [rows.length, seq]),
+    },
+    fetches,
+  )
+  kv.append(rows, outputs, { seq, pastLength: past.pastLength, fromPresent })
+  const states = (outputs.hidden_states as ort.Tensor).data as Float32Array
+  const lastHidden = new Float32Array(rows.length * hidden)
+  rows.forEach((row, r) => {
+    const from = (r * seq + row.newSlots - 1) * hidden
+    lastHidden.set(states.subarray(from, from + hidden), r * hidden)
+  })
+  return { lastHidden }
+}

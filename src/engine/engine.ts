@@ -1,0 +1,180 @@
+/**
+ * The Kelix engine: prompts in, blocks out, for many sequences per step.
+ *
+ *   preparePrompt(messages) ─► blocks      (template, tokenizer, images → visual codes)
+ *   add(id, blocks, options)               (a sequence waits with numComputed = 0)
+ *   step(plan) ─► per sequence: tokens, text, logprobs, finish reason
+ *        │  decoder.onnx over each row's uncomputed blocks (decodes and prefill chunks in separate calls)
+ *        └► block_decoder.onnx micro-steps for every row whose blocks are all computed
+ *   release(id)                            (frees the cache exactly once)
+ *
+ * Which sequences run and how many blocks each computes is the scheduler's
+ * decision (src/batching); the engine only executes a plan.
+ */
+import { decodeBlocks } from './decode/block-decoding.js'
+import { runDecoder, type DecoderRow } from './decode/decoder-call.js'
+import { EngineError } from './errors.js'
+import { ImageTokenizer, type ImageTiming } from './images/image-tokenizer.js'
+import { HostKvStore } from './kv/host-kv-store.js'
+import type { KvStore } from './kv/kv-store.js'
+import type { KelixModel } from './model.js'
+import { BlockBuffer } from './prompt/block-buffer.js'
+import { writeImageBlocks } from './prompt/image-blocks.js'
+import { Sequence, type SequenceOptions, type SequenceOutput } from './sequence.js'
+import { renderPrompt } from './text/chat-prompt.js'
+import { TextTokenizer } from './text/tokenizer.js'
+import type { ChatMessage } from './types.js'
+
+export interface EngineOptions {
+  /** Largest decoded image, in pixels, checked before decoding. Default 50 megapixels. */
+  maxImagePixels?: number
+  /** Images whose visual codes stay cached (by content hash). Default 256. */
+  visualCacheEntries?: number
+  /**
+   * Fetch the whole `present.*` cache every step even when the graph offers
+   * `present_delta.*`. Default false; true only to measure the difference.
+   */
+  fetchWholeCache?: boolean
+}
+
+/** Where step time goes, accumulated since construction (or the last reset). */
+export interface StepTimings {
+  steps: number
+  /** decoder.onnx calls, including building their inputs and storing the cache. */
+  llmMs: number
+  /** block_decoder.onnx calls. */
+  blockDecoderMs: number
+  /** Logits processing and sampling. */
+  samplingMs: number
+}
+
+export interface PreparedPrompt {
+  blocks: BlockBuffer
+  /** Image positions among the blocks (row markers not included). */
+  imagePositions: number
+  /** One entry per image, in prompt order. */
+  images: ImageTiming[]
+}
+
+/** One row of a step plan: compute `numBlocks` more of this sequence's blocks. */
+export interface PlannedRow {
+  id: string
+  numBlocks: number
+}
+
+export interface StepOutput extends SequenceOutput {
+  /** Whether this step sampled a new block for the sequence. */
+  sampled: boolean
+}
+
+export class Engine {
+  readonly kv: KvStore
+  readonly tokenizer: TextTokenizer
+  readonly images: ImageTokenizer
+  readonly timings: StepTimings = { steps: 0, llmMs: 0, blockDecoderMs: 0, samplingMs: 0 }
+  private readonly sequences = new Map<string, Sequence>()
+  private readonly fetchWholeCache: boolean
+
+  constructor(
+    readonly model: KelixModel,
+    options: EngineOptions = {},
+  ) {
+    this.fetchWholeCache = options.fetchWholeCache ?? false
+    this.kv = new HostKvStore(model.config)
+    this.tokenizer = new TextTokenizer(model.tokenizer, model.config)
+    this.images = new ImageTokenizer(model.visualTokenizer, model.config, {
+      maxPixels: options.maxImagePixels ?? 50_000_000,
+      cacheEntries: options.visualCacheEntries ?? 256,
+    })
+  }
+
+  /** Renders the chat template, tokenizes the text and the images, and lays out the blocks. */
+  async preparePrompt(messages: readonly ChatMessage[], opts: { addGenerationPrompt: boolean }): Promise<PreparedPrompt> {
+    const template = this.model.tokenizer.tokenizerConfig.chat_template as string
+    const pieces = renderPrompt(this.tokenizer, template, [...messages], opts)
+    const images: ImageTiming[] = []
+    const visuals = await Promise.all(pieces.map((p) => (p.kind === 'image' ? this.images.tokenize(p.image, (timing) => images.push(timing)) : undefined)))
+    const { block_size: blockSize, special_tokens: special } = this.model.config
+    const blocks = new BlockBuffer(blockSize, special.eob, 256)
+    const encodeMarker = (text: string) => this.tokenizer.encodeOrdinary(text)
+    let imagePositions = 0
+    pieces.forEach((piece, i) => {
+      const visual = visuals[i]
+      if (piece.kind === 'text') for (const id of piece.ids) blocks.push([id])
+      else if (visual !== undefined) {
+        writeImageBlocks(blocks, this.model.config, encodeMarker, visual)
+        imagePositions += visual.rows * visual.cols
+      }
+    })
+    return { blocks, imagePositions, images }
+  }
+
+  /** Registers a sequence over its own copy of the prompt; nothing runs until a step plans it. */
+  add(id: string, prompt: PreparedPrompt, options: SequenceOptions): void {
+    if (this.sequences.has(id)) throw new Error(`sequence ${id} already exists`)
+    if (prompt.blocks.length + options.maxNewTokens > this.model.config.llm.max_position_embeddings) {
+      throw new EngineError('CONTEXT_LENGTH_EXCEEDED', `prompt of ${prompt.blocks.length} positions plus ${options.maxNewTokens} new tokens exceeds the context of ${this.model.config.llm.max_position_embeddings}`)
+    }
+    this.sequences.set(id, new Sequence(id, this.model, this.tokenizer, prompt.blocks.clone(), options))
+  }
+
+  get(id: string): Sequence | undefined {
+    return this.sequences.get(id)
+  }
+
+  get size(): number {
+    return this.sequences.size
+  }
+
+  /** Runs one plan; returns an output for every planned sequence. */
+  async step(plan: readonly PlannedRow[]): Promise<Map<string, StepOutput>> {
+    const rows = plan.map((p) => this.planRow(p))
+    const decodes = rows.filter((r) => r.newSlots === 1)
+    const prefills = rows.filter((r) => r.newSlots > 1)
+    const due: Array<{ seq: Sequence; hidden: Float32Array }> = []
+    const llmStart = performance.now()
+    for (const group of [decodes, prefills]) {
+      if (group.length === 0) continue
+      const { lastHidden } = await runDecoder(this.model, this.kv, group, { fetchWholeCache: this.fetchWholeCache })
+      const hidden = this.model.config.llm.hidden_size
+      group.forEach((row, r) => {
+        const seq = this.sequences.get(row.seqId) as Sequence
+        seq.numComputed += row.newSlots
+        if (seq.caughtUp) due.push({ seq, hidden: lastHidden.subarray(r * hidden, (r + 1) * hidden) })
+      })
+    }
+    this.timings.llmMs += performance.now() - llmStart
+    this.timings.steps++
+    const outputs = new Map<string, StepOutput>()
+    for (const p of plan) outputs.set(p.id, { tokenIds: [], text: '', logprobs: undefined, finishReason: undefined, sampled: false })
+    if (due.length > 0) {
+      const hidden = this.model.config.llm.hidden_size
+      const states = new Float32Array(due.length * hidden)
+      due.forEach((d, i) => states.set(d.hidden, i * hidden))
+      const blocks = await decodeBlocks(this.model, states, due.map((d) => d.seq), this.timings)
+      due.forEach((d, i) => outputs.set(d.seq.id, { ...d.seq.accept(blocks[i] as number[]), sampled: true }))
+    }
+    return outputs
+  }
+
+  /** Frees the sequence's cache so it can be recomputed later (preemption by recompute). */
+  preempt(id: string): void {
+    this.kv.free(id)
+    this.sequences.get(id)?.resetComputed()
+  }
+
+  /** Forgets a sequence and frees its cache; idempotent. */
+  release(id: string): void {
+    this.kv.free(id)
+    this.sequences.delete(id)
+  }
+
+  private planRow(p: PlannedRow): DecoderRow {
+    const seq = this.sequences.get(p.id)
+    if (seq === undefined) throw new Error(`step plans unknown sequence ${p.id}`)
+    if (seq.finishReason !== undefined) throw new Error(`step plans finished sequence ${p.id}`)
+    const remaining = seq.blocks.length - seq.numComputed
+    if (p.numBlocks < 1 || p.numBlocks > remaining) throw new Error(`step plans ${p.numBlocks} blocks for ${p.id}, which has ${remaining} uncomputed`)
+    return { seqId: p.id, newSlots: p.numBlocks, blocks: seq.blocks.view(seq.numComputed, p.numBlocks) }
+  }
+}

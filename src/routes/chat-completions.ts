@@ -1,0 +1,138 @@
+/**
+ * `POST /v1/chat/completions`, JSON or multipart. Everything that can fail
+ * because of the request happens before the 200 headers: schema, model,
+ * limits, images (decoded, downloaded), then `engine.submit` (admission,
+ * prompt, context). Only an engine failure after that reaches a stream, as a
+ * final error event.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { GenerationError, type ChatMessage, type EngineClient, type Generation, type GenerateRequest } from '../batching/client-types.js'
+import { ApiError, fromGenerationError } from '../server/api-errors.js'
+import { attachmentsOf, multipartBodyReader, type MultipartLimits } from '../server/multipart.js'
+import type { RequestStats } from '../server/request-log.js'
+import { SseWriter } from '../server/sse.js'
+import { strictValidatorCompiler } from '../server/validation.js'
+import type { RemoteImageSource } from './chat/images.js'
+import { collectChoices, writeStream } from './chat/output.js'
+import { checkModel, checkRequest, resolveMessages, toGenerateRequest, type ModelNames, type RequestLimits } from './chat/request.js'
+import { ChunkFactory, chatCompletion, completionMeta } from './chat/response.js'
+import { chatCompletionChunkSchema, chatCompletionSchema, chatRequestSchema, errorSchema, type ChatRequestBody } from './chat/schema.js'
+
+export interface ChatRouteOptions {
+  engine: EngineClient
+  model: ModelNames & { systemFingerprint: string }
+  limits: RequestLimits
+  multipart: MultipartLimits
+  /** Undefined: remote image URLs are refused. */
+  remoteImages: RemoteImageSource | undefined
+  sseHeartbeatMs: number
+  /** Put the messages (images as byte counts) on the request's log line. */
+  logPrompts: boolean
+}
+
+const routeSchema = {
+  summary: 'Creates a model response for the given chat conversation',
+  tags: ['chat'],
+  body: chatRequestSchema,
+  response: { 200: chatCompletionSchema, '4XX': errorSchema, '5XX': errorSchema },
+}
+
+/** Aborts when the client goes away before the response is complete. */
+function clientGoneSignal(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController()
+  const res = reply.raw
+  if (res.destroyed) controller.abort()
+  else res.once('close', () => res.writableFinished || controller.abort())
+  return controller.signal
+}
+
+async function submit(engine: EngineClient, request: GenerateRequest, signal: AbortSignal): Promise<Generation> {
+  try {
+    return await engine.submit(request, { signal })
+  } catch (err) {
+    if (err instanceof GenerationError) throw fromGenerationError(err)
+    throw err
+  }
+}
+
+function checkPromptTokens(generation: Generation, limits: RequestLimits): void {
+  if (limits.maxPromptTokens === undefined || generation.promptTokens <= limits.maxPromptTokens) return
+  generation.abort()
+  throw new ApiError(
+    'context_length_exceeded',
+    `The prompt has ${generation.promptTokens} tokens (${generation.imagePositions} of them image positions); this server accepts at most ${limits.maxPromptTokens}. Please reduce the length of the messages.`,
+    'messages',
+  )
+}
+
+/** Messages for the log: text as is, images as their size. */
+function loggable(messages: readonly ChatMessage[]): unknown {
+  return messages.map((m) => ({
+    role: m.role,
+    content: typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'text' ? p.text : { image_bytes: p.image.bytes.length })),
+  }))
+}
+
+function recordTimings(stats: RequestStats, outcome: { usage?: { completionTokens: number } | undefined; timings?: { queueMs: number; firstTokenMs: number | undefined } | undefined }): void {
+  if (outcome.usage !== undefined) stats.completionTokens = outcome.usage.completionTokens
+  if (outcome.timings !== undefined) {
+    stats.queueMs = Math.round(outcome.timings.queueMs)
+    if (outcome.timings.firstTokenMs !== undefined) stats.ttftMs = Math.round(outcome.timings.firstTokenMs)
+  }
+}
+
+/** The model on the log line, also for requests that fail validation. */
+async function noteModel(request: FastifyRequest): Promise<void> {
+  const model = (request.body as { model?: unknown } | undefined)?.model
+  if (typeof model === 'string') request.stats.model = model.slice(0, 200)
+}
+
+export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRouteOptions): Promise<void> {
+  const { engine, model, limits } = opts
+  app.post(
+    '/v1/chat/completions',
+    {
+      schema: routeSchema,
+      validatorCompiler: strictValidatorCompiler,
+      preValidation: [multipartBodyReader(opts.multipart), noteModel],
+      config: { multipart: true, eventStream: chatCompletionChunkSchema },
+    },
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      const body = request.body as ChatRequestBody
+      const stats = request.stats
+      Object.assign(stats, { model: body.model, stream: body.stream === true, n: body.n ?? 1 })
+      checkModel(body.model, model)
+      checkRequest(body, limits, engine.maxContext)
+      const signal = clientGoneSignal(reply)
+      const sources = { attachments: attachmentsOf(request), remote: opts.remoteImages, maxImageBytes: limits.maxImageBytes, signal }
+      const messages = await resolveMessages(body.messages, sources, limits.maxImagesPerRequest)
+      if (opts.logPrompts) stats.messages = loggable(messages)
+      const generation = await submit(engine, toGenerateRequest(body, messages, limits, engine.maxContext), signal)
+      signal.addEventListener('abort', () => generation.abort(), { once: true })
+      if (signal.aborted) generation.abort()
+      checkPromptTokens(generation, limits)
+      Object.assign(stats, { promptTokens: generation.promptTokens, imagePositions: generation.imagePositions })
+      const meta = completionMeta(model.id, model.systemFingerprint)
+      const n = body.n ?? 1
+
+      if (body.stream === true) {
+        const includeUsage = body.stream_options?.include_usage === true
+        reply.hijack()
+        const writer = new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, { heartbeatMs: opts.sseHeartbeatMs })
+        const outcome = await writeStream(generation, n, writer, new ChunkFactory(meta, includeUsage), includeUsage)
+        recordTimings(stats, outcome)
+        if (outcome.errorCode !== undefined) stats.errorCode = outcome.errorCode
+        return reply
+      }
+
+      const collected = await collectChoices(generation, n, body.logprobs === true, signal)
+      if (collected === undefined) {
+        reply.hijack()
+        reply.raw.destroy()
+        return reply
+      }
+      recordTimings(stats, collected)
+      return chatCompletion(meta, collected.choices, collected.usage)
+    },
+  )
+}

@@ -1,0 +1,155 @@
+/**
+ * A validated chat request → the engine's `GenerateRequest`: the model check,
+ * the checks JSON Schema cannot express (limits from the configuration, fields
+ * that depend on each other), sampling defaults, and messages with their
+ * images resolved to bytes.
+ */
+import type { ChatMessage, ContentPart, GenerateRequest, SamplingParams } from '../../batching/client-types.js'
+import { ApiError } from '../../server/api-errors.js'
+import { collectImageRefs, resolveImage, unreferencedAttachments, type ImageRef, type ImageSources } from './images.js'
+import type { ChatRequestBody, MessageBody } from './schema.js'
+
+/** The served model and the other ids that name it. */
+export interface ModelNames {
+  id: string
+  aliases: readonly string[]
+}
+
+/** Per-request limits from the configuration. */
+export interface RequestLimits {
+  maxChoices: number
+  maxImagesPerRequest: number
+  maxImageBytes: number
+  /** Largest max_tokens; undefined: the context. */
+  maxTokensLimit: number | undefined
+  /** Most prompt positions; undefined: the context. */
+  maxPromptTokens: number | undefined
+  requestTimeoutMs: number | undefined
+}
+
+/** 404 unless `requested` is the served id or an alias. */
+export function checkModel(requested: string, model: ModelNames): void {
+  if (requested === model.id || model.aliases.includes(requested)) return
+  throw new ApiError('model_not_found', `The model '${requested}' does not exist. This server serves '${model.id}'.`, 'model')
+}
+
+/** Max tokens as asked for (`max_completion_tokens` wins over the deprecated `max_tokens`), and its param. */
+function requestedMaxTokens(body: ChatRequestBody): { value: number; param: string } | undefined {
+  if (body.max_completion_tokens !== undefined) return { value: body.max_completion_tokens, param: 'max_completion_tokens' }
+  if (body.max_tokens !== undefined) return { value: body.max_tokens, param: 'max_tokens' }
+  return undefined
+}
+
+/** The checks between fields and against limits; throws the first failure. */
+export function checkRequest(body: ChatRequestBody, limits: RequestLimits, maxContext: number): void {
+  if (body.stream_options !== undefined && body.stream !== true) {
+    throw new ApiError('invalid_value', "Invalid 'stream_options': only allowed when 'stream' is true.", 'stream_options')
+  }
+  if (body.top_logprobs !== undefined && body.logprobs !== true) {
+    throw new ApiError('invalid_value', "Invalid 'top_logprobs': only allowed when 'logprobs' is true.", 'top_logprobs')
+  }
+  if ((body.n ?? 1) > limits.maxChoices) {
+    throw new ApiError('invalid_value', `Invalid 'n': expected a value <= ${limits.maxChoices} on this server, but got ${body.n} instead.`, 'n')
+  }
+  const max = requestedMaxTokens(body)
+  if (max === undefined) return
+  if (limits.maxTokensLimit !== undefined && max.value > limits.maxTokensLimit) {
+    throw new ApiError('invalid_value', `Invalid '${max.param}': expected a value <= ${limits.maxTokensLimit} on this server, but got ${max.value} instead.`, max.param)
+  }
+  if (max.value >= maxContext) {
+    throw new ApiError(
+      'context_length_exceeded',
+      `This model's maximum context length is ${maxContext} tokens. However, you requested ${max.value} tokens for the completion alone (${max.param}), which leaves no room for the messages. Please reduce ${max.param}.`,
+      'messages',
+    )
+  }
+}
+
+/** OpenAI fields → the engine's sampling controls, with OpenAI's defaults. */
+export function toSamplingParams(body: ChatRequestBody): SamplingParams {
+  return {
+    temperature: body.temperature ?? 1,
+    topP: body.top_p ?? 1,
+    topK: body.top_k === undefined || body.top_k < 0 ? 0 : body.top_k,
+    minP: body.min_p ?? 0,
+    presencePenalty: body.presence_penalty ?? 0,
+    frequencyPenalty: body.frequency_penalty ?? 0,
+    repetitionPenalty: body.repetition_penalty ?? 1,
+    logitBias: new Map(Object.entries(body.logit_bias ?? {}).map(([id, bias]) => [Number(id), bias])),
+    seed: body.seed,
+    topLogprobs: body.logprobs === true ? (body.top_logprobs ?? 0) : undefined,
+  }
+}
+
+export function toStopList(stop: ChatRequestBody['stop']): string[] {
+  if (stop === undefined || stop === null) return []
+  return typeof stop === 'string' ? [stop] : [...stop]
+}
+
+/**
+ * Max tokens when the request names none. OpenAI's default is "the rest of the
+ * context", which needs the prompt length that only `submit` learns;
+ * GenerateRequest has no "rest of the context" value yet, so until it does:
+ * the server's limit, else a quarter of the context (a prompt up to three
+ * quarters of the context then fits).
+ */
+export function defaultMaxTokens(limits: RequestLimits, maxContext: number): number {
+  return Math.max(1, Math.min(limits.maxTokensLimit ?? Infinity, Math.floor(maxContext / 4)))
+}
+
+/** The GenerateRequest for a checked body whose messages are already resolved. */
+export function toGenerateRequest(body: ChatRequestBody, messages: ChatMessage[], limits: RequestLimits, maxContext: number): GenerateRequest {
+  const requested = requestedMaxTokens(body)?.value
+  const request: GenerateRequest = {
+    messages,
+    n: body.n ?? 1,
+    sampling: toSamplingParams(body),
+    maxNewTokens: requested ?? defaultMaxTokens(limits, maxContext),
+    stop: toStopList(body.stop),
+  }
+  if (limits.requestTimeoutMs !== undefined) request.timeoutMs = limits.requestTimeoutMs
+  return request
+}
+
+/**
+ * The request's messages with every image as bytes: image parts in place,
+ * unreferenced multipart files appended to the last user message. At most
+ * `maxImagesPerRequest` images, counted before any is fetched.
+ */
+export async function resolveMessages(messages: readonly MessageBody[], sources: ImageSources, maxImages: number): Promise<ChatMessage[]> {
+  const refs = collectImageRefs(messages)
+  const extra = unreferencedAttachments(refs, sources.attachments)
+  const count = refs.length + extra.length
+  if (count > maxImages) {
+    throw new ApiError('too_many_images', `The request has ${count} images; this server accepts at most ${maxImages} per request.`, 'messages')
+  }
+  const bytes = await Promise.all(refs.map((ref) => resolveImage(ref, sources)))
+  const byPart = new Map(refs.map((ref, i) => [partKey(ref), bytes[i]!]))
+  const resolved = messages.map((m, i) => toChatMessage(m, i, byPart))
+  if (extra.length > 0) appendAttachments(resolved, extra.map((name) => sources.attachments!.get(name)!.bytes))
+  return resolved
+}
+
+const partKey = (ref: Pick<ImageRef, 'messageIndex' | 'partIndex'>) => `${ref.messageIndex}/${ref.partIndex}`
+
+function toChatMessage(message: MessageBody, messageIndex: number, images: ReadonlyMap<string, Uint8Array>): ChatMessage {
+  const role = message.role === 'developer' ? 'system' : message.role
+  if (typeof message.content === 'string') return { role, content: message.content }
+  const content = message.content.map((part, partIndex): ContentPart => {
+    if (part.type === 'text') return { type: 'text', text: part.text }
+    const bytes = images.get(partKey({ messageIndex, partIndex }))!
+    return { type: 'image', image: { bytes, detail: part.image_url.detail ?? 'auto' } }
+  })
+  return { role, content }
+}
+
+function appendAttachments(messages: ChatMessage[], files: Uint8Array[]): void {
+  const last = messages.findLastIndex((m) => m.role === 'user')
+  const target = messages[last]
+  if (target === undefined) {
+    throw new ApiError('invalid_request_error', 'The request has file parts but no user message to attach them to.', 'messages')
+  }
+  const parts: ContentPart[] = typeof target.content === 'string' ? [{ type: 'text', text: target.content }] : [...target.content]
+  for (const bytes of files) parts.push({ type: 'image', image: { bytes, detail: 'auto' } })
+  messages[last] = { role: target.role, content: parts }
+}
