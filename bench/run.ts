@@ -1,39 +1,79 @@
 /**
- * `npm run bench [-- --mode engine] [--quick]`: runs the benchmarks, prints
- * tables and writes JSON under bench/results/.
+ * `npm run bench [-- --mode engine|serve|all] [--quick]`: runs the benchmarks,
+ * prints tables and writes JSON under bench/results/.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
-import { ensureTinyModel, DEFAULT_MODEL_DIR } from '../src/builder/build-model.js'
+import { DEFAULT_MODEL_DIR, ensureTinyModel } from '../src/builder/build-model.js'
 import { loadModel } from '../src/engine/model.js'
+import { patternPng } from '../test/helpers/images.js'
 import { benchEngine } from './engine-bench.js'
+import { benchServe } from './serve-bench.js'
 import { formatTable } from './table.js'
 
-const { values } = parseArgs({ options: { mode: { type: 'string', default: 'engine' }, quick: { type: 'boolean', default: false } } })
-if (values.mode !== 'engine') throw new Error(`--mode must be engine, got ${values.mode}`)
+const { values } = parseArgs({ options: { mode: { type: 'string', default: 'all' }, quick: { type: 'boolean', default: false } } })
+const mode = values.mode ?? 'all'
+if (!['engine', 'serve', 'all'].includes(mode)) throw new Error(`--mode must be engine, serve or all, got ${mode}`)
 
 await ensureTinyModel(DEFAULT_MODEL_DIR)
 const model = await loadModel(DEFAULT_MODEL_DIR)
-const rows = await benchEngine(model, { batches: [1, 4, 16, 32], steps: values.quick ? 5 : 30, warmup: values.quick ? 1 : 3 })
-await model.dispose()
-
-console.log(`Raw engine, ${model.config.name}, decode steps (Node ${process.version}, ${cpus().length} cores)\n`)
-console.log(
-  formatTable(
-    rows.map((r) => ({
-      batch: r.batch,
-      'kv fetch': r.kvFetch,
-      'step ms': r.stepMsMean,
-      'tokens/s': r.tokensPerSecond,
-      'llm ms': r.llmMs,
-      'block dec ms': r.blockDecoderMs,
-      'sampling ms': r.samplingMs,
-      'other ms': r.otherMs,
-    })),
-  ),
-)
+const machine = { model: model.config.name, node: process.version, cores: cpus().length, date: new Date().toISOString() }
 await mkdir(new URL('./results/', import.meta.url), { recursive: true })
-const result = { mode: 'engine', model: model.config.name, node: process.version, cores: cpus().length, date: new Date().toISOString(), rows }
-await writeFile(new URL('./results/engine.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`)
-console.log('\nwrote bench/results/engine.json')
+const write = (name: string, result: object) => writeFile(new URL(`./results/${name}.json`, import.meta.url), `${JSON.stringify({ ...machine, ...result }, null, 2)}\n`)
+
+if (mode === 'engine' || mode === 'all') {
+  const rows = await benchEngine(model, { batches: [1, 4, 16, 32], steps: values.quick ? 5 : 30, warmup: values.quick ? 1 : 3 })
+  console.log(`Raw engine, ${model.config.name}, decode steps (Node ${process.version}, ${cpus().length} cores)\n`)
+  console.log(
+    formatTable(
+      rows.map((r) => ({
+        batch: r.batch,
+        'kv fetch': r.kvFetch,
+        'step ms': r.stepMsMean,
+        'tokens/s': r.tokensPerSecond,
+        'llm ms': r.llmMs,
+        'block dec ms': r.blockDecoderMs,
+        'sampling ms': r.samplingMs,
+        'other ms': r.otherMs,
+      })),
+    ),
+  )
+  await write('engine', { mode: 'engine', rows })
+  console.log('\nwrote bench/results/engine.json\n')
+}
+
+if (mode === 'serve' || mode === 'all') {
+  const result = await benchServe(model, await patternPng(224, 224, 1), { quick: values.quick })
+  console.log(`Serving, ${model.config.name}, streaming over HTTP, 32 tokens per answer\n`)
+  console.log(
+    formatTable(
+      result.rows.map((r) => ({
+        target: r.target,
+        prompt: r.prompt,
+        load: r.load,
+        conc: r.concurrency,
+        'out tok/s': r.outputTokensPerSecond,
+        'ttft p50': r.ttftP50Ms ?? '',
+        'ttft p99': r.ttftP99Ms ?? '',
+        'itl p50': r.itlP50Ms ?? '',
+        'itl p99': r.itlP99Ms ?? '',
+        'e2e p50': r.e2eP50Ms ?? '',
+        'decode tok/s': r.decodeRate ?? '',
+      })),
+    ),
+  )
+  const find = (target: string, c: number) => result.rows.find((r) => r.target === target && r.prompt === 'text' && r.load === 'closed' && r.concurrency === c)
+  const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? Number.NaN : a / b)
+  const targets = {
+    'c32 vs max_num_seqs=1 (≥ 5×)': ratio(find('server', 32)?.outputTokensPerSecond, find('server max_num_seqs=1', 32)?.outputTokensPerSecond),
+    'c32 vs raw engine (≥ 0.85)': ratio(find('server', 32)?.outputTokensPerSecond, find('raw engine', 32)?.outputTokensPerSecond),
+    'c1 decode rate vs raw engine (≥ 0.90)': ratio(find('server', 1)?.decodeRate, find('raw engine', 1)?.decodeRate),
+    'event-loop delay p99 at c32, ms (< 20)': result.eventLoopDelayP99Ms ?? Number.NaN,
+  }
+  console.log('')
+  console.log(formatTable(Object.entries(targets).map(([target, value]) => ({ target, value }))))
+  await write('serve', { mode: 'serve', ...result, targets })
+  console.log('\nwrote bench/results/serve.json')
+}
+await model.dispose()

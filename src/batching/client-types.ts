@@ -19,8 +19,12 @@ export interface GenerateRequest {
   /** Choices to generate from the one prompt. */
   n: number
   sampling: SamplingParams
-  /** Blocks (tokens) to generate at most per choice. */
-  maxNewTokens: number
+  /** Blocks (tokens) to generate at most per choice; undefined: the rest of the context (capped by `maxNewTokensLimit`). */
+  maxNewTokens?: number
+  /** Cap on the default `maxNewTokens`. */
+  maxNewTokensLimit?: number
+  /** Most prompt positions (images included) this request may have; refused at submit past it. */
+  maxPromptTokens?: number
   /** Up to 4 stop strings. */
   stop: string[]
   /** Higher runs first; default 0. */

@@ -54,20 +54,14 @@ export class EngineLoop {
       validateSamplingParams(request.sampling)
       const prompt = await this.engine.preparePrompt(request.messages, { addGenerationPrompt: true })
       const promptTokens = prompt.blocks.length
-      const context = this.engine.model.config.llm.max_position_embeddings
-      if (promptTokens + request.maxNewTokens > context) {
-        throw new EngineError(
-          'CONTEXT_LENGTH_EXCEEDED',
-          `This model's maximum context length is ${context} tokens. However, you requested ${promptTokens + request.maxNewTokens} tokens (${promptTokens} in the messages, ${request.maxNewTokens} in the completion).`,
-        )
-      }
+      const maxNewTokens = this.maxNewTokens(request, promptTokens, prompt.imagePositions)
       for (let choice = 0; choice < request.n; choice++) {
         const sampling = request.sampling.seed === undefined ? request.sampling : { ...request.sampling, seed: request.sampling.seed + choice }
-        this.engine.add(seqId(reqId, choice), prompt, { sampling, maxNewTokens: request.maxNewTokens, stop: request.stop, stopTokenIds: [] })
+        this.engine.add(seqId(reqId, choice), prompt, { sampling, maxNewTokens, stop: request.stop, stopTokenIds: [] })
         this.scheduler.add({
           id: seqId(reqId, choice),
           promptLength: promptTokens,
-          maxNewTokens: request.maxNewTokens,
+          maxNewTokens,
           priority: request.priority ?? 0,
           arrivalTime,
           ...(request.timeoutMs === undefined ? {} : { deadline: arrivalTime + request.timeoutMs }),
@@ -80,6 +74,22 @@ export class EngineLoop {
       const code = err instanceof EngineError ? (ERROR_CODES[err.code] ?? 'engine_failed') : 'engine_failed'
       this.post({ type: 'rejected', reqId, code, message: (err as Error).message })
     }
+  }
+
+  /** The request's token budget, or a CONTEXT_LENGTH_EXCEEDED error with the numbers. */
+  private maxNewTokens(request: GenerateRequest, promptTokens: number, imagePositions: number): number {
+    const context = this.engine.model.config.llm.max_position_embeddings
+    if (request.maxPromptTokens !== undefined && promptTokens > request.maxPromptTokens) {
+      throw new EngineError('CONTEXT_LENGTH_EXCEEDED', `The prompt has ${promptTokens} tokens (${imagePositions} of them image positions); this server accepts at most ${request.maxPromptTokens}. Please reduce the length of the messages.`)
+    }
+    const maxNewTokens = request.maxNewTokens ?? Math.min(context - promptTokens, request.maxNewTokensLimit ?? Number.POSITIVE_INFINITY)
+    if (promptTokens + maxNewTokens > context || maxNewTokens < 1) {
+      throw new EngineError(
+        'CONTEXT_LENGTH_EXCEEDED',
+        `This model's maximum context length is ${context} tokens. However, you requested ${promptTokens + Math.max(1, maxNewTokens)} tokens (${promptTokens} in the messages, ${Math.max(1, maxNewTokens)} in the completion). Please reduce the length of the messages or completion.`,
+      )
+    }
+    return maxNewTokens
   }
 
   /** Ends every choice of a request at this step boundary and frees its cache. */

@@ -10,9 +10,11 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { buildBlockDecoder } from './block-decoder.js'
 import { buildDecoder } from './decoder.js'
+import { buildDit } from './dit.js'
 import { GraphBuilder } from './graph.js'
 import { buildTokenizerFiles } from './text-tokenizer.js'
-import { TINY_BUILDER_VERSION, TINY_CONFIG, TINY_LLM_INTERMEDIATE, TINY_LM_HEAD_GAIN, TINY_SEED, TINY_VISION } from './tiny.js'
+import { TINY_BUILDER_VERSION, TINY_CONFIG, TINY_LLM_INTERMEDIATE, TINY_LM_HEAD_GAIN, TINY_SEED, TINY_VAE, TINY_VISION } from './tiny.js'
+import { buildVaeDecoder } from './vae-decoder.js'
 import { buildVisualTokenizer } from './visual-tokenizer.js'
 import { WeightSource } from './weights.js'
 
@@ -31,6 +33,8 @@ export function modelFiles(seed = TINY_SEED): Record<string, Uint8Array> {
     'visual_tokenizer.onnx': buildVisualTokenizer(ctx('kelix_visual_tokenizer'), TINY_CONFIG, TINY_VISION),
     'decoder.onnx': buildDecoder(ctx('kelix_decoder'), TINY_CONFIG, TINY_LLM_INTERMEDIATE),
     'block_decoder.onnx': buildBlockDecoder(ctx('kelix_block_decoder'), TINY_CONFIG, TINY_LM_HEAD_GAIN),
+    'dit.onnx': buildDit(ctx('kelix_dit'), TINY_CONFIG),
+    'vae_decoder.onnx': buildVaeDecoder(ctx('kelix_vae_decoder'), TINY_CONFIG, TINY_VAE),
   }
 }
 

@@ -4,6 +4,7 @@
  * builder needs (inner widths of the graphs) stay here.
  */
 import type { KelixConfig } from '../engine/model-config.js'
+import type { VaeDecoderSpec } from './vae-decoder.js'
 import type { VisionEncoderSpec } from './visual-tokenizer.js'
 
 export const TINY_SEED = 0x4b656c78 // "Kelx"
@@ -12,7 +13,7 @@ export const TINY_SEED = 0x4b656c78 // "Kelx"
  * Written into config.json as `builder`; bump it whenever the builder's output
  * changes, so a model directory built by an older checkout is rebuilt.
  */
-export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-2'
+export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-3'
 
 export const TINY_CONFIG: KelixConfig = {
   format: 'kelix-onnx',
@@ -52,6 +53,17 @@ export const TINY_CONFIG: KelixConfig = {
   },
   block_decoder: { hidden_size: 128, num_heads: 4, intermediate_size: 512 },
   generation: { max_new_tokens: 256, temperature: 0.7, top_p: 0.9, top_k: 0 },
+  image_generation: {
+    grid: 6,
+    condition_length: 96,
+    latent_channels: 4,
+    latent_size: 8,
+    image_size: 64,
+    steps: 8,
+    shift: 3,
+    guidance: 1,
+    dit: { hidden_size: 64, num_layers: 2, num_heads: 4, patch_size: 2, intermediate_size: 256 },
+  },
 }
 
 export const TINY_LLM_INTERMEDIATE = 768
@@ -67,3 +79,6 @@ export const TINY_VISION: VisionEncoderSpec = {
   mergerHidden: 256,
   codeDim: 32,
 }
+
+/** Channels of the tiny VAE decoder: after conv_in, then after each 2× upsampling stage (8 → 16 → 32 → 64). */
+export const TINY_VAE: VaeDecoderSpec = { channels: [64, 32, 16, 16] }

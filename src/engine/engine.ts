@@ -20,6 +20,7 @@ import type { KvStore } from './kv/kv-store.js'
 import type { KelixModel } from './model.js'
 import { BlockBuffer } from './prompt/block-buffer.js'
 import { writeImageBlocks } from './prompt/image-blocks.js'
+import { imageGrammar } from './prompt/image-grammar.js'
 import { Sequence, type SequenceOptions, type SequenceOutput } from './sequence.js'
 import { renderPrompt } from './text/chat-prompt.js'
 import { TextTokenizer } from './text/tokenizer.js'
@@ -118,6 +119,23 @@ export class Engine {
     this.sequences.set(id, new Sequence(id, this.model, this.tokenizer, prompt.blocks.clone(), options))
   }
 
+  /**
+   * Registers an image generation: the prompt (user turn, assistant turn
+   * opened) plus <|vision_start|>, then the grid grammar. The span's hidden
+   * states are captured as it is computed; read them with `imageCondition`.
+   */
+  addImageGeneration(id: string, prompt: PreparedPrompt, options: Omit<SequenceOptions, 'grammar' | 'maxNewTokens' | 'stop' | 'stopTokenIds'> & { grid: number }): void {
+    const blocks = prompt.blocks.clone()
+    blocks.push([this.model.config.special_tokens.vision_start])
+    const grammar = imageGrammar(this.model.config, (text) => this.tokenizer.encodeOrdinary(text), options.grid)
+    this.add(id, { ...prompt, blocks }, { sampling: options.sampling, maxNewTokens: grammar.length, stop: [], stopTokenIds: [], grammar })
+  }
+
+  /** Blocks an image generation of this grid writes after its prompt. */
+  imageGrammarLength(grid: number): number {
+    return imageGrammar(this.model.config, (text) => this.tokenizer.encodeOrdinary(text), grid).length
+  }
+
   get(id: string): Sequence | undefined {
     return this.sequences.get(id)
   }
@@ -133,20 +151,24 @@ export class Engine {
     const prefills = rows.filter((r) => r.newSlots > 1)
     const due: Array<{ seq: Sequence; hidden: Float32Array }> = []
     const llmStart = performance.now()
+    const finishing: Sequence[] = []
     for (const group of [decodes, prefills]) {
       if (group.length === 0) continue
-      const { lastHidden } = await runDecoder(this.model, this.kv, group, { fetchWholeCache: this.fetchWholeCache })
+      const { lastHidden, states, seq: width } = await runDecoder(this.model, this.kv, group, { fetchWholeCache: this.fetchWholeCache })
       const hidden = this.model.config.llm.hidden_size
       group.forEach((row, r) => {
         const seq = this.sequences.get(row.seqId) as Sequence
+        seq.captureStates(seq.numComputed, states.subarray(r * width * hidden, (r * width + row.newSlots) * hidden), row.newSlots)
         seq.numComputed += row.newSlots
-        if (seq.caughtUp) due.push({ seq, hidden: lastHidden.subarray(r * hidden, (r + 1) * hidden) })
+        if (seq.caughtUp && seq.awaitingFinalCompute) finishing.push(seq)
+        else if (seq.caughtUp) due.push({ seq, hidden: lastHidden.subarray(r * hidden, (r + 1) * hidden) })
       })
     }
     this.timings.llmMs += performance.now() - llmStart
     this.timings.steps++
     const outputs = new Map<string, StepOutput>()
     for (const p of plan) outputs.set(p.id, { tokenIds: [], text: '', logprobs: undefined, finishReason: undefined, sampled: false })
+    for (const seq of finishing) outputs.set(seq.id, { ...seq.finishImage(), sampled: false })
     if (due.length > 0) {
       const hidden = this.model.config.llm.hidden_size
       const states = new Float32Array(due.length * hidden)

@@ -28,6 +28,8 @@ export const MODEL_FILES = {
   visualTokenizer: 'visual_tokenizer.onnx',
   decoder: 'decoder.onnx',
   blockDecoder: 'block_decoder.onnx',
+  dit: 'dit.onnx',
+  vaeDecoder: 'vae_decoder.onnx',
 } as const
 
 export function kvName(kind: 'past' | 'present' | 'delta', layer: number, part: 'key' | 'value'): string {
@@ -73,6 +75,32 @@ export function visualTokenizerSignature(c: KelixConfig): GraphSignature {
       { name: 'grid_hw', type: 'int64', shape: [2] },
     ],
     outputs: [{ name: 'codes', type: 'int64', shape: ['positions', c.vocab.num_codebooks] }],
+    optionalOutputs: [],
+  }
+}
+
+export function ditSignature(c: KelixConfig): GraphSignature {
+  const { latent_channels: channels, latent_size: side, condition_length: length } = c.image_generation
+  const latents = ['batch', channels, side, side]
+  return {
+    file: MODEL_FILES.dit,
+    inputs: [
+      { name: 'latents', type: 'float32', shape: latents },
+      { name: 'timestep', type: 'float32', shape: ['batch'] },
+      { name: 'condition', type: 'float32', shape: ['batch', length, c.llm.hidden_size] },
+      { name: 'condition_mask', type: 'int64', shape: ['batch', length] },
+    ],
+    outputs: [{ name: 'velocity', type: 'float32', shape: latents }],
+    optionalOutputs: [],
+  }
+}
+
+export function vaeDecoderSignature(c: KelixConfig): GraphSignature {
+  const { latent_channels: channels, latent_size: side, image_size: size } = c.image_generation
+  return {
+    file: MODEL_FILES.vaeDecoder,
+    inputs: [{ name: 'latents', type: 'float32', shape: ['batch', channels, side, side] }],
+    outputs: [{ name: 'image', type: 'float32', shape: ['batch', 3, size, size] }],
     optionalOutputs: [],
   }
 }

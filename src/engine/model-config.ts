@@ -60,6 +60,34 @@ export interface KelixConfig {
     top_p: number
     top_k: number
   }
+  image_generation: ImageGenerationConfig
+}
+
+/** Text-to-image: the generated grid, the DiT's condition and latents, the sampler, the output size. */
+export interface ImageGenerationConfig {
+  /** Generated image positions per side (rows and columns of the grid the LLM writes). */
+  grid: number
+  /** The condition hidden states (the span <|vision_start|> … <|vision_end|>) are zero-padded to this length. */
+  condition_length: number
+  latent_channels: number
+  /** Latent side; latents are [latent_channels, latent_size, latent_size]. */
+  latent_size: number
+  /** Output image side in pixels. */
+  image_size: number
+  /** Euler steps of the flow-matching sampler. */
+  steps: number
+  /** Timestep shift σ' = shift·σ / (1 + (shift − 1)·σ). */
+  shift: number
+  /** Classifier-free guidance scale; only 1.0 (no guidance) is supported. */
+  guidance: number
+  /** DiT widths (informational). */
+  dit: {
+    hidden_size: number
+    num_layers: number
+    num_heads: number
+    patch_size: number
+    intermediate_size: number
+  }
 }
 
 const positiveInt = { type: 'integer', minimum: 1 } as const
@@ -68,7 +96,7 @@ const rgb = { type: 'array', items: { type: 'number' }, minItems: 3, maxItems: 3
 
 const schema: JSONSchemaType<KelixConfig> = {
   type: 'object',
-  required: ['format', 'format_version', 'name', 'vocab', 'special_tokens', 'block_size', 'vision', 'llm', 'block_decoder', 'generation'],
+  required: ['format', 'format_version', 'name', 'vocab', 'special_tokens', 'block_size', 'vision', 'llm', 'block_decoder', 'generation', 'image_generation'],
   properties: {
     format: { type: 'string', const: 'kelix-onnx' },
     format_version: { type: 'integer', const: 1 },
@@ -142,6 +170,25 @@ const schema: JSONSchemaType<KelixConfig> = {
         top_k: { type: 'integer', minimum: 0 },
       },
     },
+    image_generation: {
+      type: 'object',
+      required: ['grid', 'condition_length', 'latent_channels', 'latent_size', 'image_size', 'steps', 'shift', 'guidance', 'dit'],
+      properties: {
+        grid: positiveInt,
+        condition_length: positiveInt,
+        latent_channels: positiveInt,
+        latent_size: positiveInt,
+        image_size: positiveInt,
+        steps: positiveInt,
+        shift: { type: 'number', exclusiveMinimum: 0 },
+        guidance: { type: 'number' },
+        dit: {
+          type: 'object',
+          required: ['hidden_size', 'num_layers', 'num_heads', 'patch_size', 'intermediate_size'],
+          properties: { hidden_size: positiveInt, num_layers: positiveInt, num_heads: positiveInt, patch_size: positiveInt, intermediate_size: positiveInt },
+        },
+      },
+    },
   },
 }
 
@@ -192,7 +239,26 @@ function consistencyProblems(c: KelixConfig): string[] {
     problems.push(`vision.low_detail_max_positions (${vision.low_detail_max_positions}) must lie within [min_positions, max_positions]`)
   }
   if (vision.image_std.some((s) => s <= 0)) problems.push('vision.image_std must be positive')
+  return [...problems, ...imageGenerationProblems(c.image_generation)]
+}
+
+function imageGenerationProblems(ig: ImageGenerationConfig): string[] {
+  const problems: string[] = []
+  const shortestSpan = minimumImageSpan(ig.grid)
+  if (ig.condition_length < shortestSpan) {
+    problems.push(`image_generation.condition_length (${ig.condition_length}) is shorter than the span of a ${ig.grid}×${ig.grid} grid (at least 2 + grid·(grid + 3) = ${shortestSpan})`)
+  }
+  if (ig.guidance !== 1) problems.push(`image_generation.guidance is ${ig.guidance}; only 1.0 (no classifier-free guidance) is supported`)
   return problems
+}
+
+/**
+ * A lower bound on the generated span <|vision_start|> … <|vision_end|> of a grid×grid image: each row
+ * marker is <|mm_pos_start|>, at least one text id, <|mm_pos_end|>. The exact length depends on how the
+ * tokenizer splits "row,cols" (see `imageSpanLength` in src/engine/image-gen).
+ */
+export function minimumImageSpan(grid: number): number {
+  return 2 + grid * (grid + 3)
 }
 
 /** Pixels covered by one LLM position along each side (patch size times merge size). */

@@ -1,6 +1,6 @@
 /**
  * Opens a Kelix model directory: reads config.json and the tokenizer files,
- * opens the three ONNX sessions, and checks every graph against the format
+ * opens the five ONNX sessions, and checks every graph against the format
  * before anything runs. Each failure names the file and what is wrong.
  */
 import { existsSync, statSync } from 'node:fs'
@@ -11,8 +11,10 @@ import { EngineError } from './errors.js'
 import {
   blockDecoderSignature,
   decoderSignature,
+  ditSignature,
   MODEL_FILES,
   signatureProblems,
+  vaeDecoderSignature,
   visualTokenizerSignature,
   type GraphSignature,
 } from './graph-signatures.js'
@@ -39,6 +41,10 @@ export interface KelixModel {
   visualTokenizer: ort.InferenceSession
   decoder: ort.InferenceSession
   blockDecoder: ort.InferenceSession
+  /** Flow-matching DiT: velocity of the image latents, conditioned on the LLM's hidden states. */
+  dit: ort.InferenceSession
+  /** Latents → image in [−1, 1]. */
+  vaeDecoder: ort.InferenceSession
   /** True when decoder.onnx declares `present_delta.*` (only the new positions' keys and values). */
   decoderHasDelta: boolean
   /** Releases the sessions; idempotent. */
@@ -70,6 +76,8 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     const visualTokenizer = await open(visualTokenizerSignature(config))
     const decoder = await open(decoderSignature(config))
     const blockDecoder = await open(blockDecoderSignature(config))
+    const dit = await open(ditSignature(config))
+    const vaeDecoder = await open(vaeDecoderSignature(config))
     let disposed = false
     return {
       dir,
@@ -78,6 +86,8 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       visualTokenizer,
       decoder,
       blockDecoder,
+      dit,
+      vaeDecoder,
       decoderHasDelta: decoder.outputNames.includes('present_delta.0.key'),
       async dispose() {
         if (disposed) return

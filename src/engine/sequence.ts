@@ -8,6 +8,7 @@
 import type { KelixModel } from './model.js'
 import type { SlotChooser } from './decode/block-decoding.js'
 import { BlockBuffer } from './prompt/block-buffer.js'
+import { subCodebookRange, type GrammarItem } from './prompt/image-grammar.js'
 import { rngForSeed, Sampler, TokenHistory, type Rng, type SampleResult } from './sampling/index.js'
 import { IncrementalDetokenizer } from './text/incremental-detokenizer.js'
 import { StopStringMatcher } from './text/stop-strings.js'
@@ -22,6 +23,14 @@ export interface SequenceOptions {
   stop: readonly string[]
   /** Token ids that end generation (besides <|im_end|>). */
   stopTokenIds: readonly number[]
+  /** Image generation: the blocks to write after <|vision_start|>; chat answers when absent. */
+  grammar?: readonly GrammarItem[]
+}
+
+/** Last-layer hidden states of an image span, one row per position from `start`. */
+export interface SpanCapture {
+  start: number
+  states: Float32Array
 }
 
 /** What one step produced for one sequence. */
@@ -45,6 +54,10 @@ export class Sequence implements SlotChooser {
   private readonly detokenizer: IncrementalDetokenizer
   private readonly stopMatcher: StopStringMatcher
   private lastSample: SampleResult | undefined
+  /** Image generation: hidden states from <|vision_start|> on, filled as positions are computed. */
+  readonly capture: SpanCapture | undefined
+  /** Image generation: the grammar is complete; the last block still needs one forward pass for its hidden state. */
+  awaitingFinalCompute = false
 
   constructor(
     readonly id: string,
@@ -60,6 +73,27 @@ export class Sequence implements SlotChooser {
     this.rng = rngForSeed(options.sampling.seed)
     this.detokenizer = new IncrementalDetokenizer(tokenizer)
     this.stopMatcher = new StopStringMatcher([...options.stop])
+    if (options.grammar !== undefined) {
+      const hidden = model.config.llm.hidden_size
+      // The span runs from <|vision_start|> (the prompt's last block) to <|vision_end|> (the grammar's last).
+      this.capture = { start: prompt.length - 1, states: new Float32Array((options.grammar.length + 1) * hidden) }
+    }
+  }
+
+  /** Copies hidden states of newly computed positions inside the image span. */
+  captureStates(firstPosition: number, states: Float32Array, count: number): void {
+    const capture = this.capture
+    if (capture === undefined) return
+    const hidden = this.model.config.llm.hidden_size
+    for (let j = 0; j < count; j++) {
+      const at = firstPosition + j - capture.start
+      if (at >= 0 && (at + 1) * hidden <= capture.states.length) capture.states.set(states.subarray(j * hidden, (j + 1) * hidden), at * hidden)
+    }
+  }
+
+  forcedId(): number | undefined {
+    const item = this.options.grammar?.[this.generatedIds.length]
+    return item?.kind === 'forced' ? item.id : undefined
   }
 
   readonly promptLength: number
@@ -71,14 +105,23 @@ export class Sequence implements SlotChooser {
 
   /** Chat answers: slot 0 is a text token (visual ids and <eob> masked); a text token completes its block. */
   choose(slot: number, _chosen: readonly number[], logits: Float32Array): { id: number; complete: boolean } {
+    if (this.options.grammar !== undefined) return this.chooseImageSlot(slot, logits)
     const { text_vocab_size: textVocab } = this.model.config.vocab
     logits[this.model.config.special_tokens.eob] = -Infinity
     this.lastSample = this.sampler.sample(logits, 0, textVocab, this.history, this.rng)
     return { id: this.lastSample.id, complete: slot === 0 }
   }
 
+  /** Image blocks: slot k within sub-codebook k; the block is complete after the last sub-codebook. */
+  private chooseImageSlot(slot: number, logits: Float32Array): { id: number; complete: boolean } {
+    const [lo, hi] = subCodebookRange(this.model.config, slot)
+    this.lastSample = this.sampler.sample(logits, lo, hi, this.history, this.rng)
+    return { id: this.lastSample.id, complete: slot === this.model.config.vocab.num_codebooks - 1 }
+  }
+
   /** Records a generated block and works out text, logprobs and whether the sequence ended. */
   accept(ids: readonly number[]): SequenceOutput {
+    if (this.options.grammar !== undefined) return this.acceptImageBlock(ids)
     const tokenId = ids[0] as number
     this.blocks.push(ids)
     this.generatedIds.push(tokenId)
@@ -101,9 +144,36 @@ export class Sequence implements SlotChooser {
     return { tokenIds: [tokenId], text, logprobs, finishReason: this.finishReason }
   }
 
+  private acceptImageBlock(ids: readonly number[]): SequenceOutput {
+    this.blocks.push(ids)
+    this.generatedIds.push(ids[0] as number)
+    if (this.generatedIds.length === this.options.grammar?.length) this.awaitingFinalCompute = true
+    return { tokenIds: [ids[0] as number], text: '', logprobs: undefined, finishReason: undefined }
+  }
+
+  /** Ends an image generation once its last block is computed. */
+  finishImage(): SequenceOutput {
+    this.awaitingFinalCompute = false
+    this.finishReason = 'stop'
+    return { tokenIds: [], text: '', logprobs: undefined, finishReason: 'stop' }
+  }
+
   /** Drops the cache position count (the caller frees the cache): the next steps recompute every block. */
   resetComputed(): void {
     this.numComputed = 0
+  }
+
+  /** Generated image blocks so far, each its 8 codes (grammar mode). */
+  imageCodes(): Int32Array {
+    const grammar = this.options.grammar ?? []
+    const books = this.model.config.vocab.num_codebooks
+    const codes: number[] = []
+    grammar.forEach((item, i) => {
+      if (item.kind !== 'image') return
+      const block = this.blocks.view(this.promptLength + i, 1)
+      for (let k = 0; k < books; k++) codes.push((block[k] as number) - subCodebookRange(this.model.config, k)[0])
+    })
+    return Int32Array.from(codes)
   }
 
   private outOfRoom(): boolean {

@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GenerationError, type ChatMessage, type EngineClient, type Generation, type GenerateRequest } from '../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../server/api-errors.js'
+import { fromGenerationError } from '../server/api-errors.js'
 import { attachmentsOf, multipartBodyReader, type MultipartLimits } from '../server/multipart.js'
 import type { RequestStats } from '../server/request-log.js'
 import { SseWriter } from '../server/sse.js'
@@ -15,7 +15,7 @@ import { strictValidatorCompiler } from '../server/validation.js'
 import type { RemoteImageSource } from './chat/images.js'
 import { collectChoices, writeStream } from './chat/output.js'
 import { checkModel, checkRequest, resolveMessages, toGenerateRequest, type ModelNames, type RequestLimits } from './chat/request.js'
-import { ChunkFactory, chatCompletion, completionMeta } from './chat/response.js'
+import { ChunkFactory, chatCompletion, completionMeta, type CompletionMeta } from './chat/response.js'
 import { chatCompletionChunkSchema, chatCompletionSchema, chatRequestSchema, errorSchema, type ChatRequestBody } from './chat/schema.js'
 
 export interface ChatRouteOptions {
@@ -55,16 +55,6 @@ async function submit(engine: EngineClient, request: GenerateRequest, signal: Ab
   }
 }
 
-function checkPromptTokens(generation: Generation, limits: RequestLimits): void {
-  if (limits.maxPromptTokens === undefined || generation.promptTokens <= limits.maxPromptTokens) return
-  generation.abort()
-  throw new ApiError(
-    'context_length_exceeded',
-    `The prompt has ${generation.promptTokens} tokens (${generation.imagePositions} of them image positions); this server accepts at most ${limits.maxPromptTokens}. Please reduce the length of the messages.`,
-    'messages',
-  )
-}
-
 /** Messages for the log: text as is, images as their size. */
 function loggable(messages: readonly ChatMessage[]): unknown {
   return messages.map((m) => ({
@@ -89,6 +79,30 @@ async function noteModel(request: FastifyRequest): Promise<void> {
 
 export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRouteOptions): Promise<void> {
   const { engine, model, limits } = opts
+
+  /** Everything that can fail because of the request, up to an admitted generation. */
+  async function admit(request: FastifyRequest, body: ChatRequestBody, signal: AbortSignal): Promise<Generation> {
+    checkModel(body.model, model)
+    checkRequest(body, limits, engine.maxContext)
+    const sources = { attachments: attachmentsOf(request), remote: opts.remoteImages, maxImageBytes: limits.maxImageBytes, signal }
+    const messages = await resolveMessages(body.messages, sources, limits.maxImagesPerRequest)
+    if (opts.logPrompts) request.stats.messages = loggable(messages)
+    // The engine aborts the generation when `signal` does (the client left).
+    const generation = await submit(engine, toGenerateRequest(body, messages, limits), signal)
+    Object.assign(request.stats, { promptTokens: generation.promptTokens, imagePositions: generation.imagePositions })
+    return generation
+  }
+
+  async function stream(request: FastifyRequest, reply: FastifyReply, body: ChatRequestBody, generation: Generation, meta: CompletionMeta): Promise<void> {
+    const includeUsage = body.stream_options?.include_usage === true
+    const chunks = new ChunkFactory(meta, includeUsage)
+    reply.hijack()
+    const writer = new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, { heartbeatMs: opts.sseHeartbeatMs })
+    const outcome = await writeStream(generation, body.n ?? 1, writer, chunks, includeUsage)
+    recordTimings(request.stats, outcome)
+    if (outcome.errorCode !== undefined) request.stats.errorCode = outcome.errorCode
+  }
+
   app.post(
     '/v1/chat/completions',
     {
@@ -99,39 +113,22 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
     },
     async (request: FastifyRequest, reply: FastifyReply) => {
       const body = request.body as ChatRequestBody
-      const stats = request.stats
-      Object.assign(stats, { model: body.model, stream: body.stream === true, n: body.n ?? 1 })
-      checkModel(body.model, model)
-      checkRequest(body, limits, engine.maxContext)
-      const signal = clientGoneSignal(reply)
-      const sources = { attachments: attachmentsOf(request), remote: opts.remoteImages, maxImageBytes: limits.maxImageBytes, signal }
-      const messages = await resolveMessages(body.messages, sources, limits.maxImagesPerRequest)
-      if (opts.logPrompts) stats.messages = loggable(messages)
-      const generation = await submit(engine, toGenerateRequest(body, messages, limits, engine.maxContext), signal)
-      signal.addEventListener('abort', () => generation.abort(), { once: true })
-      if (signal.aborted) generation.abort()
-      checkPromptTokens(generation, limits)
-      Object.assign(stats, { promptTokens: generation.promptTokens, imagePositions: generation.imagePositions })
+      Object.assign(request.stats, { model: body.model, stream: body.stream === true, n: body.n ?? 1 })
       const meta = completionMeta(model.id, model.systemFingerprint)
-      const n = body.n ?? 1
-
+      const signal = clientGoneSignal(reply)
+      const generation = await admit(request, body, signal)
       if (body.stream === true) {
-        const includeUsage = body.stream_options?.include_usage === true
-        reply.hijack()
-        const writer = new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, { heartbeatMs: opts.sseHeartbeatMs })
-        const outcome = await writeStream(generation, n, writer, new ChunkFactory(meta, includeUsage), includeUsage)
-        recordTimings(stats, outcome)
-        if (outcome.errorCode !== undefined) stats.errorCode = outcome.errorCode
+        await stream(request, reply, body, generation, meta)
         return reply
       }
-
-      const collected = await collectChoices(generation, n, body.logprobs === true, signal)
+      const collected = await collectChoices(generation, body.n ?? 1, body.logprobs === true, signal)
       if (collected === undefined) {
+        // The client left; there is no one to answer.
         reply.hijack()
         reply.raw.destroy()
         return reply
       }
-      recordTimings(stats, collected)
+      recordTimings(request.stats, collected)
       return chatCompletion(meta, collected.choices, collected.usage)
     },
   )

@@ -20,6 +20,8 @@ import { toApiError } from './error-handler.js'
 import { installMultipart } from './multipart.js'
 import { installOpenApi } from './openapi.js'
 import { RemoteImageFetcher } from './remote-image.js'
+import type { Metrics } from './metrics.js'
+import { metricsRoute } from './metrics-route.js'
 import { installRequestLog, requestId } from './request-log.js'
 
 /** The part of the configuration the HTTP layer reads. */
@@ -54,6 +56,8 @@ export interface AppOptions {
   systemFingerprint?: string
   /** Replaces the fetcher built from the config's remote image settings (tests: a local CA and resolver). */
   remoteImages?: RemoteImageSource
+  /** Serves GET /metrics from this registry and records every HTTP response in it. */
+  metrics?: Metrics
 }
 
 declare module 'fastify' {
@@ -71,6 +75,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     genReqId: requestId,
     // request-log.ts writes the one line per request.
     logController: new LogController({ disableRequestLogging: true }),
+    // While closing, the draining gate below answers 503 in the OpenAI shape.
+    return503OnClosing: false,
   })
   let draining = false
   app.decorate('startDraining', () => {
@@ -91,7 +97,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // JSON and multipart only: anything else is a 415, not a string for the schema to reject.
   app.removeContentTypeParser('text/plain')
-  installRequestLog(app)
+  installRequestLog(app, options.metrics)
   installAuth(app, config)
   app.addHook('onRequest', async (request, reply) => {
     if (!draining || request.url.startsWith('/health/') || request.url === '/metrics') return
@@ -105,6 +111,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { engine, model } = options
   await app.register(healthRoutes, { health: { ready: () => !draining && engine.ready() } })
   await app.register(modelRoutes, { model })
+  if (options.metrics !== undefined) await app.register(metricsRoute, { registry: options.metrics.registry })
   await app.register(chatCompletionRoutes, {
     engine,
     model: { id: model.id, aliases: model.aliases, systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}` },

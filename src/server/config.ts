@@ -65,6 +65,18 @@ export interface ServerConfig {
   sseHeartbeatMs: number
   /** How long SIGTERM waits for running requests before ending them, ms. Default 30 000. */
   drainTimeoutMs: number
+  /** Most sequences in one batch (vLLM's max_num_seqs). Default 32. */
+  maxNumSeqs: number
+  /** Most blocks computed per engine step, decodes and prefill chunks together. Default 512. */
+  maxBatchedTokens: number
+  /** KV cache capacity in positions, over all sequences. Default 65 536. */
+  kvCapacity: number
+  /** Requests waiting for a place before 429. Default 256. */
+  maxWaiting: number
+  /** Prompt positions waiting before 429. Default 65 536. */
+  maxWaitingTokens: number
+  /** The engine counts as hung after this long without a loop turn, ms (then it is replaced). Default 30 000. */
+  engineHungMs: number
 }
 
 type Env = Record<string, string | undefined>
@@ -179,6 +191,12 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'remoteImageTimeoutMs', env: 'KELIX_REMOTE_IMAGE_TIMEOUT_MS', flag: '--remote-image-timeout-ms', default: '10000', help: 'time limit per remote image, redirects included', parse: integer(1, 600_000, 10_000) }),
   setting({ key: 'remoteImageMaxRedirects', env: 'KELIX_REMOTE_IMAGE_MAX_REDIRECTS', flag: '--remote-image-max-redirects', default: '3', help: 'redirects followed per remote image', parse: integer(0, 10, 3) }),
   setting({ key: 'sseHeartbeatMs', env: 'KELIX_SSE_HEARTBEAT_MS', flag: '--sse-heartbeat-ms', default: '15000', help: 'SSE keep-alive comment after this much quiet', parse: integer(10, 600_000, 15_000) }),
+  setting({ key: 'maxNumSeqs', env: 'KELIX_MAX_NUM_SEQS', flag: '--max-num-seqs', default: '32', help: 'most sequences in one batch', parse: integer(1, 4096, 32) }),
+  setting({ key: 'maxBatchedTokens', env: 'KELIX_MAX_BATCHED_TOKENS', flag: '--max-batched-tokens', default: '512', help: 'most blocks per engine step (decodes + prefill chunks); at least max-num-seqs', parse: integer(1, 2 ** 20, 512) }),
+  setting({ key: 'kvCapacity', env: 'KELIX_KV_CAPACITY', flag: '--kv-capacity', default: '65536', help: 'KV cache capacity in positions over all sequences; at least the context length', parse: integer(1, 2 ** 31, 65_536) }),
+  setting({ key: 'maxWaiting', env: 'KELIX_MAX_WAITING', flag: '--max-waiting', default: '256', help: 'requests waiting for a place before 429', parse: integer(1, 2 ** 20, 256) }),
+  setting({ key: 'maxWaitingTokens', env: 'KELIX_MAX_WAITING_TOKENS', flag: '--max-waiting-tokens', default: '65536', help: 'prompt positions waiting before 429', parse: integer(1, 2 ** 31, 65_536) }),
+  setting({ key: 'engineHungMs', env: 'KELIX_ENGINE_HUNG_MS', flag: '--engine-hung-ms', default: '30000', help: 'engine loop silent this long: replaced, in-flight requests fail', parse: integer(100, 3_600_000, 30_000) }),
   setting({ key: 'drainTimeoutMs', env: 'KELIX_DRAIN_TIMEOUT_MS', flag: '--drain-timeout-ms', default: '30000', help: 'on SIGTERM, how long running requests may finish', parse: integer(0, 3_600_000, 30_000) }),
 ]
 

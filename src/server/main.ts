@@ -12,6 +12,7 @@ import { ensureTinyModel } from '../builder/build-model.js'
 import { startEngine } from '../batching/engine-client.js'
 import { buildApp } from './app.js'
 import { ConfigError, helpText, loadServerConfig, wantsHelp, type ServerConfig } from './config.js'
+import { createMetrics } from './metrics.js'
 
 const argv = process.argv.slice(2)
 if (wantsHelp(argv)) {
@@ -29,10 +30,16 @@ try {
 }
 if (config.embeddedModel && (await ensureTinyModel(config.modelDir))) console.log(`built the embedded model at ${config.modelDir}`)
 
+const metrics = createMetrics()
 const engine = await startEngine({
   modelDir: config.modelDir,
   executionProviders: config.executionProviders,
   maxImagePixels: config.maxImagePixels,
+  limits: { maxNumSeqs: config.maxNumSeqs, maxBatchedTokens: Math.max(config.maxBatchedTokens, config.maxNumSeqs), kvCapacity: config.kvCapacity },
+  maxWaiting: config.maxWaiting,
+  maxWaitingTokens: config.maxWaitingTokens,
+  hungAfterMs: config.engineHungMs,
+  observer: metrics.observer,
   ...(config.intraOpThreads === undefined ? {} : { intraOpThreads: config.intraOpThreads }),
 })
 const app = await buildApp({
@@ -40,6 +47,7 @@ const app = await buildApp({
   engine,
   model: { id: config.servedModelName ?? engine.model.name, aliases: config.modelAliases, created: Math.floor(Date.now() / 1000) },
   config,
+  metrics,
 })
 await app.listen({ host: config.host, port: config.port })
 

@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import type { Metrics } from './metrics.js'
 import type { FastifyInstance } from 'fastify'
 
 /** What a route learns about its request, for the log line. */
@@ -43,7 +44,11 @@ export function requestId(req: IncomingMessage): string {
 /** Probes are frequent; their lines go out at debug level. */
 const isProbe = (url: string) => url.startsWith('/health/')
 
-export function installRequestLog(app: FastifyInstance): void {
+/**
+ * One log line per request, written when the raw response closes (streams
+ * included); the same moment records the HTTP duration metric when `metrics` is given.
+ */
+export function installRequestLog(app: FastifyInstance, metrics?: Pick<Metrics, 'httpOnResponse'>): void {
   app.decorateRequest('stats', null as unknown as RequestStats)
   app.addHook('onRequest', async (request, reply) => {
     request.stats = {}
@@ -60,6 +65,7 @@ export function installRequestLog(app: FastifyInstance): void {
         ...request.stats,
         ...(clientLeft ? { clientLeft: true } : {}),
       }
+      metrics?.httpOnResponse(request.routeOptions.url, request.method, line.status, (performance.now() - started) / 1000)
       if (isProbe(request.url)) request.log.debug(line, 'request completed')
       else request.log.info(line, 'request completed')
     })

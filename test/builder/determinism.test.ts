@@ -11,7 +11,7 @@ t.test('two builds from the same seed are byte-identical', async (t) => {
   await buildTinyModel(join(root, 'b'))
   const a = await hashModelDir(join(root, 'a'))
   const b = await hashModelDir(join(root, 'b'))
-  t.same(Object.keys(a), ['block_decoder.onnx', 'config.json', 'decoder.onnx', 'tokenizer.json', 'tokenizer_config.json', 'visual_tokenizer.onnx'])
+  t.same(Object.keys(a), ['block_decoder.onnx', 'config.json', 'decoder.onnx', 'dit.onnx', 'tokenizer.json', 'tokenizer_config.json', 'vae_decoder.onnx', 'visual_tokenizer.onnx'])
   t.same(a, b)
 })
 
@@ -28,9 +28,11 @@ t.test('another seed changes the weights but not the sizes or the tokenizer', as
   }
   const [configA, configB] = [await config('a'), await config('b')]
   t.same(configA.rest, configB.rest)
-  t.same([configA.builder, configB.builder], ['kelix-serve-tiny-2 seed 1', 'kelix-serve-tiny-2 seed 2'])
+  t.same([configA.builder, configB.builder], ['kelix-serve-tiny-3 seed 1', 'kelix-serve-tiny-3 seed 2'])
   t.equal(a['tokenizer.json'], b['tokenizer.json'])
   t.not(a['decoder.onnx'], b['decoder.onnx'])
   t.not(a['block_decoder.onnx'], b['block_decoder.onnx'])
   t.not(a['visual_tokenizer.onnx'], b['visual_tokenizer.onnx'])
+  t.not(a['dit.onnx'], b['dit.onnx'])
+  t.not(a['vae_decoder.onnx'], b['vae_decoder.onnx'])
 })

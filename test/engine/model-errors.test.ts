@@ -53,6 +53,53 @@ t.test('a missing graph is MODEL_FILE_MISSING naming the file', async (t) => {
   t.match(err.message, /^block_decoder\.onnx: required by the model format/)
 })
 
+t.test('a missing dit.onnx is MODEL_FILE_MISSING naming it', async (t) => {
+  const err = await loadError(await brokenModel(t, { 'dit.onnx': null }))
+  t.equal(err.code, 'MODEL_FILE_MISSING')
+  t.equal(err.file, 'dit.onnx')
+  t.match(err.message, /^dit\.onnx: required by the model format/)
+})
+
+t.test('an image_generation section missing a field names it', async (t) => {
+  const config = await editedConfig((c) => {
+    delete c.image_generation?.steps
+  })
+  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  t.equal(err.code, 'MODEL_CONFIG_INVALID')
+  t.equal(err.message, "config.json: /image_generation must have required property 'steps'")
+})
+
+t.test('a guidance other than 1.0 and a condition too short for the grid are named', async (t) => {
+  const config = await editedConfig((c) => {
+    Object.assign(c.image_generation as object, { guidance: 4.5, condition_length: 50 })
+  })
+  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  t.equal(err.code, 'MODEL_CONFIG_INVALID')
+  t.equal(
+    err.message,
+    'config.json: image_generation.condition_length (50) is shorter than the span of a 6×6 grid (at least 2 + grid·(grid + 3) = 56); image_generation.guidance is 4.5; only 1.0 (no classifier-free guidance) is supported',
+  )
+})
+
+t.test('a latent size that disagrees with dit.onnx names the input shape', async (t) => {
+  const config = await editedConfig((c) => {
+    ;(c.image_generation as Record<string, number>).latent_size = 16
+  })
+  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
+  t.equal(err.file, 'dit.onnx')
+  t.match(err.message, /^dit\.onnx: input latents has size 8 at axis 2, expected 16 \(\[batch, 4, 8, 8\] vs \[batch, 4, 16, 16\]\)/)
+})
+
+t.test('an image size that disagrees with vae_decoder.onnx names the output shape', async (t) => {
+  const config = await editedConfig((c) => {
+    ;(c.image_generation as Record<string, number>).image_size = 128
+  })
+  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
+  t.equal(err.message, 'vae_decoder.onnx: output image has size 64 at axis 2, expected 128 ([batch, 3, 64, 64] vs [batch, 3, 128, 128]); output image has size 64 at axis 3, expected 128 ([batch, 3, 64, 64] vs [batch, 3, 128, 128])')
+})
+
 t.test('a config that breaks the schema names the field', async (t) => {
   const config = await editedConfig((c) => {
     delete c.llm

@@ -136,7 +136,7 @@ const CASES: Case[] = [
     status: 400,
     code: 'context_length_exceeded',
     param: 'messages',
-    message: /^This model's maximum context length is 4096 tokens\. However, you requested \d+ tokens \(\d+ in the messages, 100 in the completion\)\.$/,
+    message: /^This model's maximum context length is 4096 tokens\. However, you requested \d+ tokens \(\d+ in the messages, 100 in the completion\)\. Please reduce the length of the messages or completion\.$/,
   },
   {
     name: 'max_tokens as large as the context',

@@ -35,15 +35,15 @@ t.test('every sampling field maps to its engine control', async (t) => {
 })
 
 t.test('max_completion_tokens wins over max_tokens; stop becomes a list; the timeout passes through', async (t) => {
-  const r = toGenerateRequest(body({ max_tokens: 10, max_completion_tokens: 20, stop: 'END', n: 3 }), [], { ...LIMITS, requestTimeoutMs: 5000 }, 4096)
+  const r = toGenerateRequest(body({ max_tokens: 10, max_completion_tokens: 20, stop: 'END', n: 3 }), [], { ...LIMITS, requestTimeoutMs: 5000 })
   t.match(r, { n: 3, maxNewTokens: 20, stop: ['END'], timeoutMs: 5000 })
-  t.same(toGenerateRequest(body({ stop: null }), [], LIMITS, 4096).stop, [])
-  t.notOk('timeoutMs' in toGenerateRequest(body(), [], LIMITS, 4096))
+  t.same(toGenerateRequest(body({ stop: null }), [], LIMITS).stop, [])
+  t.notOk('timeoutMs' in toGenerateRequest(body(), [], LIMITS))
 })
 
-t.test('without max tokens the server limit applies, else a quarter of the context', async (t) => {
-  t.equal(toGenerateRequest(body(), [], LIMITS, 4096).maxNewTokens, 1024)
-  t.equal(toGenerateRequest(body(), [], { ...LIMITS, maxTokensLimit: 300 }, 4096).maxNewTokens, 300)
+t.test('without max tokens the engine gives the rest of the context, capped by the server limit', async (t) => {
+  t.equal(toGenerateRequest(body(), [], LIMITS).maxNewTokens, undefined, 'the engine gives the rest of the context')
+  t.equal(toGenerateRequest(body(), [], { ...LIMITS, maxTokensLimit: 300 }).maxNewTokensLimit, 300)
 })
 
 t.test('checks across fields and against limits name the param', async (t) => {

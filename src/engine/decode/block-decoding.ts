@@ -18,6 +18,8 @@ export interface SlotChooser {
    * Returns the id, and whether the block is complete after it.
    */
   choose(slot: number, chosen: readonly number[], logits: Float32Array): { id: number; complete: boolean }
+  /** A block known without the model (a grammar's forced text id): no block-decoder call for it. */
+  forcedId?(): number | undefined
 }
 
 /** Returns, per row, the ids of its new block before <eob> (at least one). */
@@ -31,7 +33,11 @@ export async function decodeBlocks(
   const { eob } = model.config.special_tokens
   const vocab = model.config.vocab.vocab_size
   const chosen: number[][] = choosers.map(() => [])
-  let active = choosers.map((_, i) => i)
+  let active = choosers.map((_, i) => i).filter((row) => {
+    const forced = (choosers[row] as SlotChooser).forcedId?.()
+    if (forced !== undefined) (chosen[row] as number[]).push(forced)
+    return forced === undefined
+  })
   for (let slot = 0; slot < model.config.block_size - 1 && active.length > 0; slot++) {
     const states = new Float32Array(active.length * hidden)
     const ids = new BigInt64Array(active.length * slot)

@@ -18,6 +18,10 @@ export interface DecoderRow extends BatchRow {
 export interface DecoderResult {
   /** Per row, the hidden state at its last new slot: [rows × hidden]. */
   lastHidden: Float32Array
+  /** Every new slot's hidden state: [rows × seq × hidden], padding slots included. */
+  states: Float32Array
+  /** New slots per row in `states`. */
+  seq: number
 }
 
 export async function runDecoder(model: KelixModel, kv: KvStore, rows: readonly DecoderRow[], opts: { fetchWholeCache: boolean }): Promise<DecoderResult> {
@@ -56,5 +60,5 @@ export async function runDecoder(model: KelixModel, kv: KvStore, rows: readonly 
     const from = (r * seq + row.newSlots - 1) * hidden
     lastHidden.set(states.subarray(from, from + hidden), r * hidden)
   })
-  return { lastHidden }
+  return { lastHidden, states, seq }
 }

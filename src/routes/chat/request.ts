@@ -86,27 +86,19 @@ export function toStopList(stop: ChatRequestBody['stop']): string[] {
   return typeof stop === 'string' ? [stop] : [...stop]
 }
 
-/**
- * Max tokens when the request names none. OpenAI's default is "the rest of the
- * context", which needs the prompt length that only `submit` learns;
- * GenerateRequest has no "rest of the context" value yet, so until it does:
- * the server's limit, else a quarter of the context (a prompt up to three
- * quarters of the context then fits).
- */
-export function defaultMaxTokens(limits: RequestLimits, maxContext: number): number {
-  return Math.max(1, Math.min(limits.maxTokensLimit ?? Infinity, Math.floor(maxContext / 4)))
-}
-
 /** The GenerateRequest for a checked body whose messages are already resolved. */
-export function toGenerateRequest(body: ChatRequestBody, messages: ChatMessage[], limits: RequestLimits, maxContext: number): GenerateRequest {
+export function toGenerateRequest(body: ChatRequestBody, messages: ChatMessage[], limits: RequestLimits): GenerateRequest {
   const requested = requestedMaxTokens(body)?.value
   const request: GenerateRequest = {
     messages,
     n: body.n ?? 1,
     sampling: toSamplingParams(body),
-    maxNewTokens: requested ?? defaultMaxTokens(limits, maxContext),
     stop: toStopList(body.stop),
   }
+  // Without max_tokens: the rest of the context (OpenAI's rule), capped by the server's limit.
+  if (requested !== undefined) request.maxNewTokens = requested
+  else if (limits.maxTokensLimit !== undefined) request.maxNewTokensLimit = limits.maxTokensLimit
+  if (limits.maxPromptTokens !== undefined) request.maxPromptTokens = limits.maxPromptTokens
   if (limits.requestTimeoutMs !== undefined) request.timeoutMs = limits.requestTimeoutMs
   return request
 }
@@ -123,11 +115,23 @@ export async function resolveMessages(messages: readonly MessageBody[], sources:
   if (count > maxImages) {
     throw new ApiError('too_many_images', `The request has ${count} images; this server accepts at most ${maxImages} per request.`, 'messages')
   }
-  const bytes = await Promise.all(refs.map((ref) => resolveImage(ref, sources)))
+  const bytes = await resolveAll(refs, sources)
   const byPart = new Map(refs.map((ref, i) => [partKey(ref), bytes[i]!]))
   const resolved = messages.map((m, i) => toChatMessage(m, i, byPart))
   if (extra.length > 0) appendAttachments(resolved, extra.map((name) => sources.attachments!.get(name)!.bytes))
   return resolved
+}
+
+/** Every image, concurrently; the first failure stops the downloads still running. */
+async function resolveAll(refs: readonly ImageRef[], sources: ImageSources): Promise<Uint8Array[]> {
+  const failed = new AbortController()
+  const shared = { ...sources, signal: AbortSignal.any([sources.signal, failed.signal]) }
+  try {
+    return await Promise.all(refs.map((ref) => resolveImage(ref, shared)))
+  } catch (err) {
+    failed.abort()
+    throw err
+  }
 }
 
 const partKey = (ref: Pick<ImageRef, 'messageIndex' | 'partIndex'>) => `${ref.messageIndex}/${ref.partIndex}`

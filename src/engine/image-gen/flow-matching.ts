@@ -1,0 +1,181 @@
+/**
+ * The flow-matching sampler over dit.onnx, one Euler step at a time so a scheduler can interleave
+ * denoising with chat decode steps.
+ *
+ *   x₀ ~ N(0, I) from the job's seed            (latents [C, s, s])
+ *   for i = 0 … steps−1:  v = dit(xᵢ, σᵢ, condition, mask)
+ *                         xᵢ₊₁ = xᵢ + (σᵢ₊₁ − σᵢ)·v       (σ from schedule.ts: 1 → 0)
+ *
+ * The DiT predicts the velocity ε − x_image of the path x_σ = (1 − σ)·x_image + σ·ε, so the loop
+ * ends at the image latents. Guidance is 1.0 (one conditional pass, no unconditional one).
+ *
+ * Several jobs, each at its own step, share one dit.onnx call (`denoiseStepBatched`); every image
+ * in the batch is computed independently, so a job's latents do not depend on its batch mates.
+ */
+import ort from 'onnxruntime-node'
+import { MODEL_FILES } from '../graph-signatures.js'
+import type { KelixModel } from '../model.js'
+import { checkedFloat } from './checked-output.js'
+import { padCondition, type PaddedCondition } from './condition.js'
+import { gaussianNoise } from './noise.js'
+import { sigmaSchedule } from './schedule.js'
+
+/** What the sampler uses of a loaded model. */
+export type ImageGenModel = Pick<KelixModel, 'config'> & {
+  dit: Pick<KelixModel['dit'], 'run'>
+  vaeDecoder: Pick<KelixModel['vaeDecoder'], 'run'>
+}
+
+export interface DenoiseOptions {
+  /** Euler steps. Default: config.json `image_generation.steps`. */
+  steps?: number
+  /** Timestep shift. Default: config.json `image_generation.shift`. */
+  shift?: number
+}
+
+/** One image being denoised: its condition, its noise seed, its current latents and step. */
+export class DenoiseJob {
+  /** Euler steps in all. */
+  readonly steps: number
+  /** The current latents [latent_channels · latent_size · latent_size]; the image latents once `done`. */
+  readonly latents: Float32Array
+  /** [condition_length · hidden]; kept by reference, not copied. */
+  readonly condition: Float32Array
+  readonly mask: BigInt64Array
+  readonly #model: ImageGenModel
+  readonly #sigmas: Float64Array
+  #stepIndex = 0
+  #running = false
+
+  /**
+   * @param input the padded condition (see `padCondition`) and the noise seed
+   * @throws RangeError when the condition or mask does not have the configured length
+   */
+  constructor(model: ImageGenModel, input: PaddedCondition & { seed: number }, opts: DenoiseOptions = {}) {
+    const config = model.config
+    const { condition_length: length, latent_channels: channels, latent_size: side } = config.image_generation
+    const values = length * config.llm.hidden_size
+    if (input.condition.length !== values) throw new RangeError(`the condition has ${input.condition.length} values, expected condition_length · hidden = ${values}`)
+    if (input.mask.length !== length) throw new RangeError(`the condition mask has ${input.mask.length} values, expected condition_length = ${length}`)
+    this.steps = opts.steps ?? config.image_generation.steps
+    this.#sigmas = sigmaSchedule(this.steps, opts.shift ?? config.image_generation.shift)
+    this.latents = gaussianNoise(input.seed, channels * side * side)
+    this.#model = model
+    this.condition = input.condition
+    this.mask = BigInt64Array.from(Array.from(input.mask, (m) => (m === 0 ? 0n : 1n)))
+  }
+
+  /** A job for one span's hidden states [length · hidden], padded here. */
+  static fromSpan(model: ImageGenModel, span: Float32Array, seed: number, opts: DenoiseOptions = {}): DenoiseJob {
+    return new DenoiseJob(model, { ...padCondition(model.config, span), seed }, opts)
+  }
+
+  /** Steps taken so far, 0 … steps. */
+  get stepIndex(): number {
+    return this.#stepIndex
+  }
+
+  get done(): boolean {
+    return this.#stepIndex >= this.steps
+  }
+
+  /** The noise level of the current latents: 1 before the first step, 0 when done. */
+  get sigma(): number {
+    return this.#sigmas[this.#stepIndex] as number
+  }
+
+  /** Runs the next Euler step alone; resolves true when the job is done. */
+  async step(): Promise<boolean> {
+    await denoiseStepBatched(this.#model, [this])
+    return this.done
+  }
+
+  /** Runs the next Euler step of every job in one dit.onnx call. */
+  static async stepBatched(model: ImageGenModel, jobs: readonly DenoiseJob[]): Promise<void> {
+    if (jobs.length === 0) return
+    if (new Set(jobs).size !== jobs.length) throw new Error('a denoise job appears twice in one batch')
+    for (const job of jobs) {
+      if (job.done) throw new Error(`the denoise job is already done (${job.steps} steps)`)
+      if (job.#running) throw new Error('the denoise job is already running a step')
+    }
+    for (const job of jobs) job.#running = true
+    try {
+      const velocity = await runDit(model, jobs)
+      const size = jobs[0]?.latents.length ?? 0
+      jobs.forEach((job, b) => job.#advance(velocity.subarray(b * size, (b + 1) * size)))
+    } finally {
+      for (const job of jobs) job.#running = false
+    }
+  }
+
+  #advance(velocity: Float32Array): void {
+    const dt = (this.#sigmas[this.#stepIndex + 1] as number) - this.sigma
+    const x = this.latents
+    for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) + dt * (velocity[i] as number)
+    this.#stepIndex++
+  }
+}
+
+/** Runs the next Euler step of every job in one dit.onnx call (jobs may be at different steps). */
+export function denoiseStepBatched(model: ImageGenModel, jobs: readonly DenoiseJob[]): Promise<void> {
+  return DenoiseJob.stepBatched(model, jobs)
+}
+
+/**
+ * The whole loop for a batch of images: `condition` [B · condition_length · hidden], `mask`
+ * [B · condition_length], one seed per image. Returns the final latents [B · C · s · s].
+ */
+export async function denoise(model: ImageGenModel, condition: Float32Array, mask: ArrayLike<number>, seeds: readonly number[], opts: DenoiseOptions = {}): Promise<Float32Array> {
+  const { condition_length: length } = model.config.image_generation
+  const values = length * model.config.llm.hidden_size
+  if (condition.length !== seeds.length * values) throw new RangeError(`the condition has ${condition.length} values, expected ${seeds.length} × ${values}`)
+  if (mask.length !== seeds.length * length) throw new RangeError(`the condition mask has ${mask.length} values, expected ${seeds.length} × ${length}`)
+  const jobs = seeds.map((seed, b) => {
+    const maskRow = Array.from({ length }, (_, i) => mask[b * length + i] as number)
+    return new DenoiseJob(model, { condition: condition.subarray(b * values, (b + 1) * values), mask: maskRow, seed }, opts)
+  })
+  while (jobs.some((job) => !job.done)) await denoiseStepBatched(model, jobs.filter((job) => !job.done))
+  const size = jobs[0]?.latents.length ?? 0
+  const out = new Float32Array(jobs.length * size)
+  jobs.forEach((job, b) => out.set(job.latents, b * size))
+  return out
+}
+
+/** One dit.onnx call over the jobs' current latents; returns the velocity [N · C · s · s]. */
+async function runDit(model: ImageGenModel, jobs: readonly DenoiseJob[]): Promise<Float32Array> {
+  const config = model.config
+  const { condition_length: length, latent_channels: channels, latent_size: side } = config.image_generation
+  const n = jobs.length
+  const latentDims = [n, channels, side, side]
+  const feeds = {
+    latents: new ort.Tensor('float32', concatFloat(jobs.map((j) => j.latents)), latentDims),
+    timestep: new ort.Tensor('float32', Float32Array.from(jobs, (j) => j.sigma), [n]),
+    condition: new ort.Tensor('float32', concatFloat(jobs.map((j) => j.condition)), [n, length, config.llm.hidden_size]),
+    condition_mask: new ort.Tensor('int64', concatInt64(jobs.map((j) => j.mask)), [n, length]),
+  }
+  let outputs: ort.InferenceSession.ReturnType
+  try {
+    outputs = await model.dit.run(feeds)
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err)
+    throw new Error(`${MODEL_FILES.dit} failed on latents float32 [${latentDims.join(', ')}], timestep float32 [${n}], condition float32 [${n}, ${length}, ${config.llm.hidden_size}], condition_mask int64 [${n}, ${length}]: ${message}`, { cause: err })
+  }
+  return checkedFloat(outputs.velocity, 'velocity', latentDims, MODEL_FILES.dit)
+}
+
+/** The parts back to back (all of one length); a single part is returned as is. */
+function concatFloat(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0] as Float32Array
+  const size = parts[0]?.length ?? 0
+  const out = new Float32Array(parts.length * size)
+  parts.forEach((part, i) => out.set(part, i * size))
+  return out
+}
+
+function concatInt64(parts: readonly BigInt64Array[]): BigInt64Array {
+  if (parts.length === 1) return parts[0] as BigInt64Array
+  const size = parts[0]?.length ?? 0
+  const out = new BigInt64Array(parts.length * size)
+  parts.forEach((part, i) => out.set(part, i * size))
+  return out
+}
