@@ -66,7 +66,44 @@ export interface Generation {
   abort(): void
 }
 
+/** Text-to-image: the prompt goes through the chat template, the model writes an image grid, the DiT and VAE paint it. */
+export interface ImageRequest {
+  prompt: string
+  /** Images from the one prompt. */
+  n: number
+  /** Token-phase sampling (temperature 1 by default); image i uses seed + i. */
+  sampling: SamplingParams
+  timeoutMs?: number
+}
+
+export type ImageEvent =
+  | { type: 'progress'; index: number; phase: 'tokens' | 'denoise'; step: number; total: number }
+  | { type: 'image'; index: number; png: Uint8Array }
+  | { type: 'done'; usage: { promptTokens: number; imageTokens: number; totalTokens: number }; timings: RequestTimings }
+  | { type: 'error'; code: GenerationErrorCode; message: string }
+
+export interface ImageGeneration {
+  promptTokens: number
+  /** Progress events, one `image` per index, then `done` — or one `error`. */
+  events: AsyncIterable<ImageEvent>
+  abort(): void
+}
+
+/** What the served model can paint. */
+export interface ImageCapabilities {
+  /** Output width = height, pixels. */
+  size: number
+  /** Positions per side of the generated grid. */
+  grid: number
+  /** Blocks the token phase writes per image. */
+  tokensPerImage: number
+  denoiseSteps: number
+}
+
 export interface EngineClient {
+  /** Generates `n` images from a text prompt; admission and the prompt are done before it resolves. */
+  generateImages(request: ImageRequest, opts?: { signal?: AbortSignal }): Promise<ImageGeneration>
+  readonly imageCapabilities: ImageCapabilities
   /**
    * Admits, prepares and queues a request. Image bytes that own their whole
    * ArrayBuffer move to the engine thread (transferred, not copied): the
@@ -149,6 +186,8 @@ export interface EngineObserver {
   /** A request refused before it ran: queue_full, queue_tokens_full, draining, invalid_image, … */
   requestRejected(code: GenerationErrorCode): void
   step(record: StepRecord): void
+  /** One image request finished (all its images delivered). */
+  imageRequestFinished(record: { images: number; imageTokens: number; totalMs: number; denoiseStepMs: number[] }): void
   image(record: { preprocessMs: number; tokenizeMs: number; cacheHit: boolean }): void
   /** The engine loop's heartbeat and liveness (1 up, 0 down). */
   engineUp(up: boolean): void

@@ -14,7 +14,11 @@ import {
   type GenerateRequest,
   type Generation,
   type GenerationErrorCode,
+  type ImageCapabilities,
+  type ImageGeneration,
+  type ImageRequest,
 } from './client-types.js'
+import { ImageRequestState } from './image-request-state.js'
 import type { EngineStats, ModelInfo, SchedulingLimits, SequenceUpdate, WorkerToHost } from './protocol.js'
 import { RequestState } from './request-state.js'
 import { AdmissionController } from './scheduler/index.js'
@@ -57,7 +61,7 @@ export async function startEngine(options: EngineClientOptions): Promise<LocalEn
 class WorkerEngineClient implements LocalEngineClient {
   private supervisor: WorkerSupervisor | undefined
   private readonly admission: AdmissionController
-  private readonly requests = new Map<string, RequestState>()
+  private readonly requests = new Map<string, RequestState | ImageRequestState>()
   private draining = false
   private closed = false
   private readonly statsWaiters = new Map<number, (stats: EngineStats) => void>()
@@ -94,6 +98,10 @@ class WorkerEngineClient implements LocalEngineClient {
     return this.model.maxContext
   }
 
+  get imageCapabilities(): ImageCapabilities {
+    return this.model.images
+  }
+
   /** Requests in flight (for drain and leak checks). */
   get inFlight(): number {
     return this.requests.size
@@ -104,12 +112,7 @@ class WorkerEngineClient implements LocalEngineClient {
   }
 
   async submit(request: GenerateRequest, opts: { signal?: AbortSignal } = {}): Promise<Generation> {
-    const supervisor = this.supervisor
-    if (this.draining || this.closed) throw this.reject('draining', 'The server is shutting down; retry on another instance.', 1)
-    if (supervisor === undefined || !supervisor.isUp) throw this.reject('engine_unavailable', 'The engine is restarting; retry shortly.', 1)
-    const reservation = this.admission.reserve(this.estimateTokens(request))
-    if (!reservation.ok) throw this.reject(reservation.reason, `The server is overloaded (${reservation.reason.replace(/_/g, ' ')}); retry later.`, reservation.retryAfterSeconds)
-
+    const { supervisor, reservation } = this.admit(this.estimateTokens(request))
     const reqId = randomUUID()
     const state = new RequestState(reqId, request.n, reservation, this.options.observer)
     this.requests.set(reqId, state)
@@ -130,6 +133,28 @@ class WorkerEngineClient implements LocalEngineClient {
     opts.signal?.addEventListener('abort', abort, { once: true })
     state.onEnd = () => opts.signal?.removeEventListener('abort', abort)
     return { promptTokens: state.promptTokens, imagePositions: state.imagePositions, events: state.queue, abort }
+  }
+
+  async generateImages(request: ImageRequest, opts: { signal?: AbortSignal } = {}): Promise<ImageGeneration> {
+    const { supervisor, reservation } = this.admit(Math.ceil(request.prompt.length / 3) + 16)
+    const reqId = randomUUID()
+    const state = new ImageRequestState(request.n, this.model.images.tokensPerImage, reservation, this.options.observer)
+    this.requests.set(reqId, state)
+    supervisor.post({ type: 'submitImage', reqId, request, arrivalTime: Date.now() })
+    try {
+      await state.admitted
+    } catch (err) {
+      this.requests.delete(reqId)
+      throw err
+    }
+    const abort = () => this.abort(reqId)
+    if (opts.signal?.aborted) abort()
+    opts.signal?.addEventListener('abort', abort, { once: true })
+    state.onEnd = () => {
+      opts.signal?.removeEventListener('abort', abort)
+      this.requests.delete(reqId)
+    }
+    return { promptTokens: state.promptTokens, events: state.queue, abort }
   }
 
   engineStats(): Promise<EngineStats> {
@@ -157,6 +182,16 @@ class WorkerEngineClient implements LocalEngineClient {
     this.options.observer?.engineUp(false)
   }
 
+  /** A place in the waiting queue, or the typed refusal (before anything else is done). */
+  private admit(estimatedTokens: number) {
+    const supervisor = this.supervisor
+    if (this.draining || this.closed) throw this.reject('draining', 'The server is shutting down; retry on another instance.', 1)
+    if (supervisor === undefined || !supervisor.isUp) throw this.reject('engine_unavailable', 'The engine is restarting; retry shortly.', 1)
+    const reservation = this.admission.reserve(estimatedTokens)
+    if (!reservation.ok) throw this.reject(reservation.reason, `The server is overloaded (${reservation.reason.replace(/_/g, ' ')}); retry later.`, reservation.retryAfterSeconds)
+    return { supervisor, reservation }
+  }
+
   private abort(reqId: string): void {
     const state = this.requests.get(reqId)
     if (state === undefined) return
@@ -169,18 +204,30 @@ class WorkerEngineClient implements LocalEngineClient {
     if (message.type === 'admitted') this.requests.get(message.reqId)?.admit(message)
     else if (message.type === 'rejected') this.requests.get(message.reqId)?.rejectWith(message.code, message.message)
     else if (message.type === 'step') this.onStep(message.updates, message.started, message)
+    else if (message.type === 'imageProgress' || message.type === 'image' || message.type === 'imageFailed') this.onImageMessage(message)
     else if (message.type === 'stats') {
       this.statsWaiters.get(message.askId)?.(message.stats)
       this.statsWaiters.delete(message.askId)
     }
   }
 
+  private onImageMessage(message: Extract<WorkerToHost, { type: 'imageProgress' | 'image' | 'imageFailed' }>): void {
+    const state = this.requests.get(message.reqId)
+    if (!(state instanceof ImageRequestState)) return
+    if (message.type === 'imageProgress') state.progress(message)
+    else if (message.type === 'image') state.image(message)
+    else state.fail('engine_failed', message.message)
+  }
+
   private onStep(updates: SequenceUpdate[], started: string[], message: Extract<WorkerToHost, { type: 'step' }>): void {
     this.options.observer?.step(message.record)
-    for (const reqId of started) this.requests.get(reqId)?.started()
+    for (const reqId of started) {
+      const state = this.requests.get(reqId)
+      if (state instanceof RequestState) state.started()
+    }
     for (const update of updates) {
       const state = this.requests.get(update.reqId)
-      if (state === undefined) continue
+      if (!(state instanceof RequestState)) continue
       state.update(update)
       if (state.finished) this.requests.delete(update.reqId)
     }

@@ -10,7 +10,8 @@ import { EngineError, type EngineErrorCode } from '../engine/errors.js'
 import type { Engine } from '../engine/engine.js'
 import { validateSamplingParams } from '../engine/sampling/index.js'
 import type { FinishReason } from '../engine/types.js'
-import type { GenerateRequest, GenerationErrorCode, StepRecord } from './client-types.js'
+import type { GenerateRequest, GenerationErrorCode, ImageRequest, StepRecord } from './client-types.js'
+import { ImageJobs } from './image-jobs.js'
 import type { EngineStats, SequenceUpdate, WorkerToHost } from './protocol.js'
 import type { Scheduler } from './scheduler/index.js'
 
@@ -33,8 +34,14 @@ function parseSeqId(id: string): { reqId: string; choice: number } {
   return { reqId: id.slice(0, at), choice: Number(id.slice(at + 1)) }
 }
 
+/** Post token-phase progress every this many blocks (and at the end). */
+const TOKEN_PROGRESS_EVERY = 8
+
 export class EngineLoop {
   private readonly requests = new Map<string, number>()
+  /** Image requests: the seed of each image. */
+  private readonly imageSeeds = new Map<string, number[]>()
+  private readonly images: ImageJobs
   private wake: (() => void) | undefined
   private stopped = false
   /** Aborts that arrived while a step ran; applied at the next boundary. */
@@ -44,9 +51,11 @@ export class EngineLoop {
   constructor(
     private readonly engine: Engine,
     private readonly scheduler: Scheduler,
-    private readonly post: (message: WorkerToHost) => void,
+    private readonly post: (message: WorkerToHost, transfer?: ArrayBuffer[]) => void,
     private readonly beat: () => void,
-  ) {}
+  ) {
+    this.images = new ImageJobs(engine, post)
+  }
 
   /** Builds the prompt and queues one sequence per choice; answers `admitted` or `rejected`. */
   async submit(reqId: string, request: GenerateRequest, arrivalTime: number): Promise<void> {
@@ -76,6 +85,36 @@ export class EngineLoop {
     }
   }
 
+  /** Builds the image prompt and queues one grammar-constrained sequence per image. */
+  async submitImage(reqId: string, request: ImageRequest, arrivalTime: number): Promise<void> {
+    try {
+      validateSamplingParams(request.sampling)
+      const prompt = await this.engine.preparePrompt([{ role: 'user', content: request.prompt }], { addGenerationPrompt: true })
+      const grid = this.engine.model.config.image_generation.grid
+      const tokens = this.engine.imageGrammarLength(grid)
+      const base = request.sampling.seed ?? Math.floor(Math.random() * 2 ** 31)
+      const seeds = Array.from({ length: request.n }, (_, i) => base + i)
+      for (const [index, seed] of seeds.entries()) {
+        this.engine.addImageGeneration(seqId(reqId, index), prompt, { sampling: { ...request.sampling, seed }, grid })
+        this.scheduler.add({
+          id: seqId(reqId, index),
+          promptLength: prompt.blocks.length + 1,
+          // One more than the grammar: <|vision_end|> still needs its forward pass (its hidden state ends the span).
+          maxNewTokens: tokens + 1,
+          arrivalTime,
+          ...(request.timeoutMs === undefined ? {} : { deadline: arrivalTime + request.timeoutMs }),
+        })
+      }
+      this.requests.set(reqId, request.n)
+      this.imageSeeds.set(reqId, seeds)
+      this.post({ type: 'admitted', reqId, promptTokens: prompt.blocks.length + 1, imagePositions: 0, images: [] })
+      this.wake?.()
+    } catch (err) {
+      const code = err instanceof EngineError ? (ERROR_CODES[err.code] ?? 'engine_failed') : 'engine_failed'
+      this.post({ type: 'rejected', reqId, code, message: (err as Error).message })
+    }
+  }
+
   /** The request's token budget, or a CONTEXT_LENGTH_EXCEEDED error with the numbers. */
   private maxNewTokens(request: GenerateRequest, promptTokens: number, imagePositions: number): number {
     const context = this.engine.model.config.llm.max_position_embeddings
@@ -98,6 +137,7 @@ export class EngineLoop {
       this.pendingAborts.push(reqId)
       return
     }
+    this.images.cancel(reqId)
     const n = this.requests.get(reqId)
     if (n === undefined) return
     for (let choice = 0; choice < n; choice++) {
@@ -105,6 +145,8 @@ export class EngineLoop {
       this.engine.release(seqId(reqId, choice))
     }
     this.requests.delete(reqId)
+    this.imageSeeds.delete(reqId)
+    this.images.cancel(reqId)
     this.scheduler.takeFinished()
   }
 
@@ -115,6 +157,7 @@ export class EngineLoop {
       kvUsage: this.scheduler.kvUsage(),
       kvSequences: this.engine.kv.sequences,
       engineSequences: this.engine.size,
+      denoiseJobs: this.images.pending,
     }
   }
 
@@ -127,7 +170,7 @@ export class EngineLoop {
   async run(): Promise<void> {
     while (!this.stopped) {
       this.beat()
-      if (!this.scheduler.hasWork()) {
+      if (!this.scheduler.hasWork() && this.images.pending === 0) {
         await new Promise<void>((resolve) => {
           this.wake = resolve
         })
@@ -136,7 +179,9 @@ export class EngineLoop {
       }
       this.stepping = true
       try {
-        await this.step()
+        // One engine step, then one denoise step: neither kind of work waits long for the other.
+        if (this.scheduler.hasWork()) await this.step()
+        await this.images.step()
       } finally {
         this.stepping = false
       }
@@ -170,6 +215,10 @@ export class EngineLoop {
     for (const s of plan.scheduled) {
       const out = outputs.get(s.id)
       const reason = ended.has(s.id) ? (out?.finishReason ?? 'length') : undefined
+      if (this.imageSeeds.has(parseSeqId(s.id).reqId)) {
+        this.imageTokenProgress(s.id, reason)
+        continue
+      }
       if (out !== undefined && (out.tokenIds.length > 0 || reason !== undefined)) {
         const { reqId, choice } = parseSeqId(s.id)
         updates.push({ reqId, choice, text: out.text, tokenIds: out.tokenIds, logprobs: out.logprobs, finishReason: reason })
@@ -189,10 +238,29 @@ export class EngineLoop {
     this.post({ type: 'step', updates, started: [...new Set(firstRun.map((s) => parseSeqId(s.id).reqId))], record })
   }
 
+  /** An image sequence's step: progress now and then; at its end, the denoise job starts. */
+  private imageTokenProgress(id: string, reason: string | undefined): void {
+    const seq = this.engine.get(id)
+    const { reqId, choice } = parseSeqId(id)
+    if (seq === undefined) return
+    const done = seq.generatedIds.length
+    const total = seq.options.grammar?.length ?? done
+    if (done % TOKEN_PROGRESS_EVERY === 0 || reason !== undefined) this.post({ type: 'imageProgress', reqId, index: choice, phase: 'tokens', step: done, total })
+    if (reason === undefined) return
+    const seed = this.imageSeeds.get(reqId)?.[choice] ?? 0
+    if (reason === 'stop' && seq.capture !== undefined) this.images.start(reqId, choice, seq.capture.states, seed)
+    else this.post({ type: 'imageFailed', reqId, message: `the token phase ended with ${reason}` })
+    this.release(id)
+  }
+
   /** The update for a sequence the scheduler ended on its own (deadline). */
   private end(id: string, reason: 'timeout'): SequenceUpdate {
     this.release(id)
     const { reqId, choice } = parseSeqId(id)
+    if (this.imageSeeds.has(reqId)) {
+      this.images.cancel(reqId)
+      this.post({ type: 'imageFailed', reqId, message: 'The request ran past its time limit.' })
+    }
     return { reqId, choice, text: '', tokenIds: [], logprobs: undefined, finishReason: reason }
   }
 
@@ -200,8 +268,12 @@ export class EngineLoop {
     this.engine.release(id)
     const { reqId } = parseSeqId(id)
     const left = (this.requests.get(reqId) ?? 1) - 1
-    if (left <= 0) this.requests.delete(reqId)
-    else this.requests.set(reqId, left)
+    if (left > 0) {
+      this.requests.set(reqId, left)
+      return
+    }
+    this.requests.delete(reqId)
+    this.imageSeeds.delete(reqId)
   }
 
   /** A model run failed: every sequence ends with an error, the cache is emptied. */

@@ -12,7 +12,7 @@ import { Scheduler } from './scheduler/index.js'
 
 const port = parentPort
 if (port === null) throw new Error('engine-worker.ts must run in a worker thread')
-const post = (message: WorkerToHost) => port.postMessage(message)
+const post = (message: WorkerToHost, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer)
 const options = workerData as WorkerOptions
 const heartbeat = new BigInt64Array(options.heartbeat)
 const beat = () => Atomics.store(heartbeat, 0, BigInt(Date.now()))
@@ -29,6 +29,7 @@ try {
   const idleBeat = setInterval(beat, 1000)
   port.on('message', (message: HostToWorker) => {
     if (message.type === 'submit') void loop.submit(message.reqId, message.request, message.arrivalTime)
+    else if (message.type === 'submitImage') void loop.submitImage(message.reqId, message.request, message.arrivalTime)
     else if (message.type === 'abort') loop.abort(message.reqId)
     else if (message.type === 'stats') post({ type: 'stats', askId: message.askId, stats: loop.stats() })
     else if (message.type === 'shutdown') {
@@ -40,7 +41,18 @@ try {
   beat()
   post({
     type: 'ready',
-    model: { name: model.config.name, maxContext: model.config.llm.max_position_embeddings, dir: model.dir, maxImagePositions: model.config.vision.max_positions },
+    model: {
+      name: model.config.name,
+      maxContext: model.config.llm.max_position_embeddings,
+      dir: model.dir,
+      maxImagePositions: model.config.vision.max_positions,
+      images: {
+        size: model.config.image_generation.image_size,
+        grid: model.config.image_generation.grid,
+        tokensPerImage: engine.imageGrammarLength(model.config.image_generation.grid),
+        denoiseSteps: model.config.image_generation.steps,
+      },
+    },
   })
   await loop.run()
 } catch (err) {

@@ -7,7 +7,7 @@
  *   host ◄──step (every sequence's new tokens, one message per step)── worker
  *   host ──abort / drain / shutdown──► worker
  */
-import type { GenerateRequest, GenerationErrorCode, StepRecord } from './client-types.js'
+import type { GenerateRequest, GenerationErrorCode, ImageCapabilities, ImageRequest, StepRecord } from './client-types.js'
 import type { FinishReason, TokenLogprob } from '../engine/types.js'
 
 /** What the API layer needs to know about the loaded model. */
@@ -20,6 +20,7 @@ export interface ModelInfo {
   dir: string
   /** Most positions one image can take (for admission estimates). */
   maxImagePositions: number
+  images: ImageCapabilities
 }
 
 export interface SchedulingLimits {
@@ -45,6 +46,7 @@ export interface WorkerOptions {
 
 export type HostToWorker =
   | { type: 'submit'; reqId: string; request: GenerateRequest; arrivalTime: number }
+  | { type: 'submitImage'; reqId: string; request: ImageRequest; arrivalTime: number }
   | { type: 'abort'; reqId: string }
   | { type: 'stats'; askId: number }
   | { type: 'shutdown' }
@@ -67,6 +69,9 @@ export type WorkerToHost =
   | { type: 'rejected'; reqId: string; code: GenerationErrorCode; message: string }
   | { type: 'step'; updates: SequenceUpdate[]; started: string[]; record: StepRecord }
   | { type: 'stats'; askId: number; stats: EngineStats }
+  | { type: 'imageProgress'; reqId: string; index: number; phase: 'tokens' | 'denoise'; step: number; total: number }
+  | { type: 'image'; reqId: string; index: number; png: Uint8Array; denoiseStepMs: number[] }
+  | { type: 'imageFailed'; reqId: string; message: string }
 
 /** The worker's bookkeeping, for leak checks: all zero when idle. */
 export interface EngineStats {
@@ -78,6 +83,8 @@ export interface EngineStats {
   kvSequences: number
   /** Sequences the engine still knows. */
   engineSequences: number
+  /** Images being denoised. */
+  denoiseJobs: number
 }
 
 export interface ImageStats {

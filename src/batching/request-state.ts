@@ -10,14 +10,14 @@ import {
   type GenerationErrorCode,
   type RequestRecord,
 } from './client-types.js'
-import { EventQueue } from './event-queue.js'
+import { chatEvents } from './event-queue.js'
 import type { SequenceUpdate, WorkerToHost } from './protocol.js'
 import type { Reservation } from './scheduler/index.js'
 
 type Ending = RequestRecord['finishReason']
 
 export class RequestState {
-  readonly queue = new EventQueue()
+  readonly queue = chatEvents()
   readonly admitted: Promise<void>
   promptTokens = 0
   imagePositions = 0

@@ -12,6 +12,7 @@ import type { EngineClient } from '../batching/client-types.js'
 import { chatCompletionRoutes } from '../routes/chat-completions.js'
 import type { RemoteImageSource } from '../routes/chat/images.js'
 import { healthRoutes } from '../routes/health.js'
+import { imageGenerationRoutes } from '../routes/images-generations.js'
 import { modelRoutes, type ServedModel } from '../routes/models.js'
 import { ApiError } from './api-errors.js'
 import { installAuth, isOpenPath } from './auth.js'
@@ -120,6 +121,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     remoteImages: options.remoteImages ?? remoteFetcher(config),
     sseHeartbeatMs: config.sseHeartbeatMs,
     logPrompts: config.logPrompts,
+  })
+  await app.register(imageGenerationRoutes, {
+    engine,
+    model: { id: model.id, aliases: model.aliases },
+    maxImages: config.maxChoices,
+    sseHeartbeatMs: config.sseHeartbeatMs,
+    requestTimeoutMs: config.requestTimeoutMs,
   })
   return app
 }

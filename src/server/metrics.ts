@@ -107,6 +107,11 @@ function defineMetrics(registry: Registry) {
     stepTokens: histogram('step_tokens', 'Tokens computed in one engine step (decodes plus prefill chunks).', BUCKETS.stepTokens),
     promptLength: histogram('request_prompt_tokens', 'Prompt positions per finished request.', BUCKETS.length),
     generationLength: histogram('request_generation_tokens', 'Generated tokens per finished request, all choices.', BUCKETS.length),
+    imageRequests: counter('image_requests_total', 'Image-generation requests that delivered all their images.'),
+    imagesGenerated: counter('images_generated_total', 'Images generated (PNG delivered).'),
+    imageTokens: counter('image_tokens_total', 'Blocks written in the token phase of image generation.'),
+    denoiseStep: histogram('denoise_step_duration_seconds', 'Duration of one batched denoise (DiT) step.', BUCKETS.step),
+    imageLatency: histogram('image_request_latency_seconds', 'Time from submit to the last image of an image request.', BUCKETS.e2e),
     httpDuration: histogram('http_request_duration_seconds', 'HTTP request duration, by route pattern, method and status code.', BUCKETS.http, [
       'route',
       'method',
@@ -157,6 +162,13 @@ function observerFor(m: Defined): EngineObserver {
     },
     engineUp(up) {
       m.engineUp.set(up ? 1 : 0)
+    },
+    imageRequestFinished(r) {
+      m.imageRequests.inc()
+      m.imagesGenerated.inc(r.images)
+      m.imageTokens.inc(r.imageTokens)
+      for (const ms of r.denoiseStepMs) m.denoiseStep.observe(seconds(ms))
+      m.imageLatency.observe(seconds(r.totalMs))
     },
   }
 }

@@ -68,7 +68,7 @@ t.test('100 concurrent requests with 30% aborted midway: the rest match their so
   t.equal(completed.length, 70)
   for (const r of completed) t.same(r.tokens, solo.get(r.i % 20), `request ${r.i} matches its solo run`)
   t.equal(engine.inFlight, 0, 'no request tracked on the HTTP thread')
-  t.same(await engine.engineStats(), { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0 })
+  t.same(await engine.engineStats(), { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0, denoiseJobs: 0 })
 })
 
 t.test('a full waiting queue rejects with queue_full and Retry-After before any work', async (t) => {
@@ -86,7 +86,7 @@ t.test('a bad image is rejected at submit with invalid_image, nothing streamed',
   const engine = await started(t)
   const bad: GenerateRequest = { ...request(0), messages: [{ role: 'user', content: [{ type: 'image', image: { bytes: new Uint8Array([1, 2, 3]), detail: 'auto' } }] }] }
   await t.rejects(engine.submit(bad), { name: 'GenerationError', code: 'invalid_image' })
-  t.same(await engine.engineStats(), { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0 })
+  t.same(await engine.engineStats(), { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0, denoiseJobs: 0 })
 })
 
 t.test('a prompt plus max tokens over the context is context_length_exceeded with the numbers', async (t) => {

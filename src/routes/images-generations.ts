@@ -1,0 +1,181 @@
+/**
+ * `POST /v1/images/generations`, in the OpenAI Images shape. The prompt goes
+ * through the chat template; the model writes the image grid token by token
+ * (sharing the batch with chat), then the DiT and VAE paint it.
+ *
+ * Everything that can fail because of the request (schema, model, size, n,
+ * admission) fails before the 200 headers. With `stream: true` the response is
+ * server-sent events: `image_generation.progress` (token phase, then denoise
+ * step k of N), one `image_generation.completed` per image, then `[DONE]`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { GenerationError, type EngineClient, type ImageEvent, type ImageGeneration, type ImageRequest } from '../batching/client-types.js'
+import { ApiError, fromGenerationError } from '../server/api-errors.js'
+import { SseWriter } from '../server/sse.js'
+import { strictValidatorCompiler } from '../server/validation.js'
+import { checkModel, type ModelNames } from './chat/request.js'
+import { errorSchema } from './chat/schema.js'
+
+export interface ImageRouteOptions {
+  engine: EngineClient
+  model: ModelNames
+  /** Largest `n`. */
+  maxImages: number
+  sseHeartbeatMs: number
+  requestTimeoutMs: number | undefined
+}
+
+interface ImageBody {
+  prompt: string
+  model?: string
+  n?: number
+  size?: string
+  response_format?: 'b64_json' | 'url'
+  output_format?: 'png'
+  quality?: string
+  style?: string
+  seed?: number
+  user?: string
+  stream?: boolean
+  temperature?: number
+  top_p?: number
+  top_k?: number
+}
+
+const bodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['prompt'],
+  properties: {
+    prompt: { type: 'string', minLength: 1, maxLength: 32_000 },
+    model: { type: 'string' },
+    n: { type: 'integer', minimum: 1 },
+    size: { type: 'string' },
+    response_format: { type: 'string', enum: ['b64_json', 'url'] },
+    output_format: { type: 'string', enum: ['png'] },
+    quality: { type: 'string', enum: ['auto', 'standard', 'hd', 'low', 'medium', 'high'] },
+    style: { type: 'string', enum: ['vivid', 'natural'] },
+    seed: { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1 },
+    user: { type: 'string' },
+    stream: { type: 'boolean' },
+    temperature: { type: 'number', minimum: 0, maximum: 2 },
+    top_p: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+    top_k: { type: 'integer', minimum: 0 },
+  },
+}
+
+const responseSchema = {
+  type: 'object',
+  properties: {
+    created: { type: 'integer' },
+    data: { type: 'array', items: { type: 'object', properties: { b64_json: { type: 'string' }, revised_prompt: { type: 'string' } } } },
+    usage: {
+      type: 'object',
+      properties: {
+        input_tokens: { type: 'integer' },
+        output_tokens: { type: 'integer' },
+        total_tokens: { type: 'integer' },
+        input_tokens_details: { type: 'object', properties: { text_tokens: { type: 'integer' }, image_tokens: { type: 'integer' } } },
+      },
+    },
+  },
+}
+
+function usageOf(done: Extract<ImageEvent, { type: 'done' }>) {
+  const { promptTokens, imageTokens, totalTokens } = done.usage
+  return { input_tokens: promptTokens, output_tokens: imageTokens, total_tokens: totalTokens, input_tokens_details: { text_tokens: promptTokens, image_tokens: 0 } }
+}
+
+export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRouteOptions): Promise<void> {
+  const { engine } = opts
+  const supportedSize = () => `${engine.imageCapabilities.size}x${engine.imageCapabilities.size}`
+
+  function toImageRequest(body: ImageBody): ImageRequest {
+    if (body.model !== undefined) checkModel(body.model, opts.model)
+    if (body.prompt.trim() === '') throw new ApiError('invalid_request_error', 'The prompt is empty.', 'prompt')
+    const size = body.size ?? 'auto'
+    if (size !== 'auto' && size !== supportedSize()) {
+      throw new ApiError('invalid_request_error', `The size '${size}' is not supported. This model generates ${supportedSize()} (or 'auto').`, 'size')
+    }
+    if (body.response_format === 'url') throw new ApiError('invalid_request_error', "Only response_format 'b64_json' is supported: this server stores no images.", 'response_format')
+    const n = body.n ?? 1
+    if (n > opts.maxImages) throw new ApiError('invalid_request_error', `n is ${n}; this server generates at most ${opts.maxImages} images per request.`, 'n')
+    // Penalties and logit bias make no sense over image codes; only the sampling shape is the caller's.
+    const sampling = {
+      temperature: body.temperature ?? 1,
+      topP: body.top_p ?? 1,
+      topK: body.top_k ?? 0,
+      minP: 0,
+      presencePenalty: 0,
+      frequencyPenalty: 0,
+      repetitionPenalty: 1,
+      logitBias: new Map<number, number>(),
+      seed: body.seed,
+      topLogprobs: undefined,
+    }
+    return { prompt: body.prompt, n, sampling, ...(opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs }) }
+  }
+
+  async function start(request: ImageRequest, reply: FastifyReply): Promise<ImageGeneration> {
+    const controller = new AbortController()
+    reply.raw.once('close', () => reply.raw.writableFinished || controller.abort())
+    try {
+      return await engine.generateImages(request, { signal: controller.signal })
+    } catch (err) {
+      if (err instanceof GenerationError) throw fromGenerationError(err)
+      throw err
+    }
+  }
+
+  app.post(
+    '/v1/images/generations',
+    {
+      schema: { summary: 'Creates images from a text prompt', tags: ['images'], body: bodySchema, response: { 200: responseSchema, '4XX': errorSchema, '5XX': errorSchema } },
+      validatorCompiler: strictValidatorCompiler,
+    },
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      const body = request.body as ImageBody
+      Object.assign(request.stats, { model: body.model ?? opts.model.id, stream: body.stream === true, n: body.n ?? 1 })
+      const generation = await start(toImageRequest(body), reply)
+      request.stats.promptTokens = generation.promptTokens
+      const created = Math.floor(Date.now() / 1000)
+      if (body.stream === true) {
+        reply.hijack()
+        await streamImages(new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, { heartbeatMs: opts.sseHeartbeatMs }), generation, created, supportedSize())
+        return reply
+      }
+      const images: string[] = []
+      for await (const event of generation.events) {
+        if (event.type === 'image') images[event.index] = Buffer.from(event.png).toString('base64')
+        else if (event.type === 'error') throw fromGenerationError(new GenerationError(event.code, event.message))
+        else if (event.type === 'done') return { created, data: images.map((b64_json) => ({ b64_json, revised_prompt: body.prompt })), usage: usageOf(event) }
+      }
+      // The client left before the images were done.
+      reply.hijack()
+      reply.raw.destroy()
+      return reply
+    },
+  )
+}
+
+async function streamImages(writer: SseWriter, generation: ImageGeneration, created: number, size: string): Promise<void> {
+  const common = { created_at: created, size, quality: 'auto', background: 'opaque', output_format: 'png' }
+  for await (const event of generation.events) {
+    if (writer.closed) {
+      generation.abort()
+      break
+    }
+    if (event.type === 'progress') {
+      await writer.send({ type: 'image_generation.progress', image_index: event.index, phase: event.phase, step: event.step, total: event.total })
+    } else if (event.type === 'image') {
+      await writer.send({ type: 'image_generation.completed', image_index: event.index, b64_json: Buffer.from(event.png).toString('base64'), ...common })
+    } else if (event.type === 'done') {
+      await writer.send({ type: 'image_generation.usage', usage: usageOf(event) })
+    } else {
+      const error = fromGenerationError(new GenerationError(event.code, event.message))
+      await writer.send(error.toBody())
+    }
+  }
+  await writer.send('[DONE]')
+  writer.end()
+}

@@ -1,0 +1,98 @@
+/** POST /v1/images/generations over real HTTP on the tiny model. */
+import sharp from 'sharp'
+import t from 'tap'
+import { MODEL, serve, tinyEngine } from './serve.js'
+
+const engine = await tinyEngine(t)
+
+interface ImagesBody {
+  created: number
+  data: Array<{ b64_json: string; revised_prompt: string }>
+  usage: { input_tokens: number; output_tokens: number; total_tokens: number }
+}
+
+async function generate(base: string, body: object): Promise<{ status: number; json: ImagesBody & { error?: { code: string; param: string | null; message: string } } }> {
+  const res = await fetch(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  return { status: res.status, json: (await res.json()) as ImagesBody }
+}
+
+t.test('the same prompt and seed give a byte-identical PNG of the configured size; another seed differs', async (t) => {
+  const { base } = await serve(t, engine)
+  const a = await generate(base, { model: MODEL, prompt: 'A red cat on a chair', seed: 7 })
+  const b = await generate(base, { model: MODEL, prompt: 'A red cat on a chair', seed: 7 })
+  const c = await generate(base, { model: MODEL, prompt: 'A red cat on a chair', seed: 8 })
+  t.equal(a.status, 200)
+  t.equal(a.json.data.length, 1)
+  t.equal(a.json.data[0]?.b64_json, b.json.data[0]?.b64_json, 'same seed, same bytes')
+  t.not(a.json.data[0]?.b64_json, c.json.data[0]?.b64_json, 'another seed, another image')
+  const png = Buffer.from(a.json.data[0]?.b64_json ?? '', 'base64')
+  const meta = await sharp(png).metadata()
+  t.same([meta.format, meta.width, meta.height, meta.channels], ['png', 64, 64, 3])
+  const tokensPerImage = engine.imageCapabilities.tokensPerImage
+  t.same(a.json.usage, { input_tokens: a.json.usage.input_tokens, output_tokens: tokensPerImage, total_tokens: a.json.usage.input_tokens + tokensPerImage, input_tokens_details: { text_tokens: a.json.usage.input_tokens, image_tokens: 0 } })
+  t.equal(a.json.data[0]?.revised_prompt, 'A red cat on a chair')
+})
+
+t.test('n = 2 gives two different images and counts both token phases', async (t) => {
+  const { base } = await serve(t, engine)
+  const res = await generate(base, { prompt: 'Two dogs', n: 2, seed: 1, size: '64x64', response_format: 'b64_json' })
+  t.equal(res.status, 200)
+  t.equal(res.json.data.length, 2)
+  t.not(res.json.data[0]?.b64_json, res.json.data[1]?.b64_json)
+  t.equal(res.json.usage.output_tokens, 2 * engine.imageCapabilities.tokensPerImage)
+})
+
+t.test('bad inputs are OpenAI-shaped 400s naming the param', async (t) => {
+  const { base } = await serve(t, engine)
+  const cases: Array<[object, string, string]> = [
+    [{ prompt: '' }, 'prompt', 'invalid_value'],
+    [{ prompt: '   ' }, 'prompt', 'invalid_request_error'],
+    [{ prompt: 'x', size: '1024x1024' }, 'size', 'invalid_request_error'],
+    [{ prompt: 'x', n: 100 }, 'n', 'invalid_request_error'],
+    [{ prompt: 'x', n: 'two' }, 'n', 'invalid_type'],
+    [{ prompt: 42 }, 'prompt', 'invalid_type'],
+    [{ prompt: 'x', response_format: 'url' }, 'response_format', 'invalid_request_error'],
+    [{ prompt: 'x', model: 'dall-e-3' }, 'model', 'model_not_found'],
+  ]
+  for (const [body, param, code] of cases) {
+    const res = await generate(base, body)
+    t.equal(res.status, code === 'model_not_found' ? 404 : 400, JSON.stringify(body))
+    t.equal(res.json.error?.param, param, `${JSON.stringify(body)} names ${param}`)
+    t.equal(res.json.error?.code, code, `${JSON.stringify(body)} is ${code}`)
+  }
+  const size = await generate(base, { prompt: 'x', size: '1024x1024' })
+  t.equal(size.json.error?.message, "The size '1024x1024' is not supported. This model generates 64x64 (or 'auto').")
+})
+
+t.test('streaming sends progress, then the completed image, then usage and [DONE]', async (t) => {
+  const { base } = await serve(t, engine)
+  const res = await fetch(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'A boat', seed: 7, stream: true }) })
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /^text\/event-stream/)
+  const events = (await res.text()).split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6))
+  t.equal(events.at(-1), '[DONE]')
+  const parsed = events.slice(0, -1).map((e) => JSON.parse(e) as { type: string; phase?: string; step?: number; total?: number; b64_json?: string })
+  const types = parsed.map((e) => e.type)
+  const firstCompleted = types.indexOf('image_generation.completed')
+  t.ok(firstCompleted > 0 && types.slice(0, firstCompleted).every((type) => type === 'image_generation.progress'), 'progress first')
+  t.same(types.slice(firstCompleted), ['image_generation.completed', 'image_generation.usage'])
+  const denoise = parsed.filter((e) => e.phase === 'denoise')
+  t.same(denoise.at(-1), { type: 'image_generation.progress', image_index: 0, phase: 'denoise', step: engine.imageCapabilities.denoiseSteps, total: engine.imageCapabilities.denoiseSteps })
+  const same = await generate(base, { prompt: 'A boat', seed: 7 })
+  t.equal(parsed[firstCompleted]?.b64_json, same.json.data[0]?.b64_json, 'the streamed image equals the non-streamed one')
+})
+
+t.test('a client that leaves mid-generation frees every sequence and denoise job', async (t) => {
+  const { base } = await serve(t, engine)
+  const controller = new AbortController()
+  const res = await fetch(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'A long one', n: 3, stream: true }), signal: controller.signal })
+  const reader = res.body?.getReader()
+  await reader?.read()
+  controller.abort()
+  for (let i = 0; i < 50; i++) {
+    const stats = await engine.engineStats()
+    if (stats.engineSequences === 0 && stats.denoiseJobs === 0) break
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.same(await engine.engineStats(), { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0, denoiseJobs: 0 })
+})
