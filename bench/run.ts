@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import { DEFAULT_MODEL_DIR, ensureTinyModel } from '../src/builder/build-model.js'
+import { defaultIntraOpThreads } from '../src/batching/engine-client.js'
 import { loadModel } from '../src/engine/model.js'
 import { patternPng } from '../test/helpers/images.js'
 import { benchEngine } from './engine-bench.js'
@@ -44,7 +45,12 @@ if (mode === 'engine' || mode === 'all') {
 }
 
 if (mode === 'serve' || mode === 'all') {
-  const result = await benchServe(model, await patternPng(224, 224, 1), { quick: values.quick })
+  // The raw-engine rows use the server's own session settings, so the comparison isolates HTTP and scheduling.
+  const threads = Number(process.env.KELIX_INTRA_OP_THREADS ?? defaultIntraOpThreads())
+  const serverLikeModel = await loadModel(DEFAULT_MODEL_DIR, { intraOpThreads: threads })
+  const result = await benchServe(serverLikeModel, await patternPng(224, 224, 1), { quick: values.quick })
+  await serverLikeModel.dispose()
+  console.log(`(server and raw engine: ${threads} intra-op thread(s) per operator)`)
   console.log(`Serving, ${model.config.name}, streaming over HTTP, 32 tokens per answer\n`)
   console.log(
     formatTable(
@@ -70,6 +76,7 @@ if (mode === 'serve' || mode === 'all') {
     'c32 vs raw engine (≥ 0.85)': ratio(find('server', 32)?.outputTokensPerSecond, find('raw engine', 32)?.outputTokensPerSecond),
     'c1 decode rate vs raw engine (≥ 0.90)': ratio(find('server', 1)?.decodeRate, find('raw engine', 1)?.decodeRate),
     'event-loop delay p99 at c32, ms (< 20)': result.eventLoopDelayP99Ms ?? Number.NaN,
+    'images per minute, one at a time': result.imagesPerMinute,
   }
   console.log('')
   console.log(formatTable(Object.entries(targets).map(([target, value]) => ({ target, value }))))

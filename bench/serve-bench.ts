@@ -3,7 +3,7 @@
  * side with the same server at max_num_seqs=1 and with the raw engine (no
  * HTTP, no scheduler) running the same closed-loop workload in this process.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { Engine } from '../src/engine/engine.js'
@@ -16,7 +16,7 @@ const MAX_TOKENS = 32
 
 export interface ServeRow extends Partial<LoadSummary> {
   target: 'server' | 'server max_num_seqs=1' | 'raw engine'
-  prompt: 'text' | 'image'
+  prompt: 'text' | 'image' | 'text + image gen'
   load: string
   concurrency: number
   outputTokensPerSecond: number
@@ -25,6 +25,21 @@ export interface ServeRow extends Partial<LoadSummary> {
 export interface ServeResult {
   rows: ServeRow[]
   eventLoopDelayP99Ms: number | undefined
+  /** Image generation alone, one request at a time. */
+  imagesPerMinute: number
+}
+
+/** Image requests one after another until `stop()`; resolves with how many images came back. */
+function imageLoad(baseUrl: string, model: string) {
+  let stopped = false
+  let images = 0
+  const done = (async () => {
+    for (let i = 0; !stopped; i++) {
+      const res = await fetch(`${baseUrl}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: `Image ${i}: a lighthouse at dusk`, seed: i }) })
+      if (res.ok) images += ((await res.json()) as { data: unknown[] }).data.length
+    }
+  })()
+  return { stop: async () => ((stopped = true), await done, images) }
 }
 
 function textRequest(i: number): LoadRequest {
@@ -46,10 +61,12 @@ export async function benchServe(model: KelixModel, png: Uint8Array, opts: { qui
   // Ban <|im_end|> so every answer has exactly MAX_TOKENS tokens, in every target.
   const extra = { logit_bias: { [imEnd]: -100 } }
   const rows: ServeRow[] = []
+  buildServer()
 
   for (const c of concurrencies) rows.push({ target: 'raw engine', prompt: 'text', load: 'closed', concurrency: c, ...(await rawClosedLoop(model, c, requestsAt(c))) })
 
   let eventLoopDelayP99Ms: number | undefined
+  let imagesPerMinute = Number.NaN
   await withServer({ KELIX_MAX_NUM_SEQS: '32' }, async (baseUrl) => {
     const load = { baseUrl, model: model.config.name, extra }
     await closedLoop({ ...load, request: textRequest }, 2, 4) // warm-up
@@ -59,6 +76,13 @@ export async function benchServe(model: KelixModel, png: Uint8Array, opts: { qui
       if (c === 32) eventLoopDelayP99Ms = await eventLoopP99(baseUrl)
     }
     for (const c of [4, 16]) rows.push({ target: 'server', prompt: 'image', load: 'closed', concurrency: c, ...summarise(await closedLoop({ ...load, request: imageRequest(png) }, c, requestsAt(c))) })
+    const images = imageLoad(baseUrl, model.config.name)
+    const imageStarted = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, opts.quick ? 3000 : 10_000))
+    imagesPerMinute = ((await images.stop()) * 60_000) / (performance.now() - imageStarted)
+    const beside = imageLoad(baseUrl, model.config.name)
+    rows.push({ target: 'server', prompt: 'text + image gen', load: 'closed', concurrency: 4, ...summarise(await closedLoop({ ...load, request: textRequest }, 4, requestsAt(4))) })
+    await beside.stop()
     const rate = opts.quick ? 4 : 8
     rows.push({ target: 'server', prompt: 'text', load: `open ${rate}/s`, concurrency: 0, ...summarise(await openLoop({ ...load, request: textRequest }, rate, opts.quick ? 2000 : 5000)) })
   })
@@ -66,7 +90,7 @@ export async function benchServe(model: KelixModel, png: Uint8Array, opts: { qui
     const load = { baseUrl, model: model.config.name, extra, request: textRequest }
     for (const c of [1, 32]) rows.push({ target: 'server max_num_seqs=1', prompt: 'text', load: 'closed', concurrency: c, ...summarise(await closedLoop(load, c, opts.quick ? 8 : 32)) })
   })
-  return { rows, eventLoopDelayP99Ms }
+  return { rows, eventLoopDelayP99Ms, imagesPerMinute }
 }
 
 /** The raw engine under the same closed loop: `concurrency` sequences in flight, refilled as they finish. */
@@ -109,9 +133,14 @@ async function rawClosedLoop(model: KelixModel, concurrency: number, total: numb
   return { outputTokensPerSecond: tokens / ((performance.now() - started) / 1000), decodeRate: decodeSteps / (decodeMs / 1000) }
 }
 
+/** The server as users run it: compiled, `node dist/server/main.js`. */
+function buildServer(): void {
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
+}
+
 async function withServer(env: Record<string, string>, body: (baseUrl: string) => Promise<void>): Promise<void> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts'], {
+  const child = spawn(process.execPath, ['dist/server/main.js'], {
     cwd: ROOT,
     env: { ...process.env, KELIX_PORT: String(port), KELIX_HOST: '127.0.0.1', KELIX_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -158,6 +158,14 @@ const ROWS: [string, PanelSpec[]][] = [
     ],
   ],
   [
+    'Image generation',
+    [
+      { title: 'Images generated / s', unit: 'none', description: 'Images delivered per second, all pods.', targets: [{ expr: `sum(${rate('kelix_images_generated_total')})`, legend: 'images/s' }] },
+      { title: 'Image request latency', unit: 's', description: 'Submit to the last image of an image request.', targets: [...percentiles('kelix_image_request_latency_seconds')] },
+      { title: 'Denoise step duration', unit: 's', description: 'One batched DiT step; chat decode steps interleave with these.', targets: [...percentiles('kelix_denoise_step_duration_seconds')] },
+    ],
+  ],
+  [
     'Request lengths',
     [
       { type: 'heatmap', title: 'Prompt length', unit: 'none', description: 'Prompt positions per finished request (images included).', targets: [lengthHeatmap('kelix_request_prompt_tokens')] },

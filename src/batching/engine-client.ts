@@ -7,6 +7,7 @@
  *   'step' ─► each request's EventQueue: deltas, finish per choice, done
  */
 import { randomUUID } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import {
   GenerationError,
   type EngineClient,
@@ -28,6 +29,7 @@ export interface EngineClientOptions {
   modelDir: string
   /** Default `['cpu']`. */
   executionProviders?: Array<'cpu' | 'cuda' | 'webgpu'>
+  /** Threads per ONNX operator. Default: one per core but one, which is left to the HTTP thread. */
   intraOpThreads?: number
   /** Default: 32 sequences, 512 blocks per step, KV for 64k positions in pages of 16. */
   limits?: Partial<SchedulingLimits>
@@ -40,6 +42,11 @@ export interface EngineClientOptions {
   /** Worker considered hung after this long without a loop turn. Default 30 s. */
   hungAfterMs?: number
   observer?: EngineObserver
+}
+
+/** One core per ONNX operator thread, except one for the HTTP thread (measured: bench/results/serve.json). */
+export function defaultIntraOpThreads(): number {
+  return Math.max(1, availableParallelism() - 1)
 }
 
 const DEFAULT_LIMITS: SchedulingLimits = { maxNumSeqs: 32, maxBatchedTokens: 512, kvCapacity: 65_536, pageSize: 16 }
@@ -77,7 +84,7 @@ class WorkerEngineClient implements LocalEngineClient {
       worker: {
         modelDir: this.options.modelDir,
         executionProviders: this.options.executionProviders ?? ['cpu'],
-        intraOpThreads: this.options.intraOpThreads,
+        intraOpThreads: this.options.intraOpThreads ?? defaultIntraOpThreads(),
         limits: { ...limits, kvCapacity: Math.max(limits.kvCapacity, limits.pageSize) },
         maxImagePixels: this.options.maxImagePixels ?? 50_000_000,
       },

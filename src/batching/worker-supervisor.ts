@@ -39,7 +39,7 @@ export interface SupervisorOptions {
 function newWorker(workerData: WorkerOptions): Worker {
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./engine-worker.js', import.meta.url), { workerData })
   const url = new URL('./engine-worker.ts', import.meta.url)
-  if (!process.execArgv.some((arg) => arg.includes('/tsx/'))) return new Worker(url, { workerData })
+  if (!process.execArgv.some((arg) => arg.includes('tsx'))) return new Worker(url, { workerData })
   const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}) })`
   return new Worker(bootstrap, { eval: true, workerData, execArgv: [] })
 }

@@ -173,7 +173,7 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'logLevel', env: 'KELIX_LOG_LEVEL', flag: '--log-level', default: 'info', help: `pino level: ${LOG_LEVELS.join(', ')}`, parse: oneOf(LOG_LEVELS, 'info') }),
   setting({ key: 'logPrompts', env: 'KELIX_LOG_PROMPTS', flag: '--log-prompts', boolean: true, default: 'false', help: 'log request messages (images as byte counts)', parse: boolean }),
   setting({ key: 'executionProviders', env: 'KELIX_EXECUTION_PROVIDERS', flag: '--execution-providers', default: 'cpu', help: 'ONNX Runtime providers in order of preference: cpu, cuda, webgpu', parse: providerList }),
-  setting({ key: 'intraOpThreads', env: 'KELIX_INTRA_OP_THREADS', flag: '--intra-op-threads', default: "ONNX Runtime's choice", help: 'threads per operator in the engine worker', parse: integer(1, 1024, undefined) }),
+  setting({ key: 'intraOpThreads', env: 'KELIX_INTRA_OP_THREADS', flag: '--intra-op-threads', default: 'cores − 1 (at least 1)', help: 'threads per operator in the engine worker; one core is left to HTTP', parse: integer(1, 1024, undefined) }),
   setting({ key: 'apiKeys', env: 'KELIX_API_KEYS', default: 'none (no authentication)', help: 'comma list of accepted Bearer keys', parse: list }),
   setting({ key: 'apiKeys', env: 'KELIX_API_KEYS_FILE', flag: '--api-keys-file', default: 'none', help: 'file with one accepted key per line (# comments), added to KELIX_API_KEYS', parse: keysFile }),
   setting({ key: 'authHealth', env: 'KELIX_AUTH_HEALTH', flag: '--auth-health', boolean: true, default: 'false', help: 'require a key on /health/*', parse: boolean }),
