@@ -120,12 +120,30 @@ class WorkerEngineClient implements LocalEngineClient {
 
   async submit(request: GenerateRequest, opts: { signal?: AbortSignal } = {}): Promise<Generation> {
     const { supervisor, reservation } = this.admit(this.estimateTokens(request))
-    const reqId = randomUUID()
-    const state = new RequestState(reqId, request.n, reservation, this.options.observer)
-    this.requests.set(reqId, state)
-    try {
+    const state = new RequestState(request.n, reservation, this.options.observer)
+    const abort = await this.track(state, opts.signal, (reqId) => {
       const { request: portable, transfer } = portableRequest(request)
       supervisor.post({ type: 'submit', reqId, request: portable, arrivalTime: Date.now() }, transfer)
+    })
+    return { promptTokens: state.promptTokens, imagePositions: state.imagePositions, events: state.queue, abort }
+  }
+
+  async generateImages(request: ImageRequest, opts: { signal?: AbortSignal } = {}): Promise<ImageGeneration> {
+    const { supervisor, reservation } = this.admit(Math.ceil(request.prompt.length / 3) + 16)
+    const state = new ImageRequestState(request.n, this.model.images.tokensPerImage, reservation, this.options.observer)
+    const abort = await this.track(state, opts.signal, (reqId) => supervisor.post({ type: 'submitImage', reqId, request, arrivalTime: Date.now() }))
+    return { promptTokens: state.promptTokens, events: state.queue, abort }
+  }
+
+  /**
+   * Registers a request, hands it to the worker, and waits until it is admitted
+   * (or throws its refusal). Returns the abort function, also wired to `signal`.
+   */
+  private async track(state: RequestState | ImageRequestState, signal: AbortSignal | undefined, send: (reqId: string) => void): Promise<() => void> {
+    const reqId = randomUUID()
+    this.requests.set(reqId, state)
+    try {
+      send(reqId)
     } catch (err) {
       state.rejectWith('invalid_image', `The request could not be handed to the engine: ${(err as Error).message}`)
     }
@@ -136,32 +154,13 @@ class WorkerEngineClient implements LocalEngineClient {
       throw err
     }
     const abort = () => this.abort(reqId)
-    if (opts.signal?.aborted) abort()
-    opts.signal?.addEventListener('abort', abort, { once: true })
-    state.onEnd = () => opts.signal?.removeEventListener('abort', abort)
-    return { promptTokens: state.promptTokens, imagePositions: state.imagePositions, events: state.queue, abort }
-  }
-
-  async generateImages(request: ImageRequest, opts: { signal?: AbortSignal } = {}): Promise<ImageGeneration> {
-    const { supervisor, reservation } = this.admit(Math.ceil(request.prompt.length / 3) + 16)
-    const reqId = randomUUID()
-    const state = new ImageRequestState(request.n, this.model.images.tokensPerImage, reservation, this.options.observer)
-    this.requests.set(reqId, state)
-    supervisor.post({ type: 'submitImage', reqId, request, arrivalTime: Date.now() })
-    try {
-      await state.admitted
-    } catch (err) {
-      this.requests.delete(reqId)
-      throw err
-    }
-    const abort = () => this.abort(reqId)
-    if (opts.signal?.aborted) abort()
-    opts.signal?.addEventListener('abort', abort, { once: true })
     state.onEnd = () => {
-      opts.signal?.removeEventListener('abort', abort)
+      signal?.removeEventListener('abort', abort)
       this.requests.delete(reqId)
     }
-    return { promptTokens: state.promptTokens, events: state.queue, abort }
+    if (signal?.aborted) abort()
+    else signal?.addEventListener('abort', abort, { once: true })
+    return abort
   }
 
   engineStats(): Promise<EngineStats> {

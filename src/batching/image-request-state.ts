@@ -2,47 +2,25 @@
  * The HTTP thread's record of one image request: progress and images in, one
  * `done` (or `error`) out once every image arrived. Ends exactly once.
  */
-import { GenerationError, type EngineObserver, type GenerationErrorCode } from './client-types.js'
+import type { EngineObserver, GenerationErrorCode } from './client-types.js'
 import { imageEvents } from './event-queue.js'
 import type { WorkerToHost } from './protocol.js'
 import type { Reservation } from './scheduler/index.js'
+import { TrackedRequest } from './tracked-request.js'
 
-export class ImageRequestState {
+export class ImageRequestState extends TrackedRequest {
   readonly queue = imageEvents()
-  readonly admitted: Promise<void>
-  promptTokens = 0
-  finished = false
-  onEnd: (() => void) | undefined
-  private resolveAdmitted!: () => void
-  private rejectAdmitted!: (err: GenerationError) => void
-  private readonly submittedAt = performance.now()
   private firstEventAt: number | undefined
   private delivered = 0
   private readonly denoiseStepMs: number[] = []
 
   constructor(
-    readonly n: number,
+    n: number,
     private readonly tokensPerImage: number,
-    private readonly reservation: Reservation,
-    private readonly observer: EngineObserver | undefined,
+    reservation: Reservation,
+    observer: EngineObserver | undefined,
   ) {
-    this.admitted = new Promise((resolve, reject) => {
-      this.resolveAdmitted = resolve
-      this.rejectAdmitted = reject
-    })
-  }
-
-  admit(message: Extract<WorkerToHost, { type: 'admitted' }>): void {
-    this.promptTokens = message.promptTokens
-    this.reservation.commit(message.promptTokens * this.n)
-    this.resolveAdmitted()
-  }
-
-  rejectWith(code: GenerationErrorCode, message: string): void {
-    this.reservation.release()
-    this.finished = true
-    this.observer?.requestRejected(code)
-    this.rejectAdmitted(new GenerationError(code, message))
+    super(n, reservation, observer)
   }
 
   progress(message: Extract<WorkerToHost, { type: 'imageProgress' }>): void {
@@ -64,22 +42,12 @@ export class ImageRequestState {
     this.end()
   }
 
-  fail(code: GenerationErrorCode, message: string): void {
-    if (this.finished) return
-    this.rejectAdmitted(new GenerationError(code, message))
+  protected pushError(code: GenerationErrorCode, message: string): void {
     this.queue.push({ type: 'error', code, message })
-    this.end()
   }
 
-  aborted(): void {
-    if (this.finished) return
-    this.end()
-  }
-
-  private end(): void {
-    this.finished = true
-    this.reservation.release()
-    this.onEnd?.()
+  protected override end(): void {
+    super.end()
     this.queue.end()
   }
 }

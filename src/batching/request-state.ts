@@ -3,30 +3,17 @@
  * place, and the clock readings behind its timings and metrics. Every request
  * ends exactly once: done, error, or aborted.
  */
-import {
-  GenerationError,
-  type EngineObserver,
-  type FinishReason,
-  type GenerationErrorCode,
-  type RequestRecord,
-} from './client-types.js'
+import type { EngineObserver, FinishReason, GenerationErrorCode, RequestRecord } from './client-types.js'
 import { chatEvents } from './event-queue.js'
 import type { SequenceUpdate, WorkerToHost } from './protocol.js'
 import type { Reservation } from './scheduler/index.js'
+import { TrackedRequest } from './tracked-request.js'
 
 type Ending = RequestRecord['finishReason']
 
-export class RequestState {
+export class RequestState extends TrackedRequest {
   readonly queue = chatEvents()
-  readonly admitted: Promise<void>
-  promptTokens = 0
   imagePositions = 0
-  finished = false
-  /** Called once when the request ends, whatever the way. */
-  onEnd: (() => void) | undefined
-  private resolveAdmitted!: () => void
-  private rejectAdmitted!: (err: GenerationError) => void
-  private readonly submittedAt = performance.now()
   private startedAt: number | undefined
   private firstTokenAt: number | undefined
   private readonly lastTokenAt: Array<number | undefined>
@@ -37,33 +24,16 @@ export class RequestState {
   /** 'length' when any choice ran out of tokens, else 'stop'. */
   private choicesEnding: FinishReason = 'stop'
 
-  constructor(
-    readonly reqId: string,
-    readonly n: number,
-    private readonly reservation: Reservation,
-    private readonly observer: EngineObserver | undefined,
-  ) {
+  constructor(n: number, reservation: Reservation, observer: EngineObserver | undefined) {
+    super(n, reservation, observer)
     this.choicesLeft = n
     this.lastTokenAt = Array.from({ length: n }, () => undefined)
-    this.admitted = new Promise((resolve, reject) => {
-      this.resolveAdmitted = resolve
-      this.rejectAdmitted = reject
-    })
   }
 
-  admit(message: Extract<WorkerToHost, { type: 'admitted' }>): void {
-    this.promptTokens = message.promptTokens
+  override admit(message: Extract<WorkerToHost, { type: 'admitted' }>): void {
     this.imagePositions = message.imagePositions
-    this.reservation.commit(message.promptTokens * this.n)
     for (const image of message.images) this.observer?.image(image)
-    this.resolveAdmitted()
-  }
-
-  rejectWith(code: GenerationErrorCode, message: string): void {
-    this.reservation.release()
-    this.finished = true
-    this.observer?.requestRejected(code)
-    this.rejectAdmitted(new GenerationError(code, message))
+    super.admit(message)
   }
 
   /** The request left the waiting queue. */
@@ -92,20 +62,12 @@ export class RequestState {
     if (this.choicesLeft === 0) this.complete(now)
   }
 
-  /** The client left: nothing more is delivered. */
-  aborted(): void {
-    if (this.finished) return
-    this.end('abort', performance.now())
-    this.queue.end()
+  protected pushError(code: GenerationErrorCode, message: string): void {
+    this.queue.push({ type: 'error', code, message })
   }
 
-  /** The engine failed or shut down: the reader gets one error event. */
-  fail(code: GenerationErrorCode, message: string): void {
-    if (this.finished) return
-    this.rejectAdmitted(new GenerationError(code, message))
-    this.queue.push({ type: 'error', code, message })
-    this.end('error', performance.now())
-    this.queue.end()
+  protected override terminate(reason: 'abort' | 'error'): void {
+    this.finishWith(reason, performance.now())
   }
 
   private complete(now: number): void {
@@ -116,15 +78,14 @@ export class RequestState {
       const usage = { promptTokens: this.promptTokens, completionTokens: this.completionTokens, totalTokens: this.promptTokens + this.completionTokens }
       this.queue.push({ type: 'done', usage, timings: this.timings(now) })
     }
-    this.end(ending ?? this.choicesEnding, now)
-    this.queue.end()
+    this.finishWith(ending ?? this.choicesEnding, now)
   }
 
-  private end(reason: Ending, now: number): void {
-    this.finished = true
-    this.reservation.release()
-    this.onEnd?.()
+  /** Ends with the record metrics see. */
+  private finishWith(reason: Ending, now: number): void {
+    if (this.finished) return
     const t = this.timings(now)
+    this.end()
     this.observer?.requestFinished({
       finishReason: reason,
       promptTokens: this.promptTokens,
@@ -135,6 +96,11 @@ export class RequestState {
       totalMs: t.totalMs,
       interTokenMs: this.interTokenMs,
     })
+  }
+
+  protected override end(): void {
+    super.end()
+    this.queue.end()
   }
 
   private timings(now: number) {
