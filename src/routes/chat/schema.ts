@@ -162,60 +162,64 @@ export const usageSchema = {
   required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
 } as const
 
-export const chatCompletionSchema = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    object: { const: 'chat.completion' },
-    created: { type: 'integer' },
-    model: { type: 'string' },
-    system_fingerprint: { type: 'string' },
-    choices: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          index: { type: 'integer' },
-          message: {
-            type: 'object',
-            properties: { role: { const: 'assistant' }, content: { type: 'string' }, refusal: { type: 'null' } },
-            required: ['role', 'content', 'refusal'],
-          },
-          logprobs: choiceLogprobs,
-          finish_reason: { enum: ['stop', 'length'] },
-        },
-        required: ['index', 'message', 'logprobs', 'finish_reason'],
-      },
+/** The fields a completion and a chunk share; `choice` describes one entry of `choices`. */
+function completionEnvelope<O extends string, C extends object, U extends object>(object: O, choice: C, usage: U) {
+  return {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      object: { const: object },
+      created: { type: 'integer' },
+      model: { type: 'string' },
+      system_fingerprint: { type: 'string' },
+      choices: { type: 'array', items: choice },
+      usage,
     },
-    usage: usageSchema,
+  } as const
+}
+
+const completionBase = completionEnvelope(
+  'chat.completion',
+  {
+    type: 'object',
+    properties: {
+      index: { type: 'integer' },
+      message: {
+        type: 'object',
+        properties: { role: { const: 'assistant' }, content: { type: 'string' }, refusal: { type: 'null' } },
+        required: ['role', 'content', 'refusal'],
+      },
+      logprobs: choiceLogprobs,
+      finish_reason: { enum: ['stop', 'length'] },
+    },
+    required: ['index', 'message', 'logprobs', 'finish_reason'],
   },
+  usageSchema,
+)
+
+export const chatCompletionSchema = {
+  ...completionBase,
   required: ['id', 'object', 'created', 'model', 'system_fingerprint', 'choices', 'usage'],
 } as const
 
+const chunkBase = completionEnvelope(
+  'chat.completion.chunk',
+  {
+    type: 'object',
+    properties: {
+      index: { type: 'integer' },
+      delta: { type: 'object', properties: { role: { const: 'assistant' }, content: { type: 'string' } } },
+      logprobs: choiceLogprobs,
+      finish_reason: nullable({ enum: ['stop', 'length'] }),
+    },
+    required: ['index', 'delta', 'logprobs', 'finish_reason'],
+  },
+  nullable(usageSchema),
+)
+
 /** One `data:` event of a stream; documented, not used to serialise (the SSE writer writes JSON itself). */
 export const chatCompletionChunkSchema = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    object: { const: 'chat.completion.chunk' },
-    created: { type: 'integer' },
-    model: { type: 'string' },
-    system_fingerprint: { type: 'string' },
-    choices: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          index: { type: 'integer' },
-          delta: { type: 'object', properties: { role: { const: 'assistant' }, content: { type: 'string' } } },
-          logprobs: choiceLogprobs,
-          finish_reason: nullable({ enum: ['stop', 'length'] }),
-        },
-        required: ['index', 'delta', 'logprobs', 'finish_reason'],
-      },
-    },
-    usage: nullable(usageSchema),
-  },
+  ...chunkBase,
   required: ['id', 'object', 'created', 'model', 'system_fingerprint', 'choices'],
 } as const
 
