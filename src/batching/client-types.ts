@@ -100,7 +100,17 @@ export interface ImageCapabilities {
   denoiseSteps: number
 }
 
+/** A place in the waiting queue, taken before any slow work (image downloads); release it if the request is dropped. */
+export interface AdmissionTicket {
+  release(): void
+}
+
 export interface EngineClient {
+  /**
+   * Takes a place in the waiting queue for a request of about this size, or
+   * throws the refusal (429/503) at once. Pass the ticket to `submit`.
+   */
+  reserve(estimate: { textBytes: number; images: number }): AdmissionTicket
   /** Generates `n` images from a text prompt; admission and the prompt are done before it resolves. */
   generateImages(request: ImageRequest, opts?: { signal?: AbortSignal }): Promise<ImageGeneration>
   readonly imageCapabilities: ImageCapabilities
@@ -109,7 +119,7 @@ export interface EngineClient {
    * ArrayBuffer move to the engine thread (transferred, not copied): the
    * caller's arrays are detached afterwards.
    */
-  submit(request: GenerateRequest, opts?: { signal?: AbortSignal }): Promise<Generation>
+  submit(request: GenerateRequest, opts?: { signal?: AbortSignal; ticket?: AdmissionTicket }): Promise<Generation>
   /** Model loaded, engine loop alive (fresh heartbeat), not draining. */
   ready(): boolean
   /** The served model's context length in positions. */

@@ -15,6 +15,7 @@ import {
   type GenerateRequest,
   type Generation,
   type GenerationErrorCode,
+  type AdmissionTicket,
   type ImageCapabilities,
   type ImageGeneration,
   type ImageRequest,
@@ -22,7 +23,7 @@ import {
 import { ImageRequestState } from './image-request-state.js'
 import type { EngineStats, ModelInfo, SchedulingLimits, SequenceUpdate, WorkerToHost } from './protocol.js'
 import { RequestState } from './request-state.js'
-import { AdmissionController } from './scheduler/index.js'
+import { AdmissionController, Reservation } from './scheduler/index.js'
 import { WorkerSupervisor } from './worker-supervisor.js'
 
 export interface EngineClientOptions {
@@ -118,8 +119,12 @@ class WorkerEngineClient implements LocalEngineClient {
     return !this.draining && !this.closed && (this.supervisor?.isUp ?? false)
   }
 
-  async submit(request: GenerateRequest, opts: { signal?: AbortSignal } = {}): Promise<Generation> {
-    const { supervisor, reservation } = this.admit(this.estimateTokens(request))
+  reserve(estimate: { textBytes: number; images: number }): AdmissionTicket {
+    return this.admit(this.tokensFor(estimate.textBytes, estimate.images)).reservation
+  }
+
+  async submit(request: GenerateRequest, opts: { signal?: AbortSignal; ticket?: AdmissionTicket } = {}): Promise<Generation> {
+    const { supervisor, reservation } = opts.ticket instanceof Reservation && opts.ticket.status === 'reserved' ? this.withTicket(opts.ticket) : this.admit(this.estimateTokens(request))
     const state = new RequestState(request.n, reservation, this.options.observer)
     const abort = await this.track(state, opts.signal, (reqId) => {
       const { request: portable, transfer } = portableRequest(request)
@@ -186,6 +191,16 @@ class WorkerEngineClient implements LocalEngineClient {
     this.requests.clear()
     await this.supervisor?.close()
     this.options.observer?.engineUp(false)
+  }
+
+  /** A ticket from `reserve`: the place is held already; the engine must still be up. */
+  private withTicket(reservation: Reservation) {
+    const supervisor = this.supervisor
+    if (this.draining || this.closed || supervisor === undefined || !supervisor.isUp) {
+      reservation.release()
+      throw this.reject(this.draining || this.closed ? 'draining' : 'engine_unavailable', 'The engine is not accepting requests; retry shortly.', 1)
+    }
+    return { supervisor, reservation }
   }
 
   /** A place in the waiting queue, or the typed refusal (before anything else is done). */
@@ -263,6 +278,10 @@ class WorkerEngineClient implements LocalEngineClient {
         }
       }
     }
+    return this.tokensFor(textBytes, images)
+  }
+
+  private tokensFor(textBytes: number, images: number): number {
     return Math.ceil(textBytes / 3) + images * this.model.maxImagePositions + 16
   }
 }

@@ -6,7 +6,7 @@
  * final error event.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { GenerationError, type ChatMessage, type EngineClient, type Generation, type GenerateRequest } from '../batching/client-types.js'
+import { GenerationError, type ChatMessage, type EngineClient, type Generation } from '../batching/client-types.js'
 import { fromGenerationError } from '../server/api-errors.js'
 import { attachmentsOf, multipartBodyReader, type MultipartLimits } from '../server/multipart.js'
 import type { RequestStats } from '../server/request-log.js'
@@ -14,7 +14,7 @@ import { SseWriter } from '../server/sse.js'
 import { strictValidatorCompiler } from '../server/validation.js'
 import type { RemoteImageSource } from './chat/images.js'
 import { collectChoices, writeStream } from './chat/output.js'
-import { checkModel, checkRequest, resolveMessages, toGenerateRequest, type ModelNames, type RequestLimits } from './chat/request.js'
+import { checkModel, checkRequest, promptEstimate, resolveMessages, toGenerateRequest, type ModelNames, type RequestLimits } from './chat/request.js'
 import { ChunkFactory, chatCompletion, completionMeta, type CompletionMeta } from './chat/response.js'
 import { chatCompletionChunkSchema, chatCompletionSchema, chatRequestSchema, errorSchema, type ChatRequestBody } from './chat/schema.js'
 
@@ -46,9 +46,10 @@ function clientGoneSignal(reply: FastifyReply): AbortSignal {
   return controller.signal
 }
 
-async function submit(engine: EngineClient, request: GenerateRequest, signal: AbortSignal): Promise<Generation> {
+/** Runs an engine call, turning its typed refusal into the API error. */
+async function engineCall<T>(call: () => Promise<T> | T): Promise<T> {
   try {
-    return await engine.submit(request, { signal })
+    return await call()
   } catch (err) {
     if (err instanceof GenerationError) throw fromGenerationError(err)
     throw err
@@ -84,11 +85,20 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
   async function admit(request: FastifyRequest, body: ChatRequestBody, signal: AbortSignal): Promise<Generation> {
     checkModel(body.model, model)
     checkRequest(body, limits, engine.maxContext)
-    const sources = { attachments: attachmentsOf(request), remote: opts.remoteImages, maxImageBytes: limits.maxImageBytes, signal }
-    const messages = await resolveMessages(body.messages, sources, limits.maxImagesPerRequest)
-    if (opts.logPrompts) request.stats.messages = loggable(messages)
-    // The engine aborts the generation when `signal` does (the client left).
-    const generation = await submit(engine, toGenerateRequest(body, messages, limits), signal)
+    const attachments = attachmentsOf(request)
+    // The queue place comes first, so an overloaded server refuses before downloading any image.
+    const ticket = await engineCall(() => engine.reserve(promptEstimate(body.messages, attachments?.size ?? 0)))
+    let generation: Generation
+    try {
+      const sources = { attachments, remote: opts.remoteImages, maxImageBytes: limits.maxImageBytes, signal }
+      const messages = await resolveMessages(body.messages, sources, limits.maxImagesPerRequest)
+      if (opts.logPrompts) request.stats.messages = loggable(messages)
+      // The engine aborts the generation when `signal` does (the client left).
+      generation = await engineCall(() => engine.submit(toGenerateRequest(body, messages, limits), { signal, ticket }))
+    } catch (err) {
+      ticket.release()
+      throw err
+    }
     Object.assign(request.stats, { promptTokens: generation.promptTokens, imagePositions: generation.imagePositions })
     return generation
   }

@@ -86,6 +86,22 @@ export function toStopList(stop: ChatRequestBody['stop']): string[] {
   return typeof stop === 'string' ? [stop] : [...stop]
 }
 
+/** The size admission counts before any image is fetched: text bytes and image parts (attachments included). */
+export function promptEstimate(messages: readonly MessageBody[], attachments: number): { textBytes: number; images: number } {
+  let textBytes = 0
+  let images = attachments
+  for (const m of messages) {
+    if (typeof m.content === 'string') textBytes += m.content.length
+    else if (Array.isArray(m.content)) {
+      for (const part of m.content) {
+        if (part.type === 'text') textBytes += part.text.length
+        else images++
+      }
+    }
+  }
+  return { textBytes, images }
+}
+
 /** The GenerateRequest for a checked body whose messages are already resolved. */
 export function toGenerateRequest(body: ChatRequestBody, messages: ChatMessage[], limits: RequestLimits): GenerateRequest {
   const requested = requestedMaxTokens(body)?.value
