@@ -27,6 +27,7 @@ try {
   const loop = new EngineLoop(engine, scheduler, post, beat)
   // While idle the loop waits on a promise; this timer keeps the heartbeat fresh meanwhile.
   const idleBeat = setInterval(beat, 1000)
+  let running: Promise<void> = Promise.resolve()
   port.on('message', (message: HostToWorker) => {
     if (message.type === 'submit') void loop.submit(message.reqId, message.request, message.arrivalTime)
     else if (message.type === 'submitImage') void loop.submitImage(message.reqId, message.request, message.arrivalTime)
@@ -35,7 +36,8 @@ try {
     else if (message.type === 'shutdown') {
       loop.stop()
       clearInterval(idleBeat)
-      void model.dispose().then(() => port.close())
+      // The step in flight finishes before the sessions go.
+      void running.then(() => model.dispose()).then(() => port.close())
     }
   })
   beat()
@@ -54,7 +56,8 @@ try {
       },
     },
   })
-  await loop.run()
+  running = loop.run()
+  await running
 } catch (err) {
   const code = err instanceof EngineError ? err.code : 'ENGINE_START_FAILED'
   post({ type: 'failed', error: { code, message: (err as Error).message } })
