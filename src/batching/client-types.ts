@@ -196,6 +196,8 @@ export interface EngineObserver {
   /** A request refused before it ran: queue_full, queue_tokens_full, draining, invalid_image, … */
   requestRejected(code: GenerationErrorCode): void
   step(record: StepRecord): void
+  /** The queue gauges between steps (the loop went idle, or a request left without a step). */
+  gauges(state: Pick<StepRecord, 'running' | 'waiting' | 'kvUsage'>): void
   /** One image request finished (all its images delivered). */
   imageRequestFinished(record: { images: number; imageTokens: number; totalMs: number; denoiseStepMs: number[] }): void
   image(record: { preprocessMs: number; tokenizeMs: number; cacheHit: boolean }): void

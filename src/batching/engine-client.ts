@@ -226,6 +226,7 @@ class WorkerEngineClient implements LocalEngineClient {
     else if (message.type === 'rejected') this.requests.get(message.reqId)?.rejectWith(message.code, message.message)
     else if (message.type === 'step') this.onStep(message.updates, message.started, message)
     else if (message.type === 'imageProgress' || message.type === 'image' || message.type === 'imageFailed') this.onImageMessage(message)
+    else if (message.type === 'gauges') this.options.observer?.gauges(message)
     else if (message.type === 'stats') {
       this.statsWaiters.get(message.askId)?.(message.stats)
       this.statsWaiters.delete(message.askId)

@@ -148,6 +148,12 @@ export class EngineLoop {
     this.imageSeeds.delete(reqId)
     this.images.cancel(reqId)
     this.scheduler.takeFinished()
+    this.postGauges()
+  }
+
+  /** Keeps the running/waiting/KV gauges true when no step reports them. */
+  private postGauges(): void {
+    this.post({ type: 'gauges', running: this.scheduler.numRunning, waiting: this.scheduler.numWaiting, kvUsage: this.scheduler.kvUsage() })
   }
 
   stats(): EngineStats {
@@ -171,6 +177,7 @@ export class EngineLoop {
     while (!this.stopped) {
       this.beat()
       if (!this.scheduler.hasWork() && this.images.pending === 0) {
+        this.postGauges()
         await new Promise<void>((resolve) => {
           this.wake = resolve
         })

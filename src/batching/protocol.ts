@@ -69,6 +69,7 @@ export type WorkerToHost =
   | { type: 'rejected'; reqId: string; code: GenerationErrorCode; message: string }
   | { type: 'step'; updates: SequenceUpdate[]; started: string[]; record: StepRecord }
   | { type: 'stats'; askId: number; stats: EngineStats }
+  | { type: 'gauges'; running: number; waiting: number; kvUsage: number }
   | { type: 'imageProgress'; reqId: string; index: number; phase: 'tokens' | 'denoise'; step: number; total: number }
   | { type: 'image'; reqId: string; index: number; png: Uint8Array; denoiseStepMs: number[] }
   | { type: 'imageFailed'; reqId: string; message: string }

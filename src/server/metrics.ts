@@ -81,9 +81,9 @@ function defineMetrics(registry: Registry) {
     new Histogram<L>({ name: METRIC_PREFIX + name, help, buckets: [...buckets], labelNames, registers })
 
   const m = {
-    running: gauge('num_requests_running', 'Requests in the running batch, as of the last engine step.'),
-    waiting: gauge('num_requests_waiting', 'Requests waiting for a place in the batch, as of the last engine step.'),
-    kvUsage: gauge('kv_cache_usage_ratio', 'Fraction of the KV cache in use, 0 to 1, as of the last engine step.'),
+    running: gauge('num_requests_running', 'Requests in the running batch, as of the last engine step (or the loop going idle).'),
+    waiting: gauge('num_requests_waiting', 'Requests waiting for a place in the batch, as of the last engine step (or the loop going idle).'),
+    kvUsage: gauge('kv_cache_usage_ratio', 'Fraction of the KV cache in use, 0 to 1, as of the last engine step (or the loop going idle).'),
     engineUp: gauge('engine_up', '1 while the engine loop is alive (fresh heartbeat), 0 otherwise.'),
 
     promptTokens: counter('prompt_tokens_total', 'Prompt positions of finished requests, image positions included.'),
@@ -162,6 +162,11 @@ function observerFor(m: Defined): EngineObserver {
     },
     engineUp(up) {
       m.engineUp.set(up ? 1 : 0)
+    },
+    gauges(g) {
+      m.running.set(g.running)
+      m.waiting.set(g.waiting)
+      m.kvUsage.set(g.kvUsage)
     },
     imageRequestFinished(r) {
       m.imageRequests.inc()

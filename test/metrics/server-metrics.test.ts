@@ -46,6 +46,27 @@ t.test('after a known workload /metrics counts exactly the requests and the toke
   t.equal(sample(text, 'kelix_num_requests_running'), 0)
 })
 
+t.test('the running gauge returns to 0 when a client leaves mid-stream and the engine goes idle', async (t) => {
+  const { base, post } = await serve(t, engine, { metrics })
+  const controller = new AbortController()
+  const res = await fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(hello({ max_tokens: 3000, logit_bias: { 502: -100 }, stream: true })),
+    signal: controller.signal,
+  })
+  await res.body?.getReader().read()
+  const gauge = async () => sample(await (await fetch(`${base}/metrics`)).text(), 'kelix_num_requests_running')
+  for (let i = 0; i < 400 && (await gauge()) !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+  t.equal(await gauge(), 1, 'one request runs')
+  controller.abort()
+  // Waits for the state, not a time: the abort reaches the worker at its next step boundary.
+  for (let i = 0; i < 400 && (await gauge()) !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+  t.equal(await gauge(), 0)
+  t.equal(sample(await (await fetch(`${base}/metrics`)).text(), 'kelix_num_requests_waiting'), 0)
+  await post(hello())
+})
+
 const prometheus = which('prometheus')
 
 t.test('a real Prometheus scraping the server reads the generation token count', { skip: prometheus === undefined ? 'prometheus is not installed (Debian package prometheus)' : false }, async (t) => {
