@@ -251,7 +251,6 @@ class WorkerEngineClient implements LocalEngineClient {
       const state = this.requests.get(update.reqId)
       if (!(state instanceof RequestState)) continue
       state.update(update)
-      if (state.finished) this.requests.delete(update.reqId)
     }
   }
 

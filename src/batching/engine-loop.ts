@@ -67,21 +67,13 @@ export class EngineLoop {
       for (let choice = 0; choice < request.n; choice++) {
         const sampling = request.sampling.seed === undefined ? request.sampling : { ...request.sampling, seed: request.sampling.seed + choice }
         this.engine.add(seqId(reqId, choice), prompt, { sampling, maxNewTokens, stop: request.stop, stopTokenIds: [] })
-        this.scheduler.add({
-          id: seqId(reqId, choice),
-          promptLength: promptTokens,
-          maxNewTokens,
-          priority: request.priority ?? 0,
-          arrivalTime,
-          ...(request.timeoutMs === undefined ? {} : { deadline: arrivalTime + request.timeoutMs }),
-        })
+        this.schedule(seqId(reqId, choice), promptTokens, maxNewTokens, arrivalTime, request)
       }
       this.requests.set(reqId, request.n)
       this.post({ type: 'admitted', reqId, promptTokens, imagePositions: prompt.imagePositions, images: prompt.images })
       this.wake?.()
     } catch (err) {
-      const code = err instanceof EngineError ? (ERROR_CODES[err.code] ?? 'engine_failed') : 'engine_failed'
-      this.post({ type: 'rejected', reqId, code, message: (err as Error).message })
+      this.reject(reqId, err)
     }
   }
 
@@ -96,23 +88,34 @@ export class EngineLoop {
       const seeds = Array.from({ length: request.n }, (_, i) => base + i)
       for (const [index, seed] of seeds.entries()) {
         this.engine.addImageGeneration(seqId(reqId, index), prompt, { sampling: { ...request.sampling, seed }, grid })
-        this.scheduler.add({
-          id: seqId(reqId, index),
-          promptLength: prompt.blocks.length + 1,
-          // One more than the grammar: <|vision_end|> still needs its forward pass (its hidden state ends the span).
-          maxNewTokens: tokens + 1,
-          arrivalTime,
-          ...(request.timeoutMs === undefined ? {} : { deadline: arrivalTime + request.timeoutMs }),
-        })
+        // One more than the grammar: <|vision_end|> still needs its forward pass (its hidden state ends the span).
+        this.schedule(seqId(reqId, index), prompt.blocks.length + 1, tokens + 1, arrivalTime, request)
       }
       this.requests.set(reqId, request.n)
       this.imageSeeds.set(reqId, seeds)
       this.post({ type: 'admitted', reqId, promptTokens: prompt.blocks.length + 1, imagePositions: 0, images: [] })
       this.wake?.()
     } catch (err) {
-      const code = err instanceof EngineError ? (ERROR_CODES[err.code] ?? 'engine_failed') : 'engine_failed'
-      this.post({ type: 'rejected', reqId, code, message: (err as Error).message })
+      this.reject(reqId, err)
     }
+  }
+
+  /** Queues one sequence with the scheduler, with the request's priority and deadline. */
+  private schedule(id: string, promptLength: number, maxNewTokens: number, arrivalTime: number, request: { priority?: number; timeoutMs?: number }): void {
+    this.scheduler.add({
+      id,
+      promptLength,
+      maxNewTokens,
+      priority: request.priority ?? 0,
+      arrivalTime,
+      ...(request.timeoutMs === undefined ? {} : { deadline: arrivalTime + request.timeoutMs }),
+    })
+  }
+
+  /** Answers a request that could not be prepared, with the stable code of its error. */
+  private reject(reqId: string, err: unknown): void {
+    const code = err instanceof EngineError ? (ERROR_CODES[err.code] ?? 'engine_failed') : 'engine_failed'
+    this.post({ type: 'rejected', reqId, code, message: (err as Error).message })
   }
 
   /** The request's token budget, or a CONTEXT_LENGTH_EXCEEDED error with the numbers. */

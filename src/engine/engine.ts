@@ -20,7 +20,7 @@ import type { KvStore } from './kv/kv-store.js'
 import type { KelixModel } from './model.js'
 import { BlockBuffer } from './prompt/block-buffer.js'
 import { writeImageBlocks } from './prompt/image-blocks.js'
-import { imageGrammar } from './prompt/image-grammar.js'
+import { imageGrammar, type GrammarItem } from './prompt/image-grammar.js'
 import { Sequence, type SequenceOptions, type SequenceOutput } from './sequence.js'
 import { renderPrompt } from './text/chat-prompt.js'
 import { TextTokenizer } from './text/tokenizer.js'
@@ -75,6 +75,8 @@ export class Engine {
   readonly timings: StepTimings = { steps: 0, llmMs: 0, blockDecoderMs: 0, samplingMs: 0 }
   private readonly sequences = new Map<string, Sequence>()
   private readonly fetchWholeCache: boolean
+  /** The generated-image grammar per grid size (it depends on nothing else). */
+  private readonly grammars = new Map<number, readonly GrammarItem[]>()
 
   constructor(
     readonly model: KelixModel,
@@ -127,13 +129,22 @@ export class Engine {
   addImageGeneration(id: string, prompt: PreparedPrompt, options: Omit<SequenceOptions, 'grammar' | 'maxNewTokens' | 'stop' | 'stopTokenIds'> & { grid: number }): void {
     const blocks = prompt.blocks.clone()
     blocks.push([this.model.config.special_tokens.vision_start])
-    const grammar = imageGrammar(this.model.config, (text) => this.tokenizer.encodeOrdinary(text), options.grid)
+    const grammar = this.grammarFor(options.grid)
     this.add(id, { ...prompt, blocks }, { sampling: options.sampling, maxNewTokens: grammar.length, stop: [], stopTokenIds: [], grammar })
   }
 
   /** Blocks an image generation of this grid writes after its prompt. */
   imageGrammarLength(grid: number): number {
-    return imageGrammar(this.model.config, (text) => this.tokenizer.encodeOrdinary(text), grid).length
+    return this.grammarFor(grid).length
+  }
+
+  private grammarFor(grid: number): readonly GrammarItem[] {
+    let grammar = this.grammars.get(grid)
+    if (grammar === undefined) {
+      grammar = imageGrammar(this.model.config, (text) => this.tokenizer.encodeOrdinary(text), grid)
+      this.grammars.set(grid, grammar)
+    }
+    return grammar
   }
 
   get(id: string): Sequence | undefined {

@@ -13,7 +13,7 @@ import { GenerationError, type EngineClient, type ImageEvent, type ImageGenerati
 import { ApiError, fromGenerationError } from '../server/api-errors.js'
 import { SseWriter } from '../server/sse.js'
 import { strictValidatorCompiler } from '../server/validation.js'
-import { checkModel, type ModelNames } from './chat/request.js'
+import { checkModel, toSamplingParams, type ModelNames } from './chat/request.js'
 import { errorSchema } from './chat/schema.js'
 
 export interface ImageRouteOptions {
@@ -100,19 +100,8 @@ export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRou
     if (body.response_format === 'url') throw new ApiError('invalid_request_error', "Only response_format 'b64_json' is supported: this server stores no images.", 'response_format')
     const n = body.n ?? 1
     if (n > opts.maxImages) throw new ApiError('invalid_request_error', `n is ${n}; this server generates at most ${opts.maxImages} images per request.`, 'n')
-    // Penalties and logit bias make no sense over image codes; only the sampling shape is the caller's.
-    const sampling = {
-      temperature: body.temperature ?? 1,
-      topP: body.top_p ?? 1,
-      topK: body.top_k ?? 0,
-      minP: 0,
-      presencePenalty: 0,
-      frequencyPenalty: 0,
-      repetitionPenalty: 1,
-      logitBias: new Map<number, number>(),
-      seed: body.seed,
-      topLogprobs: undefined,
-    }
+    // The schema admits no penalties or logit bias (meaningless over image codes): only the sampling shape is the caller's.
+    const sampling = toSamplingParams({ temperature: body.temperature, top_p: body.top_p, top_k: body.top_k, seed: body.seed })
     return { prompt: body.prompt, n, sampling, ...(opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs }) }
   }
 

@@ -66,7 +66,13 @@ export function checkRequest(body: ChatRequestBody, limits: RequestLimits, maxCo
 }
 
 /** OpenAI fields → the engine's sampling controls, with OpenAI's defaults. */
-export function toSamplingParams(body: ChatRequestBody): SamplingParams {
+/** The request fields sampling reads; the images route sends a subset of them. */
+export type SamplingFields = Pick<
+  ChatRequestBody,
+  'temperature' | 'top_p' | 'top_k' | 'min_p' | 'presence_penalty' | 'frequency_penalty' | 'repetition_penalty' | 'logit_bias' | 'seed' | 'logprobs' | 'top_logprobs'
+>
+
+export function toSamplingParams(body: SamplingFields): SamplingParams {
   return {
     temperature: body.temperature ?? 1,
     topP: body.top_p ?? 1,
