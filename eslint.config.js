@@ -3,7 +3,7 @@ import eslint from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'models/', 'node_modules/', '.tap/', 'coverage/', 'bench/results/'] },
+  { ignores: ['dist/', 'models/', 'node_modules/', '.tap/', 'coverage/', 'bench/results/', 'scratch/'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,8 +1,11 @@
 /**
  * Raw-engine benchmark: decode steps at batch 1, 4, 16 and 32, no HTTP, no
  * scheduler. Each configuration prefills its batch, warms up, then times
- * decode steps and splits them into LLM step, block-decoder micro-steps and
- * sampling. Run through `npm run bench`.
+ * decode steps and splits them into LLM step (building inputs, decoder.onnx,
+ * storing the cache), block-decoder micro-steps and sampling. Each model is a
+ * column of the comparison: the default export (split attention, only new
+ * cache entries out) beside the conventional one (whole `present.*` cache out).
+ * Run through `npm run bench`.
  */
 import { Engine, type StepTimings } from '../src/engine/engine.js'
 import type { KelixModel } from '../src/engine/model.js'
@@ -10,7 +13,7 @@ import { GREEDY } from '../src/engine/types.js'
 
 export interface EngineBenchRow {
   batch: number
-  kvFetch: 'delta' | 'whole'
+  graph: string
   contextStart: number
   steps: number
   stepMsMean: number
@@ -24,16 +27,16 @@ export interface EngineBenchRow {
 
 const PROMPT = 'Tokens per second, time to first token and queue time are the numbers that matter to operators. '
 
-export async function benchEngine(model: KelixModel, opts: { batches: number[]; steps: number; warmup: number }): Promise<EngineBenchRow[]> {
+export async function benchEngine(models: Array<{ graph: string; model: KelixModel }>, opts: { batches: number[]; steps: number; warmup: number }): Promise<EngineBenchRow[]> {
   const rows: EngineBenchRow[] = []
   for (const batch of opts.batches) {
-    for (const kvFetch of ['delta', 'whole'] as const) rows.push(await benchOne(model, batch, kvFetch, opts))
+    for (const { graph, model } of models) rows.push({ ...(await benchOne(model, batch, opts)), graph })
   }
   return rows
 }
 
-async function benchOne(model: KelixModel, batch: number, kvFetch: 'delta' | 'whole', opts: { steps: number; warmup: number }): Promise<EngineBenchRow> {
-  const engine = new Engine(model, { fetchWholeCache: kvFetch === 'whole' })
+async function benchOne(model: KelixModel, batch: number, opts: { steps: number; warmup: number }): Promise<Omit<EngineBenchRow, 'graph'>> {
+  const engine = new Engine(model)
   const imEnd = model.config.special_tokens.im_end
   // Ban <|im_end|> so every sequence decodes for the whole measurement.
   const sampling = { ...GREEDY, logitBias: new Map([[imEnd, -100]]) }
@@ -59,7 +62,6 @@ async function benchOne(model: KelixModel, batch: number, kvFetch: 'delta' | 'wh
   const sorted = [...durations].sort((a, b) => a - b)
   return {
     batch,
-    kvFetch,
     contextStart,
     steps: opts.steps,
     stepMsMean: mean,

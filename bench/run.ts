@@ -2,10 +2,12 @@
  * `npm run bench [-- --mode engine|serve|all] [--quick]`: runs the benchmarks,
  * prints tables and writes JSON under bench/results/.
  */
-import { mkdir, writeFile } from 'node:fs/promises'
-import { cpus } from 'node:os'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { DEFAULT_MODEL_DIR, ensureTinyModel } from '../src/builder/build-model.js'
+import { buildTinyModel, DEFAULT_MODEL_DIR, ensureTinyModel } from '../src/builder/build-model.js'
+import { TINY_SEED } from '../src/builder/tiny.js'
 import { defaultIntraOpThreads } from '../src/batching/engine-client.js'
 import { loadModel } from '../src/engine/model.js'
 import { patternPng } from '../test/helpers/images.js'
@@ -24,13 +26,24 @@ await mkdir(new URL('./results/', import.meta.url), { recursive: true })
 const write = (name: string, result: object) => writeFile(new URL(`./results/${name}.json`, import.meta.url), `${JSON.stringify({ ...machine, ...result }, null, 2)}\n`)
 
 if (mode === 'engine' || mode === 'all') {
-  const rows = await benchEngine(model, { batches: [1, 4, 16, 32], steps: values.quick ? 5 : 30, warmup: values.quick ? 1 : 3 })
+  const conventionalDir = join(tmpdir(), `kelix-tiny-present-${process.pid}`)
+  await buildTinyModel(conventionalDir, TINY_SEED, 'present')
+  const conventional = await loadModel(conventionalDir)
+  const rows = await benchEngine(
+    [
+      { graph: 'delta (default)', model },
+      { graph: 'present (conventional)', model: conventional },
+    ],
+    { batches: [1, 4, 16, 32], steps: values.quick ? 5 : 30, warmup: values.quick ? 1 : 3 },
+  )
+  await conventional.dispose()
+  await rm(conventionalDir, { recursive: true, force: true })
   console.log(`Raw engine, ${model.config.name}, decode steps (Node ${process.version}, ${cpus().length} cores)\n`)
   console.log(
     formatTable(
       rows.map((r) => ({
         batch: r.batch,
-        'kv fetch': r.kvFetch,
+        'decoder graph': r.graph,
         'step ms': r.stepMsMean,
         'tokens/s': r.tokensPerSecond,
         'llm ms': r.llmMs,

@@ -9,7 +9,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { buildBlockDecoder } from './block-decoder.js'
-import { buildDecoder } from './decoder.js'
+import { buildDecoder, type CacheOutputs } from './decoder.js'
 import { buildDit } from './dit.js'
 import { GraphBuilder } from './graph.js'
 import { buildTokenizerFiles } from './text-tokenizer.js'
@@ -21,7 +21,8 @@ import { WeightSource } from './weights.js'
 /** `models/kelix-tiny` at the repository root (from src/ or dist/ alike). */
 export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'kelix-tiny')
 
-export function modelFiles(seed = TINY_SEED): Record<string, Uint8Array> {
+/** `cacheOutputs` picks the decoder's cache outputs; tests and the benchmark build the conventional `present` form too. */
+export function modelFiles(seed = TINY_SEED, cacheOutputs: CacheOutputs = 'delta'): Record<string, Uint8Array> {
   const w = new WeightSource(seed)
   const ctx = (name: string) => ({ g: new GraphBuilder(name), w })
   const { tokenizerJson, tokenizerConfig } = buildTokenizerFiles(TINY_CONFIG)
@@ -31,7 +32,7 @@ export function modelFiles(seed = TINY_SEED): Record<string, Uint8Array> {
     'tokenizer.json': json(tokenizerJson),
     'tokenizer_config.json': json(tokenizerConfig),
     'visual_tokenizer.onnx': buildVisualTokenizer(ctx('kelix_visual_tokenizer'), TINY_CONFIG, TINY_VISION),
-    'decoder.onnx': buildDecoder(ctx('kelix_decoder'), TINY_CONFIG, TINY_LLM_INTERMEDIATE),
+    'decoder.onnx': buildDecoder(ctx('kelix_decoder'), TINY_CONFIG, TINY_LLM_INTERMEDIATE, cacheOutputs),
     'block_decoder.onnx': buildBlockDecoder(ctx('kelix_block_decoder'), TINY_CONFIG, TINY_LM_HEAD_GAIN),
     'dit.onnx': buildDit(ctx('kelix_dit'), TINY_CONFIG),
     'vae_decoder.onnx': buildVaeDecoder(ctx('kelix_vae_decoder'), TINY_CONFIG, TINY_VAE),
@@ -39,8 +40,8 @@ export function modelFiles(seed = TINY_SEED): Record<string, Uint8Array> {
 }
 
 /** Writes the tiny model to `dir`, replacing whatever is there. */
-export async function buildTinyModel(dir: string, seed = TINY_SEED): Promise<void> {
-  await writeModelDir(dir, modelFiles(seed), { replace: true })
+export async function buildTinyModel(dir: string, seed = TINY_SEED, cacheOutputs: CacheOutputs = 'delta'): Promise<void> {
+  await writeModelDir(dir, modelFiles(seed, cacheOutputs), { replace: true })
 }
 
 /**

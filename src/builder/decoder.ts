@@ -4,19 +4,29 @@
  *   block_ids [B,S,9] ──► sum of embeddings before the first <eob> ──► x [B,S,H]
  *   x ──► L × (RMSNorm → GQA attention with RoPE and q/k norm → RMSNorm → SwiGLU) ──► hidden_states
  *                      │
- *                      └─ past_key_values.i.* ++ new keys/values ──► present.i.*   (whole cache)
- *                                                 new keys/values ──► present_delta.i.*  (this chunk only)
+ *                      └─ new keys/values ──► present_delta.i.*  (this chunk only; the server keeps the cache)
+ *                         past_key_values.i.* ++ new ──► present.i.*  (whole cache, only in the conventional form)
  *
- * Keys are stored after RoPE. Padding is expressed by attention_mask alone:
+ * Attention never concatenates the cache: scores against the past and against
+ * the new slots are computed apart and joined (they are D times smaller than
+ * the keys), and the two value products are summed. A step therefore reads the
+ * cache once instead of copying it. Keys are stored after RoPE. Padding is
+ * expressed by attention_mask alone (cache slots may be padded anywhere);
  * position_ids carry each block's true position.
  */
 import type { KelixConfig } from '../engine/model-config.js'
 import { int, ints, type GraphBuilder } from './graph.js'
-import { attend, linear, MASKED, rmsNorm, swiGlu, type Ctx } from './layers.js'
+import { linear, MASKED, rmsNorm, swiGlu, type Ctx } from './layers.js'
 
 export const DECODER_OPSET = 17
 
-export function buildDecoder(ctx: Ctx, config: KelixConfig, intermediateSize: number): Uint8Array {
+/**
+ * Which cache outputs the graph declares: `delta` (what the server wants),
+ * `present` (the conventional Hugging Face form, whole cache), or both.
+ */
+export type CacheOutputs = 'delta' | 'present' | 'both'
+
+export function buildDecoder(ctx: Ctx, config: KelixConfig, intermediateSize: number, cacheOutputs: CacheOutputs = 'delta'): Uint8Array {
   const { g } = ctx
   const { llm, block_size: blockSize } = config
   const blockIds = g.input('block_ids', 'int64', ['batch', 'seq', blockSize])
@@ -38,9 +48,11 @@ export function buildDecoder(ctx: Ctx, config: KelixConfig, intermediateSize: nu
     const mlpIn = rmsNorm(ctx, `${prefix}.post_attention_layernorm`, x, llm.hidden_size, llm.rms_norm_eps)
     x = g.op('Add', [x, swiGlu(ctx, `${prefix}.mlp`, mlpIn, llm.hidden_size, intermediateSize)])
     for (const kind of ['key', 'value'] as const) {
-      const cacheDims = ['batch', llm.num_key_value_heads, 'total', llm.head_dim]
-      g.output(`present.${i}.${kind}`, 'float32', cacheDims, attn.present[kind])
-      g.output(`present_delta.${i}.${kind}`, 'float32', ['batch', llm.num_key_value_heads, 'seq', llm.head_dim], attn.delta[kind])
+      if (cacheOutputs !== 'delta') {
+        const present = g.op('Concat', [layerPast[kind], attn.delta[kind]], { axis: int(2) })
+        g.output(`present.${i}.${kind}`, 'float32', ['batch', llm.num_key_value_heads, 'total', llm.head_dim], present)
+      }
+      if (cacheOutputs !== 'present') g.output(`present_delta.${i}.${kind}`, 'float32', ['batch', llm.num_key_value_heads, 'seq', llm.head_dim], attn.delta[kind])
     }
   })
   g.output('hidden_states', 'float32', ['batch', 'seq', llm.hidden_size], x)
@@ -114,9 +126,11 @@ interface KV {
 }
 
 /**
- * Grouped-query attention without repeating keys: queries [B,Hq,S,d] are viewed
- * as [B,Hkv,rep,S,d] (query head h uses KV head h / rep) and multiplied with
- * keys broadcast over the `rep` axis.
+ * Grouped-query attention without repeating keys or concatenating the cache.
+ * Queries [B,Hq,S,d] are viewed as [B,Hkv,rep·S,d] (query head h uses KV head
+ * h / rep), so each KV head meets all its queries in one product:
+ *
+ *   scores = [q·pastᵀ | q·newᵀ]  → + bias → softmax → p_past·past_v + p_new·new_v
  */
 function selfAttention(ctx: Ctx, config: KelixConfig, prefix: string, h: string, past: KV, bias: string, rope: Rope) {
   const { g } = ctx
@@ -129,13 +143,18 @@ function selfAttention(ctx: Ctx, config: KelixConfig, prefix: string, h: string,
   }
   const q = applyRope(g, heads('q', qHeads, true), rope)
   const delta: KV = { key: applyRope(g, heads('k', kvHeads, true), rope), value: heads('v', kvHeads, false) }
-  const present: KV = {
-    key: g.op('Concat', [past.key, delta.key], { axis: int(2) }),
-    value: g.op('Concat', [past.value, delta.value], { axis: int(2) }),
-  }
-  const grouped = g.op('Reshape', [q, g.ints([0, kvHeads, rep, -1, headDim])])
-  const perGroup = (t: string) => g.op('Unsqueeze', [t, g.ints([2])])
-  const context = attend(g, grouped, perGroup(present.key), perGroup(present.value), { rank: 5, headDim }, bias)
+  const grouped = g.op('Reshape', [q, g.ints([0, kvHeads, -1, headDim])])
+  const scale = g.scalar(1 / Math.sqrt(headDim))
+  const scoresAgainst = (keys: string) => g.op('Mul', [g.op('MatMul', [grouped, g.op('Transpose', [keys], { perm: ints([0, 1, 3, 2]) })]), scale])
+  const pastSlots = g.op('Shape', [past.key], { start: int(2), end: int(3) })
+  const scores = g.op('Concat', [scoresAgainst(past.key), scoresAgainst(delta.key)], { axis: int(-1) })
+  const total = g.op('Shape', [scores], { start: int(3), end: int(4) })
+  // [B,Hkv,rep·S,T] → [B,Hkv,rep,S,T] so the [B,1,1,S,T] bias broadcasts over heads, then back.
+  const perQuery = g.op('Reshape', [scores, g.op('Concat', [g.ints([0, kvHeads, rep, -1]), total], { axis: int(0) })])
+  const probs = g.op('Reshape', [g.op('Softmax', [g.op('Add', [perQuery, bias])], { axis: int(-1) }), g.op('Concat', [g.ints([0, kvHeads, -1]), total], { axis: int(0) })])
+  const pastProbs = g.op('Slice', [probs, g.ints([0]), pastSlots, g.ints([3])])
+  const newProbs = g.op('Slice', [probs, pastSlots, total, g.ints([3])])
+  const context = g.op('Add', [g.op('MatMul', [pastProbs, past.value]), g.op('MatMul', [newProbs, delta.value])])
   const merged = g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [context, g.ints([0, qHeads, -1, headDim])])], { perm: ints([0, 2, 1, 3]) }), g.ints([0, 0, qHeads * headDim])])
-  return { output: linear(ctx, `${prefix}.self_attn.o_proj`, merged, qHeads * headDim, hidden), present, delta }
+  return { output: linear(ctx, `${prefix}.self_attn.o_proj`, merged, qHeads * headDim, hidden), delta }
 }

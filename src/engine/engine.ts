@@ -31,11 +31,6 @@ export interface EngineOptions {
   maxImagePixels?: number
   /** Images whose visual codes stay cached (by content hash). Default 256. */
   visualCacheEntries?: number
-  /**
-   * Fetch the whole `present.*` cache every step even when the graph offers
-   * `present_delta.*`. Default false; true only to measure the difference.
-   */
-  fetchWholeCache?: boolean
 }
 
 /** Where step time goes, accumulated since construction (or the last reset). */
@@ -74,7 +69,6 @@ export class Engine {
   readonly images: ImageTokenizer
   readonly timings: StepTimings = { steps: 0, llmMs: 0, blockDecoderMs: 0, samplingMs: 0 }
   private readonly sequences = new Map<string, Sequence>()
-  private readonly fetchWholeCache: boolean
   /** The generated-image grammar per grid size (it depends on nothing else). */
   private readonly grammars = new Map<number, readonly GrammarItem[]>()
 
@@ -82,7 +76,6 @@ export class Engine {
     readonly model: KelixModel,
     options: EngineOptions = {},
   ) {
-    this.fetchWholeCache = options.fetchWholeCache ?? false
     this.kv = new HostKvStore(model.config)
     this.tokenizer = new TextTokenizer(model.tokenizer, model.config)
     this.images = new ImageTokenizer(model.visualTokenizer, model.config, {
@@ -165,9 +158,9 @@ export class Engine {
     const finishing: Sequence[] = []
     for (const group of [decodes, prefills]) {
       if (group.length === 0) continue
-      const { lastHidden, states, seq: width } = await runDecoder(this.model, this.kv, group, { fetchWholeCache: this.fetchWholeCache })
+      const { rows: ordered, lastHidden, states, seq: width } = await runDecoder(this.model, this.kv, group)
       const hidden = this.model.config.llm.hidden_size
-      group.forEach((row, r) => {
+      ordered.forEach((row, r) => {
         const seq = this.sequences.get(row.seqId) as Sequence
         seq.captureStates(seq.numComputed, states.subarray(r * width * hidden, (r * width + row.newSlots) * hidden), row.newSlots)
         seq.numComputed += row.newSlots

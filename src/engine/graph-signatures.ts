@@ -19,6 +19,8 @@ export interface GraphSignature {
   outputs: ValueSpec[]
   /** Outputs a graph may declare; the engine uses them when present. */
   optionalOutputs: ValueSpec[]
+  /** Sets of outputs of which the graph must declare at least one whole set, named for the error. */
+  oneOf?: Array<{ label: string; outputs: ValueSpec[] }>
 }
 
 export const MODEL_FILES = {
@@ -49,8 +51,12 @@ export function decoderSignature(c: KelixConfig): GraphSignature {
       { name: 'position_ids', type: 'int64', shape: ['batch', 'seq'] },
       ...perLayer('past', 'past'),
     ],
-    outputs: [{ name: 'hidden_states', type: 'float32', shape: ['batch', 'seq', hidden] }, ...perLayer('present', 'total')],
-    optionalOutputs: perLayer('delta', 'seq'),
+    outputs: [{ name: 'hidden_states', type: 'float32', shape: ['batch', 'seq', hidden] }],
+    optionalOutputs: [...perLayer('delta', 'seq'), ...perLayer('present', 'total')],
+    oneOf: [
+      { label: 'present_delta.{i}.key/value (new entries only)', outputs: perLayer('delta', 'seq') },
+      { label: 'present.{i}.key/value (whole cache)', outputs: perLayer('present', 'total') },
+    ],
   }
 }
 
@@ -138,6 +144,11 @@ export function signatureProblems(signature: GraphSignature, declared: { inputs:
   check('input', signature.inputs, declared.inputs, true)
   check('output', signature.outputs, declared.outputs, true)
   check('output', signature.optionalOutputs, declared.outputs, false)
+  const sets = signature.oneOf ?? []
+  const names = new Set(declared.outputs.map((v) => v.name))
+  if (sets.length > 0 && !sets.some((set) => set.outputs.every((spec) => names.has(spec.name)))) {
+    problems.push(`declares no complete set of cache outputs: expected ${sets.map((set) => set.label).join(' or ')} for every layer`)
+  }
   for (const value of declared.inputs) {
     if (!signature.inputs.some((s) => s.name === value.name)) problems.push(`unexpected input ${value.name} (the engine would not feed it)`)
   }

@@ -1,10 +1,15 @@
 /**
  * KV-cache exactness of decoder.onnx: one prefill of N blocks gives the same
  * hidden states as a prefill of k blocks followed by N−k one-block steps.
- * Batch 2, the shorter sequence left-padded through attention_mask.
+ * Batch 2, the shorter sequence left-padded through attention_mask. The cache
+ * is threaded through `present_delta.*` (the default graph has no `present.*`).
  */
 import ort from 'onnxruntime-node'
 import t from 'tap'
+import { buildDecoder } from '../../src/builder/decoder.js'
+import { GraphBuilder } from '../../src/builder/graph.js'
+import { TINY_CONFIG, TINY_LLM_INTERMEDIATE, TINY_SEED } from '../../src/builder/tiny.js'
+import { WeightSource } from '../../src/builder/weights.js'
 import { loadModel, type KelixModel } from '../../src/engine/model.js'
 import { i64, maxAbsDiff } from '../helpers/tensors.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'
@@ -53,8 +58,20 @@ async function run(model: KelixModel, cache: Cache, from: number, to: number) {
   }
   const out = await model.decoder.run(feeds)
   const next: Cache = { tensors: {}, length: to }
-  for (const name of Object.keys(cache.tensors)) next.tensors[name] = out[name.replace('past_key_values', 'present')] as ort.Tensor
-  return { hidden: out.hidden_states as ort.Tensor, cache: next, out }
+  for (const [name, past] of Object.entries(cache.tensors)) next.tensors[name] = concatTime(past, out[name.replace('past_key_values', 'present_delta')] as ort.Tensor)
+  return { hidden: out.hidden_states as ort.Tensor, cache: next, out, feeds }
+}
+
+/** [B,H,P,D] ++ [B,H,S,D] along the time axis. */
+function concatTime(past: ort.Tensor, delta: ort.Tensor): ort.Tensor {
+  const [B, H, P, D] = past.dims as [number, number, number, number]
+  const S = delta.dims[2] as number
+  const data = new Float32Array(B * H * (P + S) * D)
+  for (let bh = 0; bh < B * H; bh++) {
+    data.set((past.data as Float32Array).subarray(bh * P * D, (bh + 1) * P * D), bh * (P + S) * D)
+    data.set((delta.data as Float32Array).subarray(bh * S * D, (bh + 1) * S * D), (bh * (P + S) + P) * D)
+  }
+  return new ort.Tensor('float32', data, [B, H, P + S, D])
 }
 
 /** Hidden state of sequence b at absolute slot `slot`, from a run covering [from, from+S). */
@@ -88,25 +105,50 @@ t.test('prefill then one-block steps reproduce a single prefill, for several spl
   }
 })
 
-t.test('present_delta holds exactly the new positions of present', async (t) => {
+t.test('the conventional graph (whole present.* out) agrees with the default one, and present_delta is the tail of present', async (t) => {
   const model = await loadModel(await tinyModelDir())
   t.teardown(() => model.dispose())
+  const both = await ort.InferenceSession.create(buildDecoder({ g: new GraphBuilder('kelix_decoder'), w: new WeightSource(TINY_SEED) }, TINY_CONFIG, TINY_LLM_INTERMEDIATE, 'both'))
+  t.teardown(() => both.release())
   const first = await run(model, emptyCache(model), 0, 4)
-  const second = await run(model, first.cache, 4, 7)
+  const feeds = (await run(model, first.cache, 4, 7)).feeds
+  const fromDefault = await model.decoder.run(feeds)
+  const fromBoth = await both.run(feeds)
+  t.equal(maxAbsDiff(fromBoth.hidden_states?.data as Float32Array, fromDefault.hidden_states?.data as Float32Array), 0, 'same hidden states')
   for (const name of ['0.key', '3.value']) {
-    const present = second.out[`present.${name}`] as ort.Tensor
-    const delta = second.out[`present_delta.${name}`] as ort.Tensor
+    const present = fromBoth[`present.${name}`] as ort.Tensor
+    const delta = fromDefault[`present_delta.${name}`] as ort.Tensor
     t.same(present.dims, [2, 2, 7, 64])
     t.same(delta.dims, [2, 2, 3, 64])
-    const p = present.data as Float32Array
-    const d = delta.data as Float32Array
-    let worst = 0
-    for (let row = 0; row < 4; row++) {
-      for (let s = 0; s < 3; s++) {
-        const fromPresent = p.subarray((row * 7 + 4 + s) * 64, (row * 7 + 5 + s) * 64)
-        worst = Math.max(worst, maxAbsDiff(fromPresent, d.subarray((row * 3 + s) * 64, (row * 3 + s + 1) * 64)))
+    t.equal(maxAbsDiff(concatTime(feeds[`past_key_values.${name}`] as ort.Tensor, delta).data as Float32Array, present.data as Float32Array), 0, `present.${name} = past ++ present_delta.${name}`)
+  }
+})
+
+t.test('cache slots may be padded anywhere: a cache laid out from slot 0 with masked garbage after it gives the same step', async (t) => {
+  const model = await loadModel(await tinyModelDir())
+  t.teardown(() => model.dispose())
+  const prefix = await run(model, emptyCache(model), 0, 6)
+  const step = (await run(model, prefix.cache, 6, 7)).feeds
+  // Sequence 1 (LENGTHS[1] = 4) has its cache in the last 4 of 6 slots; move it to slots 0..3 and fill 3 slots after it with noise.
+  const PADDED = 9
+  const padded: Record<string, ort.Tensor> = { ...step }
+  for (const [name, tensor] of Object.entries(prefix.cache.tensors)) {
+    const [B, H, P, D] = tensor.dims as [number, number, number, number]
+    const data = Float32Array.from({ length: B * H * PADDED * D }, (_, i) => Math.sin(i) * 3)
+    for (let b = 0; b < B; b++) {
+      const skip = N - 1 - (LENGTHS[b] as number) + 1
+      for (let h = 0; h < H; h++) {
+        const from = ((b * H + h) * P + skip) * D
+        data.set((tensor.data as Float32Array).subarray(from, from + (P - skip) * D), (b * H + h) * PADDED * D)
       }
     }
-    t.equal(worst, 0, `present_delta.${name} is the tail of present.${name}`)
+    padded[name] = new ort.Tensor('float32', data, [B, H, PADDED, D])
   }
+  const cached = [0, 1].map((b) => 6 - (N - 1 - (LENGTHS[b] as number) + 1))
+  padded.attention_mask = i64([0, 1].flatMap((b) => Array.from({ length: PADDED + 1 }, (_, s) => (s < (cached[b] as number) || s === PADDED ? 1 : 0))), [2, PADDED + 1])
+  const compact = await model.decoder.run(step)
+  const moved = await model.decoder.run(padded)
+  const worst = maxAbsDiff(compact.hidden_states?.data as Float32Array, moved.hidden_states?.data as Float32Array)
+  t.ok(worst < 1e-5, `max abs difference ${worst.toExponential(2)} < 1e-5`)
+  t.equal(maxAbsDiff(compact['present_delta.0.key']?.data as Float32Array, moved['present_delta.0.key']?.data as Float32Array), 0, 'the first layer\'s new keys (before any attention) are identical')
 })

@@ -1,15 +1,20 @@
 /**
- * KV store in host memory. Each sequence owns, per layer, one key and one
- * value array laid out [kv_heads, capacity, head_dim], grown by doubling:
+ * KV store in host memory. A sequence's cache lives in one of two homes:
  *
- *   sequence A, layer i key:  head0 [■■■■■■□□] head1 [■■■■■■□□]   (■ filled, □ spare capacity)
+ * - its own arrays, one key and one value array per layer laid out
+ *   [kv_heads, capacity, head_dim] and grown by doubling, while it prefills
+ *   or waits;
+ * - a row of the decode batch (see DecodeBatch) while it decodes, so that
+ *   consecutive decode steps feed the same past tensors and only write the
+ *   new entries.
  *
- * A decoder call gets one batch tensor per layer and kind, rebuilt from these
- * arrays into reused scratch buffers (one memcpy per row and head), with each
- * sequence right-aligned so padding sits at the front and is masked:
+ * A decode call (every row adds one slot) moves its rows into the batch and
+ * any other sequence out of it; any other call (prefill chunks) moves its rows
+ * out and gathers them into scratch tensors. Both lay a row's cache out from
+ * slot 0, padding after it:
  *
- *   row 0 (A, 6 slots): ■■■■■■
- *   row 1 (B, 4 slots): ··■■■■
+ *   row 0 (A, 6 cached): ■■■■■■
+ *   row 1 (B, 4 cached): ■■■■··
  *
  * Only the new entries come back from the graph (`present_delta.*`), so a step
  * never copies the whole cache out of ONNX Runtime.
@@ -17,22 +22,25 @@
 import ort from 'onnxruntime-node'
 import { kvName } from '../graph-signatures.js'
 import type { KelixConfig } from '../model-config.js'
+import { DecodeBatch } from './decode-batch.js'
+import { copyHeads, type Elements, type HeadSpan } from './head-layout.js'
 import type { BatchRow, KvStore, PastFeeds } from './kv-store.js'
 
-type Elements = Float32Array | Uint16Array
-
-interface SequenceCache {
+/** A sequence's own arrays, one per layer and part (index `2·layer + part`). */
+interface OwnCache {
   length: number
   capacity: number
-  /** [layer][0 = key, 1 = value] */
-  arrays: Array<[Elements, Elements]>
+  arrays: Elements[]
 }
 
 const MIN_CAPACITY = 32
 
 export class HostKvStore implements KvStore {
-  private readonly cache = new Map<string, SequenceCache>()
+  private readonly own = new Map<string, OwnCache>()
+  private readonly batch: DecodeBatch
   private readonly scratch = new Map<string, Elements>()
+  /** Input names per buffer index (`2·layer + part`). */
+  private readonly pastNames: string[]
   private readonly layers: number
   private readonly heads: number
   private readonly dim: number
@@ -43,99 +51,118 @@ export class HostKvStore implements KvStore {
     this.heads = config.llm.num_key_value_heads
     this.dim = config.llm.head_dim
     this.dtype = config.llm.kv_dtype
+    this.pastNames = Array.from({ length: this.layers * 2 }, (_, index) => kvName('past', index >> 1, index % 2 === 0 ? 'key' : 'value'))
+    this.batch = new DecodeBatch({ layers: this.layers, heads: this.heads, dim: this.dim, allocate: (size) => this.allocate(size) })
   }
 
   get sequences(): number {
-    return this.cache.size
+    return this.own.size + this.batch.rows.length
   }
 
   get positions(): number {
-    let total = 0
-    for (const c of this.cache.values()) total += c.length
+    let total = this.batch.positions
+    for (const c of this.own.values()) total += c.length
     return total
   }
 
   length(seqId: string): number {
-    return this.cache.get(seqId)?.length ?? 0
+    return this.own.get(seqId)?.length ?? this.batch.length(seqId) ?? 0
   }
 
   free(seqId: string): void {
-    this.cache.delete(seqId)
+    this.own.delete(seqId)
+    this.batch.remove(seqId)
   }
 
   gather(rows: readonly BatchRow[]): PastFeeds {
-    const lengths = rows.map((r) => this.length(r.seqId))
-    const pastLength = Math.max(0, ...lengths)
-    const padding = lengths.map((l) => pastLength - l)
-    const rowSize = this.heads * pastLength * this.dim
-    const tensors: Record<string, ort.Tensor> = {}
-    for (let layer = 0; layer < this.layers; layer++) {
-      for (const [part, kind] of [[0, 'key'], [1, 'value']] as const) {
-        const name = kvName('past', layer, kind)
-        const batch = this.scratchFor(name, rows.length * rowSize)
-        rows.forEach((row, r) => {
-          const seq = this.cache.get(row.seqId)
-          if (seq === undefined || seq.length === 0) return
-          const source = (seq.arrays[layer] as [Elements, Elements])[part]
-          for (let h = 0; h < this.heads; h++) {
-            const from = h * seq.capacity * this.dim
-            batch.set(source.subarray(from, from + seq.length * this.dim), ((r * this.heads + h) * pastLength + (padding[r] as number)) * this.dim)
-          }
-        })
-        tensors[name] = new ort.Tensor(this.dtype, batch, [rows.length, this.heads, pastLength, this.dim])
-      }
-    }
-    return { tensors, pastLength, padding }
+    return rows.length > 0 && rows.every((r) => r.newSlots === 1) ? this.gatherDecode(rows) : this.gatherScratch(rows)
   }
 
-  append(rows: readonly BatchRow[], outputs: ort.InferenceSession.OnnxValueMapType, layout: { seq: number; pastLength: number; fromPresent: boolean }): void {
-    const time = layout.fromPresent ? layout.pastLength + layout.seq : layout.seq
-    const base = layout.fromPresent ? layout.pastLength : 0
-    rows.forEach((row, r) => {
+  append(past: PastFeeds, outputs: ort.InferenceSession.OnnxValueMapType, layout: { seq: number; fromPresent: boolean }): void {
+    const time = layout.fromPresent ? past.pastLength + layout.seq : layout.seq
+    const position = layout.fromPresent ? past.pastLength : 0
+    const data = this.pastNames.map((_, index) => (outputs[kvName(layout.fromPresent ? 'present' : 'delta', index >> 1, index % 2 === 0 ? 'key' : 'value')] as ort.Tensor).data as Elements)
+    past.rows.forEach((row, r) => {
       if (row.newSlots === 0) return
-      const seq = this.reserve(row.seqId, row.newSlots)
-      for (let layer = 0; layer < this.layers; layer++) {
-        for (const [part, kind] of [[0, 'key'], [1, 'value']] as const) {
-          const output = outputs[kvName(layout.fromPresent ? 'present' : 'delta', layer, kind)] as ort.Tensor
-          const data = output.data as Elements
-          const target = (seq.arrays[layer] as [Elements, Elements])[part]
-          for (let h = 0; h < this.heads; h++) {
-            const from = ((r * this.heads + h) * time + base) * this.dim
-            target.set(data.subarray(from, from + row.newSlots * this.dim), (h * seq.capacity + seq.length) * this.dim)
-          }
-        }
+      const source = (index: number): HeadSpan => ({ data: data[index] as Elements, offset: r * this.heads * time * this.dim, stride: time, position })
+      if (this.batch.has(row.seqId)) {
+        this.batch.append(row.seqId, row.newSlots, source)
+        return
       }
+      const seq = this.reserve(row.seqId, row.newSlots)
+      seq.arrays.forEach((array, index) => copyHeads(source(index), { data: array, offset: 0, stride: seq.capacity, position: seq.length }, row.newSlots, this.heads, this.dim))
       seq.length += row.newSlots
     })
   }
 
-  /** The sequence's cache with room for `extra` more positions. */
-  private reserve(seqId: string, extra: number): SequenceCache {
-    let seq = this.cache.get(seqId)
+  /** Decode rows: the batch keeps exactly these sequences and feeds its own buffers. */
+  private gatherDecode(rows: readonly BatchRow[]): PastFeeds {
+    const wanted = new Set(rows.map((r) => r.seqId))
+    for (const seqId of [...this.batch.rows]) if (!wanted.has(seqId)) this.moveOut(seqId)
+    for (const { seqId } of rows) {
+      if (this.batch.has(seqId)) continue
+      const seq = this.own.get(seqId)
+      this.batch.add(seqId, seq?.length ?? 0, (index) => ({ data: seq?.arrays[index] ?? this.allocate(0), offset: 0, stride: seq?.capacity ?? 0, position: 0 }))
+      this.own.delete(seqId)
+    }
+    this.batch.fit()
+    const pastLength = this.batch.slotsPerRow
+    const dims = (n: number) => [n, this.heads, pastLength, this.dim]
+    const tensors: Record<string, ort.Tensor> = {}
+    this.pastNames.forEach((name, index) => (tensors[name] = new ort.Tensor(this.dtype, this.batch.view(index), dims(this.batch.rows.length))))
+    return { rows: this.batch.rows.map((seqId) => ({ seqId, newSlots: 1 })), tensors, pastLength, cached: [...this.batch.cachedLengths] }
+  }
+
+  /** Any other call: rows leave the batch and are copied into scratch tensors. */
+  private gatherScratch(rows: readonly BatchRow[]): PastFeeds {
+    for (const { seqId } of rows) this.moveOut(seqId)
+    const cached = rows.map((r) => this.length(r.seqId))
+    const pastLength = Math.max(0, ...cached)
+    const rowSize = this.heads * pastLength * this.dim
+    const tensors: Record<string, ort.Tensor> = {}
+    this.pastNames.forEach((name, index) => {
+      const batch = this.scratchFor(name, rows.length * rowSize)
+      rows.forEach((row, r) => {
+        const seq = this.own.get(row.seqId)
+        if (seq === undefined) return
+        copyHeads({ data: seq.arrays[index] as Elements, offset: 0, stride: seq.capacity, position: 0 }, { data: batch, offset: r * rowSize, stride: pastLength, position: 0 }, seq.length, this.heads, this.dim)
+      })
+      tensors[name] = new ort.Tensor(this.dtype, batch, [rows.length, this.heads, pastLength, this.dim])
+    })
+    return { rows, tensors, pastLength, cached }
+  }
+
+  /** Moves a sequence from the decode batch back to its own arrays (a no-op when it is not there). */
+  private moveOut(seqId: string): void {
+    if (!this.batch.has(seqId)) return
+    const length = this.batch.length(seqId) as number
+    const seq: OwnCache = { length, capacity: capacityFor(length), arrays: [] }
+    this.batch.remove(seqId, (index, span) => {
+      const array = this.allocate(this.heads * seq.capacity * this.dim)
+      copyHeads(span, { data: array, offset: 0, stride: seq.capacity, position: 0 }, length, this.heads, this.dim)
+      seq.arrays[index] = array
+    })
+    this.own.set(seqId, seq)
+  }
+
+  /** The sequence's own cache with room for `extra` more positions. */
+  private reserve(seqId: string, extra: number): OwnCache {
+    let seq = this.own.get(seqId)
     if (seq === undefined) {
       seq = { length: 0, capacity: 0, arrays: [] }
-      this.cache.set(seqId, seq)
+      this.own.set(seqId, seq)
     }
-    if (seq.length + extra > seq.capacity) this.grow(seq, Math.max(MIN_CAPACITY, seq.capacity * 2, seq.length + extra))
+    if (seq.length + extra > seq.capacity) this.grow(seq, Math.max(capacityFor(seq.length + extra), seq.capacity * 2))
     return seq
   }
 
-  private grow(seq: SequenceCache, capacity: number): void {
-    const size = this.heads * capacity * this.dim
-    const arrays: Array<[Elements, Elements]> = []
-    for (let layer = 0; layer < this.layers; layer++) {
-      const pair: [Elements, Elements] = [this.allocate(size), this.allocate(size)]
-      const old = seq.arrays[layer]
-      if (old !== undefined) {
-        for (const part of [0, 1] as const) {
-          for (let h = 0; h < this.heads; h++) {
-            const from = h * seq.capacity * this.dim
-            pair[part].set(old[part].subarray(from, from + seq.length * this.dim), h * capacity * this.dim)
-          }
-        }
-      }
-      arrays.push(pair)
-    }
+  private grow(seq: OwnCache, capacity: number): void {
+    const arrays = Array.from({ length: this.layers * 2 }, (_, index) => {
+      const array = this.allocate(this.heads * capacity * this.dim)
+      const old = seq.arrays[index]
+      if (old !== undefined) copyHeads({ data: old, offset: 0, stride: seq.capacity, position: 0 }, { data: array, offset: 0, stride: capacity, position: 0 }, seq.length, this.heads, this.dim)
+      return array
+    })
     seq.arrays = arrays
     seq.capacity = capacity
   }
@@ -153,4 +180,8 @@ export class HostKvStore implements KvStore {
     }
     return buffer.subarray(0, size)
   }
+}
+
+function capacityFor(positions: number): number {
+  return Math.max(MIN_CAPACITY, positions)
 }

@@ -15,25 +15,27 @@ export interface BatchRow {
 
 /** The past-side inputs of one decoder call. */
 export interface PastFeeds {
-  /** `past_key_values.{i}.key/value`, each [rows, kv_heads, past, head_dim]. */
+  /** The call's rows in the order of the tensors' batch axis (a store may reorder them). */
+  rows: readonly BatchRow[]
+  /** `past_key_values.{i}.key/value`, each [rows, kv_heads, pastLength, head_dim]. */
   tensors: Record<string, ort.Tensor>
-  /** Cache slots per row (the longest sequence's length). */
+  /** Cache slots per row in the tensors. */
   pastLength: number
-  /** Per row: how many leading slots are padding (masked out). */
-  padding: number[]
+  /** Per row, in `rows` order: its cache fills slots [0, cached); the rest is padding to mask. */
+  cached: number[]
 }
 
 export interface KvStore {
   /** Cache length of a sequence in positions (0 for one the store does not hold). */
   length(seqId: string): number
-  /** Past tensors for these rows, each sequence's entries right-aligned to the longest. */
+  /** Past tensors for these rows; the returned `rows` say in which order. */
   gather(rows: readonly BatchRow[]): PastFeeds
   /**
-   * Appends each row's first `newSlots` entries of this call's output. The outputs
-   * hold `present_delta.*` ([rows, heads, seq, dim]) or, for graphs without it,
-   * `present.*` ([rows, heads, past + seq, dim]); `fromPresent` says which.
+   * Appends each row's first `newSlots` entries of the call made with `past`.
+   * The outputs hold `present_delta.*` ([rows, heads, seq, dim]) or, for graphs
+   * without it, `present.*` ([rows, heads, pastLength + seq, dim]); `fromPresent` says which.
    */
-  append(rows: readonly BatchRow[], outputs: ort.InferenceSession.OnnxValueMapType, layout: { seq: number; pastLength: number; fromPresent: boolean }): void
+  append(past: PastFeeds, outputs: ort.InferenceSession.OnnxValueMapType, layout: { seq: number; fromPresent: boolean }): void
   /** Drops a sequence's entries; idempotent. */
   free(seqId: string): void
   /** Sequences held, for leak checks. */
