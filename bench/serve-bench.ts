@@ -114,7 +114,8 @@ async function rawClosedLoop(model: KelixModel, concurrency: number, total: numb
     while (active.size < concurrency && next < total) await add()
     const plan = [...active].map((id) => {
       const seq = engine.get(id)
-      return { id, numBlocks: (seq?.blocks.length ?? 1) - (seq?.numComputed ?? 0) }
+      const cachedBlocks = engine.prefixHit(id)
+      return { id, cachedBlocks, numBlocks: (seq?.blocks.length ?? 1) - (seq?.numComputed ?? 0) - cachedBlocks }
     })
     const stepStart = performance.now()
     const outputs = await engine.step(plan)

@@ -211,7 +211,7 @@ export class EngineLoop {
     let outputs: Awaited<ReturnType<Engine['step']>> = new Map()
     if (plan.scheduled.length > 0) {
       try {
-        outputs = await this.engine.step(plan.scheduled.map((s) => ({ id: s.id, numBlocks: s.numBlocks })))
+        outputs = await this.engine.step(plan.scheduled.map((s) => ({ id: s.id, numBlocks: s.numBlocks, cachedBlocks: s.cachedBlocks })))
       } catch (err) {
         this.failAll(err as Error)
         return

@@ -23,7 +23,7 @@ try {
     ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
   })
   const engine = new Engine(model, { maxImagePixels: options.maxImagePixels })
-  const scheduler = new Scheduler({ ...options.limits, maxModelLength: model.config.llm.max_position_embeddings })
+  const scheduler = new Scheduler({ ...options.limits, maxModelLength: model.config.llm.max_position_embeddings }, { prefixHit: (id) => engine.prefixHit(id) })
   const loop = new EngineLoop(engine, scheduler, post, beat)
   // While idle the loop waits on a promise; this timer keeps the heartbeat fresh meanwhile.
   const idleBeat = setInterval(beat, 1000)

@@ -16,6 +16,7 @@ import { runDecoder, type DecoderRow } from './decode/decoder-call.js'
 import { EngineError } from './errors.js'
 import { ImageTokenizer, type ImageTiming } from './images/image-tokenizer.js'
 import { HostKvStore } from './kv/host-kv-store.js'
+import { PREFIX_CHUNK } from './kv/prefix-cache.js'
 import type { KvStore } from './kv/kv-store.js'
 import type { KelixModel } from './model.js'
 import { BlockBuffer } from './prompt/block-buffer.js'
@@ -31,6 +32,14 @@ export interface EngineOptions {
   maxImagePixels?: number
   /** Images whose visual codes stay cached (by content hash). Default 256. */
   visualCacheEntries?: number
+  /** Positions of prompt prefixes kept for reuse; 0 turns prefix caching off. Default DEFAULT_PREFIX_CACHE_POSITIONS. */
+  prefixCachePositions?: number
+}
+
+/** Prompt positions looked up in the prefix cache and found there, since construction. */
+export interface PrefixStats {
+  queriedPositions: number
+  reusedPositions: number
 }
 
 /** Where step time goes, accumulated since construction (or the last reset). */
@@ -52,10 +61,15 @@ export interface PreparedPrompt {
   images: ImageTiming[]
 }
 
-/** One row of a step plan: compute `numBlocks` more of this sequence's blocks. */
+/**
+ * One row of a step plan: fill `cachedBlocks` blocks from the prefix cache
+ * (only on a sequence's first step, as `prefixHit` said), then compute
+ * `numBlocks` more of its blocks.
+ */
 export interface PlannedRow {
   id: string
   numBlocks: number
+  cachedBlocks?: number
 }
 
 export interface StepOutput extends SequenceOutput {
@@ -68,6 +82,7 @@ export class Engine {
   readonly tokenizer: TextTokenizer
   readonly images: ImageTokenizer
   readonly timings: StepTimings = { steps: 0, llmMs: 0, blockDecoderMs: 0, samplingMs: 0 }
+  readonly prefixStats: PrefixStats = { queriedPositions: 0, reusedPositions: 0 }
   private readonly sequences = new Map<string, Sequence>()
   /** The generated-image grammar per grid size (it depends on nothing else). */
   private readonly grammars = new Map<number, readonly GrammarItem[]>()
@@ -76,7 +91,7 @@ export class Engine {
     readonly model: KelixModel,
     options: EngineOptions = {},
   ) {
-    this.kv = new HostKvStore(model.config)
+    this.kv = new HostKvStore(model.config, options.prefixCachePositions === undefined ? {} : { prefixCachePositions: options.prefixCachePositions })
     this.tokenizer = new TextTokenizer(model.tokenizer, model.config)
     this.images = new ImageTokenizer(model.visualTokenizer, model.config, {
       maxPixels: options.maxImagePixels ?? 50_000_000,
@@ -168,6 +183,7 @@ export class Engine {
         else if (seq.caughtUp) due.push({ seq, hidden: lastHidden.subarray(r * hidden, (r + 1) * hidden) })
       })
     }
+    for (const row of rows) this.rememberPrompt(this.sequences.get(row.seqId) as Sequence)
     this.timings.llmMs += performance.now() - llmStart
     this.timings.steps++
     const outputs = new Map<string, StepOutput>()
@@ -199,8 +215,40 @@ export class Engine {
     const seq = this.sequences.get(p.id)
     if (seq === undefined) throw new Error(`step plans unknown sequence ${p.id}`)
     if (seq.finishReason !== undefined) throw new Error(`step plans finished sequence ${p.id}`)
+    if ((p.cachedBlocks ?? 0) > 0) this.reusePrompt(seq, p.cachedBlocks as number)
     const remaining = seq.blocks.length - seq.numComputed
     if (p.numBlocks < 1 || p.numBlocks > remaining) throw new Error(`step plans ${p.numBlocks} blocks for ${p.id}, which has ${remaining} uncomputed`)
     return { seqId: p.id, newSlots: p.numBlocks, blocks: seq.blocks.view(seq.numComputed, p.numBlocks) }
+  }
+
+  /**
+   * Prompt blocks of a sequence not yet computed that the prefix cache holds,
+   * in whole chunks; the last prompt block is never among them (its hidden
+   * state starts generation). Counted as a lookup for the cache's hit rate.
+   */
+  prefixHit(id: string): number {
+    const seq = this.sequences.get(id)
+    if (seq === undefined || seq.numComputed > 0) return 0
+    const hit = seq.promptLength - 1 < PREFIX_CHUNK ? 0 : this.kv.prefixHit(seq.blocks.view(0, seq.promptLength - 1))
+    this.prefixStats.queriedPositions += seq.promptLength
+    this.prefixStats.reusedPositions += hit
+    return hit
+  }
+
+  /** Fills a sequence's first blocks from the prefix cache, exactly as `prefixHit` found them. */
+  private reusePrompt(seq: Sequence, blocks: number): void {
+    if (seq.numComputed > 0) throw new Error(`step asks ${seq.id} to reuse cached blocks after it started computing`)
+    const reused = this.kv.reusePrefix(seq.id, seq.blocks.view(0, blocks))
+    if (reused !== blocks) throw new Error(`step asks ${seq.id} to reuse ${blocks} cached blocks; the prefix cache holds ${reused}`)
+    seq.numComputed = reused
+    seq.cachedPromptBlocks = reused
+  }
+
+  /** Offers the sequence's newly computed whole prompt chunks to the prefix cache. */
+  private rememberPrompt(seq: Sequence): void {
+    const whole = Math.floor(Math.min(seq.numComputed, seq.promptLength) / PREFIX_CHUNK) * PREFIX_CHUNK
+    if (whole <= seq.rememberedPromptBlocks) return
+    this.kv.rememberPrefix(seq.id, seq.blocks.view(0, whole))
+    seq.rememberedPromptBlocks = whole
   }
 }

@@ -35,7 +35,8 @@ export async function generateAll(engine: Engine, requests: readonly OfflineRequ
       const plan = running.map((id) => {
         const seq = engine.get(id)
         if (seq === undefined) throw new Error(`sequence ${id} vanished`)
-        return { id, numBlocks: Math.min(chunk, seq.blocks.length - seq.numComputed) }
+        const cachedBlocks = engine.prefixHit(id)
+        return { id, cachedBlocks, numBlocks: Math.min(chunk, seq.blocks.length - seq.numComputed - cachedBlocks) }
       })
       const outputs = await engine.step(plan)
       for (const [id, out] of outputs) {

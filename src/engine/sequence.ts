@@ -46,6 +46,10 @@ export interface SequenceOutput {
 export class Sequence implements SlotChooser {
   readonly blocks: BlockBuffer
   numComputed = 0
+  /** Prompt blocks filled from the prefix cache instead of computed (the last admission's). */
+  cachedPromptBlocks = 0
+  /** Prompt blocks already offered to the prefix cache. */
+  rememberedPromptBlocks = 0
   finishReason: FinishReason | undefined
   readonly generatedIds: number[] = []
   private readonly sampler: Sampler

@@ -1,13 +1,13 @@
 /** An engine on the tiny model, and request builders, for engine tests. */
-import { Engine } from '../../src/engine/engine.js'
+import { Engine, type EngineOptions } from '../../src/engine/engine.js'
 import { loadModel } from '../../src/engine/model.js'
 import type { SequenceOptions } from '../../src/engine/sequence.js'
 import { GREEDY, type ChatMessage, type SamplingParams } from '../../src/engine/types.js'
 import { tinyModelDir } from './tiny-model.js'
 
-export async function tinyEngine(): Promise<{ engine: Engine; dispose: () => Promise<void> }> {
+export async function tinyEngine(engineOptions: EngineOptions = {}): Promise<{ engine: Engine; dispose: () => Promise<void> }> {
   const model = await loadModel(await tinyModelDir(), { intraOpThreads: 1 })
-  return { engine: new Engine(model), dispose: () => model.dispose() }
+  return { engine: new Engine(model, engineOptions), dispose: () => model.dispose() }
 }
 
 export function options(overrides: Omit<Partial<SequenceOptions>, 'sampling'> & { sampling?: Partial<SamplingParams> } = {}): SequenceOptions {

@@ -62,6 +62,11 @@ import {
 export interface SchedulerOptions {
   /** The capacity ledger to use; default: a new one from `kvCapacity` and `pageSize`. */
   kv?: KvAccounting
+  /**
+   * Prompt blocks of a sequence about to be admitted that the engine's prefix
+   * cache already holds; they count as computed. Default: none.
+   */
+  prefixHit?: (id: string) => number
 }
 
 /**
@@ -72,6 +77,7 @@ export interface SchedulerOptions {
 export class Scheduler {
   readonly config: Readonly<SchedulerConfig>
   private readonly accounting: KvAccounting
+  private readonly prefixHit: (id: string) => number
   private readonly sequences = new Map<string, Sequence>()
   private readonly waiting = new OrderedList<Sequence>()
   private readonly running = new OrderedList<Sequence>()
@@ -83,6 +89,7 @@ export class Scheduler {
   constructor(config: SchedulerConfig, options: SchedulerOptions = {}) {
     this.config = validateConfig(config)
     this.accounting = options.kv ?? new KvAccounting({ capacity: config.kvCapacity, pageSize: config.pageSize })
+    this.prefixHit = options.prefixHit ?? (() => 0)
     const pages = Math.floor(config.kvCapacity / config.pageSize)
     if (this.accounting.pageSize !== config.pageSize || this.accounting.totalPages !== pages) {
       throw new SchedulerError('INVALID_CONFIG', `the kv ledger does not match kvCapacity and pageSize`)
@@ -220,13 +227,16 @@ export class Scheduler {
     while (plan.budget > 0 && this.running.length < this.config.maxNumSeqs) {
       const seq = this.waiting.first()
       if (seq === undefined) return
-      const numBlocks = Math.min(seq.numTokens - seq.numComputed, plan.budget)
-      if (!this.accounting.canAllocate(seq.id, numBlocks)) return
-      this.accounting.allocate(seq.id, numBlocks)
+      // Cached blocks cost KV but no budget: they are copied, not computed. One block is always left to compute.
+      const cached = seq.numComputed === 0 ? Math.min(this.prefixHit(seq.id), seq.numTokens - 1) : 0
+      const numBlocks = Math.min(seq.numTokens - cached, plan.budget)
+      if (!this.accounting.canAllocate(seq.id, cached + numBlocks)) return
+      this.accounting.allocate(seq.id, cached + numBlocks)
       this.waiting.remove(seq)
       seq.status = 'running'
+      seq.numComputed = cached
       this.running.insert(seq)
-      plan.add(seq.id, numBlocks, true)
+      plan.add(seq.id, numBlocks, true, cached)
     }
   }
 

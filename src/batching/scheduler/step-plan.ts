@@ -19,8 +19,8 @@ export class StepPlan {
     return this.preemptedIds.length > 0
   }
 
-  add(id: string, numBlocks: number, isPrefill: boolean): void {
-    this.entries.set(id, { id, numBlocks, isPrefill })
+  add(id: string, numBlocks: number, isPrefill: boolean, cachedBlocks = 0): void {
+    this.entries.set(id, { id, numBlocks, isPrefill, ...(cachedBlocks > 0 ? { cachedBlocks } : {}) })
     this.remaining -= numBlocks
   }
 

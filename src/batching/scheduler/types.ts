@@ -73,8 +73,13 @@ export interface SchedulerRequest {
 /** One sequence's share of a step. */
 export interface ScheduledSequence {
   id: string
-  /** Blocks to compute this step, starting at the sequence's `numComputed`. */
+  /** Blocks to compute this step, after the cached ones. */
   numBlocks: number
+  /**
+   * Blocks to fill from the engine's prefix cache before computing, on a
+   * sequence's first step after admission (as `prefixHit` reported); else 0.
+   */
+  cachedBlocks?: number
   /** False only for a decode: exactly one block, the last generated one. */
   isPrefill: boolean
 }

@@ -114,6 +114,13 @@ export class DecodeBatch {
     this.lengths[row] = length + count
   }
 
+  /** Where row `seqId`'s cache starts in buffer `index`. */
+  spanOf(seqId: string, index: number): HeadSpan {
+    const row = this.rowOf.get(seqId)
+    if (row === undefined) throw new Error(`sequence ${seqId} is not in the decode batch`)
+    return this.span(this.buffers[index] as Elements, row, 0)
+  }
+
   private span(buffer: Elements, row: number, position: number): HeadSpan {
     return { data: buffer, offset: row * this.rowSize(), stride: this.slots, position }
   }

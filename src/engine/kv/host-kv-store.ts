@@ -17,7 +17,8 @@
  *   row 1 (B, 4 cached): ■■■■··
  *
  * Only the new entries come back from the graph (`present_delta.*`), so a step
- * never copies the whole cache out of ONNX Runtime.
+ * never copies the whole cache out of ONNX Runtime. Prompt chunks also go to
+ * a PrefixCache, from which later prompts that start the same way are filled.
  */
 import ort from 'onnxruntime-node'
 import { kvName } from '../graph-signatures.js'
@@ -25,6 +26,15 @@ import type { KelixConfig } from '../model-config.js'
 import { DecodeBatch } from './decode-batch.js'
 import { copyHeads, type Elements, type HeadSpan } from './head-layout.js'
 import type { BatchRow, KvStore, PastFeeds } from './kv-store.js'
+import { PREFIX_CHUNK, PrefixCache, type ChunkArrays } from './prefix-cache.js'
+
+export interface HostKvStoreOptions {
+  /** Positions the prefix cache keeps (whole chunks); 0 turns it off. */
+  prefixCachePositions?: number
+}
+
+/** Default prefix cache: 4,096 positions (16 MiB on the tiny model). */
+export const DEFAULT_PREFIX_CACHE_POSITIONS = 4096
 
 /** A sequence's own arrays, one per layer and part (index `2·layer + part`). */
 interface OwnCache {
@@ -45,8 +55,12 @@ export class HostKvStore implements KvStore {
   private readonly heads: number
   private readonly dim: number
   private readonly dtype: 'float32' | 'float16'
+  private readonly blockSize: number
+  private readonly prefixes: PrefixCache
 
-  constructor(config: KelixConfig) {
+  constructor(config: KelixConfig, options: HostKvStoreOptions = {}) {
+    this.blockSize = config.block_size
+    this.prefixes = new PrefixCache(Math.floor((options.prefixCachePositions ?? DEFAULT_PREFIX_CACHE_POSITIONS) / PREFIX_CHUNK))
     this.layers = config.llm.num_layers
     this.heads = config.llm.num_key_value_heads
     this.dim = config.llm.head_dim
@@ -72,6 +86,42 @@ export class HostKvStore implements KvStore {
   free(seqId: string): void {
     this.own.delete(seqId)
     this.batch.remove(seqId)
+  }
+
+  reusePrefix(seqId: string, ids: Int32Array): number {
+    if (!this.prefixes.enabled || this.length(seqId) > 0) return 0
+    const chunks = this.prefixes.lookup(PrefixCache.keys(ids, this.blockSize))
+    if (chunks.length === 0) return 0
+    const seq = this.reserve(seqId, chunks.length * PREFIX_CHUNK)
+    chunks.forEach((chunk, c) => {
+      seq.arrays.forEach((array, index) => {
+        copyHeads({ data: chunk[index] as Elements, offset: 0, stride: PREFIX_CHUNK, position: 0 }, { data: array, offset: 0, stride: seq.capacity, position: c * PREFIX_CHUNK }, PREFIX_CHUNK, this.heads, this.dim)
+      })
+    })
+    seq.length = chunks.length * PREFIX_CHUNK
+    return seq.length
+  }
+
+  prefixHit(ids: Int32Array): number {
+    return this.prefixes.enabled ? this.prefixes.lookup(PrefixCache.keys(ids, this.blockSize)).length * PREFIX_CHUNK : 0
+  }
+
+  rememberPrefix(seqId: string, ids: Int32Array): void {
+    if (!this.prefixes.enabled) return
+    const keys = PrefixCache.keys(ids, this.blockSize)
+    if (keys.length * PREFIX_CHUNK > this.length(seqId)) throw new Error(`${seqId} holds ${this.length(seqId)} positions, fewer than the ${keys.length * PREFIX_CHUNK} to remember`)
+    const own = this.own.get(seqId)
+    const source = (index: number): HeadSpan =>
+      own === undefined ? this.batch.spanOf(seqId, index) : { data: own.arrays[index] as Elements, offset: 0, stride: own.capacity, position: 0 }
+    keys.forEach((key, c) => {
+      if (this.prefixes.has(key)) return
+      const chunk: ChunkArrays = this.pastNames.map((_, index) => {
+        const array = this.allocate(this.heads * PREFIX_CHUNK * this.dim)
+        copyHeads({ ...source(index), position: c * PREFIX_CHUNK }, { data: array, offset: 0, stride: PREFIX_CHUNK, position: 0 }, PREFIX_CHUNK, this.heads, this.dim)
+        return array
+      })
+      this.prefixes.insert(key, chunk)
+    })
   }
 
   gather(rows: readonly BatchRow[]): PastFeeds {

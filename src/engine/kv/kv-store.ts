@@ -36,6 +36,15 @@ export interface KvStore {
    * without it, `present.*` ([rows, heads, pastLength + seq, dim]); `fromPresent` says which.
    */
   append(past: PastFeeds, outputs: ort.InferenceSession.OnnxValueMapType, layout: { seq: number; fromPresent: boolean }): void
+  /**
+   * Fills an empty sequence's cache with the longest cached prefix of `ids`
+   * (the flat block ids of its first blocks). Returns the positions filled, 0 when none.
+   */
+  reusePrefix(seqId: string, ids: Int32Array): number
+  /** Positions of `ids` (flat block ids from the first block) that `reusePrefix` would fill now. */
+  prefixHit(ids: Int32Array): number
+  /** Keeps the whole chunks of `ids` (blocks already in the sequence's cache) for later prompts. */
+  rememberPrefix(seqId: string, ids: Int32Array): void
   /** Drops a sequence's entries; idempotent. */
   free(seqId: string): void
   /** Sequences held, for leak checks. */

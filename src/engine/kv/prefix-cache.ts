@@ -1,0 +1,76 @@
+/**
+ * Automatic prefix caching. The cache entries of prompt chunks (PREFIX_CHUNK
+ * blocks each) are kept after their sequence ends, under a key hashed over
+ * the chunk's block ids and the key of the chunk before it, so a chunk
+ * matches only when the whole prompt up to its end matches:
+ *
+ *   prompt A: [system prompt ·········|·· question A ··]
+ *   prompt B: [system prompt ·········|·· question B ········]
+ *              chunk 0 (key k0)  chunk 1 (k1 = h(k0, ids))  → B reuses chunk 0
+ *
+ * A new sequence copies the longest cached run of its prompt into its own
+ * cache and computes only the rest. Least recently used chunks go first once
+ * the cache holds its capacity.
+ */
+import { createHash } from 'node:crypto'
+import type { Elements } from './head-layout.js'
+
+/** Blocks per cached chunk (vLLM's default block size). */
+export const PREFIX_CHUNK = 16
+
+/** Per layer and part (index `2·layer + part`), [heads, PREFIX_CHUNK, dim]. */
+export type ChunkArrays = Elements[]
+
+export class PrefixCache {
+  /** Map order is recency order: a hit moves its key to the end. */
+  private readonly chunks = new Map<string, ChunkArrays>()
+
+  constructor(private readonly capacityChunks: number) {}
+
+  get size(): number {
+    return this.chunks.size
+  }
+
+  get enabled(): boolean {
+    return this.capacityChunks > 0
+  }
+
+  /** Keys of the whole chunks in `ids` (flat block ids, block_size per block). */
+  static keys(ids: Int32Array, blockSize: number): string[] {
+    const chunkIds = PREFIX_CHUNK * blockSize
+    const keys: string[] = []
+    let previous = ''
+    for (let start = 0; start + chunkIds <= ids.length; start += chunkIds) {
+      const chunk = ids.subarray(start, start + chunkIds)
+      previous = createHash('sha256').update(previous).update(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)).digest('base64')
+      keys.push(previous)
+    }
+    return keys
+  }
+
+  /** The cached chunks for the longest run of `keys` from the first. */
+  lookup(keys: readonly string[]): ChunkArrays[] {
+    const found: ChunkArrays[] = []
+    for (const key of keys) {
+      const chunk = this.chunks.get(key)
+      if (chunk === undefined) break
+      this.chunks.delete(key)
+      this.chunks.set(key, chunk)
+      found.push(chunk)
+    }
+    return found
+  }
+
+  has(key: string): boolean {
+    return this.chunks.has(key)
+  }
+
+  insert(key: string, chunk: ChunkArrays): void {
+    if (!this.enabled || this.chunks.has(key)) return
+    this.chunks.set(key, chunk)
+    for (const oldest of this.chunks.keys()) {
+      if (this.chunks.size <= this.capacityChunks) break
+      this.chunks.delete(oldest)
+    }
+  }
+}
