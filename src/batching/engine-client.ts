@@ -40,6 +40,8 @@ export interface EngineClientOptions {
   maxWaitingTokens?: number
   /** Default 50 megapixels. */
   maxImagePixels?: number
+  /** Prompt-prefix positions kept for reuse; 0 turns prefix caching off. Default 4096. */
+  prefixCachePositions?: number
   /** Worker considered hung after this long without a loop turn. Default 30 s. */
   hungAfterMs?: number
   observer?: EngineObserver
@@ -88,6 +90,7 @@ class WorkerEngineClient implements LocalEngineClient {
         intraOpThreads: this.options.intraOpThreads ?? defaultIntraOpThreads(),
         limits: { ...limits, kvCapacity: Math.max(limits.kvCapacity, limits.pageSize) },
         maxImagePixels: this.options.maxImagePixels ?? 50_000_000,
+        prefixCachePositions: this.options.prefixCachePositions ?? 4096,
       },
       hungAfterMs: this.options.hungAfterMs ?? 30_000,
       restart: true,

@@ -22,7 +22,7 @@ try {
     executionProviders: options.executionProviders,
     ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
   })
-  const engine = new Engine(model, { maxImagePixels: options.maxImagePixels })
+  const engine = new Engine(model, { maxImagePixels: options.maxImagePixels, prefixCachePositions: options.prefixCachePositions })
   const scheduler = new Scheduler({ ...options.limits, maxModelLength: model.config.llm.max_position_embeddings }, { prefixHit: (id) => engine.prefixHit(id) })
   const loop = new EngineLoop(engine, scheduler, post, beat)
   // While idle the loop waits on a promise; this timer keeps the heartbeat fresh meanwhile.

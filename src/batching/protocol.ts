@@ -40,6 +40,8 @@ export interface WorkerOptions {
   intraOpThreads: number | undefined
   limits: SchedulingLimits
   maxImagePixels: number
+  /** Positions of prompt prefixes the engine keeps for reuse; 0 turns prefix caching off. */
+  prefixCachePositions: number
   /** Shared Int32/BigInt64 buffer where the worker writes the time (ms since epoch) of its last loop turn. */
   heartbeat: SharedArrayBuffer
 }

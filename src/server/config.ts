@@ -45,6 +45,8 @@ export interface ServerConfig {
   maxImageBytes: number
   /** Most pixels in one decoded image, checked by the engine before decoding. Default 50 000 000. */
   maxImagePixels: number
+  /** Prompt-prefix positions kept for reuse (automatic prefix caching); 0 turns it off. Default 4096. */
+  prefixCachePositions: number
   /** Most prompt positions (images included); default: the model's context. */
   maxPromptTokens: number | undefined
   /** Largest `max_tokens` a request may ask for; default: the model's context. */
@@ -193,6 +195,7 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'sseHeartbeatMs', env: 'KELIX_SSE_HEARTBEAT_MS', flag: '--sse-heartbeat-ms', default: '15000', help: 'SSE keep-alive comment after this much quiet', parse: integer(10, 600_000, 15_000) }),
   setting({ key: 'maxNumSeqs', env: 'KELIX_MAX_NUM_SEQS', flag: '--max-num-seqs', default: '32', help: 'most sequences in one batch', parse: integer(1, 4096, 32) }),
   setting({ key: 'maxBatchedTokens', env: 'KELIX_MAX_BATCHED_TOKENS', flag: '--max-batched-tokens', default: '512', help: 'most blocks per engine step (decodes + prefill chunks); at least max-num-seqs', parse: integer(1, 2 ** 20, 512) }),
+  setting({ key: 'prefixCachePositions', env: 'KELIX_PREFIX_CACHE_POSITIONS', flag: '--prefix-cache-positions', default: '4096', help: 'prompt-prefix positions kept for reuse across requests (whole 16-block chunks); 0 turns prefix caching off', parse: integer(0, 2 ** 31, 4096) }),
   setting({ key: 'kvCapacity', env: 'KELIX_KV_CAPACITY', flag: '--kv-capacity', default: '65536', help: 'KV cache capacity in positions over all sequences; at least the context length', parse: integer(1, 2 ** 31, 65_536) }),
   setting({ key: 'maxWaiting', env: 'KELIX_MAX_WAITING', flag: '--max-waiting', default: '256', help: 'requests waiting for a place before 429', parse: integer(1, 2 ** 20, 256) }),
   setting({ key: 'maxWaitingTokens', env: 'KELIX_MAX_WAITING_TOKENS', flag: '--max-waiting-tokens', default: '65536', help: 'prompt positions waiting before 429', parse: integer(1, 2 ** 31, 65_536) }),

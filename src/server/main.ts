@@ -35,6 +35,7 @@ const engine = await startEngine({
   modelDir: config.modelDir,
   executionProviders: config.executionProviders,
   maxImagePixels: config.maxImagePixels,
+  prefixCachePositions: config.prefixCachePositions,
   limits: { maxNumSeqs: config.maxNumSeqs, maxBatchedTokens: Math.max(config.maxBatchedTokens, config.maxNumSeqs), kvCapacity: config.kvCapacity },
   maxWaiting: config.maxWaiting,
   maxWaitingTokens: config.maxWaitingTokens,
