@@ -185,6 +185,10 @@ export interface StepRecord {
   /** KV cache in use, 0..1. */
   kvUsage: number
   preemptions: number
+  /** Prompt positions of newly admitted sequences looked up in the prefix cache this step. */
+  prefixQueriedPositions: number
+  /** Of those, positions filled from the cache instead of computed. */
+  prefixHitPositions: number
 }
 
 /**

@@ -205,6 +205,7 @@ export class EngineLoop {
     const started = performance.now()
     const updates: SequenceUpdate[] = []
     for (const id of this.scheduler.expire(Date.now())) updates.push(this.end(id, 'timeout'))
+    const prefixBefore = { ...this.engine.prefixStats }
     const plan = this.scheduler.schedule()
     for (const id of plan.preempted) this.engine.preempt(id)
     const firstRun = plan.scheduled.filter((s) => this.engine.get(s.id)?.numComputed === 0 && (this.scheduler.get(s.id)?.numPreemptions ?? 0) === 0)
@@ -244,6 +245,8 @@ export class EngineLoop {
       waiting: this.scheduler.numWaiting,
       kvUsage: this.scheduler.kvUsage(),
       preemptions: plan.preempted.length,
+      prefixQueriedPositions: this.engine.prefixStats.queriedPositions - prefixBefore.queriedPositions,
+      prefixHitPositions: this.engine.prefixStats.reusedPositions - prefixBefore.reusedPositions,
     }
     this.post({ type: 'step', updates, started: [...new Set(firstRun.map((s) => parseSeqId(s.id).reqId))], record })
   }
@@ -299,6 +302,6 @@ export class EngineLoop {
     this.requests.clear()
     this.scheduler.takeFinished()
     console.error(`engine step failed: ${err.message}`)
-    this.post({ type: 'step', updates, started: [], record: { durationMs: 0, batchSize: 0, batchedTokens: 0, running: 0, waiting: 0, kvUsage: 0, preemptions: 0 } })
+    this.post({ type: 'step', updates, started: [], record: { durationMs: 0, batchSize: 0, batchedTokens: 0, running: 0, waiting: 0, kvUsage: 0, preemptions: 0, prefixQueriedPositions: 0, prefixHitPositions: 0 } })
   }
 }

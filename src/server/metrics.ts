@@ -93,6 +93,8 @@ function defineMetrics(registry: Registry) {
     rejected: counter('requests_rejected_total', 'Requests refused before they ran, by reason (the stable error code).', ['reason']),
     aborts: counter('request_aborts_total', 'Requests that ended because the client went away.'),
     preemptions: counter('preemptions_total', 'Running requests preempted to free KV cache.'),
+    prefixQueries: counter('prefix_cache_queries_total', 'Prompt positions of admitted requests looked up in the prefix cache.'),
+    prefixHits: counter('prefix_cache_hits_total', 'Prompt positions filled from the prefix cache instead of computed.'),
     cacheHits: counter('visual_token_cache_hits_total', 'Images whose visual tokens came from the cache.'),
     cacheMisses: counter('visual_token_cache_misses_total', 'Images that had to be run through the visual tokenizer.'),
 
@@ -151,6 +153,8 @@ function observerFor(m: Defined): EngineObserver {
       m.waiting.set(s.waiting)
       m.kvUsage.set(s.kvUsage)
       if (s.preemptions > 0) m.preemptions.inc(s.preemptions)
+      if (s.prefixQueriedPositions > 0) m.prefixQueries.inc(s.prefixQueriedPositions)
+      if (s.prefixHitPositions > 0) m.prefixHits.inc(s.prefixHitPositions)
     },
     image(i) {
       m.preprocess.observe(seconds(i.preprocessMs))

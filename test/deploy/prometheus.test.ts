@@ -28,7 +28,7 @@ t.test('Prometheus scrapes /metrics and its queries return the fed values', { sk
   o.engineUp(true)
   for (const r of REQUESTS) o.requestFinished(r)
   o.requestRejected('queue_full')
-  o.step({ durationMs: 62.5, batchSize: 4, batchedTokens: 70, running: 4, waiting: 20, kvUsage: 0.97, preemptions: 2 })
+  o.step({ durationMs: 62.5, batchSize: 4, batchedTokens: 70, running: 4, waiting: 20, kvUsage: 0.97, preemptions: 2, prefixQueriedPositions: 0, prefixHitPositions: 0 })
   o.image({ preprocessMs: 15.625, tokenizeMs: 62.5, cacheHit: false })
 
   const app = Fastify()
