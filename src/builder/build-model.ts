@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { buildBlockDecoder } from './block-decoder.js'
+import { buildBlockDecoder, type BlockDecoderOptions } from './block-decoder.js'
 import { buildDecoder, type CacheOutputs } from './decoder.js'
 import { buildDit } from './dit.js'
 import { GraphBuilder } from './graph.js'
@@ -33,10 +33,15 @@ export function modelFiles(seed = TINY_SEED, cacheOutputs: CacheOutputs = 'delta
     'tokenizer_config.json': json(tokenizerConfig),
     'visual_tokenizer.onnx': buildVisualTokenizer(ctx('kelix_visual_tokenizer'), TINY_CONFIG, TINY_VISION),
     'decoder.onnx': buildDecoder(ctx('kelix_decoder'), TINY_CONFIG, TINY_LLM_INTERMEDIATE, cacheOutputs),
-    'block_decoder.onnx': buildBlockDecoder(ctx('kelix_block_decoder'), TINY_CONFIG, TINY_LM_HEAD_GAIN),
+    'block_decoder.onnx': tinyBlockDecoder(seed),
     'dit.onnx': buildDit(ctx('kelix_dit'), TINY_CONFIG),
     'vae_decoder.onnx': buildVaeDecoder(ctx('kelix_vae_decoder'), TINY_CONFIG, TINY_VAE),
   }
+}
+
+/** The tiny model's block_decoder.onnx; `{ vocabParts: false }` gives the older form (whole-vocabulary logits, same weights). */
+export function tinyBlockDecoder(seed = TINY_SEED, opts: BlockDecoderOptions = {}): Uint8Array {
+  return buildBlockDecoder({ g: new GraphBuilder('kelix_block_decoder'), w: new WeightSource(seed) }, TINY_CONFIG, TINY_LM_HEAD_GAIN, opts)
 }
 
 /** Writes the tiny model to `dir`, replacing whatever is there. */

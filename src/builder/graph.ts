@@ -17,11 +17,14 @@ export type AttrValue =
   | { kind: 'float'; value: number }
   | { kind: 'ints'; value: readonly number[] }
   | { kind: 'string'; value: string }
+  | { kind: 'graph'; value: proto.IGraphProto }
 
 export const int = (value: number): AttrValue => ({ kind: 'int', value })
 export const float = (value: number): AttrValue => ({ kind: 'float', value })
 export const ints = (value: readonly number[]): AttrValue => ({ kind: 'ints', value })
 export const str = (value: string): AttrValue => ({ kind: 'string', value })
+/** A subgraph attribute (the branches of `If`): see `GraphBuilder.subgraph`. */
+export const graph = (value: proto.IGraphProto): AttrValue => ({ kind: 'graph', value })
 
 const ELEMENT_TYPE: Record<DType, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
@@ -36,9 +39,20 @@ export class GraphBuilder {
   private readonly inputs: proto.IValueInfoProto[] = []
   private readonly outputs: proto.IValueInfoProto[] = []
   private readonly initializers: proto.ITensorProto[] = []
-  private readonly counters = new Map<string, number>()
 
-  constructor(private readonly name: string) {}
+  /** `counters` is shared with subgraphs: ONNX wants every name unique across a graph and its subgraphs. */
+  constructor(
+    private readonly name: string,
+    private readonly counters = new Map<string, number>(),
+  ) {}
+
+  /**
+   * A graph to nest inside this one (an `If` branch). It may read this graph's
+   * values and initializers by name (outer scope), which passes them by reference.
+   */
+  subgraph(name: string): GraphBuilder {
+    return new GraphBuilder(name, this.counters)
+  }
 
   input(name: string, dtype: DType, dims: readonly Dim[]): string {
     this.inputs.push(valueInfo(name, dtype, dims))
@@ -91,15 +105,14 @@ export class GraphBuilder {
       producerVersion: '1',
       docString,
       opsetImport: [{ domain: '', version: opset }],
-      graph: {
-        name: this.name,
-        node: this.nodes,
-        input: this.inputs,
-        output: this.outputs,
-        initializer: this.initializers,
-      },
+      graph: this.toGraph(),
     })
     return onnx.ModelProto.encode(model).finish()
+  }
+
+  /** The graph itself, for a `graph` attribute when this is a subgraph. */
+  toGraph(): proto.IGraphProto {
+    return { name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers }
   }
 
   private tensor(name: string, dtype: DType, dims: readonly number[], data: TensorData): string {
@@ -135,6 +148,8 @@ function encodeAttributes(attrs: Record<string, AttrValue>): proto.IAttributePro
         return { name, type: T.INTS, ints: [...a.value] }
       case 'string':
         return { name, type: T.STRING, s: new TextEncoder().encode(a.value) }
+      case 'graph':
+        return { name, type: T.GRAPH, g: a.value }
     }
   })
 }

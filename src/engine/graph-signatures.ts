@@ -60,14 +60,21 @@ export function decoderSignature(c: KelixConfig): GraphSignature {
   }
 }
 
-export function blockDecoderSignature(c: KelixConfig): GraphSignature {
+/**
+ * `vocabParts`: the graph declares `vocab_part` (see vocab-parts.ts), so its logits
+ * hold one part, whose width depends on the value fed; without it (the older form)
+ * they cover the whole vocabulary.
+ */
+export function blockDecoderSignature(c: KelixConfig, vocabParts: boolean): GraphSignature {
+  const part: ValueSpec[] = vocabParts ? [{ name: 'vocab_part', type: 'int64', shape: [] }] : []
   return {
     file: MODEL_FILES.blockDecoder,
     inputs: [
       { name: 'hidden_state', type: 'float32', shape: ['batch', c.llm.hidden_size] },
       { name: 'block_ids', type: 'int64', shape: ['batch', 'slots'] },
+      ...part,
     ],
-    outputs: [{ name: 'logits', type: 'float32', shape: ['batch', c.vocab.vocab_size] }],
+    outputs: [{ name: 'logits', type: 'float32', shape: ['batch', vocabParts ? 'part_vocab' : c.vocab.vocab_size] }],
     optionalOutputs: [],
   }
 }

@@ -53,6 +53,8 @@ export interface KelixModel {
   vaeDecoder: ort.InferenceSession
   /** True when decoder.onnx declares `present_delta.*` (only the new positions' keys and values). */
   decoderHasDelta: boolean
+  /** True when block_decoder.onnx declares `vocab_part` (logits for one vocabulary part per call). */
+  blockDecoderHasParts: boolean
   /** Releases the sessions; idempotent. */
   dispose(): Promise<void>
 }
@@ -72,19 +74,20 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
   }
   const opened: ort.InferenceSession[] = []
-  const open = async (signature: GraphSignature) => {
-    const session = await openSession(join(dir, signature.file), signature.file, sessionOptions)
+  /** Opens `file` and checks it against its signature, which may depend on the inputs the graph declares. */
+  const open = async (file: string, signatureOf: (inputNames: readonly string[]) => GraphSignature) => {
+    const session = await openSession(join(dir, file), file, sessionOptions)
     opened.push(session)
-    const problems = signatureProblems(signature, { inputs: session.inputMetadata.map(declared), outputs: session.outputMetadata.map(declared) })
-    if (problems.length > 0) throw new EngineError('MODEL_GRAPH_MISMATCH', problems.join('; '), signature.file)
+    const problems = signatureProblems(signatureOf(session.inputNames), { inputs: session.inputMetadata.map(declared), outputs: session.outputMetadata.map(declared) })
+    if (problems.length > 0) throw new EngineError('MODEL_GRAPH_MISMATCH', problems.join('; '), file)
     return session
   }
   try {
-    const visualTokenizer = await open(visualTokenizerSignature(config))
-    const decoder = await open(decoderSignature(config))
-    const blockDecoder = await open(blockDecoderSignature(config))
-    const dit = await open(ditSignature(config))
-    const vaeDecoder = await open(vaeDecoderSignature(config))
+    const visualTokenizer = await open(MODEL_FILES.visualTokenizer, () => visualTokenizerSignature(config))
+    const decoder = await open(MODEL_FILES.decoder, () => decoderSignature(config))
+    const blockDecoder = await open(MODEL_FILES.blockDecoder, (inputs) => blockDecoderSignature(config, inputs.includes('vocab_part')))
+    const dit = await open(MODEL_FILES.dit, () => ditSignature(config))
+    const vaeDecoder = await open(MODEL_FILES.vaeDecoder, () => vaeDecoderSignature(config))
     let disposed = false
     return {
       dir,
@@ -96,6 +99,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       dit,
       vaeDecoder,
       decoderHasDelta: decoder.outputNames.includes('present_delta.0.key'),
+      blockDecoderHasParts: blockDecoder.inputNames.includes('vocab_part'),
       async dispose() {
         if (disposed) return
         disposed = true

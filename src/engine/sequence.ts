@@ -6,9 +6,10 @@
  *             ^computed^  (numComputed ≤ blocks.length; a step computes the rest, then samples)
  */
 import type { KelixModel } from './model.js'
-import type { SlotChooser } from './decode/block-decoding.js'
+import type { PartLogits, SlotChooser } from './decode/block-decoding.js'
 import { BlockBuffer } from './prompt/block-buffer.js'
 import { subCodebookRange, type GrammarItem } from './prompt/image-grammar.js'
+import { codebookPart, TEXT_PART, vocabPartRange, type VocabPart } from './vocab-parts.js'
 import { rngForSeed, Sampler, TokenHistory, type Rng, type SampleResult } from './sampling/index.js'
 import { IncrementalDetokenizer } from './text/incremental-detokenizer.js'
 import { StopStringMatcher } from './text/stop-strings.js'
@@ -107,20 +108,28 @@ export class Sequence implements SlotChooser {
     return this.numComputed === this.blocks.length
   }
 
-  /** Chat answers: slot 0 is a text token (visual ids and <eob> masked); a text token completes its block. */
-  choose(slot: number, _chosen: readonly number[], logits: Float32Array): { id: number; complete: boolean } {
+  /** Chat answers sample text ids; slot k of an image block samples sub-codebook k. */
+  vocabPart(slot: number): VocabPart {
+    return this.options.grammar === undefined ? TEXT_PART : codebookPart(slot)
+  }
+
+  /** Chat answers: slot 0 is a text token (the text part holds no visual id; <eob> masked); a text token completes its block. */
+  choose(slot: number, _chosen: readonly number[], logits: PartLogits): { id: number; complete: boolean } {
     if (this.options.grammar !== undefined) return this.chooseImageSlot(slot, logits)
-    const { text_vocab_size: textVocab } = this.model.config.vocab
-    logits[this.model.config.special_tokens.eob] = -Infinity
-    this.lastSample = this.sampler.sample(logits, 0, textVocab, this.history, this.rng)
+    logits.values[this.model.config.special_tokens.eob - logits.firstId] = -Infinity
+    this.lastSample = this.sampleIn(TEXT_PART, logits)
     return { id: this.lastSample.id, complete: slot === 0 }
   }
 
   /** Image blocks: slot k within sub-codebook k; the block is complete after the last sub-codebook. */
-  private chooseImageSlot(slot: number, logits: Float32Array): { id: number; complete: boolean } {
-    const [lo, hi] = subCodebookRange(this.model.config, slot)
-    this.lastSample = this.sampler.sample(logits, lo, hi, this.history, this.rng)
+  private chooseImageSlot(slot: number, logits: PartLogits): { id: number; complete: boolean } {
+    this.lastSample = this.sampleIn(codebookPart(slot), logits)
     return { id: this.lastSample.id, complete: slot === this.model.config.vocab.num_codebooks - 1 }
+  }
+
+  private sampleIn(part: VocabPart, logits: PartLogits): SampleResult {
+    const [lo, hi] = vocabPartRange(this.model.config, part)
+    return this.sampler.sample(logits.values, lo, hi, this.history, this.rng, logits.firstId)
   }
 
   /** Records a generated block and works out text, logprobs and whether the sequence ended. */

@@ -28,7 +28,7 @@ t.test('another seed changes the weights but not the sizes or the tokenizer', as
   }
   const [configA, configB] = [await config('a'), await config('b')]
   t.same(configA.rest, configB.rest)
-  t.same([configA.builder, configB.builder], ['kelix-serve-tiny-4 seed 1', 'kelix-serve-tiny-4 seed 2'])
+  t.same([configA.builder, configB.builder], ['kelix-serve-tiny-5 seed 1', 'kelix-serve-tiny-5 seed 2'])
   t.equal(a['tokenizer.json'], b['tokenizer.json'])
   t.not(a['decoder.onnx'], b['decoder.onnx'])
   t.not(a['block_decoder.onnx'], b['block_decoder.onnx'])

@@ -7,6 +7,7 @@
  *   [marker ids of row 0] [image] × grid  …  [marker ids of row grid−1] [image] × grid  <|vision_end|>
  */
 import type { KelixConfig } from '../model-config.js'
+import { codebookPart, vocabPartRange } from '../vocab-parts.js'
 import { rowMarker, type MarkerEncoder } from './image-blocks.js'
 
 export type GrammarItem = { kind: 'forced'; id: number } | { kind: 'image'; row: number; col: number }
@@ -23,6 +24,5 @@ export function imageGrammar(config: KelixConfig, encode: MarkerEncoder, grid: n
 
 /** The id range slot `slot` of an image block may take: sub-codebook `slot`. */
 export function subCodebookRange(config: KelixConfig, slot: number): [number, number] {
-  const { visual_id_offset: offset, codebook_size: size } = config.vocab
-  return [offset + slot * size, offset + (slot + 1) * size]
+  return vocabPartRange(config, codebookPart(slot))
 }

@@ -69,24 +69,25 @@ export class Sampler {
   }
 
   /**
-   * Picks one id in `[lo, hi)` from `logits` (a row of `vocabSize` values, possibly a view into a
-   * batch buffer; it is only read). `history` feeds the penalties and is not updated here: the
-   * caller adds the id it keeps. Allocates only the result (and the top list when asked for).
+   * Picks one id in `[lo, hi)` from `logits`, which holds id `firstId + i` at index `i` (a whole
+   * row when `firstId` is 0, or one vocabulary part; possibly a view into a batch buffer; it is
+   * only read). `history` feeds the penalties and is not updated here: the caller adds the id it
+   * keeps. Allocates only the result (and the top list when asked for).
    */
-  sample(logits: Float32Array, lo: number, hi: number, history: TokenHistory, rng: Rng): SampleResult {
-    if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 0 && lo < hi && hi <= Math.min(this.vocabSize, logits.length))) {
-      throw new RangeError(`allowed range [${lo}, ${hi}) is empty or outside the ${logits.length}-value logits row`)
+  sample(logits: Float32Array, lo: number, hi: number, history: TokenHistory, rng: Rng, firstId = 0): SampleResult {
+    if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= firstId && lo < hi && hi <= Math.min(this.vocabSize, firstId + logits.length))) {
+      throw new RangeError(`allowed range [${lo}, ${hi}) is empty or outside the logits row of ids [${firstId}, ${firstId + logits.length})`)
     }
     const p = this.params
     const n = hi - lo
     const row = this.scratch.logits
-    copyRow(logits, lo, n, row)
+    copyRow(logits, lo - firstId, n, row)
     this.bias.apply(row, lo, hi)
     applyRepetitionPenalty(row, lo, hi, history, p.repetitionPenalty)
     applyPresenceFrequency(row, lo, hi, history, p.presencePenalty, p.frequencyPenalty)
     let chosen = pickIndex(row, n, p, this.scratch, rng)
     if (chosen < 0) {
-      copyRow(logits, lo, n, row)
+      copyRow(logits, lo - firstId, n, row)
       // Only a row with no finite value at all ends up at `lo`.
       chosen = Math.max(0, pickIndex(row, n, p, this.scratch, rng))
     }

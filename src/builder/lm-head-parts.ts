@@ -1,0 +1,68 @@
+/**
+ * The LM head by vocabulary part (see src/engine/vocab-parts.ts), chosen at run
+ * time by the int64 scalar `vocab_part` without copying a weight per call: each
+ * part's columns of `lm_head.weight` are an initializer of that part's own
+ * branch, and a binary tree of `If` nodes reaches the one branch that runs.
+ *
+ *   If(vocab_part < 1)   then: text          else: sub-codebooks 1 … K, halved
+ *                                                 If(vocab_part < mid) …, recursively
+ *
+ * Text (every chat token) passes one If; a sub-codebook 1 + ⌈log₂ K⌉ (4 for
+ * Kelix). An If costs a few microseconds on CPU, next to a MatMul of ≥ 512 columns.
+ *
+ * Why inside the branch rather than in the outer scope: ONNX Runtime pre-packs a
+ * MatMul weight only when it is an initializer of the MatMul's own graph. Read
+ * from the outer scope, the weight is packed on every call (slower at batch 32)
+ * and the sums round differently from the single-MatMul head (about 1e-5).
+ *
+ * Values outside 0 … K reach an edge leaf; the engine checks the logits' width.
+ */
+import type { KelixConfig } from '../engine/model-config.js'
+import { codebookPart, TEXT_PART, vocabPartRange, type VocabPart } from '../engine/vocab-parts.js'
+import { graph, type GraphBuilder } from './graph.js'
+import type { Ctx } from './layers.js'
+
+/** logits [batch, part size] = x [batch, hidden] @ `part`'s columns of the seeded [hidden, vocab_size] `lm_head.weight`. */
+export function lmHeadByPart(ctx: Ctx, config: KelixConfig, x: string, part: string, gain: number): string {
+  const { hidden_size: hidden } = config.llm
+  const { vocab_size: vocab, num_codebooks: books } = config.vocab
+  // The same values as the single-MatMul head of the older form, so either form gives the same logits.
+  const full = ctx.w.random('lm_head.weight', hidden * vocab, gain / Math.sqrt(hidden))
+  const leaf = (part: VocabPart, name: string): Leaf => ({
+    part,
+    emit(g) {
+      const [lo, hi] = vocabPartRange(config, part)
+      return g.op('MatMul', [x, g.weight(`lm_head.weight.${name}`, [hidden, hi - lo], columns(full, vocab, lo, hi))])
+    },
+  })
+  const leaves = [leaf(TEXT_PART, 'text'), ...Array.from({ length: books }, (_, k) => leaf(codebookPart(k), `codebook_${k}`))]
+  return select(ctx.g, part, leaves, 1)
+}
+
+interface Leaf {
+  part: VocabPart
+  /** Writes the leaf's weight and MatMul into `g`; returns the logits' name. */
+  emit(g: GraphBuilder): string
+}
+
+/** The leaf whose part equals `part`: an `If` splits the leaves before `mid` from the rest, then each side is halved. */
+function select(g: GraphBuilder, part: string, leaves: readonly Leaf[], mid = leaves.length >> 1): string {
+  if (leaves.length === 1) return (leaves[0] as Leaf).emit(g)
+  const split = (leaves[mid] as Leaf).part
+  const branch = (side: readonly Leaf[], name: string) => {
+    const sub = g.subgraph(name)
+    const logits = select(sub, part, side)
+    sub.output(logits, 'float32', ['batch', 'part_vocab'], logits)
+    return graph(sub.toGraph())
+  }
+  const below = g.op('Less', [part, g.intScalar(split)])
+  return g.op('If', [below], { then_branch: branch(leaves.slice(0, mid), `parts_below_${split}`), else_branch: branch(leaves.slice(mid), `parts_from_${split}`) })
+}
+
+/** Columns [lo, hi) of a row-major [rows, width] matrix. */
+function columns(matrix: Float32Array, width: number, lo: number, hi: number): Float32Array {
+  const rows = matrix.length / width
+  const out = new Float32Array(rows * (hi - lo))
+  for (let r = 0; r < rows; r++) out.set(matrix.subarray(r * width + lo, r * width + hi), r * (hi - lo))
+  return out
+}
