@@ -13,6 +13,11 @@ export interface HeadSpan {
   position: number
 }
 
+/** A span over an array holding exactly one [heads, stride, dim] block, from `position`. */
+export function arraySpan(data: Elements, stride: number, position = 0): HeadSpan {
+  return { data, offset: 0, stride, position }
+}
+
 /** Copies `count` positions of every head from one layout to another. */
 export function copyHeads(from: HeadSpan, to: HeadSpan, count: number, heads: number, dim: number): void {
   if (count === 0) return

@@ -24,7 +24,7 @@ import ort from 'onnxruntime-node'
 import { kvName } from '../graph-signatures.js'
 import type { KelixConfig } from '../model-config.js'
 import { DecodeBatch } from './decode-batch.js'
-import { copyHeads, type Elements, type HeadSpan } from './head-layout.js'
+import { arraySpan, copyHeads, type Elements, type HeadSpan } from './head-layout.js'
 import type { BatchRow, KvStore, PastFeeds } from './kv-store.js'
 import { PREFIX_CHUNK, PrefixCache, type ChunkArrays } from './prefix-cache.js'
 
@@ -49,8 +49,9 @@ export class HostKvStore implements KvStore {
   private readonly own = new Map<string, OwnCache>()
   private readonly batch: DecodeBatch
   private readonly scratch = new Map<string, Elements>()
-  /** Input names per buffer index (`2·layer + part`). */
+  /** Graph value names per buffer index (`2·layer + part`): inputs, and the two kinds of cache output. */
   private readonly pastNames: string[]
+  private readonly outputNames: { delta: string[]; present: string[] }
   private readonly layers: number
   private readonly heads: number
   private readonly dim: number
@@ -65,7 +66,9 @@ export class HostKvStore implements KvStore {
     this.heads = config.llm.num_key_value_heads
     this.dim = config.llm.head_dim
     this.dtype = config.llm.kv_dtype
-    this.pastNames = Array.from({ length: this.layers * 2 }, (_, index) => kvName('past', index >> 1, index % 2 === 0 ? 'key' : 'value'))
+    const names = (kind: 'past' | 'delta' | 'present') => Array.from({ length: this.layers * 2 }, (_, index) => kvName(kind, index >> 1, index % 2 === 0 ? 'key' : 'value'))
+    this.pastNames = names('past')
+    this.outputNames = { delta: names('delta'), present: names('present') }
     this.batch = new DecodeBatch({ layers: this.layers, heads: this.heads, dim: this.dim, allocate: (size) => this.allocate(size) })
   }
 
@@ -95,7 +98,7 @@ export class HostKvStore implements KvStore {
     const seq = this.reserve(seqId, chunks.length * PREFIX_CHUNK)
     chunks.forEach((chunk, c) => {
       seq.arrays.forEach((array, index) => {
-        copyHeads({ data: chunk[index] as Elements, offset: 0, stride: PREFIX_CHUNK, position: 0 }, { data: array, offset: 0, stride: seq.capacity, position: c * PREFIX_CHUNK }, PREFIX_CHUNK, this.heads, this.dim)
+        copyHeads(arraySpan(chunk[index] as Elements, PREFIX_CHUNK), arraySpan(array, seq.capacity, c * PREFIX_CHUNK), PREFIX_CHUNK, this.heads, this.dim)
       })
     })
     seq.length = chunks.length * PREFIX_CHUNK
@@ -112,12 +115,12 @@ export class HostKvStore implements KvStore {
     if (keys.length * PREFIX_CHUNK > this.length(seqId)) throw new Error(`${seqId} holds ${this.length(seqId)} positions, fewer than the ${keys.length * PREFIX_CHUNK} to remember`)
     const own = this.own.get(seqId)
     const source = (index: number): HeadSpan =>
-      own === undefined ? this.batch.spanOf(seqId, index) : { data: own.arrays[index] as Elements, offset: 0, stride: own.capacity, position: 0 }
+      own === undefined ? this.batch.spanOf(seqId, index) : arraySpan(own.arrays[index] as Elements, own.capacity)
     keys.forEach((key, c) => {
       if (this.prefixes.has(key)) return
       const chunk: ChunkArrays = this.pastNames.map((_, index) => {
         const array = this.allocate(this.heads * PREFIX_CHUNK * this.dim)
-        copyHeads({ ...source(index), position: c * PREFIX_CHUNK }, { data: array, offset: 0, stride: PREFIX_CHUNK, position: 0 }, PREFIX_CHUNK, this.heads, this.dim)
+        copyHeads({ ...source(index), position: c * PREFIX_CHUNK }, arraySpan(array, PREFIX_CHUNK), PREFIX_CHUNK, this.heads, this.dim)
         return array
       })
       this.prefixes.insert(key, chunk)
@@ -131,7 +134,7 @@ export class HostKvStore implements KvStore {
   append(past: PastFeeds, outputs: ort.InferenceSession.OnnxValueMapType, layout: { seq: number; fromPresent: boolean }): void {
     const time = layout.fromPresent ? past.pastLength + layout.seq : layout.seq
     const position = layout.fromPresent ? past.pastLength : 0
-    const data = this.pastNames.map((_, index) => (outputs[kvName(layout.fromPresent ? 'present' : 'delta', index >> 1, index % 2 === 0 ? 'key' : 'value')] as ort.Tensor).data as Elements)
+    const data = this.outputNames[layout.fromPresent ? 'present' : 'delta'].map((name) => (outputs[name] as ort.Tensor).data as Elements)
     past.rows.forEach((row, r) => {
       if (row.newSlots === 0) return
       const source = (index: number): HeadSpan => ({ data: data[index] as Elements, offset: r * this.heads * time * this.dim, stride: time, position })
@@ -140,7 +143,7 @@ export class HostKvStore implements KvStore {
         return
       }
       const seq = this.reserve(row.seqId, row.newSlots)
-      seq.arrays.forEach((array, index) => copyHeads(source(index), { data: array, offset: 0, stride: seq.capacity, position: seq.length }, row.newSlots, this.heads, this.dim))
+      seq.arrays.forEach((array, index) => copyHeads(source(index), arraySpan(array, seq.capacity, seq.length), row.newSlots, this.heads, this.dim))
       seq.length += row.newSlots
     })
   }
@@ -152,7 +155,7 @@ export class HostKvStore implements KvStore {
     for (const { seqId } of rows) {
       if (this.batch.has(seqId)) continue
       const seq = this.own.get(seqId)
-      this.batch.add(seqId, seq?.length ?? 0, (index) => ({ data: seq?.arrays[index] ?? this.allocate(0), offset: 0, stride: seq?.capacity ?? 0, position: 0 }))
+      this.batch.add(seqId, seq?.length ?? 0, (index) => arraySpan(seq?.arrays[index] ?? this.allocate(0), seq?.capacity ?? 0))
       this.own.delete(seqId)
     }
     this.batch.fit()
@@ -175,7 +178,7 @@ export class HostKvStore implements KvStore {
       rows.forEach((row, r) => {
         const seq = this.own.get(row.seqId)
         if (seq === undefined) return
-        copyHeads({ data: seq.arrays[index] as Elements, offset: 0, stride: seq.capacity, position: 0 }, { data: batch, offset: r * rowSize, stride: pastLength, position: 0 }, seq.length, this.heads, this.dim)
+        copyHeads(arraySpan(seq.arrays[index] as Elements, seq.capacity), { data: batch, offset: r * rowSize, stride: pastLength, position: 0 }, seq.length, this.heads, this.dim)
       })
       tensors[name] = new ort.Tensor(this.dtype, batch, [rows.length, this.heads, pastLength, this.dim])
     })
@@ -189,7 +192,7 @@ export class HostKvStore implements KvStore {
     const seq: OwnCache = { length, capacity: capacityFor(length), arrays: [] }
     this.batch.remove(seqId, (index, span) => {
       const array = this.allocate(this.heads * seq.capacity * this.dim)
-      copyHeads(span, { data: array, offset: 0, stride: seq.capacity, position: 0 }, length, this.heads, this.dim)
+      copyHeads(span, arraySpan(array, seq.capacity), length, this.heads, this.dim)
       seq.arrays[index] = array
     })
     this.own.set(seqId, seq)
@@ -210,7 +213,7 @@ export class HostKvStore implements KvStore {
     const arrays = Array.from({ length: this.layers * 2 }, (_, index) => {
       const array = this.allocate(this.heads * capacity * this.dim)
       const old = seq.arrays[index]
-      if (old !== undefined) copyHeads({ data: old, offset: 0, stride: seq.capacity, position: 0 }, { data: array, offset: 0, stride: capacity, position: 0 }, seq.length, this.heads, this.dim)
+      if (old !== undefined) copyHeads(arraySpan(old, seq.capacity), arraySpan(array, capacity), seq.length, this.heads, this.dim)
       return array
     })
     seq.arrays = arrays
