@@ -17,7 +17,10 @@ export interface RequestSample {
   ttftMs: number | undefined
   itlMs: number[]
   e2eMs: number
+  /** Output tokens, as the final usage chunk reports them (a slow reader may get several in one chunk). */
   tokens: number
+  /** From the first content chunk to the last, ms. */
+  decodeMs: number
 }
 
 export interface LoadOptions {
@@ -71,7 +74,7 @@ const agent = new Agent({ keepAlive: true })
 function streamOne(opts: LoadOptions, i: number): Promise<RequestSample> {
   const { messages, maxTokens } = opts.request(i)
   const start = performance.now()
-  const body = JSON.stringify({ model: opts.model, messages, max_tokens: maxTokens, stream: true, temperature: 0, ...opts.extra })
+  const body = JSON.stringify({ model: opts.model, messages, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true }, temperature: 0, ...opts.extra })
   return new Promise((resolve, reject) => {
     const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
     const req = request(new URL('/v1/chat/completions', opts.baseUrl), { method: 'POST', agent, headers }, (res) => {
@@ -79,7 +82,7 @@ function streamOne(opts: LoadOptions, i: number): Promise<RequestSample> {
       const status = res.statusCode ?? 0
       if (status < 200 || status >= 300) {
         res.resume()
-        res.on('end', () => resolve({ ok: false, status, ttftMs: undefined, itlMs: [], e2eMs: performance.now() - start, tokens: 0 }))
+        res.on('end', () => resolve({ ok: false, status, ttftMs: undefined, itlMs: [], e2eMs: performance.now() - start, tokens: 0, decodeMs: 0 }))
         return
       }
       const timer = new ContentTimer(start)
@@ -92,12 +95,14 @@ function streamOne(opts: LoadOptions, i: number): Promise<RequestSample> {
   })
 }
 
-/** Splits an SSE body into events and times the arrival of each content chunk. */
+/** Splits an SSE body into events, times the arrival of each content chunk and reads the final usage. */
 class ContentTimer {
   private readonly itlMs: number[] = []
   private ttftMs: number | undefined
+  private first = 0
   private last = 0
-  private tokens = 0
+  private chunks = 0
+  private completionTokens: number | undefined
   private buffered = ''
 
   constructor(private readonly start: number) {}
@@ -109,19 +114,22 @@ class ContentTimer {
       const event = this.buffered.slice(0, end)
       this.buffered = this.buffered.slice(end + 2)
       if (!event.startsWith('data: ') || event === 'data: [DONE]') continue
-      const parsed = JSON.parse(event.slice(6)) as { choices?: Array<{ delta?: { content?: string } }> }
+      const parsed = JSON.parse(event.slice(6)) as { choices?: Array<{ delta?: { content?: string } }>; usage?: { completion_tokens: number } | null }
+      if (parsed.usage != null) this.completionTokens = parsed.usage.completion_tokens
       const content = parsed.choices?.[0]?.delta?.content
       if (content === undefined || content === '') continue
       const now = performance.now()
-      if (this.ttftMs === undefined) this.ttftMs = now - this.start
-      else this.itlMs.push(now - this.last)
+      if (this.ttftMs === undefined) {
+        this.ttftMs = now - this.start
+        this.first = now
+      } else this.itlMs.push(now - this.last)
       this.last = now
-      this.tokens++
+      this.chunks++
     }
   }
 
-  result(): Pick<RequestSample, 'ttftMs' | 'itlMs' | 'tokens'> {
-    return { ttftMs: this.ttftMs, itlMs: this.itlMs, tokens: this.tokens }
+  result(): Pick<RequestSample, 'ttftMs' | 'itlMs' | 'tokens' | 'decodeMs'> {
+    return { ttftMs: this.ttftMs, itlMs: this.itlMs, tokens: this.completionTokens ?? this.chunks, decodeMs: this.last - this.first }
   }
 }
 
@@ -143,6 +151,8 @@ export interface LoadSummary {
   e2eP99Ms: number
   /** Mean tokens per second within a request, after its first token. */
   decodeRate: number
+  /** Output tokens that reached the client merged with another token in one chunk (the reader was behind). */
+  coalescedTokens: number
 }
 
 export function summarise(run: { samples: RequestSample[]; wallMs: number }): LoadSummary {
@@ -150,7 +160,7 @@ export function summarise(run: { samples: RequestSample[]; wallMs: number }): Lo
   const tokens = ok.reduce((a, s) => a + s.tokens, 0)
   const ttft = ok.flatMap((s) => (s.ttftMs === undefined ? [] : [s.ttftMs]))
   const itl = ok.flatMap((s) => s.itlMs)
-  const rates = ok.filter((s) => s.itlMs.length > 0).map((s) => s.itlMs.length / (s.itlMs.reduce((a, b) => a + b, 0) / 1000))
+  const rates = ok.filter((s) => s.tokens > 1 && s.decodeMs > 0).map((s) => (s.tokens - 1) / (s.decodeMs / 1000))
   return {
     requests: run.samples.length,
     failed: run.samples.length - ok.length,
@@ -162,5 +172,6 @@ export function summarise(run: { samples: RequestSample[]; wallMs: number }): Lo
     e2eP50Ms: percentile(ok.map((s) => s.e2eMs), 50),
     e2eP99Ms: percentile(ok.map((s) => s.e2eMs), 99),
     decodeRate: rates.reduce((a, b) => a + b, 0) / Math.max(1, rates.length),
+    coalescedTokens: ok.reduce((a, s) => a + s.tokens - (s.itlMs.length + (s.ttftMs === undefined ? 0 : 1)), 0),
   }
 }

@@ -127,10 +127,16 @@ interface KV {
 
 /**
  * Grouped-query attention without repeating keys or concatenating the cache.
- * Queries [B,Hq,S,d] are viewed as [B,Hkv,rep·S,d] (query head h uses KV head
- * h / rep), so each KV head meets all its queries in one product:
+ * Queries [B,Hq,S,d] are viewed as [B,Hkv,rep,S,d] (query head h uses KV head
+ * h / rep) and keys and values as [B,Hkv,1,T,d], so the products broadcast
+ * over the group without copying:
  *
  *   scores = [q·pastᵀ | q·newᵀ]  → + bias → softmax → p_past·past_v + p_new·new_v
+ *
+ * At a decode step (S = 1) every product is one query row against one head's
+ * cache, which ONNX Runtime's CPU MatMul computes without packing the cache
+ * (its M = 1 kernels); with [B,Hkv,rep·S,d] queries it packed each head's
+ * cache first, and attention took twice as long at batch 32.
  */
 function selfAttention(ctx: Ctx, config: KelixConfig, prefix: string, h: string, past: KV, bias: string, rope: Rope) {
   const { g } = ctx
@@ -143,18 +149,17 @@ function selfAttention(ctx: Ctx, config: KelixConfig, prefix: string, h: string,
   }
   const q = applyRope(g, heads('q', qHeads, true), rope)
   const delta: KV = { key: applyRope(g, heads('k', kvHeads, true), rope), value: heads('v', kvHeads, false) }
-  const grouped = g.op('Reshape', [q, g.ints([0, kvHeads, -1, headDim])])
-  const scale = g.scalar(1 / Math.sqrt(headDim))
-  const scoresAgainst = (keys: string) => g.op('Mul', [g.op('MatMul', [grouped, g.op('Transpose', [keys], { perm: ints([0, 1, 3, 2]) })]), scale])
+  const grouped = g.op('Reshape', [g.op('Mul', [q, g.scalar(1 / Math.sqrt(headDim))]), g.ints([0, kvHeads, rep, -1, headDim])])
+  const perGroup = (t: string) => g.op('Unsqueeze', [t, g.ints([2])])
+  const scoresAgainst = (keys: string) => g.op('MatMul', [grouped, g.op('Transpose', [perGroup(keys)], { perm: ints([0, 1, 2, 4, 3]) })])
   const pastSlots = g.op('Shape', [past.key], { start: int(2), end: int(3) })
+  // [B,Hkv,rep,S,T]: the [B,1,1,S,T] bias broadcasts over heads.
   const scores = g.op('Concat', [scoresAgainst(past.key), scoresAgainst(delta.key)], { axis: int(-1) })
-  const total = g.op('Shape', [scores], { start: int(3), end: int(4) })
-  // [B,Hkv,rep·S,T] → [B,Hkv,rep,S,T] so the [B,1,1,S,T] bias broadcasts over heads, then back.
-  const perQuery = g.op('Reshape', [scores, g.op('Concat', [g.ints([0, kvHeads, rep, -1]), total], { axis: int(0) })])
-  const probs = g.op('Reshape', [g.op('Softmax', [g.op('Add', [perQuery, bias])], { axis: int(-1) }), g.op('Concat', [g.ints([0, kvHeads, -1]), total], { axis: int(0) })])
-  const pastProbs = g.op('Slice', [probs, g.ints([0]), pastSlots, g.ints([3])])
-  const newProbs = g.op('Slice', [probs, pastSlots, total, g.ints([3])])
-  const context = g.op('Add', [g.op('MatMul', [pastProbs, past.value]), g.op('MatMul', [newProbs, delta.value])])
+  const probs = g.op('Softmax', [g.op('Add', [scores, bias])], { axis: int(-1) })
+  const total = g.op('Shape', [scores], { start: int(4), end: int(5) })
+  const pastProbs = g.op('Slice', [probs, g.ints([0]), pastSlots, g.ints([4])])
+  const newProbs = g.op('Slice', [probs, pastSlots, total, g.ints([4])])
+  const context = g.op('Add', [g.op('MatMul', [pastProbs, perGroup(past.value)]), g.op('MatMul', [newProbs, perGroup(delta.value)])])
   const merged = g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [context, g.ints([0, qHeads, -1, headDim])])], { perm: ints([0, 2, 1, 3]) }), g.ints([0, 0, qHeads * headDim])])
   return { output: linear(ctx, `${prefix}.self_attn.o_proj`, merged, qHeads * headDim, hidden), delta }
 }

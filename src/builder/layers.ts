@@ -19,13 +19,16 @@ export function linear(ctx: Ctx, name: string, x: string, inDim: number, outDim:
   return ctx.g.op('Add', [y, bias])
 }
 
-/** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * gain. */
+/**
+ * RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * gain, in the node
+ * pattern PyTorch exports (Pow, ReduceMean, Add, Sqrt, Div, Mul), which ONNX
+ * Runtime fuses into one SimplifiedLayerNormalization kernel.
+ */
 export function rmsNorm(ctx: Ctx, name: string, x: string, dim: number, eps: number): string {
   const { g } = ctx
   const gain = g.weight(`${name}.weight`, [dim], ctx.w.around(`${name}.weight`, dim, 1, 0.1))
-  const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: ints([-1]), keepdims: int(1) })
-  const inverseRms = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(eps)])])])
-  return g.op('Mul', [g.op('Mul', [x, inverseRms]), gain])
+  const meanSquare = g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)])], { axes: ints([-1]), keepdims: int(1) })
+  return g.op('Mul', [g.op('Div', [x, g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(eps)])])]), gain])
 }
 
 /** LayerNorm over the last axis with learned scale and bias. */

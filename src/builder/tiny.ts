@@ -13,7 +13,7 @@ export const TINY_SEED = 0x4b656c78 // "Kelx"
  * Written into config.json as `builder`; bump it whenever the builder's output
  * changes, so a model directory built by an older checkout is rebuilt.
  */
-export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-5'
+export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-6'
 
 export const TINY_CONFIG: KelixConfig = {
   format: 'kelix-onnx',

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { buildTinyModel, hashModelDir } from '../../src/builder/build-model.js'
+import { TINY_BUILDER_VERSION } from '../../src/builder/tiny.js'
 
 t.test('two builds from the same seed are byte-identical', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'kelix-build-'))
@@ -28,7 +29,7 @@ t.test('another seed changes the weights but not the sizes or the tokenizer', as
   }
   const [configA, configB] = [await config('a'), await config('b')]
   t.same(configA.rest, configB.rest)
-  t.same([configA.builder, configB.builder], ['kelix-serve-tiny-5 seed 1', 'kelix-serve-tiny-5 seed 2'])
+  t.same([configA.builder, configB.builder], [`${TINY_BUILDER_VERSION} seed 1`, `${TINY_BUILDER_VERSION} seed 2`])
   t.equal(a['tokenizer.json'], b['tokenizer.json'])
   t.not(a['decoder.onnx'], b['decoder.onnx'])
   t.not(a['block_decoder.onnx'], b['block_decoder.onnx'])

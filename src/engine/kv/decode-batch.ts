@@ -15,7 +15,7 @@
 import { copyHeads, type Elements, type HeadSpan } from './head-layout.js'
 
 /** Slots grow and shrink in steps of this many positions. */
-export const SLOT_BUCKET = 64
+export const SLOT_BUCKET = 32
 
 export interface CacheShape {
   layers: number
