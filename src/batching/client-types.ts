@@ -36,6 +36,8 @@ export interface GenerateRequest {
 export interface Usage {
   /** Prompt positions, image positions included. */
   promptTokens: number
+  /** Of those, positions taken from the prefix cache instead of computed. */
+  cachedPromptTokens: number
   /** Generated blocks over all choices. */
   completionTokens: number
   totalTokens: number

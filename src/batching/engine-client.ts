@@ -21,7 +21,7 @@ import {
   type ImageRequest,
 } from './client-types.js'
 import { ImageRequestState } from './image-request-state.js'
-import type { EngineStats, ModelInfo, SchedulingLimits, SequenceUpdate, WorkerToHost } from './protocol.js'
+import type { EngineStats, ModelInfo, SchedulingLimits, SequenceUpdate, StartedRequest, WorkerToHost } from './protocol.js'
 import { RequestState } from './request-state.js'
 import { AdmissionController, Reservation } from './scheduler/index.js'
 import { WorkerSupervisor } from './worker-supervisor.js'
@@ -244,11 +244,11 @@ class WorkerEngineClient implements LocalEngineClient {
     else state.fail('engine_failed', message.message)
   }
 
-  private onStep(updates: SequenceUpdate[], started: string[], message: Extract<WorkerToHost, { type: 'step' }>): void {
+  private onStep(updates: SequenceUpdate[], started: StartedRequest[], message: Extract<WorkerToHost, { type: 'step' }>): void {
     this.options.observer?.step(message.record)
-    for (const reqId of started) {
+    for (const { reqId, cachedTokens } of started) {
       const state = this.requests.get(reqId)
-      if (state instanceof RequestState) state.started()
+      if (state instanceof RequestState) state.started(cachedTokens)
     }
     for (const update of updates) {
       const state = this.requests.get(update.reqId)

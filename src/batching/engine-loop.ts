@@ -12,7 +12,7 @@ import { validateSamplingParams } from '../engine/sampling/index.js'
 import type { FinishReason } from '../engine/types.js'
 import type { GenerateRequest, GenerationErrorCode, ImageRequest, StepRecord } from './client-types.js'
 import { ImageJobs } from './image-jobs.js'
-import type { EngineStats, SequenceUpdate, WorkerToHost } from './protocol.js'
+import type { EngineStats, SequenceUpdate, StartedRequest, WorkerToHost } from './protocol.js'
 import type { Scheduler } from './scheduler/index.js'
 
 const ERROR_CODES: Partial<Record<EngineErrorCode, GenerationErrorCode>> = {
@@ -32,6 +32,16 @@ const seqId = (reqId: string, choice: number) => `${reqId}#${choice}`
 function parseSeqId(id: string): { reqId: string; choice: number } {
   const at = id.lastIndexOf('#')
   return { reqId: id.slice(0, at), choice: Number(id.slice(at + 1)) }
+}
+
+/** The requests of sequences running for the first time, each once, with the prefix-cache hit of its first such sequence. */
+function startedRequests(firstRun: ReadonlyArray<{ id: string; cachedBlocks?: number }>): StartedRequest[] {
+  const started = new Map<string, StartedRequest>()
+  for (const s of firstRun) {
+    const { reqId } = parseSeqId(s.id)
+    if (!started.has(reqId)) started.set(reqId, { reqId, cachedTokens: s.cachedBlocks ?? 0 })
+  }
+  return [...started.values()]
 }
 
 /** Post token-phase progress every this many blocks (and at the end). */
@@ -248,7 +258,7 @@ export class EngineLoop {
       prefixQueriedPositions: this.engine.prefixStats.queriedPositions - prefixBefore.queriedPositions,
       prefixHitPositions: this.engine.prefixStats.reusedPositions - prefixBefore.reusedPositions,
     }
-    this.post({ type: 'step', updates, started: [...new Set(firstRun.map((s) => parseSeqId(s.id).reqId))], record })
+    this.post({ type: 'step', updates, started: startedRequests(firstRun), record })
   }
 
   /** An image sequence's step: progress now and then; at its end, the denoise job starts. */

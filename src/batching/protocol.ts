@@ -54,6 +54,13 @@ export type HostToWorker =
   | { type: 'shutdown' }
 
 /** One sequence's news from one step. */
+/** A request whose first sequence left the waiting queue this step. */
+export interface StartedRequest {
+  reqId: string
+  /** Prompt positions that sequence took from the prefix cache instead of computing. */
+  cachedTokens: number
+}
+
 export interface SequenceUpdate {
   reqId: string
   choice: number
@@ -69,7 +76,7 @@ export type WorkerToHost =
   | { type: 'failed'; error: { code: string; message: string } }
   | { type: 'admitted'; reqId: string; promptTokens: number; imagePositions: number; images: ImageStats[] }
   | { type: 'rejected'; reqId: string; code: GenerationErrorCode; message: string }
-  | { type: 'step'; updates: SequenceUpdate[]; started: string[]; record: StepRecord }
+  | { type: 'step'; updates: SequenceUpdate[]; started: StartedRequest[]; record: StepRecord }
   | { type: 'stats'; askId: number; stats: EngineStats }
   | { type: 'gauges'; running: number; waiting: number; kvUsage: number }
   | { type: 'imageProgress'; reqId: string; index: number; phase: 'tokens' | 'denoise'; step: number; total: number }

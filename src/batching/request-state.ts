@@ -19,6 +19,7 @@ export class RequestState extends TrackedRequest {
   private readonly lastTokenAt: Array<number | undefined>
   private readonly interTokenMs: number[] = []
   private completionTokens = 0
+  private cachedPromptTokens = 0
   private choicesLeft: number
   private worstEnding: Ending | undefined
   /** 'length' when any choice ran out of tokens, else 'stop'. */
@@ -36,9 +37,11 @@ export class RequestState extends TrackedRequest {
     super.admit(message)
   }
 
-  /** The request left the waiting queue. */
-  started(): void {
-    this.startedAt ??= performance.now()
+  /** The request left the waiting queue, its first `cachedTokens` prompt positions found in the prefix cache. */
+  started(cachedTokens: number): void {
+    if (this.startedAt !== undefined) return
+    this.startedAt = performance.now()
+    this.cachedPromptTokens = cachedTokens
     this.reservation.release()
   }
 
@@ -75,7 +78,7 @@ export class RequestState extends TrackedRequest {
     if (ending === 'timeout') this.queue.push({ type: 'error', code: 'timeout', message: 'The request ran past its time limit.' })
     else if (ending === 'error') this.queue.push({ type: 'error', code: 'engine_failed', message: 'The engine failed while generating.' })
     else {
-      const usage = { promptTokens: this.promptTokens, completionTokens: this.completionTokens, totalTokens: this.promptTokens + this.completionTokens }
+      const usage = { promptTokens: this.promptTokens, cachedPromptTokens: this.cachedPromptTokens, completionTokens: this.completionTokens, totalTokens: this.promptTokens + this.completionTokens }
       this.queue.push({ type: 'done', usage, timings: this.timings(now) })
     }
     this.finishWith(ending ?? this.choicesEnding, now)

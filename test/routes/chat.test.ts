@@ -31,7 +31,7 @@ t.test('a non-streaming completion has the OpenAI shape, with usage and finish r
   t.same(Object.keys(choice!.message).sort(), ['content', 'refusal', 'role'])
   t.equal(choice!.message.role, 'assistant')
   t.type(choice!.message.content, 'string')
-  t.same(completion.usage, { prompt_tokens: 35, completion_tokens: 4, total_tokens: 39 })
+  t.same(completion.usage, { prompt_tokens: 35, completion_tokens: 4, total_tokens: 39, prompt_tokens_details: { cached_tokens: 0 } })
 })
 
 t.test('greedy decoding gives the same answer twice, and an alias names the served model', async (t) => {
@@ -75,7 +75,7 @@ t.test('include_usage adds one final chunk with no choices and the usage, and us
   )
   const last = chunks.at(-1)!
   t.same(last.choices, [])
-  t.same(last.usage, { prompt_tokens: 35, completion_tokens: 5, total_tokens: 40 })
+  t.same(last.usage, { prompt_tokens: 35, completion_tokens: 5, total_tokens: 40, prompt_tokens_details: { cached_tokens: 32 } }, 'the same prompt as before: 2 whole 16-position chunks reused')
   for (const chunk of chunks.slice(0, -1)) t.equal(chunk.usage, null)
   t.equal(chunks.at(-2)!.choices[0]!.finish_reason, 'length')
 })
@@ -92,7 +92,7 @@ t.test('n=2 streams both choices, each in order: role, contents, finish', async 
     t.ok(mine.slice(1, -1).every((c) => c.finish_reason === null && typeof c.delta.content === 'string'))
   }
   t.ok(chunks.slice(0, -1).every((c) => c.choices.length === 1))
-  t.same(chunks.at(-1)!.usage, { prompt_tokens: 36, completion_tokens: 12, total_tokens: 48 })
+  t.same(chunks.at(-1)!.usage, { prompt_tokens: 36, completion_tokens: 12, total_tokens: 48, prompt_tokens_details: { cached_tokens: 16 } }, 'a new question reuses the chunk of system prompt and template')
   const indices = chunks.slice(0, -1).map((c) => c.choices[0]!.index)
   const firstFinish = chunks.findIndex((c) => c.choices[0]?.finish_reason !== null && c.choices.length > 0)
   t.ok(indices.slice(0, firstFinish).includes(1), 'choice 1 streams before choice 0 has finished: interleaved')
@@ -102,7 +102,7 @@ t.test('n=2 without streaming returns both choices by index', async (t) => {
   const { openai } = await serve(t, engine)
   const completion = await openai.chat.completions.create({ model: MODEL, messages: [user('Two answers')], max_tokens: 3, n: 2, seed: 1 })
   t.same(completion.choices.map((c) => c.index), [0, 1])
-  t.same(completion.usage, { prompt_tokens: 36, completion_tokens: 6, total_tokens: 42 })
+  t.same(completion.usage, { prompt_tokens: 36, completion_tokens: 6, total_tokens: 42, prompt_tokens_details: { cached_tokens: 32 } })
 })
 
 t.test('the same seed gives the same sampled answer; another seed gives another', async (t) => {

@@ -22,10 +22,12 @@ function form(request: unknown, files: Record<string, Uint8Array>, jsonPart = fa
   return body
 }
 
+/** The answer and its usage, less the prefix-cache hit (a second identical prompt reuses the first one's). */
 async function answer(res: Response): Promise<{ content: string; usage: unknown }> {
-  const body = (await res.json()) as { choices: Array<{ message: { content: string } }>; usage: unknown }
+  const body = (await res.json()) as { choices: Array<{ message: { content: string } }>; usage: { prompt_tokens_details?: unknown } }
   if (res.status !== 200) throw new Error(`status ${res.status}: ${JSON.stringify(body)}`)
-  return { content: body.choices[0]!.message.content, usage: body.usage }
+  const { prompt_tokens_details: _reuse, ...usage } = body.usage
+  return { content: body.choices[0]!.message.content, usage }
 }
 
 const chat = (content: unknown[]) => ({ model: MODEL, max_tokens: 6, temperature: 0, messages: [{ role: 'system', content: 'Look.' }, { role: 'user', content }] })

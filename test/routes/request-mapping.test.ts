@@ -102,7 +102,7 @@ t.test('a completion carries every choice, its logprobs and the usage', async (t
   const meta = { id: 'chatcmpl-1', created: 1, model: 'm', systemFingerprint: 'fp' }
   const lp = toOpenAiLogprob({ id: 5, text: 'é', logprob: -0.5, top: [{ id: 5, text: 'é', logprob: -0.5 }] })
   t.same(lp, { token: 'é', logprob: -0.5, bytes: [0xc3, 0xa9], top_logprobs: [{ token: 'é', logprob: -0.5, bytes: [0xc3, 0xa9] }] })
-  const c = chatCompletion(meta, [{ text: 'a', logprobs: [lp], finishReason: 'stop' }, { text: 'b', logprobs: undefined, finishReason: undefined }], { promptTokens: 3, completionTokens: 2, totalTokens: 5 })
+  const c = chatCompletion(meta, [{ text: 'a', logprobs: [lp], finishReason: 'stop' }, { text: 'b', logprobs: undefined, finishReason: undefined }], { promptTokens: 3, cachedPromptTokens: 0, completionTokens: 2, totalTokens: 5 })
   t.same(c, {
     id: 'chatcmpl-1',
     object: 'chat.completion',
@@ -113,7 +113,7 @@ t.test('a completion carries every choice, its logprobs and the usage', async (t
       { index: 0, message: { role: 'assistant', content: 'a', refusal: null }, logprobs: { content: [lp], refusal: null }, finish_reason: 'stop' },
       { index: 1, message: { role: 'assistant', content: 'b', refusal: null }, logprobs: null, finish_reason: 'length' },
     ],
-    usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+    usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, prompt_tokens_details: { cached_tokens: 0 } },
   })
 })
 
@@ -126,5 +126,5 @@ t.test('chunks carry usage: null only with include_usage, and the usage chunk ha
   t.same(plain.finish(0, 'length'), { ...head, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'length' }] })
   const counted = new ChunkFactory(meta, true)
   t.same(counted.finish(0, 'stop'), { ...head, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }], usage: null })
-  t.same(counted.usage({ promptTokens: 1, completionTokens: 2, totalTokens: 3 }), { ...head, choices: [], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } })
+  t.same(counted.usage({ promptTokens: 17, cachedPromptTokens: 16, completionTokens: 2, totalTokens: 19 }), { ...head, choices: [], usage: { prompt_tokens: 17, completion_tokens: 2, total_tokens: 19, prompt_tokens_details: { cached_tokens: 16 } } })
 })

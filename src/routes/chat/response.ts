@@ -31,6 +31,7 @@ export interface OpenAiUsage {
   prompt_tokens: number
   completion_tokens: number
   total_tokens: number
+  prompt_tokens_details: { cached_tokens: number }
 }
 
 export function completionMeta(model: string, systemFingerprint: string, now = Date.now()): CompletionMeta {
@@ -49,7 +50,12 @@ export function toOpenAiLogprob(lp: TokenLogprob): OpenAiTokenLogprob {
 }
 
 export function toOpenAiUsage(usage: Usage): OpenAiUsage {
-  return { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.totalTokens }
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.totalTokens,
+    prompt_tokens_details: { cached_tokens: usage.cachedPromptTokens },
+  }
 }
 
 /** What one choice has produced so far (non-streaming). */

@@ -158,8 +158,13 @@ const choiceLogprobs = nullable({
 
 export const usageSchema = {
   type: 'object',
-  properties: { prompt_tokens: { type: 'integer' }, completion_tokens: { type: 'integer' }, total_tokens: { type: 'integer' } },
-  required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
+  properties: {
+    prompt_tokens: { type: 'integer' },
+    completion_tokens: { type: 'integer' },
+    total_tokens: { type: 'integer' },
+    prompt_tokens_details: { type: 'object', properties: { cached_tokens: { type: 'integer' } }, required: ['cached_tokens'] },
+  },
+  required: ['prompt_tokens', 'completion_tokens', 'total_tokens', 'prompt_tokens_details'],
 } as const
 
 /** The fields a completion and a chunk share; `choice` describes one entry of `choices`. */
