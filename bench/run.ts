@@ -84,7 +84,7 @@ if (mode === 'serve' || mode === 'all') {
       })),
     ),
   )
-  console.log(`\nTargets: ${rounds} rounds, each measuring every side back to back (c32: 64 requests to the server and the raw engine, 32 to the max_num_seqs=1 server; c1: 4 requests each); median and range of the per-round ratio\n`)
+  console.log(`\nTargets: ${rounds} rounds, each measuring every side back to back (c32: 64 requests to the server and the raw engine, 32 to the max_num_seqs=1 server; c1: 8 single requests to each, alternating); median and range of the per-round ratio\n`)
   console.log(
     formatTable(
       result.ratios.map((r) => ({ target: r.target, 'answer tokens': r.answerTokens, median: r.median, min: r.min, max: r.max })),

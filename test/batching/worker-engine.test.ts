@@ -108,7 +108,7 @@ t.test('n = 2 gives two finished choices and usage counting both', async (t) => 
     if (event.type === 'done') done = event.usage
   }
   t.same([...choices].sort(), [0, 1])
-  t.same(done, { promptTokens: gen.promptTokens, completionTokens: 12, totalTokens: gen.promptTokens + 12 })
+  t.same(done, { promptTokens: gen.promptTokens, cachedPromptTokens: 0, completionTokens: 12, totalTokens: gen.promptTokens + 12 })
 })
 
 t.test('drain lets a running request finish, then refuses new ones with draining', async (t) => {

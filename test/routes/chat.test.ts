@@ -75,7 +75,7 @@ t.test('include_usage adds one final chunk with no choices and the usage, and us
   )
   const last = chunks.at(-1)!
   t.same(last.choices, [])
-  t.same(last.usage, { prompt_tokens: 35, completion_tokens: 5, total_tokens: 40, prompt_tokens_details: { cached_tokens: 32 } }, 'the same prompt as before: 2 whole 16-position chunks reused')
+  t.same(last.usage, { prompt_tokens: 35, completion_tokens: 5, total_tokens: 40, prompt_tokens_details: { cached_tokens: 32 } }, 'the same prompt as before: 4 whole 8-position chunks reused')
   for (const chunk of chunks.slice(0, -1)) t.equal(chunk.usage, null)
   t.equal(chunks.at(-2)!.choices[0]!.finish_reason, 'length')
 })

@@ -26,7 +26,8 @@ function form(request: unknown, files: Record<string, Uint8Array>, jsonPart = fa
 async function answer(res: Response): Promise<{ content: string; usage: unknown }> {
   const body = (await res.json()) as { choices: Array<{ message: { content: string } }>; usage: { prompt_tokens_details?: unknown } }
   if (res.status !== 200) throw new Error(`status ${res.status}: ${JSON.stringify(body)}`)
-  const { prompt_tokens_details: _reuse, ...usage } = body.usage
+  const usage = { ...body.usage }
+  delete usage.prompt_tokens_details
   return { content: body.choices[0]!.message.content, usage }
 }
 
