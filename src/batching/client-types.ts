@@ -115,7 +115,8 @@ export interface EngineClient {
   reserve(estimate: { textBytes: number; images: number }): AdmissionTicket
   /** Generates `n` images from a text prompt; admission and the prompt are done before it resolves. */
   generateImages(request: ImageRequest, opts?: { signal?: AbortSignal }): Promise<ImageGeneration>
-  readonly imageCapabilities: ImageCapabilities
+  /** What image generation the model offers; undefined when its export has no image decoder. */
+  readonly imageCapabilities: ImageCapabilities | undefined
   /**
    * Admits, prepares and queues a request. Image bytes that own their whole
    * ArrayBuffer move to the engine thread (transferred, not copied): the
@@ -144,6 +145,7 @@ export const GENERATION_ERRORS = {
   image_too_large: { status: 400, message: 'an image has too many pixels' },
   invalid_prompt: { status: 400, message: 'the prompt could not be built' },
   invalid_sampling: { status: 400, message: 'a sampling parameter is out of range' },
+  image_generation_unsupported: { status: 400, message: 'the model does not generate images' },
   engine_failed: { status: 500, message: 'the engine failed while generating' },
 } as const
 

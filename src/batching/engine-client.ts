@@ -109,7 +109,7 @@ class WorkerEngineClient implements LocalEngineClient {
     return this.model.maxContext
   }
 
-  get imageCapabilities(): ImageCapabilities {
+  get imageCapabilities(): ImageCapabilities | undefined {
     return this.model.images
   }
 
@@ -137,8 +137,10 @@ class WorkerEngineClient implements LocalEngineClient {
   }
 
   async generateImages(request: ImageRequest, opts: { signal?: AbortSignal } = {}): Promise<ImageGeneration> {
+    const images = this.model.images
+    if (images === undefined) throw new GenerationError('image_generation_unsupported', `the model ${this.model.name} has no image decoder (a chat-only export)`)
     const { supervisor, reservation } = this.admit(Math.ceil(request.prompt.length / 3) + 16)
-    const state = new ImageRequestState(request.n, this.model.images.tokensPerImage, reservation, this.options.observer)
+    const state = new ImageRequestState(request.n, images.tokensPerImage, reservation, this.options.observer)
     const abort = await this.track(state, opts.signal, (reqId) => supervisor.post({ type: 'submitImage', reqId, request, arrivalTime: Date.now() }))
     return { promptTokens: state.promptTokens, events: state.queue, abort }
   }

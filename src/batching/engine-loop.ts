@@ -24,6 +24,7 @@ const ERROR_CODES: Partial<Record<EngineErrorCode, GenerationErrorCode>> = {
   PROMPT_IMAGE_MISMATCH: 'invalid_prompt',
   CONTEXT_LENGTH_EXCEEDED: 'context_length_exceeded',
   INVALID_SAMPLING: 'invalid_sampling',
+  IMAGE_GENERATION_UNSUPPORTED: 'image_generation_unsupported',
 }
 
 /** Sequence id of choice `choice` of request `reqId`. */
@@ -92,7 +93,9 @@ export class EngineLoop {
     try {
       validateSamplingParams(request.sampling)
       const prompt = await this.engine.preparePrompt([{ role: 'user', content: request.prompt }], { addGenerationPrompt: true })
-      const grid = this.engine.model.config.image_generation.grid
+      const generation = this.engine.model.imageDecoder?.config.image_generation
+      if (generation === undefined) throw new EngineError('IMAGE_GENERATION_UNSUPPORTED', 'the model has no image decoder')
+      const grid = generation.grid
       const tokens = this.engine.imageGrammarLength(grid)
       const base = request.sampling.seed ?? Math.floor(Math.random() * 2 ** 31)
       const seeds = Array.from({ length: request.n }, (_, i) => base + i)

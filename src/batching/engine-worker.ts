@@ -7,6 +7,7 @@ import { Engine } from '../engine/engine.js'
 import { EngineError } from '../engine/errors.js'
 import { loadModel } from '../engine/model.js'
 import { EngineLoop } from './engine-loop.js'
+import type { ImageCapabilities } from './client-types.js'
 import type { HostToWorker, WorkerOptions, WorkerToHost } from './protocol.js'
 import { Scheduler } from './scheduler/index.js'
 
@@ -48,12 +49,7 @@ try {
       maxContext: model.config.llm.max_position_embeddings,
       dir: model.dir,
       maxImagePositions: model.config.vision.max_positions,
-      images: {
-        size: model.config.image_generation.image_size,
-        grid: model.config.image_generation.grid,
-        tokensPerImage: engine.imageGrammarLength(model.config.image_generation.grid),
-        denoiseSteps: model.config.image_generation.steps,
-      },
+      images: imageCapabilities(engine),
     },
   })
   running = loop.run()
@@ -61,4 +57,10 @@ try {
 } catch (err) {
   const code = err instanceof EngineError ? err.code : 'ENGINE_START_FAILED'
   post({ type: 'failed', error: { code, message: (err as Error).message } })
+}
+
+function imageCapabilities(engine: Engine): ImageCapabilities | undefined {
+  const generation = engine.model.imageDecoder?.config.image_generation
+  if (generation === undefined) return undefined
+  return { size: generation.image_size, grid: generation.grid, tokensPerImage: engine.imageGrammarLength(generation.grid), denoiseSteps: generation.steps }
 }

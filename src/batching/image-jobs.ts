@@ -7,6 +7,7 @@
  *   loop: engine step ─► one denoise step for every job ─► done jobs: VAE ─► PNG ─► post 'image'
  */
 import type { Engine } from '../engine/engine.js'
+import type { ImageDecoder } from '../engine/model.js'
 import { decodeImages, DenoiseJob, denoiseStepBatched, encodePng } from '../engine/image-gen/index.js'
 import type { WorkerToHost } from './protocol.js'
 
@@ -25,13 +26,20 @@ export class ImageJobs {
     private readonly post: (message: WorkerToHost, transfer?: ArrayBuffer[]) => void,
   ) {}
 
+  /** Jobs exist only for image sequences, which the loop admits only when the model has an image decoder. */
+  private get decoder(): ImageDecoder {
+    const decoder = this.engine.model.imageDecoder
+    if (decoder === undefined) throw new Error('image job on a model without an image decoder')
+    return decoder
+  }
+
   get pending(): number {
     return this.jobs.length
   }
 
   /** Starts denoising the image whose token phase just finished. */
   start(reqId: string, index: number, span: Float32Array, seed: number): void {
-    this.jobs.push({ reqId, index, job: DenoiseJob.fromSpan(this.engine.model, span, seed), stepMs: [] })
+    this.jobs.push({ reqId, index, job: DenoiseJob.fromSpan(this.decoder, span, seed), stepMs: [] })
   }
 
   /** Drops every job of a request (aborted, or timed out). */
@@ -45,7 +53,7 @@ export class ImageJobs {
     const batch = [...this.jobs]
     const started = performance.now()
     try {
-      await denoiseStepBatched(this.engine.model, batch.map((j) => j.job))
+      await denoiseStepBatched(this.decoder, batch.map((j) => j.job))
     } catch (err) {
       for (const j of batch) this.post({ type: 'imageFailed', reqId: j.reqId, message: `denoising failed: ${(err as Error).message}` })
       this.jobs = this.jobs.filter((j) => !batch.includes(j))
@@ -59,8 +67,8 @@ export class ImageJobs {
     const done = batch.filter((j) => j.job.done && this.jobs.includes(j))
     if (done.length === 0) return
     this.jobs = this.jobs.filter((j) => !done.includes(j))
-    const size = this.engine.model.config.image_generation.image_size
-    const pixels = await decodeImages(this.engine.model, done.map((j) => j.job.latents))
+    const size = this.decoder.config.image_generation.image_size
+    const pixels = await decodeImages(this.decoder, done.map((j) => j.job.latents))
     for (const [i, j] of done.entries()) {
       const png = await encodePng(pixels[i] as Uint8Array, size)
       // Transfer the PNG's buffer when it owns it whole (never a pooled Buffer's).

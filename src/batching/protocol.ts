@@ -20,7 +20,8 @@ export interface ModelInfo {
   dir: string
   /** Most positions one image can take (for admission estimates). */
   maxImagePositions: number
-  images: ImageCapabilities
+  /** Undefined for a chat-only export. */
+  images: ImageCapabilities | undefined
 }
 
 export interface SchedulingLimits {

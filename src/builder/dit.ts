@@ -13,7 +13,7 @@
  *
  * modulate(y, t) = y·(1 + scale) + shift, with shift, scale and gate projected from t (adaLN).
  */
-import type { KelixConfig } from '../engine/model-config.js'
+import type { ImageGenerationKelixConfig } from '../engine/model-config.js'
 import { int, ints } from './graph.js'
 import { attend, gelu, geluMlp, layerNorm, linear, MASKED, rmsNorm, silu, type Ctx } from './layers.js'
 
@@ -31,7 +31,7 @@ interface DitShape {
   channels: number
 }
 
-export function buildDit(ctx: Ctx, config: KelixConfig): Uint8Array {
+export function buildDit(ctx: Ctx, config: ImageGenerationKelixConfig): Uint8Array {
   const { g } = ctx
   const ig = config.image_generation
   const { hidden_size: width, num_heads: heads, patch_size: patch, num_layers: layers, intermediate_size: inner } = ig.dit

@@ -3,7 +3,7 @@
  * serves comfortably. Sizes the engine needs go to config.json; sizes only the
  * builder needs (inner widths of the graphs) stay here.
  */
-import type { KelixConfig } from '../engine/model-config.js'
+import type { ImageGenerationKelixConfig } from '../engine/model-config.js'
 import type { VaeDecoderSpec } from './vae-decoder.js'
 import type { VisionEncoderSpec } from './visual-tokenizer.js'
 
@@ -15,7 +15,7 @@ export const TINY_SEED = 0x4b656c78 // "Kelx"
  */
 export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-6'
 
-export const TINY_CONFIG: KelixConfig = {
+export const TINY_CONFIG: ImageGenerationKelixConfig = {
   format: 'kelix-onnx',
   format_version: 1,
   name: 'kelix-tiny',

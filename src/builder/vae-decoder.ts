@@ -6,7 +6,7 @@
  *
  * k = log2(image_size / latent_size); DC-AE in Kelix upsamples 32× (k = 5) with far wider stages.
  */
-import type { KelixConfig } from '../engine/model-config.js'
+import type { ImageGenerationKelixConfig } from '../engine/model-config.js'
 import { int, ints, str } from './graph.js'
 import { silu, type Ctx } from './layers.js'
 
@@ -20,7 +20,7 @@ export interface VaeDecoderSpec {
 /** Scales the convolutions so activations stay near unit variance and tanh does not saturate. */
 const CONV_GAIN = 1.4
 
-export function buildVaeDecoder(ctx: Ctx, config: KelixConfig, spec: VaeDecoderSpec): Uint8Array {
+export function buildVaeDecoder(ctx: Ctx, config: ImageGenerationKelixConfig, spec: VaeDecoderSpec): Uint8Array {
   const { g } = ctx
   const { latent_channels: latentChannels, latent_size: latentSize, image_size: imageSize } = config.image_generation
   const stages = Math.log2(imageSize / latentSize)

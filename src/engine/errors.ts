@@ -17,6 +17,7 @@ export const ENGINE_ERRORS = {
   PROMPT_IMAGE_MISMATCH: 'the rendered prompt and the images do not match',
   CONTEXT_LENGTH_EXCEEDED: 'the prompt and the requested tokens do not fit the context',
   INVALID_SAMPLING: 'a sampling parameter is out of range',
+  IMAGE_GENERATION_UNSUPPORTED: 'the model has no image decoder (a chat-only export)',
 } as const
 
 export type EngineErrorCode = keyof typeof ENGINE_ERRORS

@@ -2,7 +2,7 @@
  * What each graph of the model format must declare, derived from config.json.
  * A symbolic dimension (`batch`) accepts any size; a number must match exactly.
  */
-import type { KelixConfig } from './model-config.js'
+import type { ImageGenerationKelixConfig, KelixConfig } from './model-config.js'
 
 export type ValueType = 'float32' | 'float16' | 'int64'
 
@@ -92,7 +92,7 @@ export function visualTokenizerSignature(c: KelixConfig): GraphSignature {
   }
 }
 
-export function ditSignature(c: KelixConfig): GraphSignature {
+export function ditSignature(c: ImageGenerationKelixConfig): GraphSignature {
   const { latent_channels: channels, latent_size: side, condition_length: length } = c.image_generation
   const latents = ['batch', channels, side, side]
   return {
@@ -108,7 +108,7 @@ export function ditSignature(c: KelixConfig): GraphSignature {
   }
 }
 
-export function vaeDecoderSignature(c: KelixConfig): GraphSignature {
+export function vaeDecoderSignature(c: ImageGenerationKelixConfig): GraphSignature {
   const { latent_channels: channels, latent_size: side, image_size: size } = c.image_generation
   return {
     file: MODEL_FILES.vaeDecoder,

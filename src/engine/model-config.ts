@@ -60,7 +60,15 @@ export interface KelixConfig {
     top_p: number
     top_k: number
   }
-  image_generation: ImageGenerationConfig
+  /** Absent in an export without the image decoder (dit.onnx, vae_decoder.onnx): chat only. */
+  image_generation?: ImageGenerationConfig
+}
+
+/** The config of an export that generates images. */
+export type ImageGenerationKelixConfig = KelixConfig & { image_generation: ImageGenerationConfig }
+
+export function generatesImages(c: KelixConfig): c is ImageGenerationKelixConfig {
+  return c.image_generation !== undefined
 }
 
 /** Text-to-image: the generated grid, the DiT's condition and latents, the sampler, the output size. */
@@ -96,7 +104,7 @@ const rgb = { type: 'array', items: { type: 'number' }, minItems: 3, maxItems: 3
 
 const schema: JSONSchemaType<KelixConfig> = {
   type: 'object',
-  required: ['format', 'format_version', 'name', 'vocab', 'special_tokens', 'block_size', 'vision', 'llm', 'block_decoder', 'generation', 'image_generation'],
+  required: ['format', 'format_version', 'name', 'vocab', 'special_tokens', 'block_size', 'vision', 'llm', 'block_decoder', 'generation'],
   properties: {
     format: { type: 'string', const: 'kelix-onnx' },
     format_version: { type: 'integer', const: 1 },
@@ -172,6 +180,7 @@ const schema: JSONSchemaType<KelixConfig> = {
     },
     image_generation: {
       type: 'object',
+      nullable: true,
       required: ['grid', 'condition_length', 'latent_channels', 'latent_size', 'image_size', 'steps', 'shift', 'guidance', 'dit'],
       properties: {
         grid: positiveInt,
@@ -239,7 +248,7 @@ function consistencyProblems(c: KelixConfig): string[] {
     problems.push(`vision.low_detail_max_positions (${vision.low_detail_max_positions}) must lie within [min_positions, max_positions]`)
   }
   if (vision.image_std.some((s) => s <= 0)) problems.push('vision.image_std must be positive')
-  return [...problems, ...imageGenerationProblems(c.image_generation)]
+  return c.image_generation === undefined ? problems : [...problems, ...imageGenerationProblems(c.image_generation)]
 }
 
 function imageGenerationProblems(ig: ImageGenerationConfig): string[] {

@@ -18,7 +18,7 @@ import {
   visualTokenizerSignature,
   type GraphSignature,
 } from './graph-signatures.js'
-import { parseConfig, type KelixConfig } from './model-config.js'
+import { generatesImages, parseConfig, type ImageGenerationKelixConfig, type KelixConfig } from './model-config.js'
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu'
 
@@ -35,6 +35,15 @@ export interface LoadOptions {
   allowSpinning?: boolean
 }
 
+/** What turns a generated image span into pixels. */
+export interface ImageDecoder {
+  config: ImageGenerationKelixConfig
+  /** Flow-matching DiT: velocity of the image latents, conditioned on the LLM's hidden states. */
+  dit: ort.InferenceSession
+  /** Latents → image in [−1, 1]. */
+  vaeDecoder: ort.InferenceSession
+}
+
 export interface TokenizerData {
   tokenizerJson: Record<string, unknown>
   tokenizerConfig: Record<string, unknown>
@@ -47,10 +56,8 @@ export interface KelixModel {
   visualTokenizer: ort.InferenceSession
   decoder: ort.InferenceSession
   blockDecoder: ort.InferenceSession
-  /** Flow-matching DiT: velocity of the image latents, conditioned on the LLM's hidden states. */
-  dit: ort.InferenceSession
-  /** Latents → image in [−1, 1]. */
-  vaeDecoder: ort.InferenceSession
+  /** The image decoder; undefined for a chat-only export (no `image_generation` in config.json). */
+  imageDecoder: ImageDecoder | undefined
   /** True when decoder.onnx declares `present_delta.*` (only the new positions' keys and values). */
   decoderHasDelta: boolean
   /** True when block_decoder.onnx declares `vocab_part` (logits for one vocabulary part per call). */
@@ -61,10 +68,16 @@ export interface KelixModel {
 
 export async function loadModel(dir: string, options: LoadOptions = {}): Promise<KelixModel> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new EngineError('MODEL_DIR_MISSING', `${dir} is not a directory`)
+  const configPath = join(dir, MODEL_FILES.config)
+  if (!existsSync(configPath)) throw new EngineError('MODEL_FILE_MISSING', `required by the model format but not found in ${dir}`, MODEL_FILES.config)
+  const config = parseConfig(await readFile(configPath, 'utf8'))
+  // The image decoder's files are required exactly when config.json describes image generation.
+  const imageFiles: string[] = [MODEL_FILES.dit, MODEL_FILES.vaeDecoder]
   for (const file of Object.values(MODEL_FILES)) {
-    if (!existsSync(join(dir, file))) throw new EngineError('MODEL_FILE_MISSING', `required by the model format but not found in ${dir}`, file)
+    if (!generatesImages(config) && imageFiles.includes(file)) continue
+    const why = imageFiles.includes(file) ? 'required by config.json image_generation' : 'required by the model format'
+    if (!existsSync(join(dir, file))) throw new EngineError('MODEL_FILE_MISSING', `${why} but not found in ${dir}`, file)
   }
-  const config = parseConfig(await readFile(join(dir, MODEL_FILES.config), 'utf8'))
   const tokenizer = await readTokenizer(dir, config)
 
   const sessionOptions: ort.InferenceSession.SessionOptions = {
@@ -86,8 +99,9 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     const visualTokenizer = await open(MODEL_FILES.visualTokenizer, () => visualTokenizerSignature(config))
     const decoder = await open(MODEL_FILES.decoder, () => decoderSignature(config))
     const blockDecoder = await open(MODEL_FILES.blockDecoder, (inputs) => blockDecoderSignature(config, inputs.includes('vocab_part')))
-    const dit = await open(MODEL_FILES.dit, () => ditSignature(config))
-    const vaeDecoder = await open(MODEL_FILES.vaeDecoder, () => vaeDecoderSignature(config))
+    const imageDecoder = generatesImages(config)
+      ? { config, dit: await open(MODEL_FILES.dit, () => ditSignature(config)), vaeDecoder: await open(MODEL_FILES.vaeDecoder, () => vaeDecoderSignature(config)) }
+      : undefined
     let disposed = false
     return {
       dir,
@@ -96,8 +110,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       visualTokenizer,
       decoder,
       blockDecoder,
-      dit,
-      vaeDecoder,
+      imageDecoder,
       decoderHasDelta: decoder.outputNames.includes('present_delta.0.key'),
       blockDecoderHasParts: blockDecoder.inputNames.includes('vocab_part'),
       async dispose() {

@@ -88,10 +88,16 @@ function usageOf(done: Extract<ImageEvent, { type: 'done' }>) {
 
 export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRouteOptions): Promise<void> {
   const { engine } = opts
-  const supportedSize = () => `${engine.imageCapabilities.size}x${engine.imageCapabilities.size}`
+  const capabilities = () => {
+    const images = engine.imageCapabilities
+    if (images === undefined) throw new ApiError('model_capability_missing', `The model '${opts.model.id}' does not generate images: its export has no image decoder (dit.onnx, vae_decoder.onnx).`, 'model')
+    return images
+  }
+  const supportedSize = () => `${capabilities().size}x${capabilities().size}`
 
   function toImageRequest(body: ImageBody): ImageRequest {
     if (body.model !== undefined) checkModel(body.model, opts.model)
+    capabilities()
     if (body.prompt.trim() === '') throw new ApiError('invalid_request_error', 'The prompt is empty.', 'prompt')
     const size = body.size ?? 'auto'
     if (size !== 'auto' && size !== supportedSize()) {

@@ -26,6 +26,8 @@ export const API_ERRORS = {
   invalid_prompt: { status: 400, type: 'invalid_request_error' },
   invalid_api_key: { status: 401, type: 'invalid_request_error' },
   model_not_found: { status: 404, type: 'invalid_request_error' },
+  /** The served model's export cannot do what the endpoint asks (a chat-only export asked for images). */
+  model_capability_missing: { status: 400, type: 'invalid_request_error' },
   not_found: { status: 404, type: 'invalid_request_error' },
   timeout: { status: 408, type: 'timeout_error' },
   request_too_large: { status: 413, type: 'invalid_request_error' },
@@ -76,6 +78,7 @@ const FROM_GENERATION: Record<GenerationErrorCode, { code: ApiErrorCode; param: 
   image_too_large: { code: 'image_too_large', param: 'messages' },
   invalid_prompt: { code: 'invalid_prompt', param: 'messages' },
   invalid_sampling: { code: 'invalid_value', param: null },
+  image_generation_unsupported: { code: 'model_capability_missing', param: 'model' },
   engine_failed: { code: 'server_error', param: null },
 }
 

@@ -30,7 +30,7 @@ t.test('between two denoise steps there is a decode step carrying a token of the
   await running
 
   const denoise = log.flatMap((m, i) => (m.type === 'imageProgress' && m.phase === 'denoise' ? [i] : []))
-  t.equal(denoise.length, engine.model.config.image_generation.steps, 'every denoise step reported')
+  t.equal(denoise.length, engine.model.config.image_generation?.steps, 'every denoise step reported')
   const chatToken = (m: WorkerToHost | undefined) => m?.type === 'step' && m.updates.some((u) => u.reqId === 'chat' && u.tokenIds.length > 0)
   for (let k = 1; k < denoise.length; k++) {
     const between = log.slice(denoise[k - 1], denoise[k])

@@ -53,11 +53,11 @@ t.test('a missing graph is MODEL_FILE_MISSING naming the file', async (t) => {
   t.match(err.message, /^block_decoder\.onnx: required by the model format/)
 })
 
-t.test('a missing dit.onnx is MODEL_FILE_MISSING naming it', async (t) => {
+t.test('with image_generation in config.json, a missing dit.onnx is MODEL_FILE_MISSING naming it', async (t) => {
   const err = await loadError(await brokenModel(t, { 'dit.onnx': null }))
   t.equal(err.code, 'MODEL_FILE_MISSING')
   t.equal(err.file, 'dit.onnx')
-  t.match(err.message, /^dit\.onnx: required by the model format/)
+  t.match(err.message, /^dit\.onnx: required by config\.json image_generation but not found in /)
 })
 
 t.test('an image_generation section missing a field names it', async (t) => {

@@ -113,6 +113,7 @@ t.test('rejections are counted by reason, every known reason present from the st
     'kelix_requests_rejected_total{reason="image_too_large"} 0',
     'kelix_requests_rejected_total{reason="invalid_prompt"} 0',
     'kelix_requests_rejected_total{reason="invalid_sampling"} 0',
+    'kelix_requests_rejected_total{reason="image_generation_unsupported"} 0',
     'kelix_requests_rejected_total{reason="engine_failed"} 0',
   ])
 })

@@ -28,7 +28,7 @@ t.test('the same prompt and seed give a byte-identical PNG of the configured siz
   const png = Buffer.from(a.json.data[0]?.b64_json ?? '', 'base64')
   const meta = await sharp(png).metadata()
   t.same([meta.format, meta.width, meta.height, meta.channels], ['png', 64, 64, 3])
-  const tokensPerImage = engine.imageCapabilities.tokensPerImage
+  const tokensPerImage = engine.imageCapabilities!.tokensPerImage
   t.same(a.json.usage, { input_tokens: a.json.usage.input_tokens, output_tokens: tokensPerImage, total_tokens: a.json.usage.input_tokens + tokensPerImage, input_tokens_details: { text_tokens: a.json.usage.input_tokens, image_tokens: 0 } })
   t.equal(a.json.data[0]?.revised_prompt, 'A red cat on a chair')
 })
@@ -39,7 +39,7 @@ t.test('n = 2 gives two different images and counts both token phases', async (t
   t.equal(res.status, 200)
   t.equal(res.json.data.length, 2)
   t.not(res.json.data[0]?.b64_json, res.json.data[1]?.b64_json)
-  t.equal(res.json.usage.output_tokens, 2 * engine.imageCapabilities.tokensPerImage)
+  t.equal(res.json.usage.output_tokens, 2 * engine.imageCapabilities!.tokensPerImage)
 })
 
 t.test('bad inputs are OpenAI-shaped 400s naming the param', async (t) => {
@@ -79,7 +79,7 @@ t.test('streaming sends progress, then the completed image, then usage and [DONE
   t.ok(firstCompleted > 0 && types.slice(0, firstCompleted).every((type) => type === 'image_generation.progress'), 'progress first')
   t.same(types.slice(firstCompleted), ['image_generation.completed', 'image_generation.usage'])
   const denoise = parsed.filter((e) => e.phase === 'denoise')
-  t.same(denoise.at(-1), { type: 'image_generation.progress', image_index: 0, phase: 'denoise', step: engine.imageCapabilities.denoiseSteps, total: engine.imageCapabilities.denoiseSteps })
+  t.same(denoise.at(-1), { type: 'image_generation.progress', image_index: 0, phase: 'denoise', step: engine.imageCapabilities!.denoiseSteps, total: engine.imageCapabilities!.denoiseSteps })
   const same = await generate(base, { prompt: 'A boat', seed: 7 })
   t.equal(parsed[firstCompleted]?.b64_json, same.json.data[0]?.b64_json, 'the streamed image equals the non-streamed one')
 })

@@ -2,7 +2,7 @@
  * The DiT's condition: the LLM's last-layer hidden states (before the final norm) over the generated
  * span <|vision_start|> … <|vision_end|>, zero-padded to `condition_length` with a mask.
  */
-import type { KelixConfig } from '../model-config.js'
+import type { ImageGenerationKelixConfig } from '../model-config.js'
 import { rowMarker, type MarkerEncoder } from '../prompt/image-blocks.js'
 
 export interface PaddedCondition {
@@ -17,7 +17,7 @@ export interface PaddedCondition {
  *
  * @throws RangeError when the span is empty, not whole rows of `hidden`, or longer than `condition_length`
  */
-export function padCondition(config: KelixConfig, span: Float32Array): PaddedCondition {
+export function padCondition(config: ImageGenerationKelixConfig, span: Float32Array): PaddedCondition {
   const hidden = config.llm.hidden_size
   const limit = config.image_generation.condition_length
   const length = span.length / hidden
@@ -35,7 +35,7 @@ export function padCondition(config: KelixConfig, span: Float32Array): PaddedCon
  * (<|mm_pos_start|> "row,cols" <|mm_pos_end|>) and `grid` image blocks, then <|vision_end|>.
  * It must not exceed `condition_length`; config.json only checks a lower bound (`minimumImageSpan`).
  */
-export function imageSpanLength(config: KelixConfig, encode: MarkerEncoder): number {
+export function imageSpanLength(config: ImageGenerationKelixConfig, encode: MarkerEncoder): number {
   const { grid } = config.image_generation
   let length = 2
   for (let row = 0; row < grid; row++) length += rowMarker(config, encode, row, grid).length + grid

@@ -14,16 +14,16 @@
  */
 import ort from 'onnxruntime-node'
 import { MODEL_FILES } from '../graph-signatures.js'
-import type { KelixModel } from '../model.js'
+import type { ImageDecoder } from '../model.js'
 import { checkedFloat } from './checked-output.js'
 import { padCondition, type PaddedCondition } from './condition.js'
 import { gaussianNoise } from './noise.js'
 import { sigmaSchedule } from './schedule.js'
 
-/** What the sampler uses of a loaded model. */
-export type ImageGenModel = Pick<KelixModel, 'config'> & {
-  dit: Pick<KelixModel['dit'], 'run'>
-  vaeDecoder: Pick<KelixModel['vaeDecoder'], 'run'>
+/** What the sampler uses of a loaded model's image decoder. */
+export type ImageGenModel = Pick<ImageDecoder, 'config'> & {
+  dit: Pick<ImageDecoder['dit'], 'run'>
+  vaeDecoder: Pick<ImageDecoder['vaeDecoder'], 'run'>
 }
 
 export interface DenoiseOptions {

@@ -2,15 +2,16 @@
 import ort from 'onnxruntime-node'
 import t from 'tap'
 import { padCondition } from '../../../src/engine/image-gen/index.js'
-import { loadModel } from '../../../src/engine/model.js'
+import { loadModel, type ImageDecoder } from '../../../src/engine/model.js'
 import { maxAbsDiff, spanHidden } from '../../helpers/image-gen.js'
 import { tinyModelDir } from '../../helpers/tiny-model.js'
 
 const shapes = (meta: readonly ort.InferenceSession.ValueMetadata[]) =>
   meta.map((m) => (m.isTensor ? `${m.name}:${m.type}[${m.shape.join(',')}]` : m.name))
 
-const model = await loadModel(await tinyModelDir(), { intraOpThreads: 1 })
-t.teardown(() => model.dispose())
+const loaded = await loadModel(await tinyModelDir(), { intraOpThreads: 1 })
+t.teardown(() => loaded.dispose())
+const model = loaded.imageDecoder as ImageDecoder
 const config = model.config
 
 async function velocity(latents: Float32Array, sigma: number, span: Float32Array, padding = 0): Promise<Float32Array> {

@@ -2,12 +2,13 @@
 import sharp from 'sharp'
 import t from 'tap'
 import { decodeImage, decodeImages, DenoiseJob, denoiseStepBatched, encodePng, toRgb } from '../../../src/engine/image-gen/index.js'
-import { loadModel } from '../../../src/engine/model.js'
+import { loadModel, type ImageDecoder } from '../../../src/engine/model.js'
 import { spanHidden } from '../../helpers/image-gen.js'
 import { tinyModelDir } from '../../helpers/tiny-model.js'
 
-const model = await loadModel(await tinyModelDir(), { intraOpThreads: 1 })
-t.teardown(() => model.dispose())
+const loaded = await loadModel(await tinyModelDir(), { intraOpThreads: 1 })
+t.teardown(() => loaded.dispose())
+const model = loaded.imageDecoder as ImageDecoder
 const config = model.config
 
 async function png(span: Float32Array, seed: number): Promise<Uint8Array> {

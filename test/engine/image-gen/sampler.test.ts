@@ -1,13 +1,14 @@
 /** The flow-matching sampler: schedule, seeded noise, stepping, and batch invariance over dit.onnx. */
 import t from 'tap'
 import { denoise, DenoiseJob, denoiseStepBatched, gaussianNoise, imageSpanLength, padCondition, shiftSigma, sigmaSchedule } from '../../../src/engine/image-gen/index.js'
-import { loadModel } from '../../../src/engine/model.js'
+import { loadModel, type ImageDecoder } from '../../../src/engine/model.js'
 import { TextTokenizer } from '../../../src/engine/text/tokenizer.js'
 import { maxAbsDiff, spanHidden } from '../../helpers/image-gen.js'
 import { tinyModelDir } from '../../helpers/tiny-model.js'
 
-const model = await loadModel(await tinyModelDir(), { intraOpThreads: 1 })
-t.teardown(() => model.dispose())
+const loaded = await loadModel(await tinyModelDir(), { intraOpThreads: 1 })
+t.teardown(() => loaded.dispose())
+const model = loaded.imageDecoder as ImageDecoder
 const config = model.config
 
 t.test('the shifted schedule runs from 1 to 0 and spends more steps at high noise', async (t) => {
@@ -33,7 +34,7 @@ t.test('seeded noise repeats for a seed, differs across seeds and is standard no
 })
 
 t.test('the span of a full tiny grid fits condition_length', async (t) => {
-  const tokenizer = new TextTokenizer(model.tokenizer, config)
+  const tokenizer = new TextTokenizer(loaded.tokenizer, config)
   const length = imageSpanLength(config, (text) => tokenizer.encodeOrdinary(text))
   t.same(tokenizer.encodeOrdinary('0,6'), [48, 44, 54], 'one id per character')
   t.equal(length, 1 + 6 * (5 + 6) + 1)
