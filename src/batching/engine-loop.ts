@@ -75,10 +75,11 @@ export class EngineLoop {
       const prompt = await this.engine.preparePrompt(request.messages, { addGenerationPrompt: true })
       const promptTokens = prompt.blocks.length
       const maxNewTokens = this.maxNewTokens(request, promptTokens, prompt.imagePositions)
+      const promptFrom = this.promptSource(reqId, promptTokens)
       for (let choice = 0; choice < request.n; choice++) {
         const sampling = request.sampling.seed === undefined ? request.sampling : { ...request.sampling, seed: request.sampling.seed + choice }
         this.engine.add(seqId(reqId, choice), prompt, { sampling, maxNewTokens, stop: request.stop, stopTokenIds: [] })
-        this.schedule(seqId(reqId, choice), promptTokens, maxNewTokens, arrivalTime, request)
+        this.schedule(seqId(reqId, choice), promptTokens, maxNewTokens, arrivalTime, request, choice === 0 ? undefined : promptFrom)
       }
       this.requests.set(reqId, request.n)
       this.post({ type: 'admitted', reqId, promptTokens, imagePositions: prompt.imagePositions, images: prompt.images })
@@ -91,18 +92,19 @@ export class EngineLoop {
   /** Builds the image prompt and queues one grammar-constrained sequence per image. */
   async submitImage(reqId: string, request: ImageRequest, arrivalTime: number): Promise<void> {
     try {
-      validateSamplingParams(request.sampling)
-      const prompt = await this.engine.preparePrompt([{ role: 'user', content: request.prompt }], { addGenerationPrompt: true })
       const generation = this.engine.model.imageDecoder?.config.image_generation
       if (generation === undefined) throw new EngineError('IMAGE_GENERATION_UNSUPPORTED', 'the model has no image decoder')
+      validateSamplingParams(request.sampling)
+      const prompt = await this.engine.preparePrompt([{ role: 'user', content: request.prompt }], { addGenerationPrompt: true })
       const grid = generation.grid
       const tokens = this.engine.imageGrammarLength(grid)
       const base = request.sampling.seed ?? Math.floor(Math.random() * 2 ** 31)
       const seeds = Array.from({ length: request.n }, (_, i) => base + i)
+      const promptFrom = this.promptSource(reqId, prompt.blocks.length + 1)
       for (const [index, seed] of seeds.entries()) {
         this.engine.addImageGeneration(seqId(reqId, index), prompt, { sampling: { ...request.sampling, seed }, grid })
         // One more than the grammar: <|vision_end|> still needs its forward pass (its hidden state ends the span).
-        this.schedule(seqId(reqId, index), prompt.blocks.length + 1, tokens + 1, arrivalTime, request)
+        this.schedule(seqId(reqId, index), prompt.blocks.length + 1, tokens + 1, arrivalTime, request, index === 0 ? undefined : promptFrom)
       }
       this.requests.set(reqId, request.n)
       this.imageSeeds.set(reqId, seeds)
@@ -113,8 +115,13 @@ export class EngineLoop {
     }
   }
 
+  /** The sequence whose computed prompt the request's other choices take from the prefix cache, when they can. */
+  private promptSource(reqId: string, promptLength: number): string | undefined {
+    return this.engine.canReusePrompt(promptLength) ? seqId(reqId, 0) : undefined
+  }
+
   /** Queues one sequence with the scheduler, with the request's priority and deadline. */
-  private schedule(id: string, promptLength: number, maxNewTokens: number, arrivalTime: number, request: { priority?: number; timeoutMs?: number }): void {
+  private schedule(id: string, promptLength: number, maxNewTokens: number, arrivalTime: number, request: { priority?: number; timeoutMs?: number }, promptFrom?: string): void {
     this.scheduler.add({
       id,
       promptLength,
@@ -122,6 +129,7 @@ export class EngineLoop {
       priority: request.priority ?? 0,
       arrivalTime,
       ...(request.timeoutMs === undefined ? {} : { deadline: arrivalTime + request.timeoutMs }),
+      ...(promptFrom === undefined ? {} : { promptFrom }),
     })
   }
 

@@ -235,6 +235,15 @@ export class Engine {
     return hit
   }
 
+  /**
+   * Whether a sequence with a prompt of this length, started after another
+   * sequence with the same prompt computed it, would take whole chunks of it
+   * from the prefix cache.
+   */
+  canReusePrompt(promptLength: number): boolean {
+    return this.kv.prefixCaching && promptLength - 1 >= PREFIX_CHUNK
+  }
+
   /** Fills a sequence's first blocks from the prefix cache, exactly as `prefixHit` found them. */
   private reusePrompt(seq: Sequence, blocks: number): void {
     if (seq.numComputed > 0) throw new Error(`step asks ${seq.id} to reuse cached blocks after it started computing`)

@@ -32,6 +32,10 @@
  * (priority, arrival) order is preempted (lowest priority, then newest),
  * until it fits or it is the one preempted.
  *
+ * A sequence added with `promptFrom` (choice k > 0 of a request) is not
+ * admitted before that sibling has computed the shared prompt, so it takes the
+ * prompt from the engine's prefix cache instead of computing it again.
+ *
  * Anti-starvation: admission is strictly head-of-line. When the front of the
  * queue cannot be admitted (no seat, or the KV cannot hold its chunk),
  * nothing behind it is, so a later prompt of the same or lower priority never
@@ -226,7 +230,7 @@ export class Scheduler {
   private admitWaiting(plan: StepPlan): void {
     while (plan.budget > 0 && this.running.length < this.config.maxNumSeqs) {
       const seq = this.waiting.first()
-      if (seq === undefined) return
+      if (seq === undefined || this.awaitsPrompt(seq)) return
       // Cached blocks cost KV but no budget: they are copied, not computed. One block is always left to compute.
       const cached = seq.numComputed === 0 ? Math.min(this.prefixHit(seq.id), seq.numTokens - 1) : 0
       const numBlocks = Math.min(seq.numTokens - cached, plan.budget)
@@ -238,6 +242,13 @@ export class Scheduler {
       this.running.insert(seq)
       plan.add(seq.id, numBlocks, true, cached)
     }
+  }
+
+  /** Whether `seq` waits for the sequence it shares its prompt with to compute it (head-of-line, like any admission wait). */
+  private awaitsPrompt(seq: Sequence): boolean {
+    if (seq.numComputed > 0 || seq.promptFrom === undefined) return false
+    const source = this.sequences.get(seq.promptFrom)
+    return source !== undefined && !isFinished(source.status) && source.numComputed < source.promptLength
   }
 
   /** Grows `seq` to `positions`, preempting from the back; false when `seq` itself was preempted. */

@@ -12,6 +12,7 @@ export interface Sequence extends Ordered {
   readonly maxNewTokens: number
   readonly queueTimeoutMs: number | undefined
   readonly deadline: number | undefined
+  readonly promptFrom: string | undefined
   status: SequenceStatus
   numTokens: number
   numComputed: number
@@ -73,6 +74,7 @@ export function newSequence(req: SchedulerRequest, order: number, maxModelLength
     order,
     queueTimeoutMs: req.queueTimeoutMs,
     deadline: req.deadline,
+    promptFrom: req.promptFrom,
     status: 'waiting',
     numTokens: req.promptLength,
     numComputed: 0,

@@ -68,6 +68,13 @@ export interface SchedulerRequest {
   queueTimeoutMs?: number
   /** Absolute time (same clock as `arrivalTime`) by which the request must end; undefined: none. */
   deadline?: number
+  /**
+   * A sequence with the same prompt (another choice of one request) whose
+   * prompt this one waits for: it is admitted only once that sequence has
+   * computed its prompt (or ended), so it can take the prompt from the prefix
+   * cache instead of computing it again.
+   */
+  promptFrom?: string
 }
 
 /** One sequence's share of a step. */

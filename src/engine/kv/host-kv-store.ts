@@ -105,6 +105,10 @@ export class HostKvStore implements KvStore {
     return seq.length
   }
 
+  get prefixCaching(): boolean {
+    return this.prefixes.enabled
+  }
+
   prefixHit(ids: Int32Array): number {
     return this.prefixes.enabled ? this.prefixes.lookup(PrefixCache.keys(ids, this.blockSize)).length * PREFIX_CHUNK : 0
   }

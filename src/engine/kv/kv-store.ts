@@ -41,6 +41,8 @@ export interface KvStore {
    * (the flat block ids of its first blocks). Returns the positions filled, 0 when none.
    */
   reusePrefix(seqId: string, ids: Int32Array): number
+  /** Whether prompt prefixes are kept for reuse at all. */
+  readonly prefixCaching: boolean
   /** Positions of `ids` (flat block ids from the first block) that `reusePrefix` would fill now. */
   prefixHit(ids: Int32Array): number
   /** Keeps the whole chunks of `ids` (blocks already in the sequence's cache) for later prompts. */
