@@ -76,10 +76,14 @@ export interface ImageRequest {
   /** Token-phase sampling (temperature 1 by default); image i uses seed + i. */
   sampling: SamplingParams
   timeoutMs?: number
+  /** Partial images per image, sent while it denoises (0–3, like OpenAI's `partial_images`). Default 0. */
+  partialImages?: number
 }
 
 export type ImageEvent =
   | { type: 'progress'; index: number; phase: 'tokens' | 'denoise'; step: number; total: number }
+  /** The sampler's current guess of image `index`, `partialIndex` of the partial images asked for. */
+  | { type: 'partial'; index: number; partialIndex: number; png: Uint8Array }
   | { type: 'image'; index: number; png: Uint8Array }
   | { type: 'done'; usage: { promptTokens: number; imageTokens: number; totalTokens: number }; timings: RequestTimings }
   | { type: 'error'; code: GenerationErrorCode; message: string }

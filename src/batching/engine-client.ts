@@ -230,7 +230,7 @@ class WorkerEngineClient implements LocalEngineClient {
     if (message.type === 'admitted') this.requests.get(message.reqId)?.admit(message)
     else if (message.type === 'rejected') this.requests.get(message.reqId)?.rejectWith(message.code, message.message)
     else if (message.type === 'step') this.onStep(message.updates, message.started, message)
-    else if (message.type === 'imageProgress' || message.type === 'image' || message.type === 'imageFailed') this.onImageMessage(message)
+    else if (message.type === 'imageProgress' || message.type === 'imagePartial' || message.type === 'image' || message.type === 'imageFailed') this.onImageMessage(message)
     else if (message.type === 'gauges') this.options.observer?.gauges(message)
     else if (message.type === 'stats') {
       this.statsWaiters.get(message.askId)?.(message.stats)
@@ -238,10 +238,11 @@ class WorkerEngineClient implements LocalEngineClient {
     }
   }
 
-  private onImageMessage(message: Extract<WorkerToHost, { type: 'imageProgress' | 'image' | 'imageFailed' }>): void {
+  private onImageMessage(message: Extract<WorkerToHost, { type: 'imageProgress' | 'imagePartial' | 'image' | 'imageFailed' }>): void {
     const state = this.requests.get(message.reqId)
     if (!(state instanceof ImageRequestState)) return
     if (message.type === 'imageProgress') state.progress(message)
+    else if (message.type === 'imagePartial') state.partial(message)
     else if (message.type === 'image') state.image(message)
     else state.fail('engine_failed', message.message)
   }

@@ -50,8 +50,9 @@ const TOKEN_PROGRESS_EVERY = 8
 
 export class EngineLoop {
   private readonly requests = new Map<string, number>()
-  /** Image requests: the seed of each image. */
+  /** Image requests: the seed of each image, and the partial images each should send. */
   private readonly imageSeeds = new Map<string, number[]>()
+  private readonly partialImages = new Map<string, number>()
   private readonly images: ImageJobs
   private wake: (() => void) | undefined
   private stopped = false
@@ -108,6 +109,7 @@ export class EngineLoop {
       }
       this.requests.set(reqId, request.n)
       this.imageSeeds.set(reqId, seeds)
+      if ((request.partialImages ?? 0) > 0) this.partialImages.set(reqId, request.partialImages as number)
       this.post({ type: 'admitted', reqId, promptTokens: prompt.blocks.length + 1, imagePositions: 0, images: [] })
       this.wake?.()
     } catch (err) {
@@ -170,6 +172,7 @@ export class EngineLoop {
     }
     this.requests.delete(reqId)
     this.imageSeeds.delete(reqId)
+    this.partialImages.delete(reqId)
     this.images.cancel(reqId)
     this.scheduler.takeFinished()
     this.postGauges()
@@ -282,7 +285,7 @@ export class EngineLoop {
     if (done % TOKEN_PROGRESS_EVERY === 0 || reason !== undefined) this.post({ type: 'imageProgress', reqId, index: choice, phase: 'tokens', step: done, total })
     if (reason === undefined) return
     const seed = this.imageSeeds.get(reqId)?.[choice] ?? 0
-    if (reason === 'stop' && seq.capture !== undefined) this.images.start(reqId, choice, seq.capture.states, seed)
+    if (reason === 'stop' && seq.capture !== undefined) this.images.start(reqId, choice, seq.capture.states, seed, this.partialImages.get(reqId) ?? 0)
     else this.post({ type: 'imageFailed', reqId, message: `the token phase ended with ${reason}` })
     this.release(id)
   }
@@ -308,6 +311,7 @@ export class EngineLoop {
     }
     this.requests.delete(reqId)
     this.imageSeeds.delete(reqId)
+    this.partialImages.delete(reqId)
   }
 
   /** A model run failed: every sequence ends with an error, the cache is emptied. */

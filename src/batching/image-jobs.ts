@@ -16,6 +16,15 @@ interface Job {
   index: number
   job: DenoiseJob
   stepMs: number[]
+  /** Denoise steps after which a partial image is sent, in order; consumed as they are sent. */
+  partialSteps: number[]
+  partialsSent: number
+}
+
+/** Steps after which `count` partial images are sent: evenly spaced over the loop, never after the last step. */
+export function partialImageSteps(steps: number, count: number): number[] {
+  const at = Array.from({ length: count }, (_, k) => Math.round((steps * (k + 1)) / (count + 1)))
+  return [...new Set(at)].filter((step) => step >= 1 && step < steps)
 }
 
 export class ImageJobs {
@@ -37,9 +46,10 @@ export class ImageJobs {
     return this.jobs.length
   }
 
-  /** Starts denoising the image whose token phase just finished. */
-  start(reqId: string, index: number, span: Float32Array, seed: number): void {
-    this.jobs.push({ reqId, index, job: DenoiseJob.fromSpan(this.decoder, span, seed), stepMs: [] })
+  /** Starts denoising the image whose token phase just finished, sending `partialImages` previews on the way. */
+  start(reqId: string, index: number, span: Float32Array, seed: number, partialImages = 0): void {
+    const job = DenoiseJob.fromSpan(this.decoder, span, seed)
+    this.jobs.push({ reqId, index, job, stepMs: [], partialSteps: partialImageSteps(job.steps, partialImages), partialsSent: 0 })
   }
 
   /** Drops every job of a request (aborted, or timed out). */
@@ -64,16 +74,37 @@ export class ImageJobs {
       j.stepMs.push(took)
       this.post({ type: 'imageProgress', reqId: j.reqId, index: j.index, phase: 'denoise', step: j.job.stepIndex, total: j.job.steps })
     }
+    await this.sendPartials(batch.filter((j) => j.partialSteps[0] === j.job.stepIndex && !j.job.done))
     const done = batch.filter((j) => j.job.done && this.jobs.includes(j))
     if (done.length === 0) return
     this.jobs = this.jobs.filter((j) => !done.includes(j))
-    const size = this.decoder.config.image_generation.image_size
-    const pixels = await decodeImages(this.decoder, done.map((j) => j.job.latents))
-    for (const [i, j] of done.entries()) {
-      const png = await encodePng(pixels[i] as Uint8Array, size)
-      // Transfer the PNG's buffer when it owns it whole (never a pooled Buffer's).
-      const owned = png.byteOffset === 0 && png.byteLength === png.buffer.byteLength
-      this.post({ type: 'image', reqId: j.reqId, index: j.index, png, denoiseStepMs: j.stepMs }, owned ? [png.buffer as ArrayBuffer] : [])
-    }
+    const pngs = await this.encode(done.map((j) => j.job.latents))
+    done.forEach((j, i) => {
+      const png = pngs[i] as Uint8Array
+      this.post({ type: 'image', reqId: j.reqId, index: j.index, png, denoiseStepMs: j.stepMs }, transferable(png))
+    })
   }
+
+  /** Decodes and posts the current clean-latent estimate of each job due a partial image. */
+  private async sendPartials(due: readonly Job[]): Promise<void> {
+    if (due.length === 0) return
+    const pngs = await this.encode(due.map((j) => j.job.cleanEstimate() as Float32Array))
+    due.forEach((j, i) => {
+      const png = pngs[i] as Uint8Array
+      j.partialSteps.shift()
+      this.post({ type: 'imagePartial', reqId: j.reqId, index: j.index, partialIndex: j.partialsSent++, png }, transferable(png))
+    })
+  }
+
+  /** Latents → PNGs, one VAE call for all. */
+  private async encode(latents: readonly Float32Array[]): Promise<Uint8Array[]> {
+    const size = this.decoder.config.image_generation.image_size
+    const pixels = await decodeImages(this.decoder, latents)
+    return Promise.all(pixels.map((rgb) => encodePng(rgb, size)))
+  }
+}
+
+/** The PNG's buffer to transfer when the PNG owns it whole (never a pooled Buffer's). */
+function transferable(png: Uint8Array): ArrayBuffer[] {
+  return png.byteOffset === 0 && png.byteLength === png.buffer.byteLength ? [png.buffer as ArrayBuffer] : []
 }

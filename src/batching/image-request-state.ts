@@ -29,6 +29,10 @@ export class ImageRequestState extends TrackedRequest {
     this.queue.push({ type: 'progress', index: message.index, phase: message.phase, step: message.step, total: message.total })
   }
 
+  partial(message: Extract<WorkerToHost, { type: 'imagePartial' }>): void {
+    this.queue.push({ type: 'partial', index: message.index, partialIndex: message.partialIndex, png: message.png })
+  }
+
   image(message: Extract<WorkerToHost, { type: 'image' }>): void {
     this.denoiseStepMs.push(...message.denoiseStepMs)
     this.queue.push({ type: 'image', index: message.index, png: message.png })

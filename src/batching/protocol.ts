@@ -81,6 +81,7 @@ export type WorkerToHost =
   | { type: 'stats'; askId: number; stats: EngineStats }
   | { type: 'gauges'; running: number; waiting: number; kvUsage: number }
   | { type: 'imageProgress'; reqId: string; index: number; phase: 'tokens' | 'denoise'; step: number; total: number }
+  | { type: 'imagePartial'; reqId: string; index: number; partialIndex: number; png: Uint8Array }
   | { type: 'image'; reqId: string; index: number; png: Uint8Array; denoiseStepMs: number[] }
   | { type: 'imageFailed'; reqId: string; message: string }
 

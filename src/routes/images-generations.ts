@@ -6,7 +6,9 @@
  * Everything that can fail because of the request (schema, model, size, n,
  * admission) fails before the 200 headers. With `stream: true` the response is
  * server-sent events: `image_generation.progress` (token phase, then denoise
- * step k of N), one `image_generation.completed` per image, then `[DONE]`.
+ * step k of N), `partial_images` previews per image as
+ * `image_generation.partial_image` (the sampler's current estimate, decoded),
+ * one `image_generation.completed` per image, then `[DONE]`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GenerationError, type EngineClient, type ImageEvent, type ImageGeneration, type ImageRequest } from '../batching/client-types.js'
@@ -37,6 +39,8 @@ interface ImageBody {
   seed?: number
   user?: string
   stream?: boolean
+  partial_images?: number
+  background?: 'auto' | 'opaque'
   temperature?: number
   top_p?: number
   top_k?: number
@@ -58,6 +62,9 @@ const bodySchema = {
     seed: { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1 },
     user: { type: 'string' },
     stream: { type: 'boolean' },
+    partial_images: { type: 'integer', minimum: 0, maximum: 3 },
+    // The model paints opaque images only; 'transparent' is refused by the enum.
+    background: { type: 'string', enum: ['auto', 'opaque'] },
     temperature: { type: 'number', minimum: 0, maximum: 2 },
     top_p: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
     top_k: { type: 'integer', minimum: 0 },
@@ -108,7 +115,9 @@ export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRou
     if (n > opts.maxImages) throw new ApiError('invalid_request_error', `n is ${n}; this server generates at most ${opts.maxImages} images per request.`, 'n')
     // The schema admits no penalties or logit bias (meaningless over image codes): only the sampling shape is the caller's.
     const sampling = toSamplingParams({ temperature: body.temperature, top_p: body.top_p, top_k: body.top_k, seed: body.seed })
-    return { prompt: body.prompt, n, sampling, ...(opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs }) }
+    // Partial images only exist in a stream, as with OpenAI.
+    const partialImages = body.stream === true ? (body.partial_images ?? 0) : 0
+    return { prompt: body.prompt, n, sampling, partialImages, ...(opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs }) }
   }
 
   async function start(request: ImageRequest, reply: FastifyReply): Promise<ImageGeneration> {
@@ -162,6 +171,8 @@ async function streamImages(writer: SseWriter, generation: ImageGeneration, crea
     }
     if (event.type === 'progress') {
       await writer.send({ type: 'image_generation.progress', image_index: event.index, phase: event.phase, step: event.step, total: event.total })
+    } else if (event.type === 'partial') {
+      await writer.send({ type: 'image_generation.partial_image', image_index: event.index, partial_image_index: event.partialIndex, b64_json: Buffer.from(event.png).toString('base64'), ...common })
     } else if (event.type === 'image') {
       await writer.send({ type: 'image_generation.completed', image_index: event.index, b64_json: Buffer.from(event.png).toString('base64'), ...common })
     } else if (event.type === 'done') {

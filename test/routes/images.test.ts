@@ -84,6 +84,37 @@ t.test('streaming sends progress, then the completed image, then usage and [DONE
   t.equal(parsed[firstCompleted]?.b64_json, same.json.data[0]?.b64_json, 'the streamed image equals the non-streamed one')
 })
 
+t.test('partial_images sends that many previews per image, in order, before its completed event', async (t) => {
+  const { base } = await serve(t, engine)
+  const res = await fetch(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'A boat', seed: 3, n: 2, stream: true, partial_images: 2 }) })
+  t.equal(res.status, 200)
+  const events = (await res.text()).split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)) as { type: string; image_index?: number; partial_image_index?: number; b64_json?: string })
+  const shown = events.filter((e) => e.type !== 'image_generation.progress').map((e) => `${e.type.replace('image_generation.', '')}:${e.image_index ?? ''}:${e.partial_image_index ?? ''}`)
+  for (const index of [0, 1]) {
+    t.same(
+      shown.filter((s) => s.split(':')[1] === String(index)),
+      [`partial_image:${index}:0`, `partial_image:${index}:1`, `completed:${index}:`],
+      `image ${index}`,
+    )
+  }
+  const partials = events.filter((e) => e.type === 'image_generation.partial_image')
+  for (const partial of partials) {
+    const meta = await sharp(Buffer.from(partial.b64_json as string, 'base64')).metadata()
+    t.same([meta.format, meta.width, meta.height], ['png', 64, 64])
+  }
+  const final = events.find((e) => e.type === 'image_generation.completed' && e.image_index === 0)?.b64_json
+  t.not(partials[0]?.b64_json, final, 'a preview is not the final image')
+})
+
+t.test('partial_images is 0 to 3, and background cannot be transparent', async (t) => {
+  const { base } = await serve(t, engine)
+  for (const [body, param] of [[{ prompt: 'x', partial_images: 4 }, 'partial_images'], [{ prompt: 'x', background: 'transparent' }, 'background']] as const) {
+    const res = await generate(base, body)
+    t.equal(res.status, 400)
+    t.equal(res.json.error?.param, param)
+  }
+})
+
 t.test('a client that leaves mid-generation frees every sequence and denoise job', async (t) => {
   const { base } = await serve(t, engine)
   const controller = new AbortController()

@@ -44,6 +44,8 @@ export class DenoiseJob {
   readonly mask: BigInt64Array
   readonly #model: ImageGenModel
   readonly #sigmas: Float64Array
+  /** The velocity of the last step, for the clean-latent estimate. */
+  #velocity: Float32Array | undefined
   #stepIndex = 0
   #running = false
 
@@ -84,6 +86,18 @@ export class DenoiseJob {
     return this.#sigmas[this.#stepIndex] as number
   }
 
+  /**
+   * The sampler's current guess of the clean latents, x − σ·v (the flow runs
+   * from noise at σ = 1 to the image at σ = 0 with velocity v = dx/dσ): what a
+   * partial image shows. Undefined before the first step.
+   */
+  cleanEstimate(): Float32Array | undefined {
+    const velocity = this.#velocity
+    if (velocity === undefined) return undefined
+    const sigma = this.sigma
+    return this.latents.map((x, i) => x - sigma * (velocity[i] as number))
+  }
+
   /** Runs the next Euler step alone; resolves true when the job is done. */
   async step(): Promise<boolean> {
     await denoiseStepBatched(this.#model, [this])
@@ -112,6 +126,7 @@ export class DenoiseJob {
     const dt = (this.#sigmas[this.#stepIndex + 1] as number) - this.sigma
     const x = this.latents
     for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) + dt * (velocity[i] as number)
+    this.#velocity = velocity.slice()
     this.#stepIndex++
   }
 }

@@ -127,3 +127,16 @@ t.test('a condition of the wrong length is refused', async (t) => {
   t.throws(() => new DenoiseJob(model, { condition: new Float32Array(10), mask: new Uint8Array(96), seed: 1 }), /expected condition_length · hidden = 24576/)
   t.throws(() => new DenoiseJob(model, { condition: new Float32Array(96 * 256), mask: new Uint8Array(95), seed: 1 }), /expected condition_length = 96/)
 })
+
+t.test('the clean-latent estimate is x − σ·v: absent before the first step, the latents themselves at the end', async (t) => {
+  const job = DenoiseJob.fromSpan(model, spanHidden(config, 10, 0), 3, { steps: 2, shift: 1 })
+  t.equal(job.cleanEstimate(), undefined)
+  const noise = job.latents.slice()
+  await job.step()
+  const estimate = job.cleanEstimate() as Float32Array
+  // One Euler step from σ = 1 to 0.5: x = noise − 0.5·v, so x − 0.5·v = noise − v, the estimate from the noise.
+  const fromNoise = job.latents.map((x, i) => 2 * x - (noise[i] as number))
+  t.ok(maxAbsDiff(estimate, fromNoise) < 1e-5, `x − σ·v equals noise − v (${maxAbsDiff(estimate, fromNoise)})`)
+  await job.step()
+  t.same(job.cleanEstimate(), job.latents, 'σ = 0 at the end')
+})
