@@ -85,11 +85,20 @@ export type ImageEvent =
   /** The sampler's current guess of image `index`, `partialIndex` of the partial images asked for. */
   | { type: 'partial'; index: number; partialIndex: number; png: Uint8Array }
   | { type: 'image'; index: number; png: Uint8Array }
-  | { type: 'done'; usage: { promptTokens: number; imageTokens: number; totalTokens: number }; timings: RequestTimings }
+  | { type: 'done'; usage: ImageUsage; timings: RequestTimings }
   | { type: 'error'; code: GenerationErrorCode; message: string }
+
+export interface ImageUsage {
+  promptTokens: number
+  /** Blocks the token phases write, over all images. */
+  imageTokens: number
+  totalTokens: number
+}
 
 export interface ImageGeneration {
   promptTokens: number
+  /** What the request uses once every image is done (known at admission: the grammar fixes each image's blocks). */
+  usage: ImageUsage
   /** Progress events, one `image` per index, then `done` — or one `error`. */
   events: AsyncIterable<ImageEvent>
   abort(): void

@@ -142,7 +142,7 @@ class WorkerEngineClient implements LocalEngineClient {
     const { supervisor, reservation } = this.admit(Math.ceil(request.prompt.length / 3) + 16)
     const state = new ImageRequestState(request.n, images.tokensPerImage, reservation, this.options.observer)
     const abort = await this.track(state, opts.signal, (reqId) => supervisor.post({ type: 'submitImage', reqId, request, arrivalTime: Date.now() }))
-    return { promptTokens: state.promptTokens, events: state.queue, abort }
+    return { promptTokens: state.promptTokens, usage: state.usage, events: state.queue, abort }
   }
 
   /**

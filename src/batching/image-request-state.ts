@@ -2,7 +2,7 @@
  * The HTTP thread's record of one image request: progress and images in, one
  * `done` (or `error`) out once every image arrived. Ends exactly once.
  */
-import type { EngineObserver, GenerationErrorCode } from './client-types.js'
+import type { EngineObserver, GenerationErrorCode, ImageUsage } from './client-types.js'
 import { imageEvents } from './event-queue.js'
 import type { WorkerToHost } from './protocol.js'
 import type { Reservation } from './scheduler/index.js'
@@ -33,16 +33,22 @@ export class ImageRequestState extends TrackedRequest {
     this.queue.push({ type: 'partial', index: message.index, partialIndex: message.partialIndex, png: message.png })
   }
 
+  /** Known once admitted: every image's token phase writes the grammar's blocks. */
+  get usage(): ImageUsage {
+    const imageTokens = this.n * this.tokensPerImage
+    return { promptTokens: this.promptTokens, imageTokens, totalTokens: this.promptTokens + imageTokens }
+  }
+
   image(message: Extract<WorkerToHost, { type: 'image' }>): void {
     this.denoiseStepMs.push(...message.denoiseStepMs)
     this.queue.push({ type: 'image', index: message.index, png: message.png })
     this.delivered++
     if (this.delivered < this.n) return
     const now = performance.now()
-    const imageTokens = this.n * this.tokensPerImage
+    const usage = this.usage
     const timings = { queueMs: (this.firstEventAt ?? now) - this.submittedAt, firstTokenMs: this.firstEventAt === undefined ? undefined : this.firstEventAt - this.submittedAt, totalMs: now - this.submittedAt }
-    this.queue.push({ type: 'done', usage: { promptTokens: this.promptTokens, imageTokens, totalTokens: this.promptTokens + imageTokens }, timings })
-    this.observer?.imageRequestFinished({ images: this.n, imageTokens, totalMs: timings.totalMs, denoiseStepMs: this.denoiseStepMs })
+    this.queue.push({ type: 'done', usage, timings })
+    this.observer?.imageRequestFinished({ images: this.n, imageTokens: usage.imageTokens, totalMs: timings.totalMs, denoiseStepMs: this.denoiseStepMs })
     this.end()
   }
 

@@ -11,7 +11,7 @@
  * one `image_generation.completed` per image, then `[DONE]`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { GenerationError, type EngineClient, type ImageEvent, type ImageGeneration, type ImageRequest } from '../batching/client-types.js'
+import { GenerationError, type EngineClient, type ImageGeneration, type ImageRequest, type ImageUsage } from '../batching/client-types.js'
 import { ApiError, fromGenerationError } from '../server/api-errors.js'
 import { SseWriter } from '../server/sse.js'
 import { strictValidatorCompiler } from '../server/validation.js'
@@ -88,8 +88,9 @@ const responseSchema = {
   },
 }
 
-function usageOf(done: Extract<ImageEvent, { type: 'done' }>) {
-  const { promptTokens, imageTokens, totalTokens } = done.usage
+/** The OpenAI Images usage object. */
+function toImagesUsage(usage: ImageUsage) {
+  const { promptTokens, imageTokens, totalTokens } = usage
   return { input_tokens: promptTokens, output_tokens: imageTokens, total_tokens: totalTokens, input_tokens_details: { text_tokens: promptTokens, image_tokens: 0 } }
 }
 
@@ -152,7 +153,7 @@ export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRou
       for await (const event of generation.events) {
         if (event.type === 'image') images[event.index] = Buffer.from(event.png).toString('base64')
         else if (event.type === 'error') throw fromGenerationError(new GenerationError(event.code, event.message))
-        else if (event.type === 'done') return { created, data: images.map((b64_json) => ({ b64_json, revised_prompt: body.prompt })), usage: usageOf(event) }
+        else if (event.type === 'done') return { created, data: images.map((b64_json) => ({ b64_json, revised_prompt: body.prompt })), usage: toImagesUsage(event.usage) }
       }
       // The client left before the images were done.
       reply.hijack()
@@ -164,6 +165,8 @@ export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRou
 
 async function streamImages(writer: SseWriter, generation: ImageGeneration, created: number, size: string): Promise<void> {
   const common = { created_at: created, size, quality: 'auto', background: 'opaque', output_format: 'png' }
+  // OpenAI's completed event carries the usage; the request's is known at admission.
+  const usage = toImagesUsage(generation.usage)
   for await (const event of generation.events) {
     if (writer.closed) {
       generation.abort()
@@ -174,9 +177,9 @@ async function streamImages(writer: SseWriter, generation: ImageGeneration, crea
     } else if (event.type === 'partial') {
       await writer.send({ type: 'image_generation.partial_image', image_index: event.index, partial_image_index: event.partialIndex, b64_json: Buffer.from(event.png).toString('base64'), ...common })
     } else if (event.type === 'image') {
-      await writer.send({ type: 'image_generation.completed', image_index: event.index, b64_json: Buffer.from(event.png).toString('base64'), ...common })
+      await writer.send({ type: 'image_generation.completed', image_index: event.index, b64_json: Buffer.from(event.png).toString('base64'), ...common, usage })
     } else if (event.type === 'done') {
-      await writer.send({ type: 'image_generation.usage', usage: usageOf(event) })
+      await writer.send({ type: 'image_generation.usage', usage: toImagesUsage(event.usage) })
     } else {
       const error = fromGenerationError(new GenerationError(event.code, event.message))
       await writer.send(error.toBody())
