@@ -51,8 +51,7 @@ const TOKEN_PROGRESS_EVERY = 8
 export class EngineLoop {
   private readonly requests = new Map<string, number>()
   /** Image requests: the seed of each image, and the partial images each should send. */
-  private readonly imageSeeds = new Map<string, number[]>()
-  private readonly partialImages = new Map<string, number>()
+  private readonly imageRequests = new Map<string, { seeds: number[]; partialImages: number }>()
   private readonly images: ImageJobs
   private wake: (() => void) | undefined
   private stopped = false
@@ -108,8 +107,7 @@ export class EngineLoop {
         this.schedule(seqId(reqId, index), prompt.blocks.length + 1, tokens + 1, arrivalTime, request, index === 0 ? undefined : promptFrom)
       }
       this.requests.set(reqId, request.n)
-      this.imageSeeds.set(reqId, seeds)
-      if ((request.partialImages ?? 0) > 0) this.partialImages.set(reqId, request.partialImages as number)
+      this.imageRequests.set(reqId, { seeds, partialImages: request.partialImages ?? 0 })
       this.post({ type: 'admitted', reqId, promptTokens: prompt.blocks.length + 1, imagePositions: 0, images: [] })
       this.wake?.()
     } catch (err) {
@@ -171,8 +169,7 @@ export class EngineLoop {
       this.engine.release(seqId(reqId, choice))
     }
     this.requests.delete(reqId)
-    this.imageSeeds.delete(reqId)
-    this.partialImages.delete(reqId)
+    this.imageRequests.delete(reqId)
     this.images.cancel(reqId)
     this.scheduler.takeFinished()
     this.postGauges()
@@ -250,7 +247,7 @@ export class EngineLoop {
     for (const s of plan.scheduled) {
       const out = outputs.get(s.id)
       const reason = ended.has(s.id) ? (out?.finishReason ?? 'length') : undefined
-      if (this.imageSeeds.has(parseSeqId(s.id).reqId)) {
+      if (this.imageRequests.has(parseSeqId(s.id).reqId)) {
         this.imageTokenProgress(s.id, reason)
         continue
       }
@@ -284,8 +281,8 @@ export class EngineLoop {
     const total = seq.options.grammar?.length ?? done
     if (done % TOKEN_PROGRESS_EVERY === 0 || reason !== undefined) this.post({ type: 'imageProgress', reqId, index: choice, phase: 'tokens', step: done, total })
     if (reason === undefined) return
-    const seed = this.imageSeeds.get(reqId)?.[choice] ?? 0
-    if (reason === 'stop' && seq.capture !== undefined) this.images.start(reqId, choice, seq.capture.states, seed, this.partialImages.get(reqId) ?? 0)
+    const image = this.imageRequests.get(reqId)
+    if (reason === 'stop' && seq.capture !== undefined) this.images.start(reqId, choice, seq.capture.states, image?.seeds[choice] ?? 0, image?.partialImages ?? 0)
     else this.post({ type: 'imageFailed', reqId, message: `the token phase ended with ${reason}` })
     this.release(id)
   }
@@ -294,7 +291,7 @@ export class EngineLoop {
   private end(id: string, reason: 'timeout'): SequenceUpdate {
     this.release(id)
     const { reqId, choice } = parseSeqId(id)
-    if (this.imageSeeds.has(reqId)) {
+    if (this.imageRequests.has(reqId)) {
       this.images.cancel(reqId)
       this.post({ type: 'imageFailed', reqId, message: 'The request ran past its time limit.' })
     }
@@ -310,8 +307,7 @@ export class EngineLoop {
       return
     }
     this.requests.delete(reqId)
-    this.imageSeeds.delete(reqId)
-    this.partialImages.delete(reqId)
+    this.imageRequests.delete(reqId)
   }
 
   /** A model run failed: every sequence ends with an error, the cache is emptied. */

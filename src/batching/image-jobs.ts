@@ -16,7 +16,7 @@ interface Job {
   index: number
   job: DenoiseJob
   stepMs: number[]
-  /** Denoise steps after which a partial image is sent, in order; consumed as they are sent. */
+  /** Denoise steps after which a partial image is sent, in order. */
   partialSteps: number[]
   partialsSent: number
 }
@@ -74,7 +74,7 @@ export class ImageJobs {
       j.stepMs.push(took)
       this.post({ type: 'imageProgress', reqId: j.reqId, index: j.index, phase: 'denoise', step: j.job.stepIndex, total: j.job.steps })
     }
-    await this.sendPartials(batch.filter((j) => j.partialSteps[0] === j.job.stepIndex && !j.job.done))
+    await this.sendPartials(batch.filter((j) => j.partialSteps[j.partialsSent] === j.job.stepIndex))
     const done = batch.filter((j) => j.job.done && this.jobs.includes(j))
     if (done.length === 0) return
     this.jobs = this.jobs.filter((j) => !done.includes(j))
@@ -91,7 +91,6 @@ export class ImageJobs {
     const pngs = await this.encode(due.map((j) => j.job.cleanEstimate() as Float32Array))
     due.forEach((j, i) => {
       const png = pngs[i] as Uint8Array
-      j.partialSteps.shift()
       this.post({ type: 'imagePartial', reqId: j.reqId, index: j.index, partialIndex: j.partialsSent++, png }, transferable(png))
     })
   }

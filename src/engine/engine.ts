@@ -229,16 +229,16 @@ export class Engine {
   prefixHit(id: string): number {
     const seq = this.sequences.get(id)
     if (seq === undefined || seq.numComputed > 0) return 0
-    const hit = seq.promptLength - 1 < PREFIX_CHUNK ? 0 : this.kv.prefixHit(seq.blocks.view(0, seq.promptLength - 1))
+    const hit = this.canReusePrompt(seq.promptLength) ? this.kv.prefixHit(seq.blocks.view(0, seq.promptLength - 1)) : 0
     this.prefixStats.queriedPositions += seq.promptLength
     this.prefixStats.reusedPositions += hit
     return hit
   }
 
   /**
-   * Whether a sequence with a prompt of this length, started after another
-   * sequence with the same prompt computed it, would take whole chunks of it
-   * from the prefix cache.
+   * Whether a prompt of this length can take whole chunks from the prefix
+   * cache at all: caching on, and a whole chunk before the last block (which
+   * is always computed).
    */
   canReusePrompt(promptLength: number): boolean {
     return this.kv.prefixCaching && promptLength - 1 >= PREFIX_CHUNK

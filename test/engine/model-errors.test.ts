@@ -1,27 +1,12 @@
 /** A broken model directory fails to load with an error naming the file and the problem. */
-import { mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { EngineError } from '../../src/engine/errors.js'
 import { loadModel } from '../../src/engine/model.js'
-import { tinyModelDir } from '../helpers/tiny-model.js'
+import { tinyModelDir, tinyModelVariant } from '../helpers/tiny-model.js'
 
 type Config = Record<string, Record<string, unknown>>
-
-/** A copy of the tiny model (files linked) with `changes` applied: file name → new content, or null to delete. */
-async function brokenModel(t: Test, changes: Record<string, string | Uint8Array | null>): Promise<string> {
-  const source = await tinyModelDir()
-  const dir = await mkdtemp(join(tmpdir(), 'kelix-broken-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const name of await readdir(source)) {
-    const change = changes[name]
-    if (change === null) continue
-    if (change === undefined) await symlink(join(source, name), join(dir, name))
-    else await writeFile(join(dir, name), change)
-  }
-  return dir
-}
 
 async function editedConfig(edit: (c: Config) => void): Promise<string> {
   const config = JSON.parse(await readFile(join(await tinyModelDir(), 'config.json'), 'utf8')) as Config
@@ -47,14 +32,14 @@ t.test('a missing directory is MODEL_DIR_MISSING', async (t) => {
 })
 
 t.test('a missing graph is MODEL_FILE_MISSING naming the file', async (t) => {
-  const err = await loadError(await brokenModel(t, { 'block_decoder.onnx': null }))
+  const err = await loadError(await tinyModelVariant(t, { 'block_decoder.onnx': null }))
   t.equal(err.code, 'MODEL_FILE_MISSING')
   t.equal(err.file, 'block_decoder.onnx')
   t.match(err.message, /^block_decoder\.onnx: required by the model format/)
 })
 
 t.test('with image_generation in config.json, a missing dit.onnx is MODEL_FILE_MISSING naming it', async (t) => {
-  const err = await loadError(await brokenModel(t, { 'dit.onnx': null }))
+  const err = await loadError(await tinyModelVariant(t, { 'dit.onnx': null }))
   t.equal(err.code, 'MODEL_FILE_MISSING')
   t.equal(err.file, 'dit.onnx')
   t.match(err.message, /^dit\.onnx: required by config\.json image_generation but not found in /)
@@ -64,7 +49,7 @@ t.test('an image_generation section missing a field names it', async (t) => {
   const config = await editedConfig((c) => {
     delete c.image_generation?.steps
   })
-  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_CONFIG_INVALID')
   t.equal(err.message, "config.json: /image_generation must have required property 'steps'")
 })
@@ -73,7 +58,7 @@ t.test('a guidance other than 1.0 and a condition too short for the grid are nam
   const config = await editedConfig((c) => {
     Object.assign(c.image_generation as object, { guidance: 4.5, condition_length: 50 })
   })
-  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_CONFIG_INVALID')
   t.equal(
     err.message,
@@ -85,7 +70,7 @@ t.test('a latent size that disagrees with dit.onnx names the input shape', async
   const config = await editedConfig((c) => {
     ;(c.image_generation as Record<string, number>).latent_size = 16
   })
-  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
   t.equal(err.file, 'dit.onnx')
   t.match(err.message, /^dit\.onnx: input latents has size 8 at axis 2, expected 16 \(\[batch, 4, 8, 8\] vs \[batch, 4, 16, 16\]\)/)
@@ -95,7 +80,7 @@ t.test('an image size that disagrees with vae_decoder.onnx names the output shap
   const config = await editedConfig((c) => {
     ;(c.image_generation as Record<string, number>).image_size = 128
   })
-  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
   t.equal(err.message, 'vae_decoder.onnx: output image has size 64 at axis 2, expected 128 ([batch, 3, 64, 64] vs [batch, 3, 128, 128]); output image has size 64 at axis 3, expected 128 ([batch, 3, 64, 64] vs [batch, 3, 128, 128])')
 })
@@ -104,7 +89,7 @@ t.test('a config that breaks the schema names the field', async (t) => {
   const config = await editedConfig((c) => {
     delete c.llm
   })
-  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_CONFIG_INVALID')
   t.equal(err.message, "config.json: / must have required property 'llm'")
 })
@@ -113,7 +98,7 @@ t.test('an inconsistent vocabulary size is named with the expected value', async
   const config = await editedConfig((c) => {
     ;(c.vocab as Record<string, number>).vocab_size = 5000
   })
-  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_CONFIG_INVALID')
   t.equal(err.message, 'config.json: vocab.vocab_size is 5000, expected visual_id_offset + num_codebooks * codebook_size = 4608')
 })
@@ -122,7 +107,7 @@ t.test('a config whose hidden size disagrees with decoder.onnx names the output 
   const config = await editedConfig((c) => {
     ;(c.llm as Record<string, number>).hidden_size = 128
   })
-  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
   t.equal(err.file, 'decoder.onnx')
   t.equal(err.message, 'decoder.onnx: output hidden_states has size 256 at axis 2, expected 128 ([batch, seq, 256] vs [batch, seq, 128])')
@@ -132,7 +117,7 @@ t.test('a config with more layers than decoder.onnx names the missing cache inpu
   const config = await editedConfig((c) => {
     ;(c.llm as Record<string, number>).num_layers = 5
   })
-  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
   t.equal(
     err.message,
@@ -144,13 +129,13 @@ t.test('a patch size that disagrees with visual_tokenizer.onnx names the input s
   const config = await editedConfig((c) => {
     ;(c.vision as Record<string, number>).patch_size = 16
   })
-  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
   t.equal(err.message, 'visual_tokenizer.onnx: input pixel_patches has size 588 at axis 1, expected 768 ([patches, 588] vs [patches, 768])')
 })
 
 t.test('a corrupt graph is MODEL_GRAPH_INVALID naming the file', async (t) => {
-  const err = await loadError(await brokenModel(t, { 'decoder.onnx': new Uint8Array([1, 2, 3, 4, 5]) }))
+  const err = await loadError(await tinyModelVariant(t, { 'decoder.onnx': new Uint8Array([1, 2, 3, 4, 5]) }))
   t.equal(err.code, 'MODEL_GRAPH_INVALID')
   t.match(err.message, /^decoder\.onnx: ONNX Runtime could not load it/)
 })
@@ -159,7 +144,7 @@ t.test('a special token id the tokenizer does not define is MODEL_TOKENIZER_MISM
   const config = await editedConfig((c) => {
     ;(c.special_tokens as Record<string, number>).eob = 510
   })
-  const err = await loadError(await brokenModel(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_TOKENIZER_MISMATCH')
   t.equal(err.message, 'tokenizer.json: config.json gives special_tokens.eob id 510, but no added token has that id')
 })

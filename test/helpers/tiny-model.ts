@@ -11,37 +11,30 @@ export async function tinyModelDir(): Promise<string> {
 }
 
 /**
- * A copy of the tiny model (other files linked) whose block_decoder.onnx has
- * the older form: no `vocab_part`, logits over the whole vocabulary, same weights.
+ * A copy of the tiny model, removed when `t` ends: files named in `changes`
+ * get that content (or are left out for null), every other file is linked.
  */
-export async function olderBlockDecoderModelDir(t: Test): Promise<string> {
+export async function tinyModelVariant(t: Test, changes: Record<string, string | Uint8Array | null>): Promise<string> {
   const source = await tinyModelDir()
-  const dir = await mkdtemp(join(tmpdir(), 'kelix-older-block-decoder-'))
+  const dir = await mkdtemp(join(tmpdir(), 'kelix-variant-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   for (const name of await readdir(source)) {
-    if (name === 'block_decoder.onnx') await writeFile(join(dir, name), tinyBlockDecoder(undefined, { vocabParts: false }))
-    else await symlink(join(source, name), join(dir, name))
+    const change = changes[name]
+    if (change === null) continue
+    if (change === undefined) await symlink(join(source, name), join(dir, name))
+    else await writeFile(join(dir, name), change)
   }
   return dir
 }
 
-/**
- * A copy of the tiny model (other files linked) as a chat-only export: no
- * dit.onnx or vae_decoder.onnx, and no `image_generation` in config.json.
- */
+/** The tiny model whose block_decoder.onnx has the older form: no `vocab_part`, logits over the whole vocabulary, same weights. */
+export function olderBlockDecoderModelDir(t: Test): Promise<string> {
+  return tinyModelVariant(t, { 'block_decoder.onnx': tinyBlockDecoder(undefined, { vocabParts: false }) })
+}
+
+/** The tiny model as a chat-only export: no dit.onnx or vae_decoder.onnx, and no `image_generation` in config.json. */
 export async function chatOnlyModelDir(t: Test): Promise<string> {
-  const source = await tinyModelDir()
-  const dir = await mkdtemp(join(tmpdir(), 'kelix-chat-only-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  for (const name of await readdir(source)) {
-    if (name === 'dit.onnx' || name === 'vae_decoder.onnx') continue
-    if (name !== 'config.json') {
-      await symlink(join(source, name), join(dir, name))
-      continue
-    }
-    const config = JSON.parse(await readFile(join(source, name), 'utf8')) as Record<string, unknown>
-    delete config.image_generation
-    await writeFile(join(dir, name), JSON.stringify(config))
-  }
-  return dir
+  const config = JSON.parse(await readFile(join(await tinyModelDir(), 'config.json'), 'utf8')) as Record<string, unknown>
+  delete config.image_generation
+  return tinyModelVariant(t, { 'config.json': JSON.stringify(config), 'dit.onnx': null, 'vae_decoder.onnx': null })
 }
