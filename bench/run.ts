@@ -7,7 +7,6 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { buildTinyModel, DEFAULT_MODEL_DIR, ensureTinyModel } from '../src/builder/build-model.js'
-import { TINY_SEED } from '../src/builder/tiny.js'
 import { defaultIntraOpThreads } from '../src/batching/engine-client.js'
 import { loadModel } from '../src/engine/model.js'
 import { patternPng } from '../test/helpers/images.js'
@@ -27,7 +26,7 @@ const write = (name: string, result: object) => writeFile(new URL(`./results/${n
 
 if (mode === 'engine' || mode === 'all') {
   const conventionalDir = join(tmpdir(), `kelix-tiny-present-${process.pid}`)
-  await buildTinyModel(conventionalDir, TINY_SEED, 'present')
+  await buildTinyModel(conventionalDir, { cacheOutputs: 'present' })
   const conventional = await loadModel(conventionalDir)
   const rows = await benchEngine(
     [

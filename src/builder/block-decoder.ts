@@ -1,35 +1,47 @@
 /**
- * block_decoder.onnx: Next-Block Prediction, one slot per call.
+ * block_decoder.onnx: Next-Block Prediction, one slot per call (Kelix's
+ * `token_head`, a `UnifiedTokenDecoder`).
  *
  *   inputs   hidden_state [B,H]        block_ids [B,J]  (ids already chosen, J = 0..8)
  *            vocab_part []             (which ids to compute logits for; see src/engine/vocab-parts.ts)
  *   rows     x_0 = hidden_state,       x_j = embed(block_ids[j-1])          → X [B,J+1,H]
- *   z = in_proj(X) + slot_embedding[0..J] → one causal layer (d, RMSNorm, SwiGLU)
- *   out = X[:, J] + out_proj(z[:, J]) → final RMSNorm of the LLM → lm_head → logits [B,part size]
+ *   z = input_linear(X) + slot_embedding[0..J]
+ *   z += attn(LayerNorm z)   (causal over the slots, q/k/v/o with biases, no RoPE)
+ *   z += SwiGLU(LayerNorm z)
+ *   out = X[:, J] + output_linear(z[:, J]) → the LLM's final RMSNorm → its LM head → logits [B, part size]
  *
  * Slot j therefore sees the hidden state and ids 0..j-1 of the block being built.
- * With `vocabParts: false` the graph has the older form: no vocab_part, logits
- * over the whole vocabulary from one MatMul (the same weights).
+ * The LM head is `model.model.output` (the checkpoint's top-level `lm_head` is
+ * never used). With `vocabParts: false` the graph has the older form: no
+ * vocab_part, logits over the whole vocabulary from one MatMul (the same weights).
  */
-import type { KelixConfig } from '../engine/model-config.js'
-import { int, ints } from './graph.js'
-import { embeddingTable } from './decoder.js'
-import { attend, linear, MASKED, rmsNorm, swiGlu, type Ctx } from './layers.js'
-import { lmHeadByPart } from './lm-head-parts.js'
+import type { Architecture } from './architecture.js'
+import { LLM_PREFIX, embeddingTable } from './decoder.js'
+import { int, ints, type BuiltGraph } from './graph.js'
+import { attend, layerNorm, linear, MASKED, rmsNorm, swiGlu, type Ctx as LayerCtx } from './layers.js'
+import { lmHeadByPart, wholeLmHead } from './lm-head-parts.js'
+import type { CheckpointWeights } from './weights.js'
+
+type Ctx = LayerCtx<CheckpointWeights>
 
 export const BLOCK_DECODER_OPSET = 17
+
+/** Prefix of the block decoder's keys in the published checkpoint. */
+const HEAD = `${LLM_PREFIX}.token_head`
+/** PyTorch's `nn.LayerNorm` default, which the block decoder's norms keep. */
+const LAYER_NORM_EPS = 1e-5
 
 export interface BlockDecoderOptions {
   /** Declare `vocab_part` and compute only that part's logits. Default true; false writes the older form. */
   vocabParts?: boolean
 }
 
-export function buildBlockDecoder(ctx: Ctx, config: KelixConfig, lmHeadGain: number, opts: BlockDecoderOptions = {}): Uint8Array {
+export function buildBlockDecoder(ctx: Ctx, arch: Architecture, opts: BlockDecoderOptions = {}): BuiltGraph {
   const vocabParts = opts.vocabParts ?? true
   const { g } = ctx
+  const { config } = arch
   const { hidden_size: hidden, rms_norm_eps: eps } = config.llm
-  const { hidden_size: width, num_heads: heads, intermediate_size: inner } = config.block_decoder
-  const headDim = width / heads
+  const { hidden_size: width } = config.block_decoder
   const hiddenState = g.input('hidden_state', 'float32', ['batch', hidden])
   const blockIds = g.input('block_ids', 'int64', ['batch', 'slots'])
   const part = vocabParts ? g.input('vocab_part', 'int64', []) : undefined
@@ -39,28 +51,39 @@ export function buildBlockDecoder(ctx: Ctx, config: KelixConfig, lmHeadGain: num
     g.op('Gather', [embeddingTable(ctx, config), blockIds], { axis: int(0) }),
   ], { axis: int(1) })
   const length = g.op('Shape', [rows], { start: int(1), end: int(2) })
-  const slotTable = g.weight('block_decoder.slot_embedding.weight', [config.block_size, width], ctx.w.random('block_decoder.slot_embedding.weight', config.block_size * width, 1))
+  // Only the first block_size rows of the learned slot table are ever used.
+  const slotKey = `${HEAD}.position_embedding.weight`
+  const slotTable = g.weight(slotKey, [config.block_size, width], ctx.w.rows(slotKey, [arch.blockDecoder.positionRows, width], 0, config.block_size))
   const slots = g.op('Slice', [slotTable, g.ints([0]), length, g.ints([0])])
-  let z = g.op('Add', [linear(ctx, 'block_decoder.in_proj', rows, hidden, width, { bias: true }), slots])
+  let z = g.op('Add', [linear(ctx, `${HEAD}.input_linear`, rows, hidden, width, { bias: true }), slots])
 
-  const split = (t: string) => g.op('Transpose', [g.op('Reshape', [t, g.ints([0, 0, heads, headDim])])], { perm: ints([0, 2, 1, 3]) })
-  const a = rmsNorm(ctx, 'block_decoder.layer.input_layernorm', z, width, eps)
-  const [q, k, v] = (['q', 'k', 'v'] as const).map((n) => split(linear(ctx, `block_decoder.layer.self_attn.${n}_proj`, a, width, width)))
-  const context = attend(g, q as string, k as string, v as string, { rank: 4, headDim }, causalBias(ctx, length))
-  const merged = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 2, 1, 3]) }), g.ints([0, 0, width])])
-  z = g.op('Add', [z, linear(ctx, 'block_decoder.layer.self_attn.o_proj', merged, width, width)])
-  const m = rmsNorm(ctx, 'block_decoder.layer.post_attention_layernorm', z, width, eps)
-  z = g.op('Add', [z, swiGlu(ctx, 'block_decoder.layer.mlp', m, width, inner)])
+  const bias = causalBias(ctx, length)
+  for (let i = 0; i < arch.blockDecoder.layers; i++) z = slotLayer(ctx, `${HEAD}.transformer.layers.${i}`, z, bias, config.block_decoder)
 
   const last = (t: string) => g.op('Gather', [t, g.intScalar(-1)], { axis: int(1) })
-  const out = g.op('Add', [last(rows), linear(ctx, 'block_decoder.out_proj', last(z), width, hidden, { bias: true })])
-  const normed = rmsNorm(ctx, 'model.norm', out, hidden, eps)
+  const out = g.op('Add', [last(rows), linear(ctx, `${HEAD}.output_linear`, last(z), width, hidden, { bias: true })])
+  const normed = rmsNorm(ctx, `${LLM_PREFIX}.norm.scale`, out, hidden, eps)
   if (part === undefined) {
-    g.output('logits', 'float32', ['batch', config.vocab.vocab_size], linear(ctx, 'lm_head', normed, hidden, config.vocab.vocab_size, { gain: lmHeadGain }))
+    g.output('logits', 'float32', ['batch', config.vocab.vocab_size], wholeLmHead(ctx, config, normed))
   } else {
-    g.output('logits', 'float32', ['batch', 'part_vocab'], lmHeadByPart(ctx, config, normed, part, lmHeadGain))
+    g.output('logits', 'float32', ['batch', 'part_vocab'], lmHeadByPart(ctx, config, normed, part))
   }
-  return g.toBytes(BLOCK_DECODER_OPSET, 'Kelix block decoder: logits for the next slot of the block being built')
+  return g.finish(BLOCK_DECODER_OPSET, 'Kelix block decoder: logits for the next slot of the block being built')
+}
+
+/** One pre-norm transformer layer over the slots: LayerNorms, attention with biases, SwiGLU. */
+function slotLayer(ctx: Ctx, layer: string, z: string, bias: string, sizes: Architecture['config']['block_decoder']): string {
+  const { g } = ctx
+  const { hidden_size: width, num_heads: heads, intermediate_size: inner } = sizes
+  const headDim = width / heads
+  const split = (t: string) => g.op('Transpose', [g.op('Reshape', [t, g.ints([0, 0, heads, headDim])])], { perm: ints([0, 2, 1, 3]) })
+  const a = layerNorm(ctx, `${layer}.sa_norm`, z, width, LAYER_NORM_EPS)
+  const [q, k, v] = (['q', 'k', 'v'] as const).map((n) => split(linear(ctx, `${layer}.attn.${n}_proj`, a, width, width, { bias: true })))
+  const context = attend(g, q as string, k as string, v as string, { rank: 4, headDim }, bias)
+  const merged = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 2, 1, 3]) }), g.ints([0, 0, width])])
+  z = g.op('Add', [z, linear(ctx, `${layer}.attn.output_proj`, merged, width, width, { bias: true })])
+  const m = layerNorm(ctx, `${layer}.mlp_norm`, z, width, LAYER_NORM_EPS)
+  return g.op('Add', [z, swiGlu(ctx, `${layer}.mlp`, m, width, inner)])
 }
 
 /** [L,L] additive causal bias over the slots. */

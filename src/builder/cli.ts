@@ -12,6 +12,6 @@ const seed = values.seed === undefined ? TINY_SEED : Number(values.seed)
 if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`)
 
 const started = performance.now()
-await buildTinyModel(dir, seed)
+await buildTinyModel(dir, { seed })
 for (const [name, hash] of Object.entries(await hashModelDir(dir))) console.log(`${hash}  ${name}`)
 console.log(`wrote ${dir} in ${((performance.now() - started) / 1000).toFixed(1)} s`)

@@ -13,10 +13,21 @@
  * cache once instead of copying it. Keys are stored after RoPE. Padding is
  * expressed by attention_mask alone (cache slots may be padded anywhere);
  * position_ids carry each block's true position.
+ *
+ * Weights are the published checkpoint's (prefix `model.model.`): `sa_norm` /
+ * `mlp_norm` RMSNorms (`.scale`), `attn.{q,k,v,output}_proj`, `attn.{q,k}_norm`,
+ * SwiGLU `mlp.w1/w3/w2`, the unified table `tok_embeddings.embed_tokens`.
  */
 import type { KelixConfig } from '../engine/model-config.js'
-import { int, ints, type GraphBuilder } from './graph.js'
-import { linear, MASKED, rmsNorm, swiGlu, type Ctx } from './layers.js'
+import type { Architecture } from './architecture.js'
+import { int, ints, type BuiltGraph, type GraphBuilder } from './graph.js'
+import { applyRope, linear, MASKED, rmsNorm, swiGlu, type Ctx as LayerCtx } from './layers.js'
+import type { CheckpointWeights } from './weights.js'
+
+type Ctx = LayerCtx<CheckpointWeights>
+
+/** Prefix of the LLM's keys in the published checkpoint. */
+export const LLM_PREFIX = 'model.model'
 
 export const DECODER_OPSET = 17
 
@@ -26,8 +37,9 @@ export const DECODER_OPSET = 17
  */
 export type CacheOutputs = 'delta' | 'present' | 'both'
 
-export function buildDecoder(ctx: Ctx, config: KelixConfig, intermediateSize: number, cacheOutputs: CacheOutputs = 'delta'): Uint8Array {
+export function buildDecoder(ctx: Ctx, arch: Architecture, cacheOutputs: CacheOutputs = 'delta'): BuiltGraph {
   const { g } = ctx
+  const { config } = arch
   const { llm, block_size: blockSize } = config
   const blockIds = g.input('block_ids', 'int64', ['batch', 'seq', blockSize])
   const attentionMask = g.input('attention_mask', 'int64', ['batch', 'total'])
@@ -42,11 +54,11 @@ export function buildDecoder(ctx: Ctx, config: KelixConfig, intermediateSize: nu
   const rope = ropeTables(g, positionIds, llm.head_dim, llm.rope_theta)
 
   past.forEach((layerPast, i) => {
-    const prefix = `model.layers.${i}`
-    const attn = selfAttention(ctx, config, prefix, rmsNorm(ctx, `${prefix}.input_layernorm`, x, llm.hidden_size, llm.rms_norm_eps), layerPast, bias, rope)
+    const prefix = `${LLM_PREFIX}.layers.${i}`
+    const attn = selfAttention(ctx, config, prefix, rmsNorm(ctx, `${prefix}.sa_norm.scale`, x, llm.hidden_size, llm.rms_norm_eps), layerPast, bias, rope)
     x = g.op('Add', [x, attn.output])
-    const mlpIn = rmsNorm(ctx, `${prefix}.post_attention_layernorm`, x, llm.hidden_size, llm.rms_norm_eps)
-    x = g.op('Add', [x, swiGlu(ctx, `${prefix}.mlp`, mlpIn, llm.hidden_size, intermediateSize)])
+    const mlpIn = rmsNorm(ctx, `${prefix}.mlp_norm.scale`, x, llm.hidden_size, llm.rms_norm_eps)
+    x = g.op('Add', [x, swiGlu(ctx, `${prefix}.mlp`, mlpIn, llm.hidden_size, arch.llmIntermediateSize)])
     for (const kind of ['key', 'value'] as const) {
       if (cacheOutputs !== 'delta') {
         const present = g.op('Concat', [layerPast[kind], attn.delta[kind]], { axis: int(2) })
@@ -56,7 +68,7 @@ export function buildDecoder(ctx: Ctx, config: KelixConfig, intermediateSize: nu
     }
   })
   g.output('hidden_states', 'float32', ['batch', 'seq', llm.hidden_size], x)
-  return g.toBytes(DECODER_OPSET, 'Kelix LLM decoder over blocks with KV cache')
+  return g.finish(DECODER_OPSET, 'Kelix LLM decoder over blocks with KV cache')
 }
 
 /** Sum of the embedding rows of each block's ids before its first <eob>. */
@@ -70,12 +82,11 @@ export function blockEmbedding(ctx: Ctx, config: KelixConfig, blockIds: string):
   return g.op('ReduceSum', [g.op('Mul', [rows, keep]), g.ints([-2])], { keepdims: int(0) })
 }
 
-/** The unified embedding table, shared (by name and seed) with the block decoder. */
+/** The unified embedding table (text then visual ids), which the block decoder reads too. */
 export function embeddingTable(ctx: Ctx, config: KelixConfig): string {
-  const { vocab_size: rows } = config.vocab
-  const cols = config.llm.hidden_size
-  const name = 'model.embed_tokens.weight'
-  return ctx.g.weight(name, [rows, cols], ctx.w.random(name, rows * cols, 1))
+  const key = `${LLM_PREFIX}.tok_embeddings.embed_tokens.weight`
+  const shape = [config.vocab.vocab_size, config.llm.hidden_size]
+  return ctx.g.weight(key, shape, ctx.w.tensor(key, shape))
 }
 
 /**
@@ -98,26 +109,16 @@ function attentionBias(g: GraphBuilder, attentionMask: string, positionIds: stri
 interface Rope {
   cos: string
   sin: string
-  half: number
+  width: number
 }
 
 /** cos/sin tables [B,1,S,head_dim] for rotate-half RoPE at each block's position. */
 function ropeTables(g: GraphBuilder, positionIds: string, headDim: number, theta: number): Rope {
   const half = headDim / 2
   const inverseFrequency = Float32Array.from({ length: half }, (_, i) => 1 / Math.pow(theta, (2 * i) / headDim))
-  const freqs = g.op('Mul', [
-    g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(1) }), g.ints([-1])]),
-    g.weight('rope.inv_freq', [half], inverseFrequency),
-  ])
+  const freqs = g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(1) }), g.ints([-1])]), g.floats([...inverseFrequency])])
   const angles = g.op('Unsqueeze', [g.op('Concat', [freqs, freqs], { axis: int(-1) }), g.ints([1])])
-  return { cos: g.op('Cos', [angles]), sin: g.op('Sin', [angles]), half }
-}
-
-function applyRope(g: GraphBuilder, x: string, rope: Rope): string {
-  const first = g.op('Slice', [x, g.ints([0]), g.ints([rope.half]), g.ints([-1])])
-  const second = g.op('Slice', [x, g.ints([rope.half]), g.ints([rope.half * 2]), g.ints([-1])])
-  const rotated = g.op('Concat', [g.op('Neg', [second]), first], { axis: int(-1) })
-  return g.op('Add', [g.op('Mul', [x, rope.cos]), g.op('Mul', [rotated, rope.sin])])
+  return { cos: g.op('Cos', [angles]), sin: g.op('Sin', [angles]), width: headDim }
 }
 
 interface KV {
@@ -143,12 +144,13 @@ function selfAttention(ctx: Ctx, config: KelixConfig, prefix: string, h: string,
   const { hidden_size: hidden, num_attention_heads: qHeads, num_key_value_heads: kvHeads, head_dim: headDim, rms_norm_eps: eps } = config.llm
   const rep = qHeads / kvHeads
   const heads = (name: string, count: number, norm: boolean) => {
-    let t = g.op('Reshape', [linear(ctx, `${prefix}.self_attn.${name}_proj`, h, hidden, count * headDim), g.ints([0, 0, count, headDim])])
-    if (norm) t = rmsNorm(ctx, `${prefix}.self_attn.${name}_norm`, t, headDim, eps)
+    let t = g.op('Reshape', [linear(ctx, `${prefix}.attn.${name}_proj`, h, hidden, count * headDim), g.ints([0, 0, count, headDim])])
+    if (norm) t = rmsNorm(ctx, `${prefix}.attn.${name}_norm.scale`, t, headDim, eps)
     return g.op('Transpose', [t], { perm: ints([0, 2, 1, 3]) })
   }
-  const q = applyRope(g, heads('q', qHeads, true), rope)
-  const delta: KV = { key: applyRope(g, heads('k', kvHeads, true), rope), value: heads('v', kvHeads, false) }
+  const rotate = (t: string) => applyRope(g, t, rope.cos, rope.sin, rope.width)
+  const q = rotate(heads('q', qHeads, true))
+  const delta: KV = { key: rotate(heads('k', kvHeads, true)), value: heads('v', kvHeads, false) }
   const grouped = g.op('Reshape', [g.op('Mul', [q, g.scalar(1 / Math.sqrt(headDim))]), g.ints([0, kvHeads, rep, -1, headDim])])
   const perGroup = (t: string) => g.op('Unsqueeze', [t, g.ints([2])])
   const scoresAgainst = (keys: string) => g.op('MatMul', [grouped, g.op('Transpose', [perGroup(keys)], { perm: ints([0, 1, 2, 4, 3]) })])
@@ -161,5 +163,5 @@ function selfAttention(ctx: Ctx, config: KelixConfig, prefix: string, h: string,
   const newProbs = g.op('Slice', [probs, pastSlots, total, g.ints([4])])
   const context = g.op('Add', [g.op('MatMul', [pastProbs, perGroup(past.value)]), g.op('MatMul', [newProbs, perGroup(delta.value)])])
   const merged = g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [context, g.ints([0, qHeads, -1, headDim])])], { perm: ints([0, 2, 1, 3]) }), g.ints([0, 0, qHeads * headDim])])
-  return { output: linear(ctx, `${prefix}.self_attn.o_proj`, merged, qHeads * headDim, hidden), delta }
+  return { output: linear(ctx, `${prefix}.attn.output_proj`, merged, qHeads * headDim, hidden), delta }
 }

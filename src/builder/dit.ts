@@ -14,8 +14,11 @@
  * modulate(y, t) = y·(1 + scale) + shift, with shift, scale and gate projected from t (adaLN).
  */
 import type { ImageGenerationKelixConfig } from '../engine/model-config.js'
-import { int, ints } from './graph.js'
-import { attend, gelu, geluMlp, layerNorm, linear, MASKED, rmsNorm, silu, type Ctx } from './layers.js'
+import { int, ints, type BuiltGraph } from './graph.js'
+import { attend, gelu, geluMlp, layerNorm, linear, MASKED, rmsNorm, silu, type Ctx as LayerCtx } from './layers.js'
+import type { SeededWeights } from './weights.js'
+
+type Ctx = LayerCtx<SeededWeights>
 
 export const DIT_OPSET = 17
 
@@ -31,7 +34,7 @@ interface DitShape {
   channels: number
 }
 
-export function buildDit(ctx: Ctx, config: ImageGenerationKelixConfig): Uint8Array {
+export function buildDit(ctx: Ctx, config: ImageGenerationKelixConfig): BuiltGraph {
   const { g } = ctx
   const ig = config.image_generation
   const { hidden_size: width, num_heads: heads, patch_size: patch, num_layers: layers, intermediate_size: inner } = ig.dit
@@ -53,7 +56,7 @@ export function buildDit(ctx: Ctx, config: ImageGenerationKelixConfig): Uint8Arr
   const [shift, scale] = adaptiveParameters(ctx, 'dit.final_layer.adaLN_modulation', t, width, 2) as [string, string]
   const out = linear(ctx, 'dit.final_layer.linear', modulate(ctx, plainNorm(ctx, x, width), shift, scale), width, patch * patch * shape.channels, { bias: true })
   g.output('velocity', 'float32', latentDims, unpatchify(ctx, out, shape))
-  return g.toBytes(DIT_OPSET, 'Kelix image decoder: flow-matching DiT velocity conditioned on the LLM hidden states')
+  return g.finish(DIT_OPSET, 'Kelix image decoder: flow-matching DiT velocity conditioned on the LLM hidden states')
 }
 
 /** [B,C,h,w] → [B,T,C·p·p] tokens (row-major over the patch grid) → linear + learned positions. */
@@ -90,7 +93,7 @@ function timestepEmbedding(ctx: Ctx, timestep: string, width: number): string {
 
 /** The LLM's hidden states (before its final norm) → RMSNorm → two-layer GELU MLP to the DiT width. */
 function conditionProjection(ctx: Ctx, condition: string, hidden: number, width: number, eps: number): string {
-  const normed = rmsNorm(ctx, 'dit.condition_norm', condition, hidden, eps)
+  const normed = rmsNorm(ctx, 'dit.condition_norm.weight', condition, hidden, eps)
   const projected = gelu(ctx.g, linear(ctx, 'dit.caption_projection.linear_1', normed, hidden, width, { bias: true }))
   return linear(ctx, 'dit.caption_projection.linear_2', projected, width, width, { bias: true })
 }
@@ -109,7 +112,7 @@ function ditBlock(ctx: Ctx, prefix: string, inputs: BlockInputs, s: DitShape, in
   let x = inputs.x
   const a = modulate(ctx, plainNorm(ctx, x, s.width), shift1, scale1)
   x = g.op('Add', [x, g.op('Mul', [gate1, attention(ctx, `${prefix}.attn1`, a, a, s)])])
-  const q = layerNorm(ctx, `${prefix}.norm2`, x, s.width)
+  const q = layerNorm(ctx, `${prefix}.norm2`, x, s.width, 1e-6)
   x = g.op('Add', [x, attention(ctx, `${prefix}.attn2`, q, c, s, bias)])
   const m = modulate(ctx, plainNorm(ctx, x, s.width), shift2, scale2)
   return g.op('Add', [x, g.op('Mul', [gate2, geluMlp(ctx, `${prefix}.ff`, m, s.width, inner)])])

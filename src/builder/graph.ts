@@ -3,8 +3,18 @@
  *
  * Nodes get generated, stable output names (`MatMul_12`), so a builder that
  * adds the same nodes in the same order writes byte-identical models.
+ *
+ * Weights are ONNX external data: `save()` writes the graph and, beside it,
+ * one `<graph>.data` file holding every weight (subgraphs' included), each at
+ * a page-aligned offset so ONNX Runtime can map it. The 2 GB protobuf limit
+ * makes this necessary for a real model; the tiny model is written the same
+ * way, so both load alike. Weights are produced while that file is written
+ * (see tensor-data.ts): building a graph holds none of them.
  */
+import { open } from 'node:fs/promises'
+import { basename } from 'node:path'
 import onnxProto, { type onnx as proto } from 'onnx-proto'
+import { elementCount, inMemory, type TensorData } from './tensor-data.js'
 
 const { onnx } = onnxProto
 
@@ -32,7 +42,35 @@ const ELEMENT_TYPE: Record<DType, number> = {
   bool: onnx.TensorProto.DataType.BOOL,
 }
 
-type TensorData = Float32Array | BigInt64Array
+type InlineData = Float32Array | BigInt64Array
+
+/** Offsets of external weights are aligned to this (a page), so ONNX Runtime may map them instead of copying. */
+const EXTERNAL_ALIGNMENT = 4096
+
+/** A weight stored outside the protobuf: its initializer, whose location is filled in by `save()`. */
+interface ExternalWeight {
+  initializer: proto.ITensorProto
+  data: TensorData
+}
+
+/** A graph whose nodes are all added, ready to be written with its weights. */
+export interface BuiltGraph {
+  /** Weights to write and their float32 bytes, known before writing (for progress). */
+  readonly weights: { count: number; bytes: number }
+  save(path: string, onWeight?: WeightWritten): Promise<SavedGraph>
+}
+
+/** Called after each weight is written, with its float32 bytes. */
+export type WeightWritten = (bytes: number) => void
+
+/** What `save()` wrote. */
+export interface SavedGraph {
+  /** Bytes of the graph file and of its external data file. */
+  graphBytes: number
+  dataBytes: number
+  /** Float32 weight values written. */
+  parameters: number
+}
 
 export class GraphBuilder {
   private readonly nodes: proto.INodeProto[] = []
@@ -40,10 +78,14 @@ export class GraphBuilder {
   private readonly outputs: proto.IValueInfoProto[] = []
   private readonly initializers: proto.ITensorProto[] = []
 
-  /** `counters` is shared with subgraphs: ONNX wants every name unique across a graph and its subgraphs. */
+  /**
+   * `counters` and `external` are shared with subgraphs: ONNX wants every name
+   * unique across a graph and its subgraphs, and their weights go to one data file.
+   */
   constructor(
     private readonly name: string,
     private readonly counters = new Map<string, number>(),
+    private readonly external: ExternalWeight[] = [],
   ) {}
 
   /**
@@ -51,7 +93,7 @@ export class GraphBuilder {
    * values and initializers by name (outer scope), which passes them by reference.
    */
   subgraph(name: string): GraphBuilder {
-    return new GraphBuilder(name, this.counters)
+    return new GraphBuilder(name, this.counters, this.external)
   }
 
   input(name: string, dtype: DType, dims: readonly Dim[]): string {
@@ -65,8 +107,16 @@ export class GraphBuilder {
     this.outputs.push(valueInfo(name, dtype, dims))
   }
 
-  weight(name: string, dims: readonly number[], data: Float32Array): string {
-    return this.tensor(name, 'float32', dims, data)
+  /** A float32 weight, stored as external data; its values are produced when the graph is saved. */
+  weight(name: string, dims: readonly number[], data: Float32Array | TensorData): string {
+    const tensor = data instanceof Float32Array ? inMemory(dims, data) : data
+    if (tensor.dims.length !== dims.length || tensor.dims.some((d, i) => d !== dims[i])) {
+      throw new Error(`weight ${name}: data of shape [${tensor.dims.join(', ')}] for a weight of shape [${dims.join(', ')}]`)
+    }
+    const initializer: proto.ITensorProto = { name, dims: [...dims], dataType: ELEMENT_TYPE.float32, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL }
+    this.initializers.push(initializer)
+    this.external.push({ initializer, data: tensor })
+    return name
   }
 
   /** A 1-D int64 constant (shapes, axes, indices). */
@@ -97,8 +147,58 @@ export class GraphBuilder {
     return output
   }
 
-  /** Serialises the graph as an ONNX model (IR 8, default domain at `opset`). */
-  toBytes(opset: number, docString = ''): Uint8Array {
+  /** Ends the graph as an ONNX model (IR 8, default domain at `opset`), to be saved. */
+  finish(opset: number, docString: string): BuiltGraph {
+    const bytes = this.external.reduce((sum, w) => sum + elementCount(w.data.dims) * 4, 0)
+    return { weights: { count: this.external.length, bytes }, save: (path, onWeight) => this.save(path, opset, docString, onWeight) }
+  }
+
+  /**
+   * The model as bytes, for a small helper graph that has no weights (its
+   * tables are inputs): a graph with weights is only written by `save()`.
+   */
+  toBytes(opset: number): Uint8Array {
+    if (this.external.length > 0) throw new Error(`graph ${this.name} has weights: write it with save()`)
+    return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, producerName: 'kelix-serve-builder', producerVersion: '1', opsetImport: [{ domain: '', version: opset }], graph: this.toGraph() })).finish()
+  }
+
+  /** A 1-D float32 constant stored in the graph itself (operator arguments such as Resize scales, not weights). */
+  floats(values: readonly number[]): string {
+    return this.tensor(this.fresh('const_f32'), 'float32', [values.length], Float32Array.from(values))
+  }
+
+  /**
+   * Writes the model (IR 8, default domain at `opset`) to `path` and its weights
+   * to `path`.data, one weight at a time, as each weight's producer yields them.
+   */
+  private async save(path: string, opset: number, docString = '', onWeight?: WeightWritten): Promise<SavedGraph> {
+    const dataFile = `${basename(path)}.data`
+    const data = await open(`${path}.data`, 'w')
+    let end = 0
+    let parameters = 0
+    try {
+      for (const { initializer, data: tensor } of this.external) {
+        const offset = Math.ceil(end / EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT
+        const count = elementCount(tensor.dims)
+        let written = 0
+        await tensor.write(async (at, values) => {
+          if (at < 0 || at + values.length > count) throw new Error(`weight ${String(initializer.name)}: values [${at}, ${at + values.length}) outside its ${count} elements`)
+          await data.write(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 0, values.byteLength, offset + at * 4)
+          written += values.length
+        })
+        if (written !== count) throw new Error(`weight ${String(initializer.name)}: ${written} values written for ${count} elements`)
+        initializer.externalData = [
+          { key: 'location', value: dataFile },
+          { key: 'offset', value: String(offset) },
+          { key: 'length', value: String(count * 4) },
+        ]
+        end = offset + count * 4
+        parameters += count
+        onWeight?.(count * 4)
+      }
+    } finally {
+      await data.close()
+    }
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'kelix-serve-builder',
@@ -107,7 +207,14 @@ export class GraphBuilder {
       opsetImport: [{ domain: '', version: opset }],
       graph: this.toGraph(),
     })
-    return onnx.ModelProto.encode(model).finish()
+    const bytes = onnx.ModelProto.encode(model).finish()
+    const graphFile = await open(path, 'w')
+    try {
+      await graphFile.write(bytes)
+    } finally {
+      await graphFile.close()
+    }
+    return { graphBytes: bytes.length, dataBytes: end, parameters }
   }
 
   /** The graph itself, for a `graph` attribute when this is a subgraph. */
@@ -115,7 +222,7 @@ export class GraphBuilder {
     return { name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers }
   }
 
-  private tensor(name: string, dtype: DType, dims: readonly number[], data: TensorData): string {
+  private tensor(name: string, dtype: DType, dims: readonly number[], data: InlineData): string {
     const size = dims.reduce((a, b) => a * b, 1)
     if (size !== data.length) throw new Error(`tensor ${name}: ${data.length} values for shape [${dims.join(', ')}]`)
     // raw_data is little-endian, as on every platform ONNX Runtime supports.

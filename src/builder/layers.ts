@@ -1,40 +1,40 @@
 /**
  * Neural-network building blocks over GraphBuilder: each adds its weights
- * (named like the Hugging Face checkpoints they stand for) and its nodes.
+ * (by checkpoint key, through `Weights`) and its nodes.
  */
 import { float, int, ints, type GraphBuilder } from './graph.js'
-import type { WeightSource } from './weights.js'
+import type { Weights } from './weights.js'
 
-export interface Ctx {
+export interface Ctx<W extends Weights = Weights> {
   g: GraphBuilder
-  w: WeightSource
+  w: W
 }
 
-/** x @ W (+ b); W stored [in, out], initialised with std 1/sqrt(in) times `gain`. */
+/** x @ W (+ b) for the Linear `name` (`name.weight` stored [out, in], `name.bias`). */
 export function linear(ctx: Ctx, name: string, x: string, inDim: number, outDim: number, opts: { bias?: boolean; gain?: number } = {}): string {
-  const weight = ctx.g.weight(`${name}.weight`, [inDim, outDim], ctx.w.random(`${name}.weight`, inDim * outDim, (opts.gain ?? 1) / Math.sqrt(inDim)))
+  const weight = ctx.g.weight(`${name}.weight`, [inDim, outDim], ctx.w.linear(`${name}.weight`, inDim, outDim, opts.gain))
   const y = ctx.g.op('MatMul', [x, weight])
   if (!opts.bias) return y
-  const bias = ctx.g.weight(`${name}.bias`, [outDim], ctx.w.random(`${name}.bias`, outDim, 0.02))
-  return ctx.g.op('Add', [y, bias])
+  return ctx.g.op('Add', [y, ctx.g.weight(`${name}.bias`, [outDim], ctx.w.bias(`${name}.bias`, outDim))])
 }
 
 /**
- * RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * gain, in the node
+ * RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * scale, in the node
  * pattern PyTorch exports (Pow, ReduceMean, Add, Sqrt, Div, Mul), which ONNX
- * Runtime fuses into one SimplifiedLayerNormalization kernel.
+ * Runtime fuses into one SimplifiedLayerNormalization kernel. `scaleKey` is the
+ * scale's full key (Kelix's LLM names it `….scale`).
  */
-export function rmsNorm(ctx: Ctx, name: string, x: string, dim: number, eps: number): string {
+export function rmsNorm(ctx: Ctx, scaleKey: string, x: string, dim: number, eps: number): string {
   const { g } = ctx
-  const gain = g.weight(`${name}.weight`, [dim], ctx.w.around(`${name}.weight`, dim, 1, 0.1))
+  const scale = g.weight(scaleKey, [dim], ctx.w.scale(scaleKey, dim))
   const meanSquare = g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)])], { axes: ints([-1]), keepdims: int(1) })
-  return g.op('Mul', [g.op('Div', [x, g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(eps)])])]), gain])
+  return g.op('Mul', [g.op('Div', [x, g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(eps)])])]), scale])
 }
 
-/** LayerNorm over the last axis with learned scale and bias. */
-export function layerNorm(ctx: Ctx, name: string, x: string, dim: number, eps = 1e-6): string {
-  const scale = ctx.g.weight(`${name}.weight`, [dim], ctx.w.around(`${name}.weight`, dim, 1, 0.1))
-  const bias = ctx.g.weight(`${name}.bias`, [dim], ctx.w.random(`${name}.bias`, dim, 0.02))
+/** LayerNorm over the last axis with learned `name.weight` and `name.bias`. */
+export function layerNorm(ctx: Ctx, name: string, x: string, dim: number, eps: number): string {
+  const scale = ctx.g.weight(`${name}.weight`, [dim], ctx.w.scale(`${name}.weight`, dim))
+  const bias = ctx.g.weight(`${name}.bias`, [dim], ctx.w.bias(`${name}.bias`, dim))
   return ctx.g.op('LayerNormalization', [x, scale, bias], { axis: int(-1), epsilon: float(eps) })
 }
 
@@ -42,20 +42,27 @@ export function silu(g: GraphBuilder, x: string): string {
   return g.op('Mul', [x, g.op('Sigmoid', [x])])
 }
 
-/** Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). */
+/** Exact GELU: 0.5 x (1 + erf(x / sqrt 2)) (PyTorch's `nn.GELU()`). */
 export function gelu(g: GraphBuilder, x: string): string {
   const erf = g.op('Erf', [g.op('Mul', [x, g.scalar(Math.SQRT1_2)])])
   return g.op('Mul', [g.op('Mul', [x, g.scalar(0.5)]), g.op('Add', [erf, g.scalar(1)])])
 }
 
-/** Gated MLP used by Qwen3 and the block decoder: down(silu(gate(x)) * up(x)). */
-export function swiGlu(ctx: Ctx, name: string, x: string, dim: number, inner: number): string {
-  const gate = silu(ctx.g, linear(ctx, `${name}.gate_proj`, x, dim, inner))
-  const up = linear(ctx, `${name}.up_proj`, x, dim, inner)
-  return linear(ctx, `${name}.down_proj`, ctx.g.op('Mul', [gate, up]), inner, dim)
+/** Tanh-approximated GELU: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))) (PyTorch's `GELU(approximate='tanh')`, `gelu_pytorch_tanh`). */
+export function geluTanh(g: GraphBuilder, x: string): string {
+  const cubic = g.op('Mul', [g.op('Mul', [g.op('Mul', [x, x]), x]), g.scalar(0.044715)])
+  const inner = g.op('Mul', [g.op('Add', [x, cubic]), g.scalar(Math.sqrt(2 / Math.PI))])
+  return g.op('Mul', [g.op('Mul', [x, g.scalar(0.5)]), g.op('Add', [g.op('Tanh', [inner]), g.scalar(1)])])
 }
 
-/** Two-layer GELU MLP used by the SigLIP-style vision encoder. */
+/** Kelix's gated MLP (LLM and block decoder): w2(silu(w1·x) ⊙ w3·x). */
+export function swiGlu(ctx: Ctx, name: string, x: string, dim: number, inner: number): string {
+  const gate = silu(ctx.g, linear(ctx, `${name}.w1`, x, dim, inner))
+  const up = linear(ctx, `${name}.w3`, x, dim, inner)
+  return linear(ctx, `${name}.w2`, ctx.g.op('Mul', [gate, up]), inner, dim)
+}
+
+/** Two-layer GELU MLP (fc1, fc2), as the tiny DiT uses. */
 export function geluMlp(ctx: Ctx, name: string, x: string, dim: number, inner: number): string {
   const hidden = gelu(ctx.g, linear(ctx, `${name}.fc1`, x, dim, inner, { bias: true }))
   return linear(ctx, `${name}.fc2`, hidden, inner, dim, { bias: true })
@@ -71,6 +78,15 @@ export function attend(g: GraphBuilder, q: string, k: string, v: string, shape: 
   let scores = g.op('Mul', [g.op('MatMul', [q, kT]), g.scalar(1 / Math.sqrt(headDim))])
   if (bias !== undefined) scores = g.op('Add', [scores, bias])
   return g.op('MatMul', [g.op('Softmax', [scores], { axis: int(-1) }), v])
+}
+
+/** Rotate-half RoPE: x·cos + [−x₂, x₁]·sin over the last axis, with cos and sin already repeated to its full width. */
+export function applyRope(g: GraphBuilder, x: string, cos: string, sin: string, width: number): string {
+  const half = width / 2
+  const first = g.op('Slice', [x, g.ints([0]), g.ints([half]), g.ints([-1])])
+  const second = g.op('Slice', [x, g.ints([half]), g.ints([width]), g.ints([-1])])
+  const rotated = g.op('Concat', [g.op('Neg', [second]), first], { axis: int(-1) })
+  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])])
 }
 
 function transposeLastTwo(rank: number): number[] {

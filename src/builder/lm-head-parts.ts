@@ -1,5 +1,5 @@
 /**
- * The LM head by vocabulary part (see src/engine/vocab-parts.ts), chosen at run
+ * The LM head (`model.model.output.weight`, [vocab_size, hidden]) by vocabulary part (see src/engine/vocab-parts.ts), chosen at run
  * time by the int64 scalar `vocab_part` without copying a weight per call: each
  * part's columns of `lm_head.weight` are an initializer of that part's own
  * branch, and a binary tree of `If` nodes reaches the one branch that runs.
@@ -19,20 +19,28 @@
  */
 import type { KelixConfig } from '../engine/model-config.js'
 import { codebookPart, TEXT_PART, vocabPartRange, type VocabPart } from '../engine/vocab-parts.js'
+import { LLM_PREFIX } from './decoder.js'
 import { graph, type GraphBuilder } from './graph.js'
 import type { Ctx } from './layers.js'
+import type { CheckpointWeights } from './weights.js'
 
-/** logits [batch, part size] = x [batch, hidden] @ `part`'s columns of the seeded [hidden, vocab_size] `lm_head.weight`. */
-export function lmHeadByPart(ctx: Ctx, config: KelixConfig, x: string, part: string, gain: number): string {
+const LM_HEAD = `${LLM_PREFIX}.output.weight`
+
+/** logits [batch, vocab_size] = x [batch, hidden] @ the whole LM head (the older form, one MatMul). */
+export function wholeLmHead(ctx: Ctx<CheckpointWeights>, config: KelixConfig, x: string): string {
+  const shape = [config.vocab.vocab_size, config.llm.hidden_size]
+  return ctx.g.op('MatMul', [x, ctx.g.weight(LM_HEAD, [shape[1] as number, shape[0] as number], ctx.w.transposed(LM_HEAD, shape))])
+}
+
+/** logits [batch, part size] = x [batch, hidden] @ `part`'s rows of the LM head, transposed. */
+export function lmHeadByPart(ctx: Ctx<CheckpointWeights>, config: KelixConfig, x: string, part: string): string {
   const { hidden_size: hidden } = config.llm
   const { vocab_size: vocab, num_codebooks: books } = config.vocab
-  // The same values as the single-MatMul head of the older form, so either form gives the same logits.
-  const full = ctx.w.random('lm_head.weight', hidden * vocab, gain / Math.sqrt(hidden))
   const leaf = (part: VocabPart, name: string): Leaf => ({
     part,
     emit(g) {
       const [lo, hi] = vocabPartRange(config, part)
-      return g.op('MatMul', [x, g.weight(`lm_head.weight.${name}`, [hidden, hi - lo], columns(full, vocab, lo, hi))])
+      return g.op('MatMul', [x, g.weight(`${LM_HEAD}.${name}`, [hidden, hi - lo], ctx.w.transposed(LM_HEAD, [vocab, hidden], [lo, hi]))])
     },
   })
   const leaves = [leaf(TEXT_PART, 'text'), ...Array.from({ length: books }, (_, k) => leaf(codebookPart(k), `codebook_${k}`))]
@@ -57,12 +65,4 @@ function select(g: GraphBuilder, part: string, leaves: readonly Leaf[], mid = le
   }
   const below = g.op('Less', [part, g.intScalar(split)])
   return g.op('If', [below], { then_branch: branch(leaves.slice(0, mid), `parts_below_${split}`), else_branch: branch(leaves.slice(mid), `parts_from_${split}`) })
-}
-
-/** Columns [lo, hi) of a row-major [rows, width] matrix. */
-function columns(matrix: Float32Array, width: number, lo: number, hi: number): Float32Array {
-  const rows = matrix.length / width
-  const out = new Float32Array(rows * (hi - lo))
-  for (let r = 0; r < rows; r++) out.set(matrix.subarray(r * width + lo, r * width + hi), r * (hi - lo))
-  return out
 }

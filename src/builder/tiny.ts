@@ -1,11 +1,12 @@
 /**
  * The embedded default model: Kelix's architecture at a size a 2-core CPU
- * serves comfortably. Sizes the engine needs go to config.json; sizes only the
- * builder needs (inner widths of the graphs) stay here.
+ * serves comfortably. `TINY_CONFIG` is the served config.json the conversion
+ * of the tiny checkpoint gives (a test holds the two together); the inner
+ * sizes only the graphs need are in `TINY_SIZES`, and both are written into
+ * the tiny checkpoint's KeyeARConfig (tiny-checkpoint.ts).
  */
 import type { ImageGenerationKelixConfig } from '../engine/model-config.js'
 import type { VaeDecoderSpec } from './vae-decoder.js'
-import type { VisionEncoderSpec } from './visual-tokenizer.js'
 
 export const TINY_SEED = 0x4b656c78 // "Kelx"
 
@@ -13,7 +14,7 @@ export const TINY_SEED = 0x4b656c78 // "Kelx"
  * Written into config.json as `builder`; bump it whenever the builder's output
  * changes, so a model directory built by an older checkout is rebuilt.
  */
-export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-6'
+export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-7'
 
 export const TINY_CONFIG: ImageGenerationKelixConfig = {
   format: 'kelix-onnx',
@@ -39,6 +40,7 @@ export const TINY_CONFIG: ImageGenerationKelixConfig = {
     low_detail_max_positions: 64,
     image_mean: [0.5, 0.5, 0.5],
     image_std: [0.5, 0.5, 0.5],
+    row_marker: '{row},{cols}',
   },
   llm: {
     num_layers: 4,
@@ -66,19 +68,23 @@ export const TINY_CONFIG: ImageGenerationKelixConfig = {
   },
 }
 
-export const TINY_LLM_INTERMEDIATE = 768
-/** Scales the LM head so logits spread over several units and greedy outputs vary with context. */
-export const TINY_LM_HEAD_GAIN = 3
-
-export const TINY_VISION: VisionEncoderSpec = {
-  width: 128,
-  layers: 2,
-  heads: 4,
-  mlp: 512,
-  positionTable: 16,
-  mergerHidden: 256,
-  codeDim: 32,
-}
+/** Sizes of the tiny checkpoint that config.json does not carry. */
+export const TINY_SIZES = {
+  llmIntermediate: 768,
+  vision: { width: 128, layers: 2, heads: 4, mlp: 512, positionTable: 16, layerNormEps: 1e-6, ropeTheta: 10000 },
+  /** Width of each sub-vector and codebook entry, and of the frozen tables they are projected from. */
+  quantizer: { codeDim: 32, tableWidth: 64 },
+  /** Learned slot rows in the checkpoint (the published table has more rows than the 9 used). */
+  blockDecoderPositionRows: 17,
+  /** Scales the LM head so logits spread over several units and greedy outputs vary with context. */
+  lmHeadGain: 3,
+  /**
+   * Scales the LM head's <|im_end|> row: a random model that picks the end of
+   * turn as often as any id ends most answers at once. Like the reference set's
+   * `im_end_row_scale`, but downwards: answers usually run, and some still stop.
+   */
+  imEndRowScale: 0.5,
+} as const
 
 /** Channels of the tiny VAE decoder: after conv_in, then after each 2× upsampling stage (8 → 16 → 32 → 64). */
 export const TINY_VAE: VaeDecoderSpec = { channels: [64, 32, 16, 16] }

@@ -7,8 +7,11 @@
  * k = log2(image_size / latent_size); DC-AE in Kelix upsamples 32× (k = 5) with far wider stages.
  */
 import type { ImageGenerationKelixConfig } from '../engine/model-config.js'
-import { int, ints, str } from './graph.js'
-import { silu, type Ctx } from './layers.js'
+import { int, ints, str, type BuiltGraph } from './graph.js'
+import { silu, type Ctx as LayerCtx } from './layers.js'
+import type { SeededWeights } from './weights.js'
+
+type Ctx = LayerCtx<SeededWeights>
 
 export const VAE_DECODER_OPSET = 17
 
@@ -20,7 +23,7 @@ export interface VaeDecoderSpec {
 /** Scales the convolutions so activations stay near unit variance and tanh does not saturate. */
 const CONV_GAIN = 1.4
 
-export function buildVaeDecoder(ctx: Ctx, config: ImageGenerationKelixConfig, spec: VaeDecoderSpec): Uint8Array {
+export function buildVaeDecoder(ctx: Ctx, config: ImageGenerationKelixConfig, spec: VaeDecoderSpec): BuiltGraph {
   const { g } = ctx
   const { latent_channels: latentChannels, latent_size: latentSize, image_size: imageSize } = config.image_generation
   const stages = Math.log2(imageSize / latentSize)
@@ -28,7 +31,7 @@ export function buildVaeDecoder(ctx: Ctx, config: ImageGenerationKelixConfig, sp
   if (spec.channels.length !== stages + 1) throw new Error(`the VAE decoder needs ${stages + 1} channel counts, got ${spec.channels.length}`)
 
   const latents = g.input('latents', 'float32', ['batch', latentChannels, latentSize, latentSize])
-  const scales = g.weight('vae.decoder.upsample_scales', [4], Float32Array.of(1, 1, 2, 2))
+  const scales = g.floats([1, 1, 2, 2])
   const first = spec.channels[0] as number
   let x = conv(ctx, 'vae.decoder.conv_in', latents, latentChannels, first)
   for (let i = 0; i < stages; i++) {
@@ -40,7 +43,7 @@ export function buildVaeDecoder(ctx: Ctx, config: ImageGenerationKelixConfig, sp
   const last = spec.channels[stages] as number
   const image = g.op('Tanh', [conv(ctx, 'vae.decoder.conv_out', silu(g, x), last, 3)])
   g.output('image', 'float32', ['batch', 3, imageSize, imageSize], image)
-  return g.toBytes(VAE_DECODER_OPSET, 'Kelix VAE decoder: image latents to pixels in [-1, 1]')
+  return g.finish(VAE_DECODER_OPSET, 'Kelix VAE decoder: image latents to pixels in [-1, 1]')
 }
 
 /** 3×3 convolution, stride 1, same padding, with bias. */

@@ -1,48 +1,59 @@
 /**
- * visual_tokenizer.onnx: Kelix-Tok for one image.
+ * visual_tokenizer.onnx: Kelix-Tok for one image (checkpoint prefix `visual_tokenizer.`).
  *
  *   pixel_patches [N, 3·p·p] (row-major over the patch grid, each patch channel-major)
  *   grid_hw [2] (patch rows, patch columns)
- *     ──► patch embedding + position table resized (bilinear) to the grid
- *     ──► ViT layers (LayerNorm, GELU MLP) ──► 2×2 merge ──► MLP ──► K sub-vectors
- *     ──► LayerNorm each ──► nearest neighbour in its own sub-codebook ──► codes [N/4, K]
+ *     ──► patch embedding + position table resized (bilinear, half-pixel) to the grid
+ *     ──► ViT layers: LayerNorm → attention with 2-D RoPE → LayerNorm → tanh-GELU MLP
+ *     ──► ln_post ──► 2×2 merge ──► LayerNorm (eps 1e-5) → linear → GELU → linear (mlp_AR)
+ *     ──► encoder linear ──► K sub-vectors ──► learned LayerNorm each (z_norm, eps 1e-5)
+ *     ──► nearest entry of its own sub-codebook ──► codes [N/4, K]
+ *
+ * 2-D RoPE: a patch at (row, col) of the grid rotates each head's halves
+ * (j, j + d/2) by the angles [row·f₀ … row·f_{d/4−1}, col·f₀ … col·f_{d/4−1}],
+ * f_i = θ^(−4i/d). The codebooks are precomputed by the converter from the
+ * frozen tables (src/convert/codebooks.ts) and come in as one tensor.
  */
-import type { KelixConfig } from '../engine/model-config.js'
-import { int, ints, str } from './graph.js'
-import { attend, gelu, geluMlp, layerNorm, linear, type Ctx } from './layers.js'
+import type { Architecture, VisionEncoderSpec } from './architecture.js'
+import { float, int, ints, str, type BuiltGraph } from './graph.js'
+import { applyRope, attend, gelu, geluTanh, layerNorm, linear, type Ctx as LayerCtx } from './layers.js'
+import { reshaped, stacked as stackedData, type TensorData } from './tensor-data.js'
+import type { CheckpointWeights } from './weights.js'
+
+type Ctx = LayerCtx<CheckpointWeights>
 
 export const VISUAL_TOKENIZER_OPSET = 17
 
-export interface VisionEncoderSpec {
-  width: number
-  layers: number
-  heads: number
-  mlp: number
-  /** Side of the learned position table (27 in Kelix-Tok). */
-  positionTable: number
-  mergerHidden: number
-  /** Dimensions of each sub-vector / codebook entry. */
-  codeDim: number
-}
+const PREFIX = 'visual_tokenizer'
+const VIT = `${PREFIX}.visual`
+/** The merge projector's and the quantizer's LayerNorms use PyTorch's default epsilon. */
+const PROJECTOR_EPS = 1e-5
 
-export function buildVisualTokenizer(ctx: Ctx, config: KelixConfig, spec: VisionEncoderSpec): Uint8Array {
+/** `codebooks` [K, codebook_size, code_dim]: each sub-codebook's entries, already normalised. */
+export function buildVisualTokenizer(ctx: Ctx, arch: Architecture, codebooks: TensorData): BuiltGraph {
   const { g } = ctx
+  const { config, vision: spec } = arch
   const { patch_size: patch, merge_size: merge } = config.vision
-  const { num_codebooks: books, codebook_size: codes } = config.vocab
   const { width, positionTable: side } = spec
-  const patches = g.input('pixel_patches', 'float32', ['patches', 3 * patch * patch])
+  const patchValues = 3 * patch * patch
+  const patches = g.input('pixel_patches', 'float32', ['patches', patchValues])
   const grid = g.input('grid_hw', 'int64', [2])
 
-  const table = g.weight('vision.position_embedding', [1, width, side, side], ctx.w.random('vision.position_embedding', width * side * side, 0.5))
+  const tableKey = `${VIT}.embeddings.position_embedding.weight`
+  const table = g.weight(tableKey, [1, width, side, side], reshaped(ctx.w.transposed(tableKey, [side * side, width]), [1, width, side, side]))
   const resized = g.op('Resize', [table, '', '', g.op('Concat', [g.ints([1, width]), grid], { axis: int(0) })], {
     mode: str('linear'),
     coordinate_transformation_mode: str('half_pixel'),
   })
   const positions = g.op('Transpose', [g.op('Reshape', [resized, g.ints([width, -1])])], { perm: ints([1, 0]) })
-  let x = g.op('Add', [linear(ctx, 'vision.patch_embedding', patches, 3 * patch * patch, width, { bias: true }), positions])
+  const patchKey = `${VIT}.embeddings.patch_embedding`
+  const patchWeight = g.weight(`${patchKey}.weight`, [patchValues, width], ctx.w.transposed(`${patchKey}.weight`, [width, 3, patch, patch]))
+  const patchBias = g.weight(`${patchKey}.bias`, [width], ctx.w.bias(`${patchKey}.bias`, width))
+  let x = g.op('Add', [g.op('Add', [g.op('MatMul', [patches, patchWeight]), patchBias]), positions])
 
-  for (let i = 0; i < spec.layers; i++) x = encoderLayer(ctx, `vision.encoder.layers.${i}`, x, spec)
-  x = layerNorm(ctx, 'vision.post_layernorm', x, width)
+  const rope = gridRope(ctx, grid, spec)
+  for (let i = 0; i < spec.layers; i++) x = encoderLayer(ctx, `${VIT}.encoder.layers.${i}`, x, spec, rope)
+  x = layerNorm(ctx, `${VIT}.ln_post`, x, width, spec.layerNormEps)
 
   // [gh·gw, D] → [gh/2, 2, gw/2, 2, D] → [gh/2, gw/2, 2, 2, D] → [positions, 4D]
   const half = g.op('Div', [grid, g.ints([merge])])
@@ -54,61 +65,80 @@ export function buildVisualTokenizer(ctx: Ctx, config: KelixConfig, spec: Vision
     g.ints([-1, merge * merge * width]),
   ])
   const mergedWidth = merge * merge * width
-  let features = layerNorm(ctx, 'vision.merger.ln_q', merged, mergedWidth)
-  features = gelu(g, linear(ctx, 'vision.merger.mlp.0', features, mergedWidth, spec.mergerHidden, { bias: true }))
-  features = linear(ctx, 'vision.merger.mlp.2', features, spec.mergerHidden, books * spec.codeDim, { bias: true })
-  return g.toBytes(VISUAL_TOKENIZER_OPSET, nearestCodes(ctx, features, books, codes, spec.codeDim))
+  const llmWidth = config.llm.hidden_size
+  let features = layerNorm(ctx, `${PREFIX}.mlp_AR.pre_norm`, merged, mergedWidth, PROJECTOR_EPS)
+  features = gelu(g, linear(ctx, `${PREFIX}.mlp_AR.linear_1`, features, mergedWidth, mergedWidth, { bias: true }))
+  features = linear(ctx, `${PREFIX}.mlp_AR.linear_2`, features, mergedWidth, llmWidth, { bias: true })
+  const { num_codebooks: books } = config.vocab
+  features = linear(ctx, `${PREFIX}.encoder`, features, llmWidth, books * arch.quantizer.codeDim, { bias: true })
+  g.output('codes', 'int64', ['positions', books], nearestCodes(ctx, arch, features, codebooks))
+  return g.finish(VISUAL_TOKENIZER_OPSET, 'Kelix visual tokenizer: image patches to sub-codebook codes')
 }
 
-function encoderLayer(ctx: Ctx, prefix: string, x: string, spec: VisionEncoderSpec): string {
+interface GridRope {
+  /** [patches, 1, head_dim], broadcast over the heads. */
+  cos: string
+  sin: string
+}
+
+/** cos and sin of each patch's 2-D RoPE angles, from its (row, col) in the row-major patch grid. */
+function gridRope(ctx: Ctx, grid: string, spec: VisionEncoderSpec): GridRope {
+  const { g } = ctx
+  const headDim = spec.width / spec.heads
+  const quarter = headDim / 4
+  const inverseFrequency = Array.from({ length: quarter }, (_, i) => 1 / Math.pow(spec.ropeTheta, (2 * i) / (headDim / 2)))
+  const cols = g.op('Slice', [grid, g.ints([1]), g.ints([2])])
+  const index = g.op('Range', [g.intScalar(0), g.op('ReduceProd', [grid], { keepdims: int(0) }), g.intScalar(1)])
+  const angles = (ids: string) => g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [ids], { to: int(1) }), g.ints([1])]), g.floats(inverseFrequency)])
+  const perAxis = g.op('Concat', [angles(g.op('Div', [index, cols])), angles(g.op('Mod', [index, cols]))], { axis: int(1) })
+  const full = g.op('Unsqueeze', [g.op('Concat', [perAxis, perAxis], { axis: int(1) }), g.ints([1])])
+  return { cos: g.op('Cos', [full]), sin: g.op('Sin', [full]) }
+}
+
+function encoderLayer(ctx: Ctx, prefix: string, x: string, spec: VisionEncoderSpec, rope: GridRope): string {
   const { g } = ctx
   const { width, heads } = spec
   const headDim = width / heads
-  const a = layerNorm(ctx, `${prefix}.layer_norm1`, x, width)
-  const split = (n: string) => g.op('Transpose', [g.op('Reshape', [linear(ctx, `${prefix}.self_attn.${n}_proj`, a, width, width, { bias: true }), g.ints([-1, heads, headDim])])], { perm: ints([1, 0, 2]) })
-  const context = attend(g, split('q'), split('k'), split('v'), { rank: 3, headDim })
+  const a = layerNorm(ctx, `${prefix}.sa_norm`, x, width, spec.layerNormEps)
+  const project = (n: string) => g.op('Reshape', [linear(ctx, `${prefix}.attn.${n}_proj`, a, width, width, { bias: true }), g.ints([-1, heads, headDim])])
+  const rotated = (n: string) => applyRope(g, project(n), rope.cos, rope.sin, headDim)
+  const byHead = (t: string) => g.op('Transpose', [t], { perm: ints([1, 0, 2]) })
+  const context = attend(g, byHead(rotated('q')), byHead(rotated('k')), byHead(project('v')), { rank: 3, headDim })
   const merged = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([1, 0, 2]) }), g.ints([-1, width])])
-  x = g.op('Add', [x, linear(ctx, `${prefix}.self_attn.out_proj`, merged, width, width, { bias: true })])
-  return g.op('Add', [x, geluMlp(ctx, `${prefix}.mlp`, layerNorm(ctx, `${prefix}.layer_norm2`, x, width), width, spec.mlp)])
+  x = g.op('Add', [x, linear(ctx, `${prefix}.attn.output_proj`, merged, width, width, { bias: true })])
+  const m = layerNorm(ctx, `${prefix}.mlp_norm`, x, width, spec.layerNormEps)
+  const hidden = geluTanh(g, linear(ctx, `${prefix}.mlp.w1`, m, width, spec.mlp, { bias: true }))
+  return g.op('Add', [x, linear(ctx, `${prefix}.mlp.w2`, hidden, spec.mlp, width, { bias: true })])
 }
 
 /**
- * Splits features into K sub-vectors, normalises each, and picks the nearest
- * entry of sub-codebook k: argmin |x - c|^2 = argmax (x·c - |c|^2 / 2).
- * Codebook entries are stored already normalised. Returns the graph's doc string.
+ * Splits features into K sub-vectors, normalises each with its own learned
+ * LayerNorm (z_norm), and picks the nearest entry of sub-codebook k:
+ * argmin |x − c|² = argmax (x·c − |c|²/2). The transposed codebooks and their
+ * half squared norms depend only on weights: ONNX Runtime folds them once at load.
  */
-function nearestCodes(ctx: Ctx, features: string, books: number, codes: number, dim: number): string {
+function nearestCodes(ctx: Ctx, arch: Architecture, features: string, codebooks: TensorData): string {
   const { g } = ctx
+  const { num_codebooks: books, codebook_size: codes } = arch.config.vocab
+  const dim = arch.quantizer.codeDim
   const sub = g.op('Reshape', [features, g.ints([-1, books, dim])])
-  const normed = g.op('LayerNormalization', [sub, g.scalar(1, [dim]), g.scalar(0, [dim])], { axis: int(-1), epsilon: { kind: 'float', value: 1e-6 } })
-  const { transposed, halfSquaredNorm } = normalisedCodebook(ctx, books, codes, dim)
+  const standardised = g.op('LayerNormalization', [sub, g.scalar(1, [dim]), g.scalar(0, [dim])], { axis: int(-1), epsilon: float(PROJECTOR_EPS) })
+  const zNorm = (part: 'weight' | 'bias') => {
+    const keys = Array.from({ length: books }, (_, k) => `${PREFIX}.quantizer.${k}.z_norm.${part}`)
+    return g.weight(`${PREFIX}.quantizer.z_norm.${part}`, [books, dim], stackedVectors(ctx, keys, dim, part))
+  }
+  const normed = g.op('Add', [g.op('Mul', [standardised, zNorm('weight')]), zNorm('bias')])
+  const table = g.weight(`${PREFIX}.quantizer.codebooks`, [books, codes, dim], codebooks)
+  const halfSquaredNorm = g.op('Mul', [g.op('ReduceSumSquare', [table], { axes: ints([2]), keepdims: int(0) }), g.scalar(0.5)])
   const scores = g.op('Sub', [
-    g.op('MatMul', [g.op('Transpose', [normed], { perm: ints([1, 0, 2]) }), g.weight('vision.quantizer.codebook_t', [books, dim, codes], transposed)]),
-    g.weight('vision.quantizer.half_squared_norm', [books, 1, codes], halfSquaredNorm),
+    g.op('MatMul', [g.op('Transpose', [normed], { perm: ints([1, 0, 2]) }), g.op('Transpose', [table], { perm: ints([0, 2, 1]) })]),
+    g.op('Unsqueeze', [halfSquaredNorm, g.ints([1])]),
   ])
   const nearest = g.op('ArgMax', [scores], { axis: int(2), keepdims: int(0) })
-  g.output('codes', 'int64', ['positions', books], g.op('Transpose', [nearest], { perm: ints([1, 0]) }))
-  return 'Kelix visual tokenizer: image patches to sub-codebook codes'
+  return g.op('Transpose', [nearest], { perm: ints([1, 0]) })
 }
 
-function normalisedCodebook(ctx: Ctx, books: number, codes: number, dim: number) {
-  const raw = ctx.w.random('vision.quantizer.codebook', books * codes * dim, 1)
-  const transposed = new Float32Array(books * dim * codes)
-  const halfSquaredNorm = new Float32Array(books * codes)
-  for (let k = 0; k < books; k++) {
-    for (let c = 0; c < codes; c++) {
-      const entry = raw.subarray((k * codes + c) * dim, (k * codes + c + 1) * dim)
-      const mean = entry.reduce((s, v) => s + v, 0) / dim
-      const variance = entry.reduce((s, v) => s + (v - mean) * (v - mean), 0) / dim
-      const inv = 1 / Math.sqrt(variance + 1e-6)
-      let squared = 0
-      for (let d = 0; d < dim; d++) {
-        const value = ((entry[d] as number) - mean) * inv
-        transposed[(k * dim + d) * codes + c] = value
-        squared += value * value
-      }
-      halfSquaredNorm[k * codes + c] = squared / 2
-    }
-  }
-  return { transposed, halfSquaredNorm }
+function stackedVectors(ctx: Ctx, keys: readonly string[], dim: number, part: 'weight' | 'bias'): TensorData {
+  const tensors = keys.map((key) => (part === 'weight' ? ctx.w.scale(key, dim) : ctx.w.bias(key, dim)))
+  return stackedData(tensors)
 }

@@ -1,10 +1,47 @@
 /**
+ * Where a graph's weights come from.
+ *
+ * `Weights` is what the shared layers (layers.ts) ask for: a Linear's weight,
+ * a bias, a norm's scale. `CheckpointWeights` adds what the understanding
+ * graphs read from a checkpoint in the published layout (src/convert
+ * implements it over the shards). `SeededWeights` makes deterministic random
+ * weights for the graphs that have no checkpoint yet (the tiny DiT and VAE)
+ * and for the tiny random checkpoint itself.
+ */
+import { inMemory, type TensorData } from './tensor-data.js'
+
+export interface Weights {
+  /** A Linear layer's weight in MatMul's `[in, out]` layout (checkpoints store `[out, in]`). `gain` scales random weights only. */
+  linear(key: string, inDim: number, outDim: number, gain?: number): TensorData
+  /** A bias or a LayerNorm's shift, `[dim]`. */
+  bias(key: string, dim: number): TensorData
+  /** A norm's scale, `[dim]`. */
+  scale(key: string, dim: number): TensorData
+}
+
+/** Tensors of a checkpoint, by key; every call checks the stored shape and throws naming the key when it differs. */
+export interface CheckpointWeights extends Weights {
+  /** The tensor as stored. */
+  tensor(key: string, shape: readonly number[]): TensorData
+  /** Rows `[lo, hi)` of a tensor stored with `shape` (`[rows, …]`). */
+  rows(key: string, shape: readonly number[], lo: number, hi: number): TensorData
+  /**
+   * A tensor stored with `shape`, viewed as `[shape[0], rest]` and transposed to
+   * `[rest, hi − lo]` after keeping rows `[lo, hi)`: a Linear's output features
+   * `[lo, hi)` as MatMul's weight, or a table made channel-major.
+   */
+  transposed(key: string, shape: readonly number[], rows?: readonly [number, number]): TensorData
+  /** The whole tensor in memory, for a precomputation (small tensors only). */
+  read(key: string, shape: readonly number[]): Promise<Float32Array>
+}
+
+/**
  * Deterministic random weights. Each tensor draws from its own stream, seeded
  * by the model seed and the tensor's name, so adding a tensor never changes
  * the others. Only integer arithmetic and one multiply per value: the bytes are
  * the same on every platform and Node.js version.
  */
-export class WeightSource {
+export class SeededWeights implements Weights {
   constructor(private readonly seed: number) {}
 
   /** Uniform values with the given standard deviation, centred on zero. */
@@ -21,6 +58,18 @@ export class WeightSource {
     const out = this.random(name, size, spread)
     for (let i = 0; i < size; i++) out[i] = (out[i] as number) + center
     return out
+  }
+
+  linear(key: string, inDim: number, outDim: number, gain = 1): TensorData {
+    return inMemory([inDim, outDim], this.random(key, inDim * outDim, gain / Math.sqrt(inDim)))
+  }
+
+  bias(key: string, dim: number): TensorData {
+    return inMemory([dim], this.random(key, dim, 0.02))
+  }
+
+  scale(key: string, dim: number): TensorData {
+    return inMemory([dim], this.around(key, dim, 1, 0.1))
   }
 }
 

@@ -37,6 +37,8 @@ export interface KelixConfig {
     low_detail_max_positions: number
     image_mean: number[]
     image_std: number[]
+    /** The text of an image row's marker, `{row}` (0-based) and `{cols}` filled in; default `{row},{cols}`. */
+    row_marker?: string
   }
   llm: {
     num_layers: number
@@ -146,6 +148,7 @@ const schema: JSONSchemaType<KelixConfig> = {
         low_detail_max_positions: positiveInt,
         image_mean: rgb,
         image_std: rgb,
+        row_marker: { type: 'string', nullable: true, pattern: '\\{row\\}' },
       },
     },
     llm: {

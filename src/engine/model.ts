@@ -3,7 +3,7 @@
  * opens the five ONNX sessions, and checks every graph against the format
  * before anything runs. Each failure names the file and what is wrong.
  */
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, lstatSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import ort from 'onnxruntime-node'
@@ -126,6 +126,13 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
 }
 
 async function openSession(path: string, file: string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  const data = `${path}.data`
+  const link = existsSync(data) ? lstatSync(data) : undefined
+  // ONNX Runtime refuses external data reached through a link (it suspects a link attack); say so plainly.
+  if (link !== undefined && (link.isSymbolicLink() || link.nlink > 1)) {
+    const kind = link.isSymbolicLink() ? 'a symbolic link' : `a file with ${link.nlink} hard links`
+    throw new EngineError('MODEL_GRAPH_INVALID', `its external data ${file}.data is ${kind}; ONNX Runtime reads external data only from a regular file with one link: copy it into the model directory`, file)
+  }
   try {
     return await ort.InferenceSession.create(path, options)
   } catch (err) {

@@ -200,7 +200,7 @@ export class Sequence implements SlotChooser {
   private logprobsFor(tokenId: number): TokenLogprob[] | undefined {
     const sample = this.lastSample
     if (this.options.sampling.topLogprobs === undefined || sample === undefined) return undefined
-    const text = (id: number) => this.tokenizer.tokenText(id)
-    return [{ id: tokenId, text: text(tokenId), logprob: sample.logprob as number, top: (sample.top ?? []).map((t) => ({ id: t.id, text: text(t.id), logprob: t.logprob })) }]
+    const token = (id: number) => ({ id, text: this.tokenizer.tokenText(id), bytes: [...this.tokenizer.tokenBytes(id)] })
+    return [{ ...token(tokenId), logprob: sample.logprob as number, top: (sample.top ?? []).map((t) => ({ ...token(t.id), logprob: t.logprob })) }]
   }
 }

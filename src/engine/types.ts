@@ -58,8 +58,10 @@ export const GREEDY: SamplingParams = {
 export interface TokenLogprob {
   id: number
   text: string
+  /** The token's raw bytes: a token that ends inside a UTF-8 character has bytes its `text` (U+FFFD) cannot show. */
+  bytes: number[]
   logprob: number
-  top: Array<{ id: number; text: string; logprob: number }>
+  top: Array<{ id: number; text: string; bytes: number[]; logprob: number }>
 }
 
 export type FinishReason = 'stop' | 'length'

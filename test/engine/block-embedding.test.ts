@@ -5,34 +5,25 @@
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import onnxProto from 'onnx-proto'
 import ort from 'onnxruntime-node'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { parseConfig } from '../../src/engine/model-config.js'
+import { externalWeight, probeSession, readGraph } from '../helpers/onnx-files.js'
 import { i64, maxAbsDiff } from '../helpers/tensors.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'
 
-const { onnx } = onnxProto
-
-async function embeddingProbe(dir: string) {
-  const model = onnx.ModelProto.decode(await readFile(join(dir, 'decoder.onnx')))
-  const graph = model.graph as onnxProto.onnx.GraphProto
-  const sum = graph.node.find((n) => n.opType === 'ReduceSum')
-  const table = graph.initializer.find((i) => i.name === 'model.embed_tokens.weight')
+async function embeddingProbe(t: Test, dir: string) {
+  const sum = (await readGraph(dir, 'decoder.onnx')).graph?.node?.find((n) => n.opType === 'ReduceSum')
   const output = sum?.output?.[0]
-  const raw = table?.rawData
-  if (output == null || raw == null) throw new Error('decoder.onnx has no block-embedding ReduceSum or embedding table')
-  graph.output.push(onnx.ValueInfoProto.create({ name: output, type: { tensorType: { elemType: 1 } } }))
-  const session = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish())
-  const rows = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength))
-  return { session, rows, output }
+  if (output == null) throw new Error('decoder.onnx has no block-embedding ReduceSum')
+  const rows = await externalWeight(dir, 'decoder.onnx', 'model.model.tok_embeddings.embed_tokens.weight')
+  return { session: await probeSession(t, dir, 'decoder.onnx', [output]), rows, output }
 }
 
 t.test('a text block embeds as its token row alone and an image block as the sum of its 8 rows', async (t) => {
   const dir = await tinyModelDir()
   const config = parseConfig(await readFile(join(dir, 'config.json'), 'utf8'))
-  const { session, rows, output } = await embeddingProbe(dir)
-  t.teardown(() => session.release())
+  const { session, rows, output } = await embeddingProbe(t, dir)
   const H = config.llm.hidden_size
   const eob = config.special_tokens.eob
   const { visual_id_offset: offset, codebook_size: size } = config.vocab

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { buildTinyModel } from '../../src/builder/build-model.js'
-import { TINY_SEED } from '../../src/builder/tiny.js'
 import { Engine } from '../../src/engine/engine.js'
 import { loadModel } from '../../src/engine/model.js'
 import { generateAll, type OfflineRequest } from '../../src/engine/offline.js'
@@ -17,7 +16,7 @@ import { options, tinyEngine, userTurn } from '../helpers/engine.js'
 t.test('a present-only decoder gives the same greedy tokens as the default one', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'kelix-present-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await buildTinyModel(dir, TINY_SEED, 'present')
+  await buildTinyModel(dir, { cacheOutputs: 'present' })
   const conventional = await loadModel(dir, { intraOpThreads: 1 })
   t.teardown(() => conventional.dispose())
   t.equal(conventional.decoderHasDelta, false)

@@ -6,13 +6,10 @@
  */
 import ort from 'onnxruntime-node'
 import t from 'tap'
-import { buildDecoder } from '../../src/builder/decoder.js'
-import { GraphBuilder } from '../../src/builder/graph.js'
-import { TINY_CONFIG, TINY_LLM_INTERMEDIATE, TINY_SEED } from '../../src/builder/tiny.js'
-import { WeightSource } from '../../src/builder/weights.js'
+import { join } from 'node:path'
 import { loadModel, type KelixModel } from '../../src/engine/model.js'
 import { i64, maxAbsDiff } from '../helpers/tensors.js'
-import { tinyModelDir } from '../helpers/tiny-model.js'
+import { tinyModelDir, tinyModelWith } from '../helpers/tiny-model.js'
 
 const N = 7
 const LENGTHS = [7, 4]
@@ -108,7 +105,7 @@ t.test('prefill then one-block steps reproduce a single prefill, for several spl
 t.test('the conventional graph (whole present.* out) agrees with the default one, and present_delta is the tail of present', async (t) => {
   const model = await loadModel(await tinyModelDir())
   t.teardown(() => model.dispose())
-  const both = await ort.InferenceSession.create(buildDecoder({ g: new GraphBuilder('kelix_decoder'), w: new WeightSource(TINY_SEED) }, TINY_CONFIG, TINY_LLM_INTERMEDIATE, 'both'))
+  const both = await ort.InferenceSession.create(join(await tinyModelWith(t, { cacheOutputs: 'both' }), 'decoder.onnx'))
   t.teardown(() => both.release())
   const first = await run(model, emptyCache(model), 0, 4)
   const feeds = (await run(model, first.cache, 4, 7)).feeds

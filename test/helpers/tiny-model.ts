@@ -1,9 +1,9 @@
 /** The tiny model every test shares: built once at models/kelix-tiny, reused after. */
-import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { ensureTinyModel, DEFAULT_MODEL_DIR, tinyBlockDecoder } from '../../src/builder/build-model.js'
+import { buildTinyModel, ensureTinyModel, DEFAULT_MODEL_DIR, type TinyModelOptions } from '../../src/builder/build-model.js'
 
 export async function tinyModelDir(): Promise<string> {
   await ensureTinyModel(DEFAULT_MODEL_DIR)
@@ -12,7 +12,8 @@ export async function tinyModelDir(): Promise<string> {
 
 /**
  * A copy of the tiny model, removed when `t` ends: files named in `changes`
- * get that content (or are left out for null), every other file is linked.
+ * get that content (or are left out for null), every other file is copied
+ * (ONNX Runtime refuses external data reached through a symbolic or hard link).
  */
 export async function tinyModelVariant(t: Test, changes: Record<string, string | Uint8Array | null>): Promise<string> {
   const source = await tinyModelDir()
@@ -21,15 +22,24 @@ export async function tinyModelVariant(t: Test, changes: Record<string, string |
   for (const name of await readdir(source)) {
     const change = changes[name]
     if (change === null) continue
-    if (change === undefined) await symlink(join(source, name), join(dir, name))
+    if (change === undefined) await copyFile(join(source, name), join(dir, name))
     else await writeFile(join(dir, name), change)
   }
   return dir
 }
 
+/** The tiny model built with other graph options (same weights), in a directory removed when `t` ends. */
+export async function tinyModelWith(t: Test, options: TinyModelOptions): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'kelix-tiny-with-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  const dir = join(root, 'model')
+  await buildTinyModel(dir, options)
+  return dir
+}
+
 /** The tiny model whose block_decoder.onnx has the older form: no `vocab_part`, logits over the whole vocabulary, same weights. */
 export function olderBlockDecoderModelDir(t: Test): Promise<string> {
-  return tinyModelVariant(t, { 'block_decoder.onnx': tinyBlockDecoder(undefined, { vocabParts: false }) })
+  return tinyModelWith(t, { blockDecoder: { vocabParts: false } })
 }
 
 /** The tiny model as a chat-only export: no dit.onnx or vae_decoder.onnx, and no `image_generation` in config.json. */

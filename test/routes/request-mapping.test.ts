@@ -100,8 +100,9 @@ t.test('data URLs: whitespace and missing padding are tolerated, everything else
 
 t.test('a completion carries every choice, its logprobs and the usage', async (t) => {
   const meta = { id: 'chatcmpl-1', created: 1, model: 'm', systemFingerprint: 'fp' }
-  const lp = toOpenAiLogprob({ id: 5, text: 'é', logprob: -0.5, top: [{ id: 5, text: 'é', logprob: -0.5 }] })
-  t.same(lp, { token: 'é', logprob: -0.5, bytes: [0xc3, 0xa9], top_logprobs: [{ token: 'é', logprob: -0.5, bytes: [0xc3, 0xa9] }] })
+  // A token that ends inside a character: its text shows U+FFFD, its bytes are the token's own.
+  const lp = toOpenAiLogprob({ id: 5, text: '\ufffd', bytes: [0xc3], logprob: -0.5, top: [{ id: 5, text: '\ufffd', bytes: [0xc3], logprob: -0.5 }] })
+  t.same(lp, { token: '\ufffd', logprob: -0.5, bytes: [0xc3], top_logprobs: [{ token: '\ufffd', logprob: -0.5, bytes: [0xc3] }] })
   const c = chatCompletion(meta, [{ text: 'a', logprobs: [lp], finishReason: 'stop' }, { text: 'b', logprobs: undefined, finishReason: undefined }], { promptTokens: 3, cachedPromptTokens: 0, completionTokens: 2, totalTokens: 5 })
   t.same(c, {
     id: 'chatcmpl-1',

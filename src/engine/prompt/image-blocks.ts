@@ -2,7 +2,7 @@
  * Writes one image into a block list, between the template's
  * <|vision_start|> and <|vision_end|>:
  *
- *   <|mm_pos_start|> 0,C <|mm_pos_end|>  [c0 … c7] × C
+ *   <|mm_pos_start|> 0,C <|mm_pos_end|>  [c0 … c7] × C     (marker text: config.json vision.row_marker)
  *   <|mm_pos_start|> 1,C <|mm_pos_end|>  [c0 … c7] × C
  *   …
  *
@@ -22,9 +22,17 @@ export interface ImageCodes {
 /** Token ids of a row marker's text ("row,columns"), without the brackets. */
 export type MarkerEncoder = (text: string) => number[]
 
+/** The row marker's text when config.json does not set `vision.row_marker`. */
+export const DEFAULT_ROW_MARKER = '{row},{cols}'
+
+/** The text between a row's brackets: `vision.row_marker` with `{row}` (0-based) and `{cols}` filled in. */
+export function rowMarkerText(config: KelixConfig, row: number, cols: number): string {
+  return (config.vision.row_marker ?? DEFAULT_ROW_MARKER).replaceAll('{row}', String(row)).replaceAll('{cols}', String(cols))
+}
+
 export function rowMarker(config: KelixConfig, encode: MarkerEncoder, row: number, cols: number): number[] {
   const { mm_pos_start: open, mm_pos_end: close } = config.special_tokens
-  return [open, ...encode(`${row},${cols}`), close]
+  return [open, ...encode(rowMarkerText(config, row, cols)), close]
 }
 
 /** Appends an image's row markers and blocks; returns the number of blocks written. */

@@ -38,14 +38,12 @@ export function completionMeta(model: string, systemFingerprint: string, now = D
   return { id: `chatcmpl-${randomBytes(16).toString('hex')}`, created: Math.floor(now / 1000), model, systemFingerprint }
 }
 
-const utf8 = (text: string) => [...Buffer.from(text, 'utf8')]
-
 export function toOpenAiLogprob(lp: TokenLogprob): OpenAiTokenLogprob {
   return {
     token: lp.text,
     logprob: lp.logprob,
-    bytes: utf8(lp.text),
-    top_logprobs: lp.top.map((t) => ({ token: t.text, logprob: t.logprob, bytes: utf8(t.text) })),
+    bytes: lp.bytes,
+    top_logprobs: lp.top.map((t) => ({ token: t.text, logprob: t.logprob, bytes: t.bytes })),
   }
 }
 

@@ -1,0 +1,179 @@
+/**
+ * Converts a checkpoint in the published Kelix layout into a model directory
+ * the server serves (docs/model-format.md):
+ *
+ *   open ──► read config.json, tokenizer and processor files ──► derive the served config
+ *        ──► build the three understanding graphs (every key's shape checked here,
+ *            before anything is written) ──► write config.json, tokenizer files
+ *        ──► write each graph and its external data, streaming weights from the shards
+ *
+ * `convertCheckpoint` writes into a staging directory beside the output and
+ * renames it into place at the end: an interrupted conversion leaves no
+ * directory that looks loadable.
+ */
+import { existsSync } from 'node:fs'
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import type { Architecture } from '../builder/architecture.js'
+import { buildBlockDecoder, type BlockDecoderOptions } from '../builder/block-decoder.js'
+import { buildDecoder, type CacheOutputs } from '../builder/decoder.js'
+import { GraphBuilder, type BuiltGraph } from '../builder/graph.js'
+import { buildVisualTokenizer } from '../builder/visual-tokenizer.js'
+import { MODEL_FILES } from '../engine/graph-signatures.js'
+import type { KelixConfig } from '../engine/model-config.js'
+import { Checkpoint } from './checkpoint.js'
+import { CheckpointTensors } from './checkpoint-weights.js'
+import { precomputedCodebooks } from './codebooks.js'
+import { ConvertError } from './errors.js'
+import { KEYE_CONFIG_FILE, parseKeyeConfig } from './keye-config.js'
+import { SILENT, type Progress } from './progress.js'
+import { deriveArchitecture, PREPROCESSOR_FILE, TOKENIZER_FILE, type ServedOptions } from './served-config.js'
+import { shapeReason } from './shape-reasons.js'
+import { partlyUsedFamilies, unusedFamilies, type PartlyUsedFamily, type UnusedFamily } from './unused-keys.js'
+
+const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json'
+const CHAT_TEMPLATE_FILE = 'chat_template.json'
+
+export interface ConvertOptions extends Partial<ServedOptions> {
+  /** The checkpoint directory (config.json, shards, index, tokenizer files). */
+  from: string
+  /** The model directory to write. */
+  out: string
+  /** Replace `out` if it exists (default: refuse a non-empty one). */
+  overwrite?: boolean
+  progress?: Progress
+  /** The decoder's cache outputs (default `delta`, what the server wants). */
+  cacheOutputs?: CacheOutputs
+}
+
+export interface GraphSummary {
+  file: string
+  graphBytes: number
+  dataBytes: number
+  parameters: number
+}
+
+export interface ConversionSummary {
+  config: KelixConfig & Record<string, unknown>
+  graphs: GraphSummary[]
+  /** Checkpoint tensors no graph reads, by family (`….layers.{i}.…`), with their element counts. */
+  unused: UnusedFamily[]
+  /** Tensors of which only some rows are read, by family. */
+  partlyUsed: PartlyUsedFamily[]
+  /** Keys a shard holds that the index does not list (ignored). */
+  unindexed: string[]
+  seconds: number
+}
+
+/** Converts `from` into `out`, atomically. */
+export async function convertCheckpoint(options: ConvertOptions): Promise<ConversionSummary> {
+  const out = resolve(options.out)
+  if (!options.overwrite && existsSync(out) && (await readdir(out)).length > 0) {
+    throw new ConvertError('CONVERT_OUTPUT_EXISTS', `${out} exists and is not empty (pass --overwrite to replace it)`)
+  }
+  await mkdir(dirname(out), { recursive: true })
+  const staging = join(dirname(out), `.${basename(out)}.converting-${process.pid}-${Date.now()}`)
+  await mkdir(staging)
+  try {
+    const summary = await writeConvertedModel(options.from, staging, { ...options, name: options.name ?? basename(out) })
+    await rm(out, { recursive: true, force: true })
+    await rename(staging, out)
+    return summary
+  } finally {
+    await rm(staging, { recursive: true, force: true })
+  }
+}
+
+/** What `writeConvertedModel` adds to the served options. */
+export interface WriteOptions extends ServedOptions {
+  progress?: Progress
+  cacheOutputs?: CacheOutputs
+  blockDecoder?: BlockDecoderOptions
+  /** Graphs to write besides the converted ones (the tiny model's stand-in image decoder), and config.json fields to add. */
+  extra?: { graphs: Record<string, BuiltGraph>; config: Record<string, unknown> }
+}
+
+/** Writes the converted model into `dir`, which exists and is empty. */
+export async function writeConvertedModel(from: string, dir: string, options: WriteOptions): Promise<ConversionSummary> {
+  const started = performance.now()
+  const checkpoint = await Checkpoint.open(from)
+  try {
+    const files = await readCheckpointFiles(from)
+    const keye = parseKeyeConfig(files.config)
+    const arch = deriveArchitecture(keye, files.tokenizer, files.processor, options)
+    const weights = new CheckpointTensors(checkpoint, (key) => shapeReason(keye, key))
+    const graphs = buildGraphs(arch, weights, options)
+    const unused = unusedFamilies(checkpoint.keys().filter((key) => !weights.used.has(key)), (key) => checkpoint.parameterCount(key))
+
+    const config = { ...arch.config, ...options.extra?.config }
+    await writeFile(join(dir, MODEL_FILES.config), `${JSON.stringify(config, null, 2)}\n`)
+    await writeFile(join(dir, MODEL_FILES.tokenizer), files.tokenizerText)
+    await writeFile(join(dir, MODEL_FILES.tokenizerConfig), `${JSON.stringify(files.tokenizerConfig, null, 2)}\n`)
+    const progress = options.progress ?? SILENT
+    const summaries: GraphSummary[] = []
+    for (const [file, graph] of Object.entries({ ...graphs, ...options.extra?.graphs })) {
+      progress.stage(file, graph.weights.count, graph.weights.bytes)
+      const saved = await graph.save(join(dir, file), (bytes) => progress.weight(bytes))
+      progress.done()
+      summaries.push({ file, ...saved })
+    }
+    return { config, graphs: summaries, unused, partlyUsed: partlyUsedFamilies(weights.partlyUsed), unindexed: checkpoint.unindexedKeys(), seconds: (performance.now() - started) / 1000 }
+  } finally {
+    await checkpoint.close()
+  }
+}
+
+/** The three understanding graphs; building them checks every key they read. */
+function buildGraphs(arch: Architecture, weights: CheckpointTensors, options: WriteOptions): Record<string, BuiltGraph> {
+  const ctx = (name: string) => ({ g: new GraphBuilder(name), w: weights })
+  return {
+    [MODEL_FILES.visualTokenizer]: buildVisualTokenizer(ctx('kelix_visual_tokenizer'), arch, precomputedCodebooks(weights, arch)),
+    [MODEL_FILES.decoder]: buildDecoder(ctx('kelix_decoder'), arch, options.cacheOutputs),
+    [MODEL_FILES.blockDecoder]: buildBlockDecoder(ctx('kelix_block_decoder'), arch, options.blockDecoder),
+  }
+}
+
+interface CheckpointFiles {
+  config: string
+  tokenizerText: string
+  tokenizer: Record<string, unknown>
+  /** tokenizer_config.json with `chat_template` filled in from chat_template.json when only that file has it. */
+  tokenizerConfig: Record<string, unknown>
+  processor: Record<string, unknown> | undefined
+}
+
+async function readCheckpointFiles(from: string): Promise<CheckpointFiles> {
+  const required = async (file: string) => {
+    try {
+      return await readFile(join(from, file), 'utf8')
+    } catch {
+      throw new ConvertError('CHECKPOINT_FILE_MISSING', `not found in ${from}`, file)
+    }
+  }
+  const optional = async (file: string, code: JsonErrorCode) => (existsSync(join(from, file)) ? jsonObject(await readFile(join(from, file), 'utf8'), file, code) : undefined)
+  const config = await required(KEYE_CONFIG_FILE)
+  const tokenizerText = await required(TOKENIZER_FILE)
+  const tokenizer = jsonObject(tokenizerText, TOKENIZER_FILE, 'CHECKPOINT_TOKENIZER_MISMATCH')
+  const tokenizerConfig = jsonObject(await required(TOKENIZER_CONFIG_FILE), TOKENIZER_CONFIG_FILE, 'CHECKPOINT_TOKENIZER_MISMATCH')
+  if (typeof tokenizerConfig.chat_template !== 'string') {
+    const template = (await optional(CHAT_TEMPLATE_FILE, 'CHECKPOINT_TOKENIZER_MISMATCH'))?.chat_template
+    if (typeof template !== 'string') {
+      throw new ConvertError('CHECKPOINT_TOKENIZER_MISMATCH', `no chat_template here or in ${CHAT_TEMPLATE_FILE}`, TOKENIZER_CONFIG_FILE)
+    }
+    tokenizerConfig.chat_template = template
+  }
+  return { config, tokenizerText, tokenizer, tokenizerConfig, processor: await optional(PREPROCESSOR_FILE, 'CHECKPOINT_CONFIG_INVALID') }
+}
+
+type JsonErrorCode = 'CHECKPOINT_TOKENIZER_MISMATCH' | 'CHECKPOINT_CONFIG_INVALID'
+
+function jsonObject(text: string, file: string, code: JsonErrorCode): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw new ConvertError(code, `not valid JSON (${(err as Error).message})`, file)
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConvertError(code, 'not a JSON object', file)
+  return value as Record<string, unknown>
+}
