@@ -4,8 +4,8 @@
  *
  *   open ──► read config.json, tokenizer and processor files ──► derive the served config
  *        ──► build the three understanding graphs (every key's shape checked here,
- *            before anything is written) ──► write config.json, tokenizer files
- *        ──► write each graph and its external data, streaming weights from the shards
+ *            before anything is written) ──► write the tokenizer files
+ *        ──► write each graph and its external data, streaming weights from the shards ──► config.json last
  *
  * `convertCheckpoint` writes into a staging directory beside the output and
  * renames it into place at the end: an interrupted conversion leaves no
@@ -106,7 +106,6 @@ export async function writeConvertedModel(from: string, dir: string, options: Wr
     const unused = unusedFamilies(checkpoint.keys().filter((key) => !weights.used.has(key)), (key) => checkpoint.parameterCount(key))
 
     const config = { ...arch.config, ...options.extra?.config }
-    await writeFile(join(dir, MODEL_FILES.config), `${JSON.stringify(config, null, 2)}\n`)
     await writeFile(join(dir, MODEL_FILES.tokenizer), files.tokenizerText)
     await writeFile(join(dir, MODEL_FILES.tokenizerConfig), `${JSON.stringify(files.tokenizerConfig, null, 2)}\n`)
     const progress = options.progress ?? SILENT
@@ -117,6 +116,8 @@ export async function writeConvertedModel(from: string, dir: string, options: Wr
       progress.done()
       summaries.push({ file, ...saved })
     }
+    // Last: a directory without config.json is not a model, so one cut short never looks loadable.
+    await writeFile(join(dir, MODEL_FILES.config), `${JSON.stringify(config, null, 2)}\n`)
     return { config, graphs: summaries, unused, partlyUsed: partlyUsedFamilies(weights.partlyUsed), unindexed: checkpoint.unindexedKeys(), seconds: (performance.now() - started) / 1000 }
   } finally {
     await checkpoint.close()
