@@ -1,8 +1,9 @@
 /**
- * The LM head (`model.model.output.weight`, [vocab_size, hidden]) by vocabulary part (see src/engine/vocab-parts.ts), chosen at run
- * time by the int64 scalar `vocab_part` without copying a weight per call: each
- * part's columns of `lm_head.weight` are an initializer of that part's own
- * branch, and a binary tree of `If` nodes reaches the one branch that runs.
+ * The LM head (`model.model.output.weight`, stored [vocab_size, hidden]) by
+ * vocabulary part (see src/engine/vocab-parts.ts), chosen at run time by the
+ * int64 scalar `vocab_part` without copying a weight per call: each part's rows
+ * of the head, transposed, are an initializer of that part's own branch, and a
+ * binary tree of `If` nodes reaches the one branch that runs.
  *
  *   If(vocab_part < 1)   then: text          else: sub-codebooks 1 … K, halved
  *                                                 If(vocab_part < mid) …, recursively

@@ -17,7 +17,7 @@
 import type { Architecture, VisionEncoderSpec } from './architecture.js'
 import { float, int, ints, str, type BuiltGraph } from './graph.js'
 import { applyRope, attend, gelu, geluTanh, layerNorm, linear, type Ctx as LayerCtx } from './layers.js'
-import { reshaped, stacked as stackedData, type TensorData } from './tensor-data.js'
+import { reshaped, stacked, type TensorData } from './tensor-data.js'
 import type { CheckpointWeights } from './weights.js'
 
 type Ctx = LayerCtx<CheckpointWeights>
@@ -123,9 +123,11 @@ function nearestCodes(ctx: Ctx, arch: Architecture, features: string, codebooks:
   const dim = arch.quantizer.codeDim
   const sub = g.op('Reshape', [features, g.ints([-1, books, dim])])
   const standardised = g.op('LayerNormalization', [sub, g.scalar(1, [dim]), g.scalar(0, [dim])], { axis: int(-1), epsilon: float(PROJECTOR_EPS) })
+  // Each sub-vector's own LayerNorm, as one [K, dim] scale and shift applied after a unit LayerNorm.
   const zNorm = (part: 'weight' | 'bias') => {
-    const keys = Array.from({ length: books }, (_, k) => `${PREFIX}.quantizer.${k}.z_norm.${part}`)
-    return g.weight(`${PREFIX}.quantizer.z_norm.${part}`, [books, dim], stackedVectors(ctx, keys, dim, part))
+    const key = (k: number) => `${PREFIX}.quantizer.${k}.z_norm.${part}`
+    const rows = Array.from({ length: books }, (_, k) => (part === 'weight' ? ctx.w.scale(key(k), dim) : ctx.w.bias(key(k), dim)))
+    return g.weight(`${PREFIX}.quantizer.z_norm.${part}`, [books, dim], stacked(rows))
   }
   const normed = g.op('Add', [g.op('Mul', [standardised, zNorm('weight')]), zNorm('bias')])
   const table = g.weight(`${PREFIX}.quantizer.codebooks`, [books, codes, dim], codebooks)
@@ -136,9 +138,4 @@ function nearestCodes(ctx: Ctx, arch: Architecture, features: string, codebooks:
   ])
   const nearest = g.op('ArgMax', [scores], { axis: int(2), keepdims: int(0) })
   return g.op('Transpose', [nearest], { perm: ints([1, 0]) })
-}
-
-function stackedVectors(ctx: Ctx, keys: readonly string[], dim: number, part: 'weight' | 'bias'): TensorData {
-  const tensors = keys.map((key) => (part === 'weight' ? ctx.w.scale(key, dim) : ctx.w.bias(key, dim)))
-  return stackedData(tensors)
 }

@@ -46,10 +46,17 @@ export class SeededWeights implements Weights {
 
   /** Uniform values with the given standard deviation, centred on zero. */
   random(name: string, size: number, std: number): Float32Array {
-    const next = splitMix32(fnv1a(name) ^ this.seed)
     const halfWidth = std * Math.sqrt(3)
     const out = new Float32Array(size)
-    for (let i = 0; i < size; i++) out[i] = (next() / 0x1_0000_0000 * 2 - 1) * halfWidth
+    // SplitMix32, inlined (the tiny model draws millions of values at every first start).
+    let state = (fnv1a(name) ^ this.seed) >>> 0
+    for (let i = 0; i < size; i++) {
+      state = (state + 0x9e3779b9) >>> 0
+      let z = state
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b)
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
+      out[i] = (((z ^ (z >>> 16)) >>> 0) / 0x1_0000_0000 * 2 - 1) * halfWidth
+    }
     return out
   }
 
@@ -77,15 +84,4 @@ function fnv1a(text: string): number {
   let h = 0x811c9dc5
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193)
   return h >>> 0
-}
-
-function splitMix32(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x9e3779b9) >>> 0
-    let z = state
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b)
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
-    return (z ^ (z >>> 16)) >>> 0
-  }
 }
