@@ -4,11 +4,13 @@
  * its README): visual codes, pre-norm hidden states, every slot's logits by
  * vocabulary part, and greedy chats under the server's chat rule.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ort from 'onnxruntime-node'
 import t from 'tap'
+import { hashModelDir } from '../../src/builder/build-model.js'
+import { Checkpoint, writeCheckpoint, type TensorToWrite } from '../../src/convert/checkpoint.js'
 import { convertCheckpoint, type ConversionSummary } from '../../src/convert/convert.js'
 import { Engine } from '../../src/engine/engine.js'
 import { preprocessImage } from '../../src/engine/images/preprocess.js'
@@ -111,4 +113,20 @@ t.test('greedy chats under the chat rule give the reference tokens, from the ref
     t.same(result?.tokenIds, chat.tokens, `${chat.prompt}: tokens`)
     t.equal(result?.finishReason, chat.finish_reason, `${chat.prompt}: finish reason`)
   }
+})
+
+t.test('the same checkpoint stored in float32 converts to byte-identical weights', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'kelix-reference-f32-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  const bf16 = await Checkpoint.open(REFERENCE_CHECKPOINT)
+  t.teardown(() => bf16.close())
+  const tensors = new Map<string, TensorToWrite>()
+  for (const key of bf16.keys()) tensors.set(key, { shape: bf16.tensor(key).shape, data: await bf16.read(key) })
+  const files = Object.fromEntries(await Promise.all(['config.json', 'tokenizer.json', 'tokenizer_config.json'].map(async (f) => [f, await readFile(join(REFERENCE_CHECKPOINT, f))])))
+  await writeCheckpoint(join(root, 'f32'), tensors, { dtype: 'F32', shardBytes: 1 << 20, extraFiles: files })
+  await convertCheckpoint({ from: join(root, 'f32'), out: join(root, 'from-f32') })
+  await convertCheckpoint({ from: REFERENCE_CHECKPOINT, out: join(root, 'from-bf16') })
+  const [fromF32, fromBf16] = [await hashModelDir(join(root, 'from-f32')), await hashModelDir(join(root, 'from-bf16'))]
+  t.same(Object.keys(fromF32).filter((f) => f.endsWith('.data')), ['block_decoder.onnx.data', 'decoder.onnx.data', 'visual_tokenizer.onnx.data'])
+  for (const file of Object.keys(fromBf16).filter((f) => f.endsWith('.onnx') || f.endsWith('.data'))) t.equal(fromF32[file], fromBf16[file], file)
 })
