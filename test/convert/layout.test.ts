@@ -49,9 +49,8 @@ t.test('the config written from sizes has the reference config fields the conver
   for (const section of ['qwen_config', 'tokenizer_config', 'token_decoder_config']) {
     t.same(Object.keys(ours[section] as object).sort(), Object.keys(reference[section] as object).sort(), `${section}: the same fields`)
   }
-  const { mrope_section: _ours, ...qwen } = ours.qwen_config as Record<string, unknown>
-  const { mrope_section: _theirs, ...referenceQwen } = reference.qwen_config as Record<string, unknown>
-  t.same(qwen, referenceQwen, 'qwen_config (mrope_section aside: null in the real release)')
+  const withoutMrope = (section: unknown) => Object.fromEntries(Object.entries(section as object).filter(([field]) => field !== 'mrope_section'))
+  t.same(withoutMrope(ours.qwen_config), withoutMrope(reference.qwen_config), 'qwen_config (mrope_section aside: null in the real release)')
   t.same(ours.token_decoder_config, reference.token_decoder_config)
 })
 
