@@ -1,11 +1,15 @@
 /**
  * `npm run bench [-- --mode engine|serve|all] [--quick] [--rounds N]`: runs the benchmarks,
  * prints tables and writes JSON under bench/results/.
+ *
+ * `npm run bench -- --mode convert [--layers N] [--keep] [--dir DIR] [--cpu-prof]`: the converter
+ * at Kelix-8B shapes (convert-bench.ts). Not part of `all`: it is long and needs ~70 GB of disk at 36 layers.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { benchConvert, printConvertBench } from './convert-bench.js'
 import { buildTinyModel, DEFAULT_MODEL_DIR, ensureTinyModel } from '../src/builder/build-model.js'
 import { defaultIntraOpThreads } from '../src/batching/engine-client.js'
 import { loadModel } from '../src/engine/model.js'
@@ -14,17 +18,35 @@ import { benchEngine } from './engine-bench.js'
 import { benchServe } from './serve-bench.js'
 import { formatTable } from './table.js'
 
-const { values } = parseArgs({ options: { mode: { type: 'string', default: 'all' }, quick: { type: 'boolean', default: false }, rounds: { type: 'string' } } })
+const { values } = parseArgs({
+  options: {
+    mode: { type: 'string', default: 'all' },
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    layers: { type: 'string', default: '36' },
+    keep: { type: 'boolean', default: false },
+    dir: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
+  },
+})
 const mode = values.mode ?? 'all'
-if (!['engine', 'serve', 'all'].includes(mode)) throw new Error(`--mode must be engine, serve or all, got ${mode}`)
+if (!['engine', 'serve', 'all', 'convert'].includes(mode)) throw new Error(`--mode must be engine, serve, all or convert, got ${mode}`)
 
-await ensureTinyModel(DEFAULT_MODEL_DIR)
-const model = await loadModel(DEFAULT_MODEL_DIR)
-const machine = { model: model.config.name, node: process.version, cores: cpus().length, date: new Date().toISOString() }
+// The convert mode does not need the tiny model.
+if (mode !== 'convert') await ensureTinyModel(DEFAULT_MODEL_DIR)
+const model = mode === 'convert' ? undefined : await loadModel(DEFAULT_MODEL_DIR)
+const machine = { model: model?.config.name ?? 'kelix-8b shapes (synthetic)', node: process.version, cores: cpus().length, date: new Date().toISOString() }
 await mkdir(new URL('./results/', import.meta.url), { recursive: true })
 const write = (name: string, result: object) => writeFile(new URL(`./results/${name}.json`, import.meta.url), `${JSON.stringify({ ...machine, ...result }, null, 2)}\n`)
 
-if (mode === 'engine' || mode === 'all') {
+if (mode === 'convert') {
+  const result = await benchConvert({ layers: Number(values.layers), keep: values.keep ?? false, dir: values.dir ?? tmpdir(), cpuProfile: values['cpu-prof'] ?? false })
+  printConvertBench(result)
+  await write('convert', { mode: 'convert', ...result })
+  console.log('\nwrote bench/results/convert.json')
+}
+
+if ((mode === 'engine' || mode === 'all') && model !== undefined) {
   const conventionalDir = join(tmpdir(), `kelix-tiny-present-${process.pid}`)
   await buildTinyModel(conventionalDir, { cacheOutputs: 'present' })
   const conventional = await loadModel(conventionalDir)
@@ -56,7 +78,7 @@ if (mode === 'engine' || mode === 'all') {
   console.log('\nwrote bench/results/engine.json\n')
 }
 
-if (mode === 'serve' || mode === 'all') {
+if ((mode === 'serve' || mode === 'all') && model !== undefined) {
   // The raw-engine rows use the server's own session settings, so the comparison isolates HTTP and scheduling.
   const threads = Number(process.env.KELIX_INTRA_OP_THREADS ?? defaultIntraOpThreads())
   const serverLikeModel = await loadModel(DEFAULT_MODEL_DIR, { intraOpThreads: threads })
@@ -98,4 +120,4 @@ if (mode === 'serve' || mode === 'all') {
   await write('serve', { mode: 'serve', ...result, others })
   console.log('\nwrote bench/results/serve.json')
 }
-await model.dispose()
+await model?.dispose()

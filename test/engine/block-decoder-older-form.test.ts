@@ -65,7 +65,7 @@ t.test('the older form loads without vocab_part and gives the same chat answers,
   }
   const biased = expected.get('biased')
   t.same(new Set(biased?.tokenIds), new Set([20]), 'the forced text id every time')
-  t.same(biased?.logprobs[0]?.top, [{ id: 20, text: parts.engine.tokenizer.tokenText(20), logprob: 0 }], 'the only finite logprob')
+  t.same(biased?.logprobs[0]?.top, [{ id: 20, text: parts.engine.tokenizer.tokenText(20), bytes: [...parts.engine.tokenizer.tokenBytes(20)], logprob: 0 }], 'the only finite logprob')
 
   const codes = await imageCodes(parts.engine)
   t.equal(codes.length, 6 * 6 * 8)

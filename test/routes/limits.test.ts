@@ -1,5 +1,6 @@
 /** Server-side limits that only the engine's answer reveals: prompt tokens and the request deadline; model aliases. */
 import t from 'tap'
+import { TINY_CONFIG } from '../../src/builder/tiny.js'
 import { MODEL, hello, serve, tinyEngine } from './serve.js'
 
 const engine = await tinyEngine(t)
@@ -22,10 +23,12 @@ t.test('a prompt over KELIX_MAX_PROMPT_TOKENS is refused with the numbers, and i
 
 t.test('a request past its deadline is a 408 before the headers, and an error event after them', async (t) => {
   const { post } = await serve(t, engine, { config: { requestTimeoutMs: 300 } })
-  const res = await post(hello({ max_tokens: 3000 }))
+  // <|im_end|> banned: a sampled early end would finish the answer before the deadline.
+  const endless = { max_tokens: 3000, logit_bias: { [TINY_CONFIG.special_tokens.im_end]: -100 } }
+  const res = await post(hello(endless))
   t.equal(res.status, 408)
   t.match(await res.json(), { error: { type: 'timeout_error', code: 'timeout', param: null } })
-  const stream = await post(hello({ max_tokens: 3000, stream: true }))
+  const stream = await post(hello({ ...endless, stream: true }))
   t.equal(stream.status, 200)
   const events = (await stream.text()).split('\n\n')
   t.equal(events.at(-2), 'data: [DONE]')
