@@ -15,11 +15,13 @@ export const TOKENIZER_FILE = 'tokenizer.json'
 export const PREPROCESSOR_FILE = 'preprocessor_config.json'
 
 /**
- * Qwen2-VL's image processor defaults, for what a release's preprocessor_config.json
- * does not say: min_pixels 56·56 (4 positions of 28×28 px), max_pixels 28·28·1280
- * (1,280 positions, Kelix's training maximum), mean = std = 0.5 (SigLIP's).
+ * Processor settings for what a release's preprocessor_config.json does not
+ * say: at least one position (an image whose sides are whole positions is
+ * never resampled up, as the reference's own pipeline feeds such images), at
+ * most 28·28·1280 pixels (1,280 positions, Qwen2-VL's default and Kelix's
+ * training maximum), mean = std = 0.5 (SigLIP's).
  */
-export const PROCESSOR_DEFAULTS = { minPositions: 4, maxPositions: 1280, mergeSize: 2, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } as const
+export const PROCESSOR_DEFAULTS = { minPositions: 1, maxPositions: 1280, mergeSize: 2, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } as const
 
 /** The row marker's text, `{row}` and `{cols}` replaced (0-based rows): the documented default. */
 export const DEFAULT_ROW_MARKER = '{row},{cols}'
