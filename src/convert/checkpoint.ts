@@ -13,7 +13,7 @@ import {
   checkShape,
   checkTensorData,
   compareKeys,
-  decodeElements,
+  decodeInto,
   ELEMENT_BYTES,
   elementCount,
   openShard,
@@ -140,7 +140,7 @@ export class Checkpoint {
     for (let done = 0; done < total; done += chunk.byteLength) {
       const bytes = chunk.subarray(0, Math.min(chunk.byteLength, total - done))
       await readExactly(handle, start + done, bytes, file)
-      out.set(decodeElements(bytes, tensor.dtype), done / elementBytes)
+      decodeInto(bytes, tensor.dtype, out, done / elementBytes)
     }
     return out
   }

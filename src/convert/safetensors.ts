@@ -100,14 +100,31 @@ export function elementCount(shape: readonly number[]): number {
  * `bytes` may start at any offset of its buffer.
  */
 export function decodeElements(bytes: Uint8Array, dtype: StoredDtype): Float32Array {
+  const out = new Float32Array(bytes.byteLength / ELEMENT_BYTES[dtype])
+  decodeInto(bytes, dtype, out, 0)
+  return out
+}
+
+/** Whether typed-array views read little-endian data as is (every platform ONNX Runtime ships for). */
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1
+
+/**
+ * Decodes `bytes` into `out` from element `at`, without a temporary array. On a
+ * little-endian host with aligned bytes bf16 is read through a Uint16Array view
+ * (about 3× faster than a DataView); otherwise a DataView reads at any alignment.
+ */
+export function decodeInto(bytes: Uint8Array, dtype: StoredDtype, out: Float32Array, at: number): void {
   const size = ELEMENT_BYTES[dtype]
   if (bytes.byteLength % size !== 0) throw new RangeError(`${bytes.byteLength} bytes are not a whole number of ${dtype} elements`)
   const count = bytes.byteLength / size
-  // A DataView reads at any alignment and in a fixed byte order; the Uint32Array
-  // writes float32 bit patterns into the result in the host's order.
+  if (at < 0 || at + count > out.length) throw new RangeError(`${count} elements at ${at} do not fit ${out.length}`)
+  const bits = new Uint32Array(out.buffer, out.byteOffset + at * 4, count)
+  if (dtype === 'BF16' && LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) {
+    const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, count)
+    for (let i = 0; i < count; i++) bits[i] = (halves[i] as number) << 16
+    return
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const out = new Float32Array(count)
-  const bits = new Uint32Array(out.buffer)
   switch (dtype) {
     case 'BF16':
       for (let i = 0; i < count; i++) bits[i] = view.getUint16(2 * i, true) << 16
@@ -119,7 +136,6 @@ export function decodeElements(bytes: Uint8Array, dtype: StoredDtype): Float32Ar
       for (let i = 0; i < count; i++) bits[i] = view.getUint32(4 * i, true)
       break
   }
-  return out
 }
 
 /**
