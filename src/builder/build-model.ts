@@ -2,16 +2,17 @@
  * Writes the tiny Kelix model directory: the tiny random checkpoint
  * (tiny-checkpoint.ts) converted by the checkpoint converter, plus the tiny
  * stand-in image decoder (dit.onnx, vae_decoder.onnx) and config.json's
- * `image_generation`. The directory appears atomically (written beside, then
- * renamed), so concurrent builders and readers never see half a model.
+ * `image_generation`. The directory appears atomically (convert/model-dir.ts),
+ * so concurrent builders and readers never see half a model.
  */
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { writeConvertedModel } from '../convert/convert.js'
+import { writeModelDirAtomically } from '../convert/model-dir.js'
 import type { BlockDecoderOptions } from './block-decoder.js'
 import type { CacheOutputs } from './decoder.js'
 import { buildDit } from './dit.js'
@@ -34,7 +35,7 @@ export interface TinyModelOptions {
 
 /** Writes the tiny model to `dir`, replacing whatever is there. */
 export async function buildTinyModel(dir: string, options: TinyModelOptions = {}): Promise<void> {
-  await writeModelDir(dir, (staging) => writeTinyModel(staging, options), { replace: true })
+  await writeModelDirAtomically(dir, (staging) => writeTinyModel(staging, options), { replace: true })
 }
 
 /**
@@ -43,7 +44,7 @@ export async function buildTinyModel(dir: string, options: TinyModelOptions = {}
  */
 export async function ensureTinyModel(dir = DEFAULT_MODEL_DIR): Promise<boolean> {
   if (await builtByCurrentBuilder(dir)) return false
-  await writeModelDir(dir, (staging) => writeTinyModel(staging, {}), { replace: existsSync(join(dir, 'config.json')) })
+  await writeModelDirAtomically(dir, (staging) => writeTinyModel(staging, {}), { replace: existsSync(join(dir, 'config.json')) })
   return true
 }
 
@@ -80,22 +81,6 @@ async function builtByCurrentBuilder(dir: string): Promise<boolean> {
     return config.builder === builderTag(TINY_SEED)
   } catch {
     return false
-  }
-}
-
-async function writeModelDir(dir: string, write: (staging: string) => Promise<void>, opts: { replace: boolean }): Promise<void> {
-  await mkdir(dirname(dir), { recursive: true })
-  const staging = `${dir}.staging-${process.pid}-${Date.now()}`
-  await mkdir(staging)
-  try {
-    await write(staging)
-    if (opts.replace) await rm(dir, { recursive: true, force: true })
-    // Without `replace`, another process may have finished first: its identical model stays.
-    if (opts.replace || !existsSync(join(dir, 'config.json'))) await rename(staging, dir).catch((err: NodeJS.ErrnoException) => {
-      if (opts.replace || err.code !== 'ENOTEMPTY') throw err
-    })
-  } finally {
-    await rm(staging, { recursive: true, force: true })
   }
 }
 

@@ -159,7 +159,7 @@ export class GraphBuilder {
    */
   toBytes(opset: number): Uint8Array {
     if (this.external.length > 0) throw new Error(`graph ${this.name} has weights: write it with save()`)
-    return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, producerName: 'kelix-serve-builder', producerVersion: '1', opsetImport: [{ domain: '', version: opset }], graph: this.toGraph() })).finish()
+    return this.encode(opset, '')
   }
 
   /** A 1-D float32 constant stored in the graph itself (operator arguments such as Resize scales, not weights). */
@@ -199,6 +199,18 @@ export class GraphBuilder {
     } finally {
       await data.close()
     }
+    const bytes = this.encode(opset, docString)
+    const graphFile = await open(path, 'w')
+    try {
+      await graphFile.write(bytes)
+    } finally {
+      await graphFile.close()
+    }
+    return { graphBytes: bytes.length, dataBytes: end, parameters }
+  }
+
+  /** The model (IR 8, default domain at `opset`) as protobuf bytes; external weights carry only their location. */
+  private encode(opset: number, docString: string): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'kelix-serve-builder',
@@ -207,14 +219,7 @@ export class GraphBuilder {
       opsetImport: [{ domain: '', version: opset }],
       graph: this.toGraph(),
     })
-    const bytes = onnx.ModelProto.encode(model).finish()
-    const graphFile = await open(path, 'w')
-    try {
-      await graphFile.write(bytes)
-    } finally {
-      await graphFile.close()
-    }
-    return { graphBytes: bytes.length, dataBytes: end, parameters }
+    return onnx.ModelProto.encode(model).finish()
   }
 
   /** The graph itself, for a `graph` attribute when this is a subgraph. */

@@ -27,19 +27,6 @@ export function inMemory(dims: readonly number[], values: Float32Array): TensorD
   if (values.length !== elementCount(dims)) throw new Error(`${values.length} values for shape [${dims.join(', ')}]`)
   return { dims, write: (put) => put(0, values) }
 }
-
-/** A tensor computed on demand (precomputed tables): `compute` runs when the graph is written. */
-export function computed(dims: readonly number[], compute: () => Promise<Float32Array>): TensorData {
-  return {
-    dims,
-    async write(put) {
-      const values = await compute()
-      if (values.length !== elementCount(dims)) throw new Error(`computed ${values.length} values for shape [${dims.join(', ')}]`)
-      await put(0, values)
-    },
-  }
-}
-
 /** Collects a tensor's values into one array (tests, and small tables a precomputation reads). */
 export async function collect(tensor: TensorData): Promise<Float32Array> {
   const out = new Float32Array(elementCount(tensor.dims))

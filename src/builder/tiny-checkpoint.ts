@@ -7,6 +7,7 @@
  */
 import { writeCheckpoint, type TensorToWrite } from '../convert/checkpoint.js'
 import { keyeArConfig, kelixTensorSpecs, type KelixCheckpointSizes } from './kelix-checkpoint-layout.js'
+import { elementCount } from './tensor-data.js'
 import { buildTokenizerFiles } from './text-tokenizer.js'
 import { TINY_CONFIG, TINY_SIZES } from './tiny.js'
 import { SeededWeights } from './weights.js'
@@ -46,14 +47,20 @@ export const TINY_CHECKPOINT_SIZES: KelixCheckpointSizes = {
   lmHeadGain: TINY_SIZES.lmHeadGain,
 }
 
-/** Writes the tiny checkpoint for `seed` into `dir`. */
-export async function writeTinyCheckpoint(dir: string, seed: number): Promise<void> {
+/** Every tensor of a checkpoint of `sizes`, with deterministic random values as each spec's init says. */
+export function seededTensors(sizes: KelixCheckpointSizes, seed: number): Map<string, TensorToWrite> {
   const random = new SeededWeights(seed)
   const tensors = new Map<string, TensorToWrite>()
-  for (const { key, shape, init } of kelixTensorSpecs(TINY_CHECKPOINT_SIZES)) {
-    const size = shape.reduce((a, b) => a * b, 1)
+  for (const { key, shape, init } of kelixTensorSpecs(sizes)) {
+    const size = elementCount(shape)
     tensors.set(key, { shape, data: init.center === undefined ? random.random(key, size, init.std) : random.around(key, size, init.center, init.std) })
   }
+  return tensors
+}
+
+/** Writes the tiny checkpoint for `seed` into `dir`. */
+export async function writeTinyCheckpoint(dir: string, seed: number): Promise<void> {
+  const tensors = seededTensors(TINY_CHECKPOINT_SIZES, seed)
   const head = tensors.get('model.model.output.weight')?.data
   const hidden = TINY_CONFIG.llm.hidden_size
   head?.subarray(TINY_CONFIG.special_tokens.im_end * hidden, (TINY_CONFIG.special_tokens.im_end + 1) * hidden).forEach((v, i, row) => (row[i] = v * TINY_SIZES.imEndRowScale))

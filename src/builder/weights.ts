@@ -31,8 +31,6 @@ export interface CheckpointWeights extends Weights {
    * `[lo, hi)` as MatMul's weight, or a table made channel-major.
    */
   transposed(key: string, shape: readonly number[], rows?: readonly [number, number]): TensorData
-  /** The whole tensor in memory, for a precomputation (small tensors only). */
-  read(key: string, shape: readonly number[]): Promise<Float32Array>
 }
 
 /**

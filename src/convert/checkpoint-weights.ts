@@ -77,11 +77,6 @@ export class CheckpointTensors implements CheckpointWeights {
     }
   }
 
-  async read(key: string, shape: readonly number[]): Promise<Float32Array> {
-    this.check(key, shape)
-    return this.checkpoint.read(key)
-  }
-
   private notePart(key: string, rows: number, of: number): void {
     const read = (this.partlyUsed.get(key)?.rows ?? 0) + rows
     if (read < of) this.partlyUsed.set(key, { rows: read, of })

@@ -8,14 +8,15 @@
  */
 import { mkdir, readdir, readFile, stat, writeFile, type FileHandle } from 'node:fs/promises'
 import { basename, join } from 'node:path'
+import { elementCount } from '../builder/tensor-data.js'
 import { ConvertError } from './errors.js'
+import { isJsonObject } from './json-object.js'
 import {
   checkShape,
   checkTensorData,
   compareKeys,
   decodeInto,
   ELEMENT_BYTES,
-  elementCount,
   openShard,
   readExactly,
   readSafetensorsHeader,
@@ -350,10 +351,6 @@ async function exists(path: string): Promise<boolean> {
 
 function isPlainFileName(name: string): boolean {
   return name !== '' && name !== '.' && name !== '..' && !/[/\\]/.test(name)
-}
-
-function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function indexInvalid(detail: string, file: string): ConvertError {

@@ -12,8 +12,8 @@
  * directory that looks loadable.
  */
 import { existsSync } from 'node:fs'
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { basename, dirname, join, resolve } from 'node:path'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
 import type { Architecture } from '../builder/architecture.js'
 import { buildBlockDecoder, type BlockDecoderOptions } from '../builder/block-decoder.js'
 import { buildDecoder, type CacheOutputs } from '../builder/decoder.js'
@@ -25,6 +25,8 @@ import { Checkpoint } from './checkpoint.js'
 import { CheckpointTensors } from './checkpoint-weights.js'
 import { precomputedCodebooks } from './codebooks.js'
 import { ConvertError } from './errors.js'
+import { writeModelDirAtomically } from './model-dir.js'
+import { isJsonObject } from './json-object.js'
 import { KEYE_CONFIG_FILE, parseKeyeConfig } from './keye-config.js'
 import { SILENT, type Progress } from './progress.js'
 import { deriveArchitecture, PREPROCESSOR_FILE, TOKENIZER_FILE, type ServedOptions } from './served-config.js'
@@ -71,17 +73,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   if (!options.overwrite && existsSync(out) && (await readdir(out)).length > 0) {
     throw new ConvertError('CONVERT_OUTPUT_EXISTS', `${out} exists and is not empty (pass --overwrite to replace it)`)
   }
-  await mkdir(dirname(out), { recursive: true })
-  const staging = join(dirname(out), `.${basename(out)}.converting-${process.pid}-${Date.now()}`)
-  await mkdir(staging)
-  try {
-    const summary = await writeConvertedModel(options.from, staging, { ...options, name: options.name ?? basename(out) })
-    await rm(out, { recursive: true, force: true })
-    await rename(staging, out)
-    return summary
-  } finally {
-    await rm(staging, { recursive: true, force: true })
-  }
+  return writeModelDirAtomically(out, (staging) => writeConvertedModel(options.from, staging, { ...options, name: options.name ?? basename(out) }), { replace: true })
 }
 
 /** What `writeConvertedModel` adds to the served options. */
@@ -175,6 +167,6 @@ function jsonObject(text: string, file: string, code: JsonErrorCode): Record<str
   } catch (err) {
     throw new ConvertError(code, `not valid JSON (${(err as Error).message})`, file)
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConvertError(code, 'not a JSON object', file)
-  return value as Record<string, unknown>
+  if (!isJsonObject(value)) throw new ConvertError(code, 'not a JSON object', file)
+  return value
 }

@@ -4,6 +4,7 @@
  * values the graphs do not implement, refused by name.
  */
 import { ConvertError } from './errors.js'
+import { isJsonObject } from './json-object.js'
 
 export const KEYE_CONFIG_FILE = 'config.json'
 
@@ -62,7 +63,7 @@ export function parseKeyeConfig(text: string): KeyeConfig {
   } catch (err) {
     throw invalid(`not valid JSON (${(err as Error).message})`)
   }
-  if (!isObject(json)) throw invalid('not a JSON object')
+  if (!isJsonObject(json)) throw invalid('not a JSON object')
   if (json.__class__ !== 'KeyeARConfig') {
     throw invalid(`__class__ is ${JSON.stringify(json.__class__)}, expected "KeyeARConfig" (the Kelix-SFT checkpoint; a DiT checkpoint says "SanaConfig")`)
   }
@@ -169,13 +170,9 @@ function invalid(detail: string): ConvertError {
   return new ConvertError('CHECKPOINT_CONFIG_INVALID', detail, KEYE_CONFIG_FILE)
 }
 
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 function section(parent: Json, name: string, path = ''): Json {
   const value = parent[name]
-  if (!isObject(value)) throw invalid(`${path}${name} is missing or not an object`)
+  if (!isJsonObject(value)) throw invalid(`${path}${name} is missing or not an object`)
   return value
 }
 

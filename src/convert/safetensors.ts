@@ -9,7 +9,9 @@
  */
 import { open, type FileHandle } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
+import { elementCount } from '../builder/tensor-data.js'
 import { ConvertError } from './errors.js'
+import { isJsonObject } from './json-object.js'
 
 /** The element types the converter reads (the published checkpoints are all BF16; diffusers' VAE is F32). */
 export type StoredDtype = 'BF16' | 'F16' | 'F32'
@@ -89,12 +91,6 @@ export async function readExactly(handle: FileHandle, position: number, into: Ui
   }
   return into
 }
-
-/** The number of elements of a tensor of `shape` (1 for a 0-D tensor). */
-export function elementCount(shape: readonly number[]): number {
-  return shape.reduce((n, d) => n * d, 1)
-}
-
 /**
  * Decodes little-endian elements to float32, bit-exactly (NaN payloads kept).
  * `bytes` may start at any offset of its buffer.
@@ -377,10 +373,6 @@ function byteRange(offsets: unknown): [number, number] | undefined {
 
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
-}
-
-function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function shardInvalid(file: string, detail: string): ConvertError {

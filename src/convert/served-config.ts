@@ -8,7 +8,9 @@
 import type { Architecture } from '../builder/architecture.js'
 import type { KelixConfig, SpecialTokens } from '../engine/model-config.js'
 import { parseConfig } from '../engine/model-config.js'
+import { DEFAULT_ROW_MARKER } from '../engine/prompt/image-blocks.js'
 import { ConvertError } from './errors.js'
+import { isJsonObject } from './json-object.js'
 import type { KeyeConfig } from './keye-config.js'
 
 export const TOKENIZER_FILE = 'tokenizer.json'
@@ -22,9 +24,6 @@ export const PREPROCESSOR_FILE = 'preprocessor_config.json'
  * training maximum), mean = std = 0.5 (SigLIP's).
  */
 export const PROCESSOR_DEFAULTS = { minPositions: 1, maxPositions: 1280, mergeSize: 2, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } as const
-
-/** The row marker's text, `{row}` and `{cols}` replaced (0-based rows): the documented default. */
-export const DEFAULT_ROW_MARKER = '{row},{cols}'
 
 /** Settings a release does not carry: the deployment's choices. */
 export interface ServedOptions {
@@ -167,7 +166,7 @@ interface ProcessorBounds {
  */
 function processorBounds(processor: Json | undefined, patchSize: number): ProcessorBounds {
   const p = processor ?? {}
-  const size = typeof p.size === 'object' && p.size !== null ? (p.size as Json) : {}
+  const size = isJsonObject(p.size) ? p.size : {}
   const numberAt = (value: unknown, name: string): number | undefined => {
     if (value === undefined || value === null) return undefined
     if (typeof value !== 'number' || !(value > 0)) throw new ConvertError('CHECKPOINT_CONFIG_INVALID', `${name} is ${JSON.stringify(value)}, expected a positive number`, PREPROCESSOR_FILE)

@@ -8,9 +8,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { kelixTensorSpecs, keyeArConfig, type KelixCheckpointSizes } from '../../src/builder/kelix-checkpoint-layout.js'
-import { SeededWeights } from '../../src/builder/weights.js'
-import { writeCheckpoint, type TensorToWrite } from '../../src/convert/checkpoint.js'
+import { keyeArConfig, type KelixCheckpointSizes } from '../../src/builder/kelix-checkpoint-layout.js'
+import { seededTensors } from '../../src/builder/tiny-checkpoint.js'
+import { writeCheckpoint } from '../../src/convert/checkpoint.js'
 import { convertCheckpoint } from '../../src/convert/convert.js'
 import { Engine } from '../../src/engine/engine.js'
 import { loadModel } from '../../src/engine/model.js'
@@ -42,12 +42,7 @@ const SIZES: KelixCheckpointSizes = {
 t.test('a real-vocabulary checkpoint converts, and its prompt carries Qwen token ids and the row markers', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'kelix-real-vocab-'))
   t.teardown(() => rm(root, { recursive: true, force: true }))
-  const random = new SeededWeights(7)
-  const tensors = new Map<string, TensorToWrite>()
-  for (const { key, shape, init } of kelixTensorSpecs(SIZES)) {
-    const size = shape.reduce((a, b) => a * b, 1)
-    tensors.set(key, { shape, data: random.around(key, size, init.center ?? 0, init.std) })
-  }
+  const tensors = seededTensors(SIZES, 7)
   const { tokenizerJson, tokenizerConfig } = await kelixTokenizerFiles()
   const json = (value: object) => JSON.stringify(value)
   await writeCheckpoint(join(root, 'checkpoint'), tensors, {
