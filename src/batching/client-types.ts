@@ -78,6 +78,8 @@ export interface ImageRequest {
   timeoutMs?: number
   /** Partial images per image, sent while it denoises (0–3, like OpenAI's `partial_images`). Default 0. */
   partialImages?: number
+  /** Classifier-free guidance scale of the denoiser. Default: the model's `image_generation.guidance`. */
+  guidance?: number
 }
 
 export type ImageEvent =

@@ -50,8 +50,8 @@ const TOKEN_PROGRESS_EVERY = 8
 
 export class EngineLoop {
   private readonly requests = new Map<string, number>()
-  /** Image requests: the seed of each image, and the partial images each should send. */
-  private readonly imageRequests = new Map<string, { seeds: number[]; partialImages: number }>()
+  /** Image requests: the seed of each image, the partial images each should send, the guidance scale. */
+  private readonly imageRequests = new Map<string, { seeds: number[]; partialImages: number; guidance: number | undefined }>()
   private readonly images: ImageJobs
   private wake: (() => void) | undefined
   private stopped = false
@@ -107,7 +107,7 @@ export class EngineLoop {
         this.schedule(seqId(reqId, index), prompt.blocks.length + 1, tokens + 1, arrivalTime, request, index === 0 ? undefined : promptFrom)
       }
       this.requests.set(reqId, request.n)
-      this.imageRequests.set(reqId, { seeds, partialImages: request.partialImages ?? 0 })
+      this.imageRequests.set(reqId, { seeds, partialImages: request.partialImages ?? 0, guidance: request.guidance })
       this.post({ type: 'admitted', reqId, promptTokens: prompt.blocks.length + 1, imagePositions: 0, images: [] })
       this.wake?.()
     } catch (err) {
@@ -282,7 +282,7 @@ export class EngineLoop {
     if (done % TOKEN_PROGRESS_EVERY === 0 || reason !== undefined) this.post({ type: 'imageProgress', reqId, index: choice, phase: 'tokens', step: done, total })
     if (reason === undefined) return
     const image = this.imageRequests.get(reqId)
-    if (reason === 'stop' && seq.capture !== undefined) this.images.start(reqId, choice, seq.capture.states, image?.seeds[choice] ?? 0, image?.partialImages ?? 0)
+    if (reason === 'stop' && seq.capture !== undefined) this.images.start(reqId, choice, seq.capture.states, { seed: image?.seeds[choice] ?? 0, partialImages: image?.partialImages ?? 0, guidance: image?.guidance })
     else this.post({ type: 'imageFailed', reqId, message: `the token phase ended with ${reason}` })
     this.release(id)
   }

@@ -47,9 +47,9 @@ export class ImageJobs {
   }
 
   /** Starts denoising the image whose token phase just finished, sending `partialImages` previews on the way. */
-  start(reqId: string, index: number, span: Float32Array, seed: number, partialImages = 0): void {
-    const job = DenoiseJob.fromSpan(this.decoder, span, seed)
-    this.jobs.push({ reqId, index, job, stepMs: [], partialSteps: partialImageSteps(job.steps, partialImages), partialsSent: 0 })
+  start(reqId: string, index: number, span: Float32Array, opts: { seed: number; partialImages: number; guidance: number | undefined }): void {
+    const job = DenoiseJob.fromSpan(this.decoder, span, opts.seed, opts.guidance === undefined ? {} : { guidance: opts.guidance })
+    this.jobs.push({ reqId, index, job, stepMs: [], partialSteps: partialImageSteps(job.steps, opts.partialImages), partialsSent: 0 })
   }
 
   /** Drops every job of a request (aborted, or timed out). */

@@ -1,8 +1,8 @@
 /**
- * Writes the tiny Kelix model directory: the tiny random checkpoint
- * (tiny-checkpoint.ts) converted by the checkpoint converter, plus the tiny
- * stand-in image decoder (dit.onnx, vae_decoder.onnx) and config.json's
- * `image_generation`. The directory appears atomically (convert/model-dir.ts),
+ * Writes the tiny Kelix model directory: the tiny random checkpoints
+ * (tiny-checkpoint.ts: the LLM in Kelix's layout, the DiT in SANA's, the VAE
+ * in diffusers' AutoencoderDC's) converted by the checkpoint converter, as a
+ * release would be. The directory appears atomically (convert/model-dir.ts),
  * so concurrent builders and readers never see half a model.
  */
 import { createHash } from 'node:crypto'
@@ -12,15 +12,12 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { writeConvertedModel } from '../convert/convert.js'
+import { BUNDLED_DIRS } from '../convert/image-decoder.js'
 import { writeModelDirAtomically } from '../convert/model-dir.js'
 import type { BlockDecoderOptions } from './block-decoder.js'
 import type { CacheOutputs } from './decoder.js'
-import { buildDit } from './dit.js'
-import { GraphBuilder } from './graph.js'
-import { writeTinyCheckpoint } from './tiny-checkpoint.js'
-import { TINY_BUILDER_VERSION, TINY_CONFIG, TINY_SEED, TINY_VAE } from './tiny.js'
-import { buildVaeDecoder } from './vae-decoder.js'
-import { SeededWeights } from './weights.js'
+import { writeTinyCheckpoint, writeTinyDitCheckpoint, writeTinyVaeCheckpoint } from './tiny-checkpoint.js'
+import { TINY_BUILDER_VERSION, TINY_CONFIG, TINY_SEED } from './tiny.js'
 
 /** `models/kelix-tiny` at the repository root (from src/ or dist/ alike). */
 export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'kelix-tiny')
@@ -56,19 +53,19 @@ async function writeTinyModel(dir: string, options: TinyModelOptions): Promise<v
   const seed = options.seed ?? TINY_SEED
   const checkpoint = await mkdtemp(join(tmpdir(), 'kelix-tiny-checkpoint-'))
   try {
+    // Bundled as a release may bundle them: the converter finds dit/ and vae/ inside the checkpoint.
     await writeTinyCheckpoint(checkpoint, seed)
-    const w = new SeededWeights(seed)
-    const ctx = (name: string) => ({ g: new GraphBuilder(name), w })
+    await writeTinyDitCheckpoint(join(checkpoint, BUNDLED_DIRS.dit), seed)
+    await writeTinyVaeCheckpoint(join(checkpoint, BUNDLED_DIRS.vae), seed)
+    const { grid, steps, shift, guidance } = TINY_CONFIG.image_generation
     await writeConvertedModel(checkpoint, dir, {
       name: TINY_CONFIG.name,
       lowDetailMaxPositions: TINY_CONFIG.vision.low_detail_max_positions,
       generation: TINY_CONFIG.generation,
+      imageGeneration: { grid, steps, shift, guidance },
       ...(options.cacheOutputs === undefined ? {} : { cacheOutputs: options.cacheOutputs }),
       ...(options.blockDecoder === undefined ? {} : { blockDecoder: options.blockDecoder }),
-      extra: {
-        graphs: { 'dit.onnx': buildDit(ctx('kelix_dit'), TINY_CONFIG), 'vae_decoder.onnx': buildVaeDecoder(ctx('kelix_vae_decoder'), TINY_CONFIG, TINY_VAE) },
-        config: { image_generation: TINY_CONFIG.image_generation, builder: builderTag(seed) },
-      },
+      extraConfig: { builder: builderTag(seed) },
     })
   } finally {
     await rm(checkpoint, { recursive: true, force: true })

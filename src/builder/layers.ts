@@ -11,8 +11,8 @@ export interface Ctx<W extends Weights = Weights> {
 }
 
 /** x @ W (+ b) for the Linear `name` (`name.weight` stored [out, in], `name.bias`). */
-export function linear(ctx: Ctx, name: string, x: string, inDim: number, outDim: number, opts: { bias?: boolean; gain?: number } = {}): string {
-  const weight = ctx.g.weight(`${name}.weight`, [inDim, outDim], ctx.w.linear(`${name}.weight`, inDim, outDim, opts.gain))
+export function linear(ctx: Ctx, name: string, x: string, inDim: number, outDim: number, opts: { bias?: boolean } = {}): string {
+  const weight = ctx.g.weight(`${name}.weight`, [inDim, outDim], ctx.w.linear(`${name}.weight`, inDim, outDim))
   const y = ctx.g.op('MatMul', [x, weight])
   if (!opts.bias) return y
   return ctx.g.op('Add', [y, ctx.g.weight(`${name}.bias`, [outDim], ctx.w.bias(`${name}.bias`, outDim))])
@@ -60,12 +60,6 @@ export function swiGlu(ctx: Ctx, name: string, x: string, dim: number, inner: nu
   const gate = silu(ctx.g, linear(ctx, `${name}.w1`, x, dim, inner))
   const up = linear(ctx, `${name}.w3`, x, dim, inner)
   return linear(ctx, `${name}.w2`, ctx.g.op('Mul', [gate, up]), inner, dim)
-}
-
-/** Two-layer GELU MLP (fc1, fc2), as the tiny DiT uses. */
-export function geluMlp(ctx: Ctx, name: string, x: string, dim: number, inner: number): string {
-  const hidden = gelu(ctx.g, linear(ctx, `${name}.fc1`, x, dim, inner, { bias: true }))
-  return linear(ctx, `${name}.fc2`, hidden, inner, dim, { bias: true })
 }
 
 /**

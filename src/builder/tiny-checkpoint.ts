@@ -6,10 +6,12 @@
  * tiny and real differ only in sizes.
  */
 import { writeCheckpoint, type TensorToWrite } from '../convert/checkpoint.js'
-import { keyeArConfig, kelixTensorSpecs, type KelixCheckpointSizes } from './kelix-checkpoint-layout.js'
+import { keyeArConfig, kelixTensorSpecs, type KelixCheckpointSizes, type TensorSpec } from './kelix-checkpoint-layout.js'
 import { elementCount } from './tensor-data.js'
 import { buildTokenizerFiles } from './text-tokenizer.js'
-import { TINY_CONFIG, TINY_SIZES } from './tiny.js'
+import { dcAeConfigJson, dcAeDecoderTensorSpecs } from './dc-ae-checkpoint-layout.js'
+import { sanaConfigJson, sanaTensorSpecs } from './sana-checkpoint-layout.js'
+import { TINY_CONFIG, TINY_DIT_SIZES, TINY_SIZES, TINY_VAE_SIZES } from './tiny.js'
 import { SeededWeights } from './weights.js'
 
 /** Shards as small as the reference's tiny set, so the tiny checkpoint has several. */
@@ -47,26 +49,47 @@ export const TINY_CHECKPOINT_SIZES: KelixCheckpointSizes = {
   lmHeadGain: TINY_SIZES.lmHeadGain,
 }
 
-/** Every tensor of a checkpoint of `sizes`, with deterministic random values as each spec's init says. */
-export function seededTensors(sizes: KelixCheckpointSizes, seed: number): Map<string, TensorToWrite> {
+/** Every tensor of `specs` (a checkpoint layout's), with deterministic random values as each spec's init says. */
+export function seededTensors(specs: readonly TensorSpec[], seed: number): Map<string, TensorToWrite> {
   const random = new SeededWeights(seed)
   const tensors = new Map<string, TensorToWrite>()
-  for (const { key, shape, init } of kelixTensorSpecs(sizes)) {
+  for (const { key, shape, init } of specs) {
     const size = elementCount(shape)
     tensors.set(key, { shape, data: init.center === undefined ? random.random(key, size, init.std) : random.around(key, size, init.center, init.std) })
   }
   return tensors
 }
 
+/** Writes the tiny Kelix-DiT checkpoint (SanaConfig, bf16 shards) for `seed` into `dir`. */
+export async function writeTinyDitCheckpoint(dir: string, seed: number): Promise<void> {
+  await writeCheckpoint(dir, seededTensors(sanaTensorSpecs(TINY_DIT_SIZES), seed), {
+    dtype: 'BF16',
+    shardBytes: TINY_SHARD_BYTES,
+    extraFiles: { 'config.json': json(sanaConfigJson(TINY_DIT_SIZES)) },
+  })
+}
+
+/** Writes the tiny DC-AE checkpoint (diffusers' AutoencoderDC, decoder only, float32 like the release) for `seed` into `dir`. */
+export async function writeTinyVaeCheckpoint(dir: string, seed: number): Promise<void> {
+  await writeCheckpoint(dir, seededTensors(dcAeDecoderTensorSpecs(TINY_VAE_SIZES), seed), {
+    dtype: 'F32',
+    shardBytes: TINY_SHARD_BYTES,
+    extraFiles: { 'config.json': json(dcAeConfigJson(TINY_VAE_SIZES)) },
+  })
+}
+
+function json(value: object): string {
+  return `${JSON.stringify(value, null, 2)}\n`
+}
+
 /** Writes the tiny checkpoint for `seed` into `dir`. */
 export async function writeTinyCheckpoint(dir: string, seed: number): Promise<void> {
-  const tensors = seededTensors(TINY_CHECKPOINT_SIZES, seed)
+  const tensors = seededTensors(kelixTensorSpecs(TINY_CHECKPOINT_SIZES), seed)
   const head = tensors.get('model.model.output.weight')?.data
   const hidden = TINY_CONFIG.llm.hidden_size
   head?.subarray(TINY_CONFIG.special_tokens.im_end * hidden, (TINY_CONFIG.special_tokens.im_end + 1) * hidden).forEach((v, i, row) => (row[i] = v * TINY_SIZES.imEndRowScale))
   const { tokenizerJson, tokenizerConfig } = buildTokenizerFiles(TINY_CONFIG)
   const pixelsPerPosition = (TINY_CONFIG.vision.patch_size * TINY_CONFIG.vision.merge_size) ** 2
-  const json = (value: object) => `${JSON.stringify(value, null, 2)}\n`
   await writeCheckpoint(dir, tensors, {
     dtype: 'BF16',
     shardBytes: TINY_SHARD_BYTES,

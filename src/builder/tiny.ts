@@ -6,7 +6,8 @@
  * the tiny checkpoint's KeyeARConfig (tiny-checkpoint.ts).
  */
 import type { ImageGenerationKelixConfig } from '../engine/model-config.js'
-import type { VaeDecoderSpec } from './vae-decoder.js'
+import type { DcAeSizes } from './dc-ae-checkpoint-layout.js'
+import type { SanaCheckpointSizes } from './sana-checkpoint-layout.js'
 
 export const TINY_SEED = 0x4b656c78 // "Kelx"
 
@@ -14,7 +15,7 @@ export const TINY_SEED = 0x4b656c78 // "Kelx"
  * Written into config.json as `builder`; bump it whenever the builder's output
  * changes, so a model directory built by an older checkout is rebuilt.
  */
-export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-7'
+export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-8'
 
 export const TINY_CONFIG: ImageGenerationKelixConfig = {
   format: 'kelix-onnx',
@@ -58,13 +59,13 @@ export const TINY_CONFIG: ImageGenerationKelixConfig = {
   image_generation: {
     grid: 6,
     condition_length: 96,
-    latent_channels: 4,
+    latent_channels: 8,
     latent_size: 8,
     image_size: 64,
     steps: 8,
     shift: 3,
     guidance: 1,
-    dit: { hidden_size: 64, num_layers: 2, num_heads: 4, patch_size: 2, intermediate_size: 256 },
+    dit: { hidden_size: 64, num_layers: 2, num_heads: 4, patch_size: 1, intermediate_size: 160 },
   },
 }
 
@@ -86,5 +87,31 @@ export const TINY_SIZES = {
   imEndRowScale: 0.5,
 } as const
 
-/** Channels of the tiny VAE decoder: after conv_in, then after each 2× upsampling stage (8 → 16 → 32 → 64). */
-export const TINY_VAE: VaeDecoderSpec = { channels: [64, 32, 16, 16] }
+/** The tiny Kelix-DiT checkpoint (SANA's layout): what `image_generation` above says, at a width of 64. */
+export const TINY_DIT_SIZES: SanaCheckpointSizes = {
+  inputSize: TINY_CONFIG.image_generation.latent_size,
+  patchSize: TINY_CONFIG.image_generation.dit.patch_size,
+  inChannels: TINY_CONFIG.image_generation.latent_channels,
+  hidden: TINY_CONFIG.image_generation.dit.hidden_size,
+  depth: TINY_CONFIG.image_generation.dit.num_layers,
+  crossHeads: TINY_CONFIG.image_generation.dit.num_heads,
+  linearHeadDim: 16,
+  mlpRatio: 2.5,
+  captionChannels: 48,
+  connectorChannels: TINY_CONFIG.llm.hidden_size,
+  conditionLength: TINY_CONFIG.image_generation.condition_length,
+  vaeDownsampleRate: TINY_CONFIG.image_generation.image_size / TINY_CONFIG.image_generation.latent_size,
+}
+
+/** The tiny DC-AE decoder (diffusers' layout): 8×8 latents to 64×64 pixels, two ResBlock then two EfficientViT stages. */
+export const TINY_VAE_SIZES: DcAeSizes = {
+  latentChannels: TINY_CONFIG.image_generation.latent_channels,
+  blockOutChannels: [8, 16, 32, 32],
+  layersPerBlock: [1, 1, 1, 1],
+  blockTypes: ['ResBlock', 'ResBlock', 'EfficientViTBlock', 'EfficientViTBlock'],
+  qkvMultiscales: [[], [], [5], [5]],
+  attentionHeadDim: 8,
+  upsampleBlockType: 'interpolate',
+  inShortcut: true,
+  scalingFactor: 0.41407,
+}

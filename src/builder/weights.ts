@@ -4,15 +4,14 @@
  * `Weights` is what the shared layers (layers.ts) ask for: a Linear's weight,
  * a bias, a norm's scale. `CheckpointWeights` adds what the understanding
  * graphs read from a checkpoint in the published layout (src/convert
- * implements it over the shards). `SeededWeights` makes deterministic random
- * weights for the graphs that have no checkpoint yet (the tiny DiT and VAE)
- * and for the tiny random checkpoint itself.
+ * implements it over the shards). `SeededWeights` makes the deterministic
+ * random values of the tiny random checkpoints (tiny-checkpoint.ts).
  */
-import { inMemory, type TensorData } from './tensor-data.js'
+import type { TensorData } from './tensor-data.js'
 
 export interface Weights {
-  /** A Linear layer's weight in MatMul's `[in, out]` layout (checkpoints store `[out, in]`). `gain` scales random weights only. */
-  linear(key: string, inDim: number, outDim: number, gain?: number): TensorData
+  /** A Linear layer's weight in MatMul's `[in, out]` layout (checkpoints store `[out, in]`). */
+  linear(key: string, inDim: number, outDim: number): TensorData
   /** A bias or a LayerNorm's shift, `[dim]`. */
   bias(key: string, dim: number): TensorData
   /** A norm's scale, `[dim]`. */
@@ -39,7 +38,7 @@ export interface CheckpointWeights extends Weights {
  * the others. Only integer arithmetic and one multiply per value: the bytes are
  * the same on every platform and Node.js version.
  */
-export class SeededWeights implements Weights {
+export class SeededWeights {
   constructor(private readonly seed: number) {}
 
   /** Uniform values with the given standard deviation, centred on zero. */
@@ -63,18 +62,6 @@ export class SeededWeights implements Weights {
     const out = this.random(name, size, spread)
     for (let i = 0; i < size; i++) out[i] = (out[i] as number) + center
     return out
-  }
-
-  linear(key: string, inDim: number, outDim: number, gain = 1): TensorData {
-    return inMemory([inDim, outDim], this.random(key, inDim * outDim, gain / Math.sqrt(inDim)))
-  }
-
-  bias(key: string, dim: number): TensorData {
-    return inMemory([dim], this.random(key, dim, 0.02))
-  }
-
-  scale(key: string, dim: number): TensorData {
-    return inMemory([dim], this.around(key, dim, 1, 0.1))
   }
 }
 

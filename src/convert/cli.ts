@@ -8,14 +8,24 @@ import { convertCheckpoint, type ConversionSummary } from './convert.js'
 import { ConvertError } from './errors.js'
 import { consoleProgress } from './progress.js'
 
-const HELP = `Usage: npm run convert -- --from CHECKPOINT_DIR --out MODEL_DIR [options]
+const HELP = `Usage: npm run convert -- --from CHECKPOINT_DIR [--dit DIT_DIR --vae VAE_DIR] --out MODEL_DIR [options]
 
 Converts a Kelix checkpoint in the published layout (config.json with KeyeARConfig,
 safetensors shards and model.safetensors.index.json, tokenizer files) into a model
 directory for Kelix Serve (docs/model-format.md). The output appears only when complete.
+With the Kelix-DiT (SanaConfig) and DC-AE (diffusers AutoencoderDC) checkpoints, given
+here or found in CHECKPOINT_DIR/dit and CHECKPOINT_DIR/vae, the model also generates
+images; without them it is a chat-only export.
 
   --from DIR                       the checkpoint directory (required)
   --out DIR                        the model directory to write (required)
+  --dit DIR                        the DiT checkpoint (default: CHECKPOINT_DIR/dit if present)
+  --vae DIR                        the VAE checkpoint (default: CHECKPOINT_DIR/vae if present)
+  --image-grid N                   image positions per side the LLM writes (default 18, Kelix's,
+                                   or the largest grid whose span fits the DiT's condition)
+  --steps N                        Euler steps of the sampler (default 50)
+  --shift X                        timestep shift (default 3.0)
+  --guidance X                     default classifier-free guidance scale (default 1.0)
   --name NAME                      served model name (default: the output directory's name)
   --overwrite                      replace MODEL_DIR if it exists and is not empty
   --low-detail-max-positions N     position cap for image_url.detail "low" (default 256)
@@ -37,6 +47,12 @@ function options() {
         overwrite: { type: 'boolean' },
         'low-detail-max-positions': { type: 'string' },
         'row-marker': { type: 'string' },
+        dit: { type: 'string' },
+        vae: { type: 'string' },
+        'image-grid': { type: 'string' },
+        steps: { type: 'string' },
+        shift: { type: 'string' },
+        guidance: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values
@@ -48,9 +64,11 @@ function options() {
     process.exit(0)
   }
   if (parsed.from === undefined || parsed.out === undefined) throw new UsageError('--from and --out are required (see --help)')
-  const lowDetail = parsed['low-detail-max-positions']
-  const cap = lowDetail === undefined ? undefined : Number(lowDetail)
-  if (cap !== undefined && !(Number.isInteger(cap) && cap > 0)) throw new UsageError(`--low-detail-max-positions must be a positive integer, got ${lowDetail}`)
+  const cap = positiveInteger(parsed, 'low-detail-max-positions')
+  const grid = positiveInteger(parsed, 'image-grid')
+  const steps = positiveInteger(parsed, 'steps')
+  const shift = positiveNumber(parsed, 'shift')
+  const guidance = positiveNumber(parsed, 'guidance')
   const marker = parsed['row-marker']
   if (marker !== undefined && !marker.includes('{row}')) throw new UsageError(`--row-marker must contain {row}, got ${JSON.stringify(marker)}`)
   return {
@@ -60,7 +78,31 @@ function options() {
     ...(parsed.name === undefined ? {} : { name: parsed.name }),
     ...(cap === undefined ? {} : { lowDetailMaxPositions: cap }),
     ...(marker === undefined ? {} : { rowMarker: marker }),
+    ...(parsed.dit === undefined ? {} : { dit: parsed.dit }),
+    ...(parsed.vae === undefined ? {} : { vae: parsed.vae }),
+    imageGeneration: {
+      ...(grid === undefined ? {} : { grid }),
+      ...(steps === undefined ? {} : { steps }),
+      ...(shift === undefined ? {} : { shift }),
+      ...(guidance === undefined ? {} : { guidance }),
+    },
   }
+}
+
+function positiveInteger(parsed: Record<string, unknown>, flag: string): number | undefined {
+  const text = parsed[flag] as string | undefined
+  if (text === undefined) return undefined
+  const value = Number(text)
+  if (!(Number.isInteger(value) && value > 0)) throw new UsageError(`--${flag} must be a positive integer, got ${text}`)
+  return value
+}
+
+function positiveNumber(parsed: Record<string, unknown>, flag: string): number | undefined {
+  const text = parsed[flag] as string | undefined
+  if (text === undefined) return undefined
+  const value = Number(text)
+  if (!(Number.isFinite(value) && value > 0)) throw new UsageError(`--${flag} must be a positive number, got ${text}`)
+  return value
 }
 
 function printSummary(out: string, s: ConversionSummary): void {

@@ -3,8 +3,9 @@
  * the server serves (docs/model-format.md):
  *
  *   open ──► read config.json, tokenizer and processor files ──► derive the served config
- *        ──► build the three understanding graphs (every key's shape checked here,
- *            before anything is written) ──► write the tokenizer files
+ *        ──► build the three understanding graphs, and the DiT and VAE decoder when their
+ *            checkpoints are given (every key's shape checked here, before anything is
+ *            written; image-decoder.ts) ──► write the tokenizer files
  *        ──► write each graph and its external data, streaming weights from the shards ──► config.json last
  *
  * `convertCheckpoint` writes into a staging directory beside the output and
@@ -26,17 +27,18 @@ import { CheckpointTensors } from './checkpoint-weights.js'
 import { precomputedCodebooks } from './codebooks.js'
 import { ConvertError } from './errors.js'
 import { writeModelDirAtomically } from './model-dir.js'
+import { imageDecoderDirs, openImageDecoder, type ImageGenerationOptions, type OpenedImageDecoder } from './image-decoder.js'
 import { isJsonObject } from './json-object.js'
 import { KEYE_CONFIG_FILE, parseKeyeConfig } from './keye-config.js'
 import { SILENT, type Progress } from './progress.js'
-import { deriveArchitecture, PREPROCESSOR_FILE, TOKENIZER_FILE, type ServedOptions } from './served-config.js'
+import { checkLoadable, deriveArchitecture, PREPROCESSOR_FILE, TOKENIZER_FILE, type ServedOptions } from './served-config.js'
 import { shapeReason } from './shape-reasons.js'
 import { partlyUsedFamilies, unusedFamilies, type PartlyUsedFamily, type UnusedFamily } from './unused-keys.js'
 
 const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json'
 const CHAT_TEMPLATE_FILE = 'chat_template.json'
 
-export interface ConvertOptions extends Partial<ServedOptions> {
+export interface ConvertOptions extends Partial<ServedOptions>, ImageDecoderOptions {
   /** The checkpoint directory (config.json, shards, index, tokenizer files). */
   from: string
   /** The model directory to write. */
@@ -46,6 +48,13 @@ export interface ConvertOptions extends Partial<ServedOptions> {
   progress?: Progress
   /** The decoder's cache outputs (default `delta`, what the server wants). */
   cacheOutputs?: CacheOutputs
+}
+
+/** The image decoder's checkpoints (default: `dit/` and `vae/` inside the checkpoint, if there) and settings. */
+export interface ImageDecoderOptions {
+  dit?: string
+  vae?: string
+  imageGeneration?: ImageGenerationOptions
 }
 
 export interface GraphSummary {
@@ -77,32 +86,36 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
 }
 
 /** What `writeConvertedModel` adds to the served options. */
-export interface WriteOptions extends ServedOptions {
+export interface WriteOptions extends ServedOptions, ImageDecoderOptions {
   progress?: Progress
   cacheOutputs?: CacheOutputs
   blockDecoder?: BlockDecoderOptions
-  /** Graphs to write besides the converted ones (the tiny model's stand-in image decoder), and config.json fields to add. */
-  extra?: { graphs: Record<string, BuiltGraph>; config: Record<string, unknown> }
+  /** config.json fields to add (the tiny model's builder tag). */
+  extraConfig?: Record<string, unknown>
 }
 
 /** Writes the converted model into `dir`, which exists and is empty. */
 export async function writeConvertedModel(from: string, dir: string, options: WriteOptions): Promise<ConversionSummary> {
   const started = performance.now()
   const checkpoint = await Checkpoint.open(from)
+  let imageDecoder: OpenedImageDecoder | undefined
   try {
     const files = await readCheckpointFiles(from)
     const keye = parseKeyeConfig(files.config)
     const arch = deriveArchitecture(keye, files.tokenizer, files.processor, options)
     const weights = new CheckpointTensors(checkpoint, (key) => shapeReason(keye, key))
     const graphs = buildGraphs(arch, weights, options)
-    const unused = unusedFamilies(checkpoint.keys().filter((key) => !weights.used.has(key)), (key) => checkpoint.parameterCount(key))
+    const dirs = imageDecoderDirs(from, options)
+    if (dirs !== undefined) imageDecoder = await openImageDecoder(dirs, arch.config, { tokenizerJson: files.tokenizer, tokenizerConfig: files.tokenizerConfig }, options.imageGeneration)
+    const unused = [...unusedFamilies(checkpoint.keys().filter((key) => !weights.used.has(key)), (key) => checkpoint.parameterCount(key)), ...(imageDecoder?.unused ?? [])]
 
-    const config = { ...arch.config, ...options.extra?.config }
+    const config = { ...arch.config, ...(imageDecoder === undefined ? {} : { image_generation: imageDecoder.config }), ...options.extraConfig }
+    checkLoadable(config)
     await writeFile(join(dir, MODEL_FILES.tokenizer), files.tokenizerText)
     await writeFile(join(dir, MODEL_FILES.tokenizerConfig), `${JSON.stringify(files.tokenizerConfig, null, 2)}\n`)
     const progress = options.progress ?? SILENT
     const summaries: GraphSummary[] = []
-    for (const [file, graph] of Object.entries({ ...graphs, ...options.extra?.graphs })) {
+    for (const [file, graph] of Object.entries({ ...graphs, ...imageDecoder?.graphs })) {
       progress.stage(file, graph.weights.count, graph.weights.bytes)
       const saved = await graph.save(join(dir, file), (bytes) => progress.weight(bytes))
       progress.done()
@@ -113,6 +126,7 @@ export async function writeConvertedModel(from: string, dir: string, options: Wr
     return { config, graphs: summaries, unused, partlyUsed: partlyUsedFamilies(weights.partlyUsed), unindexed: checkpoint.unindexedKeys(), seconds: (performance.now() - started) / 1000 }
   } finally {
     await checkpoint.close()
+    await imageDecoder?.close()
   }
 }
 

@@ -88,12 +88,7 @@ export function deriveArchitecture(keye: KeyeConfig, tokenizerJson: Json, proces
     block_decoder: { hidden_size: blockDecoder.dModel, num_heads: blockDecoder.heads, intermediate_size: blockDecoder.feedForward },
     generation: options.generation ?? DEFAULT_GENERATION,
   }
-  // The loader's own checks, before anything is written: a derived config it would refuse is the converter's error.
-  try {
-    parseConfig(JSON.stringify(config))
-  } catch (err) {
-    throw new ConvertError('CONVERT_OPTION_INVALID', `the derived config.json would not load: ${(err as Error).message}`)
-  }
+  checkLoadable(config)
   return {
     config,
     llmIntermediateSize: qwen.intermediate,
@@ -108,6 +103,15 @@ export function deriveArchitecture(keye: KeyeConfig, tokenizerJson: Json, proces
     },
     quantizer: { codeDim: quantizer.codeDim, tableWidth: quantizer.tableWidth, tableRows: qwen.codebookSize },
     blockDecoder: { layers: blockDecoder.layers, positionRows: blockDecoder.positionRows },
+  }
+}
+
+/** The loader's own checks, before anything is written: a derived config it would refuse is the converter's error. */
+export function checkLoadable(config: KelixConfig): void {
+  try {
+    parseConfig(JSON.stringify(config))
+  } catch (err) {
+    throw new ConvertError('CONVERT_OPTION_INVALID', `the derived config.json would not load: ${(err as Error).message}`)
   }
 }
 

@@ -21,10 +21,10 @@ export function familyOf(key: string): string {
   return key.replace(/\.\d+(?=\.|$)/g, '.{i}')
 }
 
-export function unusedFamilies(keys: readonly string[], parameters: (key: string) => number): UnusedFamily[] {
+export function unusedFamilies(keys: readonly string[], parameters: (key: string) => number, familyOfKey: (key: string) => string = familyOf): UnusedFamily[] {
   const families = new Map<string, UnusedFamily>()
   for (const key of keys) {
-    const family = familyOf(key)
+    const family = familyOfKey(key)
     const entry = families.get(family) ?? { family, tensors: 0, parameters: 0 }
     entry.tensors++
     entry.parameters += parameters(key)

@@ -4,7 +4,7 @@
  */
 import type { ImageGenerationKelixConfig, KelixConfig } from './model-config.js'
 
-export type ValueType = 'float32' | 'float16' | 'int64'
+export type ValueType = 'float32' | 'float16' | 'int64' | 'bool'
 
 export interface ValueSpec {
   name: string
@@ -102,6 +102,7 @@ export function ditSignature(c: ImageGenerationKelixConfig): GraphSignature {
       { name: 'timestep', type: 'float32', shape: ['batch'] },
       { name: 'condition', type: 'float32', shape: ['batch', length, c.llm.hidden_size] },
       { name: 'condition_mask', type: 'int64', shape: ['batch', length] },
+      { name: 'unconditional', type: 'bool', shape: ['batch'] },
     ],
     outputs: [{ name: 'velocity', type: 'float32', shape: latents }],
     optionalOutputs: [],

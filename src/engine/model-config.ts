@@ -88,7 +88,7 @@ export interface ImageGenerationConfig {
   steps: number
   /** Timestep shift σ' = shift·σ / (1 + (shift − 1)·σ). */
   shift: number
-  /** Classifier-free guidance scale; only 1.0 (no guidance) is supported. */
+  /** The default classifier-free guidance scale (a request may set its own); 1.0 runs one DiT pass per step. */
   guidance: number
   /** DiT widths (informational). */
   dit: {
@@ -193,7 +193,7 @@ const schema: JSONSchemaType<KelixConfig> = {
         image_size: positiveInt,
         steps: positiveInt,
         shift: { type: 'number', exclusiveMinimum: 0 },
-        guidance: { type: 'number' },
+        guidance: { type: 'number', minimum: 0 },
         dit: {
           type: 'object',
           required: ['hidden_size', 'num_layers', 'num_heads', 'patch_size', 'intermediate_size'],
@@ -260,7 +260,6 @@ function imageGenerationProblems(ig: ImageGenerationConfig): string[] {
   if (ig.condition_length < shortestSpan) {
     problems.push(`image_generation.condition_length (${ig.condition_length}) is shorter than the span of a ${ig.grid}×${ig.grid} grid (at least 2 + grid·(grid + 3) = ${shortestSpan})`)
   }
-  if (ig.guidance !== 1) problems.push(`image_generation.guidance is ${ig.guidance}; only 1.0 (no classifier-free guidance) is supported`)
   return problems
 }
 

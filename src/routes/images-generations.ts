@@ -44,6 +44,7 @@ interface ImageBody {
   temperature?: number
   top_p?: number
   top_k?: number
+  guidance_scale?: number
 }
 
 const bodySchema = {
@@ -68,6 +69,8 @@ const bodySchema = {
     temperature: { type: 'number', minimum: 0, maximum: 2 },
     top_p: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
     top_k: { type: 'integer', minimum: 0 },
+    // Not in OpenAI's API: the denoiser's classifier-free guidance (diffusers' name); 1 is one DiT pass per step.
+    guidance_scale: { type: 'number', minimum: 0, maximum: 20 },
   },
 }
 
@@ -118,7 +121,14 @@ export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRou
     const sampling = toSamplingParams({ temperature: body.temperature, top_p: body.top_p, top_k: body.top_k, seed: body.seed })
     // Partial images only exist in a stream, as with OpenAI.
     const partialImages = body.stream === true ? (body.partial_images ?? 0) : 0
-    return { prompt: body.prompt, n, sampling, partialImages, ...(opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs }) }
+    return {
+      prompt: body.prompt,
+      n,
+      sampling,
+      partialImages,
+      ...(body.guidance_scale === undefined ? {} : { guidance: body.guidance_scale }),
+      ...(opts.requestTimeoutMs === undefined ? {} : { timeoutMs: opts.requestTimeoutMs }),
+    }
   }
 
   async function start(request: ImageRequest, reply: FastifyReply): Promise<ImageGeneration> {

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { keyeArConfig, type KelixCheckpointSizes } from '../../src/builder/kelix-checkpoint-layout.js'
+import { keyeArConfig, kelixTensorSpecs, type KelixCheckpointSizes } from '../../src/builder/kelix-checkpoint-layout.js'
 import { seededTensors } from '../../src/builder/tiny-checkpoint.js'
 import { writeCheckpoint } from '../../src/convert/checkpoint.js'
 import { convertCheckpoint } from '../../src/convert/convert.js'
@@ -42,7 +42,7 @@ const SIZES: KelixCheckpointSizes = {
 t.test('a real-vocabulary checkpoint converts, and its prompt carries Qwen token ids and the row markers', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'kelix-real-vocab-'))
   t.teardown(() => rm(root, { recursive: true, force: true }))
-  const tensors = seededTensors(SIZES, 7)
+  const tensors = seededTensors(kelixTensorSpecs(SIZES), 7)
   const { tokenizerJson, tokenizerConfig } = await kelixTokenizerFiles()
   const json = (value: object) => JSON.stringify(value)
   await writeCheckpoint(join(root, 'checkpoint'), tensors, {

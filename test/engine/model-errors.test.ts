@@ -54,16 +54,18 @@ t.test('an image_generation section missing a field names it', async (t) => {
   t.equal(err.message, "config.json: /image_generation must have required property 'steps'")
 })
 
-t.test('a guidance other than 1.0 and a condition too short for the grid are named', async (t) => {
-  const config = await editedConfig((c) => {
-    Object.assign(c.image_generation as object, { guidance: 4.5, condition_length: 50 })
+t.test('a guidance out of range and a condition too short for the grid are named', async (t) => {
+  const negative = await editedConfig((c) => {
+    Object.assign(c.image_generation as object, { guidance: -1 })
   })
-  const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
+  const err = await loadError(await tinyModelVariant(t, { 'config.json': negative }))
   t.equal(err.code, 'MODEL_CONFIG_INVALID')
-  t.equal(
-    err.message,
-    'config.json: image_generation.condition_length (50) is shorter than the span of a 6×6 grid (at least 2 + grid·(grid + 3) = 56); image_generation.guidance is 4.5; only 1.0 (no classifier-free guidance) is supported',
-  )
+  t.equal(err.message, 'config.json: /image_generation/guidance must be >= 0')
+  const short = await editedConfig((c) => {
+    Object.assign(c.image_generation as object, { condition_length: 50 })
+  })
+  const shortErr = await loadError(await tinyModelVariant(t, { 'config.json': short }))
+  t.equal(shortErr.message, 'config.json: image_generation.condition_length (50) is shorter than the span of a 6×6 grid (at least 2 + grid·(grid + 3) = 56)')
 })
 
 t.test('a latent size that disagrees with dit.onnx names the input shape', async (t) => {

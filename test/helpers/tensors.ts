@@ -10,3 +10,17 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs((a[i] as number) - (b[i] as number)))
   return worst
 }
+
+/** Nested lists of numbers (reference.json arrays), row-major in the shape the reference README gives. */
+export type Nested = number | Nested[]
+
+/** The values of a nested list as float32 (the reference README: parse as float64, then cast). */
+export function float32s(values: Nested): Float32Array {
+  const out: number[] = []
+  const walk = (v: Nested): void => {
+    if (Array.isArray(v)) v.forEach(walk)
+    else out.push(v)
+  }
+  walk(values)
+  return Float32Array.from(out)
+}

@@ -3,11 +3,14 @@
  * denoising with chat decode steps.
  *
  *   x₀ ~ N(0, I) from the job's seed            (latents [C, s, s])
- *   for i = 0 … steps−1:  v = dit(xᵢ, σᵢ, condition, mask)
- *                         xᵢ₊₁ = xᵢ + (σᵢ₊₁ − σᵢ)·v       (σ from schedule.ts: 1 → 0)
+ *   for i = 0 … steps−1:  v_c = dit(xᵢ, σᵢ, condition, mask)
+ *                         v_u = dit(xᵢ, σᵢ, null caption)            (only when guidance g ≠ 1)
+ *                         v   = v_u + g·(v_c − v_u)                   (classifier-free guidance)
+ *                         xᵢ₊₁ = xᵢ + (σᵢ₊₁ − σᵢ)·v                 (σ from schedule.ts: 1 → 0)
  *
  * The DiT predicts the velocity ε − x_image of the path x_σ = (1 − σ)·x_image + σ·ε, so the loop
- * ends at the image latents. Guidance is 1.0 (one conditional pass, no unconditional one).
+ * ends at the image latents. The arithmetic is float32 throughout, as the reference's. At g = 1
+ * the unconditional pass is skipped: the reference runs it weighted 0, which changes only rounding.
  *
  * Several jobs, each at its own step, share one dit.onnx call (`denoiseStepBatched`); every image
  * in the batch is computed independently, so a job's latents do not depend on its batch mates.
@@ -31,19 +34,27 @@ export interface DenoiseOptions {
   steps?: number
   /** Timestep shift. Default: config.json `image_generation.shift`. */
   shift?: number
+  /** Classifier-free guidance scale. Default: config.json `image_generation.guidance`. */
+  guidance?: number
+  /** The starting latents instead of the seed's noise (to replay a recorded run). */
+  noise?: Float32Array
 }
+
+const f32 = Math.fround
 
 /** One image being denoised: its condition, its noise seed, its current latents and step. */
 export class DenoiseJob {
   /** Euler steps in all. */
   readonly steps: number
+  /** Classifier-free guidance scale; 1 runs the conditional pass alone. */
+  readonly guidance: number
   /** The current latents [latent_channels · latent_size · latent_size]; the image latents once `done`. */
   readonly latents: Float32Array
   /** [condition_length · hidden]; kept by reference, not copied. */
   readonly condition: Float32Array
   readonly mask: BigInt64Array
   readonly #model: ImageGenModel
-  readonly #sigmas: Float64Array
+  readonly #sigmas: Float32Array
   /** The velocity of the last step, for the clean-latent estimate. */
   #velocity: Float32Array | undefined
   #stepIndex = 0
@@ -60,8 +71,12 @@ export class DenoiseJob {
     if (input.condition.length !== values) throw new RangeError(`the condition has ${input.condition.length} values, expected condition_length · hidden = ${values}`)
     if (input.mask.length !== length) throw new RangeError(`the condition mask has ${input.mask.length} values, expected condition_length = ${length}`)
     this.steps = opts.steps ?? config.image_generation.steps
+    this.guidance = opts.guidance ?? config.image_generation.guidance
+    if (!Number.isFinite(this.guidance) || this.guidance < 0) throw new RangeError(`guidance must be a finite number ≥ 0, got ${this.guidance}`)
     this.#sigmas = sigmaSchedule(this.steps, opts.shift ?? config.image_generation.shift)
-    this.latents = gaussianNoise(input.seed, channels * side * side)
+    const size = channels * side * side
+    if (opts.noise !== undefined && opts.noise.length !== size) throw new RangeError(`the starting latents have ${opts.noise.length} values, expected ${size}`)
+    this.latents = opts.noise?.slice() ?? gaussianNoise(input.seed, size)
     this.#model = model
     this.condition = input.condition
     this.mask = BigInt64Array.from(Array.from(input.mask, (m) => (m === 0 ? 0n : 1n)))
@@ -114,18 +129,29 @@ export class DenoiseJob {
     }
     for (const job of jobs) job.#running = true
     try {
-      const velocity = await runDit(model, jobs)
+      const rows = ditRows(jobs)
+      const velocity = await runDit(model, rows)
       const size = jobs[0]?.latents.length ?? 0
-      jobs.forEach((job, b) => job.#advance(velocity.subarray(b * size, (b + 1) * size)))
+      const row = (r: number) => velocity.subarray(r * size, (r + 1) * size)
+      let r = 0
+      for (const job of jobs) {
+        if (job.guidance === 1) {
+          job.#advance(row(r++))
+        } else {
+          const unconditional = row(r++)
+          job.#advance(guided(unconditional, row(r++), job.guidance))
+        }
+      }
     } finally {
       for (const job of jobs) job.#running = false
     }
   }
 
   #advance(velocity: Float32Array): void {
-    const dt = (this.#sigmas[this.#stepIndex + 1] as number) - this.sigma
+    const dt = f32((this.#sigmas[this.#stepIndex + 1] as number) - this.sigma)
     const x = this.latents
-    for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) + dt * (velocity[i] as number)
+    // Stored into a Float32Array, so the sum is rounded to float32 like the product.
+    for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) + f32(dt * (velocity[i] as number))
     this.#velocity = velocity.slice()
     this.#stepIndex++
   }
@@ -156,24 +182,45 @@ export async function denoise(model: ImageGenModel, condition: Float32Array, mas
   return out
 }
 
-/** One dit.onnx call over the jobs' current latents; returns the velocity [N · C · s · s]. */
-async function runDit(model: ImageGenModel, jobs: readonly DenoiseJob[]): Promise<Float32Array> {
+/** v_u + g·(v_c − v_u), each operation rounded to float32 as the reference's. */
+function guided(unconditional: Float32Array, conditional: Float32Array, guidance: number): Float32Array {
+  return unconditional.map((u, i) => u + f32(guidance * f32((conditional[i] as number) - u)))
+}
+
+/** One row of a dit.onnx batch: a job's latents with its condition, or with the null caption. */
+interface DitRow {
+  job: DenoiseJob
+  unconditional: boolean
+}
+
+/** Each job's rows in order: [unconditional, conditional] when it is guided, [conditional] otherwise. */
+function ditRows(jobs: readonly DenoiseJob[]): DitRow[] {
+  return jobs.flatMap((job) => (job.guidance === 1 ? [{ job, unconditional: false }] : [{ job, unconditional: true }, { job, unconditional: false }]))
+}
+
+/**
+ * One dit.onnx call over the rows' current latents; returns the velocity [N · C · s · s]. An
+ * unconditional row's condition and mask are ignored by the graph (it uses its null caption), so
+ * the job's own are fed rather than new zeros.
+ */
+async function runDit(model: ImageGenModel, rows: readonly DitRow[]): Promise<Float32Array> {
   const config = model.config
   const { condition_length: length, latent_channels: channels, latent_size: side } = config.image_generation
-  const n = jobs.length
+  const n = rows.length
   const latentDims = [n, channels, side, side]
   const feeds = {
-    latents: new ort.Tensor('float32', concatFloat(jobs.map((j) => j.latents)), latentDims),
-    timestep: new ort.Tensor('float32', Float32Array.from(jobs, (j) => j.sigma), [n]),
-    condition: new ort.Tensor('float32', concatFloat(jobs.map((j) => j.condition)), [n, length, config.llm.hidden_size]),
-    condition_mask: new ort.Tensor('int64', concatInt64(jobs.map((j) => j.mask)), [n, length]),
+    latents: new ort.Tensor('float32', concatFloat(rows.map((r) => r.job.latents)), latentDims),
+    timestep: new ort.Tensor('float32', Float32Array.from(rows, (r) => r.job.sigma), [n]),
+    condition: new ort.Tensor('float32', concatFloat(rows.map((r) => r.job.condition)), [n, length, config.llm.hidden_size]),
+    condition_mask: new ort.Tensor('int64', concatInt64(rows.map((r) => r.job.mask)), [n, length]),
+    unconditional: new ort.Tensor('bool', Uint8Array.from(rows, (r) => (r.unconditional ? 1 : 0)), [n]),
   }
   let outputs: ort.InferenceSession.ReturnType
   try {
     outputs = await model.dit.run(feeds)
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err)
-    throw new Error(`${MODEL_FILES.dit} failed on latents float32 [${latentDims.join(', ')}], timestep float32 [${n}], condition float32 [${n}, ${length}, ${config.llm.hidden_size}], condition_mask int64 [${n}, ${length}]: ${message}`, { cause: err })
+    throw new Error(`${MODEL_FILES.dit} failed on latents float32 [${latentDims.join(', ')}], timestep float32 [${n}], condition float32 [${n}, ${length}, ${config.llm.hidden_size}], condition_mask int64 [${n}, ${length}], unconditional bool [${n}]: ${message}`, { cause: err })
   }
   return checkedFloat(outputs.velocity, 'velocity', latentDims, MODEL_FILES.dit)
 }

@@ -36,17 +36,28 @@ export async function decodeImage(model: ImageGenModel, latents: Float32Array): 
   return (await decodeImages(model, [latents]))[0] as Uint8Array
 }
 
-/** Channel-major [3, size, size] in [−1, 1] → interleaved 8-bit RGB; values outside are clamped. */
+/**
+ * Channel-major [3, size, size] in [−1, 1] → interleaved 8-bit RGB, as the reference demo makes its
+ * image: round(clamp(v/2 + 0.5, 0, 1)·255) in float32, rounding half to even (numpy's `round`).
+ */
 export function toRgb(planes: Float32Array, size: number): Uint8Array {
   const pixels = size * size
   const rgb = new Uint8Array(pixels * 3)
   for (let c = 0; c < 3; c++) {
     for (let p = 0; p < pixels; p++) {
-      const value = Math.round(((planes[c * pixels + p] as number) + 1) * 127.5)
-      rgb[p * 3 + c] = value < 0 ? 0 : value > 255 ? 255 : value
+      const unit = Math.fround((planes[c * pixels + p] as number) / 2 + 0.5)
+      const clamped = unit < 0 ? 0 : unit > 1 ? 1 : unit
+      rgb[p * 3 + c] = roundHalfEven(Math.fround(clamped * 255))
     }
   }
   return rgb
+}
+
+function roundHalfEven(x: number): number {
+  const floor = Math.floor(x)
+  const rest = x - floor
+  if (rest !== 0.5) return Math.round(x)
+  return floor % 2 === 0 ? floor : floor + 1
 }
 
 /** PNG bytes of an RGB image [size · size · 3]; fixed settings (no metadata, no palette, zlib level 6). */
