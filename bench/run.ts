@@ -4,6 +4,10 @@
  *
  * `npm run bench -- --mode convert [--layers N] [--keep] [--dir DIR] [--cpu-prof]`: the converter
  * at Kelix-8B shapes (convert-bench.ts). Not part of `all`: it is long and needs ~70 GB of disk at 36 layers.
+ *
+ * `npm run bench -- --mode image [--quick] [--no-real] [--keep] [--dir DIR]`: denoise steps, VAE decodes
+ * and images per minute on the tiny model, then one step and one decode of a random DiT and VAE at the
+ * real sizes (image-bench.ts). Not part of `all`: it takes ~10 minutes and ~10 GB of disk (--no-real: seconds).
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
@@ -15,6 +19,7 @@ import { defaultIntraOpThreads } from '../src/batching/engine-client.js'
 import { loadModel } from '../src/engine/model.js'
 import { patternPng } from '../test/helpers/images.js'
 import { benchEngine } from './engine-bench.js'
+import { benchImages, printImageBench } from './image-bench.js'
 import { benchServe } from './serve-bench.js'
 import { formatTable } from './table.js'
 
@@ -27,10 +32,11 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     dir: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    'no-real': { type: 'boolean', default: false },
   },
 })
 const mode = values.mode ?? 'all'
-if (!['engine', 'serve', 'all', 'convert'].includes(mode)) throw new Error(`--mode must be engine, serve, all or convert, got ${mode}`)
+if (!['engine', 'serve', 'all', 'convert', 'image'].includes(mode)) throw new Error(`--mode must be engine, serve, all, convert or image, got ${mode}`)
 
 // The convert mode does not need the tiny model.
 if (mode !== 'convert') await ensureTinyModel(DEFAULT_MODEL_DIR)
@@ -44,6 +50,14 @@ if (mode === 'convert') {
   printConvertBench(result)
   await write('convert', { mode: 'convert', ...result })
   console.log('\nwrote bench/results/convert.json')
+}
+
+if (mode === 'image') {
+  const threads = Number(process.env.KELIX_INTRA_OP_THREADS ?? defaultIntraOpThreads())
+  const result = await benchImages({ modelDir: DEFAULT_MODEL_DIR, threads, quick: values.quick ?? false, real: !(values['no-real'] ?? false), keep: values.keep ?? false, dir: values.dir ?? tmpdir() })
+  printImageBench(result)
+  await write('image', { mode: 'image', ...result })
+  console.log('\nwrote bench/results/image.json')
 }
 
 if ((mode === 'engine' || mode === 'all') && model !== undefined) {

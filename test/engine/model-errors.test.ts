@@ -75,7 +75,7 @@ t.test('a latent size that disagrees with dit.onnx names the input shape', async
   const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
   t.equal(err.file, 'dit.onnx')
-  t.match(err.message, /^dit\.onnx: input latents has size 8 at axis 2, expected 16 \(\[batch, 4, 8, 8\] vs \[batch, 4, 16, 16\]\)/)
+  t.match(err.message, /^dit\.onnx: input latents has size 8 at axis 2, expected 16 \(\[batch, 8, 8, 8\] vs \[batch, 8, 16, 16\]\)/)
 })
 
 t.test('an image size that disagrees with vae_decoder.onnx names the output shape', async (t) => {
