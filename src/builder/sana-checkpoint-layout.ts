@@ -4,6 +4,7 @@
  * `SanaModel.state_dict()` with its shape and how a random model initialises
  * it. A tiny random DiT and a benchmark at the real sizes are such checkpoints.
  */
+import { SANA_CONFIG_DEFAULTS } from '../convert/sana-config.js'
 import type { TensorSpec } from './kelix-checkpoint-layout.js'
 
 /** The sizes that fix every shape of the checkpoint (the architecture flags are Kelix-DiT's). */
@@ -60,8 +61,9 @@ export function sanaFfnInner(s: SanaCheckpointSizes): number {
  * condition length (the published file's is stale; the converter never reads it).
  */
 export function sanaConfigJson(s: SanaCheckpointSizes): Record<string, unknown> {
+  // SanaConfig's defaults in their field order, the sizes and Kelix-DiT's choices over them.
   return {
-    model_class: 'SanaModel',
+    ...SANA_CONFIG_DEFAULTS,
     input_size: s.inputSize,
     patch_size: s.patchSize,
     in_channels: s.inChannels,
@@ -71,30 +73,8 @@ export function sanaConfigJson(s: SanaCheckpointSizes): Record<string, unknown> 
     mlp_ratio: s.mlpRatio,
     caption_channels: s.captionChannels,
     model_max_length: s.conditionLength,
-    attn_type: 'linear',
-    cross_attn_type: 'flash',
     linear_head_dim: s.linearHeadDim,
-    qk_norm: false,
-    cross_norm: false,
-    use_cross_attn_rope: false,
-    use_position_scale: false,
-    cross_attn_x_norm: false,
-    ffn_type: 'glumbconv',
-    mlp_acts: ['silu', 'silu', null],
-    pred_sigma: false,
-    learn_sigma: false,
-    use_pe: false,
-    pe_interpolation: 1.0,
-    y_norm: true,
-    y_norm_scale_factor: 0.01,
-    norm_eps: 1e-5,
-    class_dropout_prob: 0.1,
-    drop_path: 0.0,
-    vae_type: 'AutoencoderDC',
-    vae_pretrained: 'mit-han-lab/dc-ae-f32c32-sana-1.1-diffusers',
     vae_downsample_rate: s.vaeDownsampleRate,
-    text_encoder_name: 'google/gemma-2-2b-it',
-    y_embedding_init_method: 'randn',
     use_connector: true,
     connector_channels: s.connectorChannels,
     __class__: 'SanaConfig',

@@ -28,7 +28,7 @@ import { precomputedCodebooks } from './codebooks.js'
 import { ConvertError } from './errors.js'
 import { writeModelDirAtomically } from './model-dir.js'
 import { imageDecoderDirs, openImageDecoder, type ImageGenerationOptions, type OpenedImageDecoder } from './image-decoder.js'
-import { isJsonObject } from './json-object.js'
+import { parseJsonObject } from './json-object.js'
 import { KEYE_CONFIG_FILE, parseKeyeConfig } from './keye-config.js'
 import { SILENT, type Progress } from './progress.js'
 import { checkLoadable, deriveArchitecture, PREPROCESSOR_FILE, TOKENIZER_FILE, type ServedOptions } from './served-config.js'
@@ -175,12 +175,5 @@ async function readCheckpointFiles(from: string): Promise<CheckpointFiles> {
 type JsonErrorCode = 'CHECKPOINT_TOKENIZER_MISMATCH' | 'CHECKPOINT_CONFIG_INVALID'
 
 function jsonObject(text: string, file: string, code: JsonErrorCode): Record<string, unknown> {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (err) {
-    throw new ConvertError(code, `not valid JSON (${(err as Error).message})`, file)
-  }
-  if (!isJsonObject(value)) throw new ConvertError(code, 'not a JSON object', file)
-  return value
+  return parseJsonObject(text, (detail) => new ConvertError(code, detail, file))
 }

@@ -9,7 +9,7 @@
  * runs them from the last to stage 0 (see dc-ae-decoder.ts).
  */
 import { ConvertError } from './errors.js'
-import { isJsonObject } from './json-object.js'
+import { parseJsonObject } from './json-object.js'
 
 export const DC_AE_CONFIG_FILE = 'config.json'
 
@@ -65,13 +65,7 @@ const LATER_FIELD_DEFAULTS = { decoder_in_shortcut: true, decoder_conv_act_fn: '
 /** Parses and checks the text of an `AutoencoderDC` config.json. */
 export function parseDcAeConfig(text: string, file = DC_AE_CONFIG_FILE): DcAeConfig {
   const invalid = (detail: string) => new ConvertError('CHECKPOINT_CONFIG_INVALID', detail, file)
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (err) {
-    throw invalid(`not valid JSON (${(err as Error).message})`)
-  }
-  if (!isJsonObject(json)) throw invalid('not a JSON object')
+  const json = parseJsonObject(text, invalid)
   if (json._class_name !== 'AutoencoderDC') throw invalid(`_class_name is ${JSON.stringify(json._class_name)}, expected "AutoencoderDC" (diffusers' DC-AE)`)
   const r = reader(json, invalid)
 

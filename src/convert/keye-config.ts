@@ -4,7 +4,7 @@
  * values the graphs do not implement, refused by name.
  */
 import { ConvertError } from './errors.js'
-import { isJsonObject } from './json-object.js'
+import { isJsonObject, parseJsonObject } from './json-object.js'
 
 export const KEYE_CONFIG_FILE = 'config.json'
 
@@ -57,13 +57,7 @@ type Json = Record<string, unknown>
 
 /** Parses and checks the text of a checkpoint's config.json. */
 export function parseKeyeConfig(text: string): KeyeConfig {
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (err) {
-    throw invalid(`not valid JSON (${(err as Error).message})`)
-  }
-  if (!isJsonObject(json)) throw invalid('not a JSON object')
+  const json = parseJsonObject(text, invalid)
   if (json.__class__ !== 'KeyeARConfig') {
     throw invalid(`__class__ is ${JSON.stringify(json.__class__)}, expected "KeyeARConfig" (the Kelix-SFT checkpoint; a DiT checkpoint says "SanaConfig")`)
   }

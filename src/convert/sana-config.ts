@@ -7,7 +7,7 @@
  */
 import type { Checkpoint } from './checkpoint.js'
 import { ConvertError } from './errors.js'
-import { isJsonObject } from './json-object.js'
+import { parseJsonObject } from './json-object.js'
 
 export const SANA_CONFIG_FILE = 'config.json'
 
@@ -47,7 +47,7 @@ export interface SanaDitConfig {
  * graph computes (training, VAE and text-encoder names, initialisation) are
  * listed so that they are known, and not read.
  */
-const DEFAULTS: Record<string, unknown> = {
+export const SANA_CONFIG_DEFAULTS: Readonly<Record<string, unknown>> = {
   model_class: 'SanaModel',
   input_size: 32,
   patch_size: 1,
@@ -92,20 +92,14 @@ type Json = Record<string, unknown>
 /** Parses and checks the text of a DiT checkpoint's config.json. */
 export function parseSanaConfig(text: string, file = SANA_CONFIG_FILE): SanaDitConfig {
   const invalid = (detail: string) => new ConvertError('CHECKPOINT_CONFIG_INVALID', detail, file)
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (err) {
-    throw invalid(`not valid JSON (${(err as Error).message})`)
-  }
-  if (!isJsonObject(json)) throw invalid('not a JSON object')
+  const json = parseJsonObject(text, invalid)
   if (json.__class__ !== 'SanaConfig') {
     throw invalid(`__class__ is ${JSON.stringify(json.__class__)}, expected "SanaConfig" (the Kelix-DiT checkpoint; the LLM checkpoint says "KeyeARConfig")`)
   }
   // The reference's config classes forbid extra fields: an unknown one is a newer architecture flag.
-  const unknown = Object.keys(json).filter((k) => k !== '__class__' && !(k in DEFAULTS))
+  const unknown = Object.keys(json).filter((k) => k !== '__class__' && !(k in SANA_CONFIG_DEFAULTS))
   if (unknown.length > 0) throw invalid(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}: not a SanaConfig field the converter knows, so not implemented`)
-  const f = reader({ ...DEFAULTS, ...json }, invalid)
+  const f = reader({ ...SANA_CONFIG_DEFAULTS, ...json }, invalid)
 
   refuseUnimplemented(f)
   const hidden = f.int('hidden_size')
