@@ -173,7 +173,7 @@ async function imagesOneAtATime(opts: ImageBenchOptions, denoiseSteps: number): 
     const count = opts.quick ? 3 : 8
     for (let i = -1; i < count; i++) {
       for (const [g, guidance] of guidances.entries()) {
-        const seed = 1000 * g + i
+        const seed = 1000 * g + i + 1
         // The API's defaults: temperature 1 for the token phase, nothing else.
         const request = { prompt: `Image ${seed}: a lighthouse at dusk`, n: 1, sampling: { ...GREEDY, temperature: 1, seed }, guidance }
         const start = performance.now()
