@@ -126,3 +126,17 @@ t.test('the command line refuses an unknown flag in one line, exit 2', async (t)
   t.match((failed as { stderr: string }).stderr, /^convert: Unknown option '--bogus'/)
   t.equal((failed as { stderr: string }).stderr.trim().split('\n').length, 1)
 })
+
+t.test('the command line refuses a malformed image-generation setting in one line, exit 2', async (t) => {
+  const root = fileURLToPath(new URL('../../', import.meta.url))
+  const run = promisify(execFile)
+  for (const [flag, value, message] of [
+    ['--image-grid', '0', /^convert: --image-grid must be a positive integer, got 0$/],
+    ['--steps', '2.5', /^convert: --steps must be a positive integer, got 2\.5$/],
+    ['--guidance', 'high', /^convert: --guidance must be a positive number, got high$/],
+  ] as const) {
+    const failed = await run(process.execPath, ['--import', import.meta.resolve('tsx/esm'), 'src/convert/cli.ts', '--from', 'x', '--out', 'y', flag, value], { cwd: root }).catch((err: { code: number; stderr: string }) => err)
+    t.match(failed, { code: 2 }, flag)
+    t.match((failed as { stderr: string }).stderr.trim(), message, flag)
+  }
+})
