@@ -14,12 +14,17 @@
  * The LM head is `model.model.output` (the checkpoint's top-level `lm_head` is
  * never used). With `vocabParts: false` the graph has the older form: no
  * vocab_part, logits over the whole vocabulary from one MatMul (the same weights).
+ *
+ * `precision` sets how the LM head (int8/int4: MatMulNBits, per part as per
+ * whole) and the embedding table are stored; the block decoder's own layers
+ * stay float32 (a few million parameters).
  */
 import type { Architecture } from './architecture.js'
-import { LLM_PREFIX, embeddingTable } from './decoder.js'
+import { LLM_PREFIX, embeddingRows } from './decoder.js'
 import { int, ints, type BuiltGraph } from './graph.js'
 import { attend, layerNorm, linear, MASKED, rmsNorm, swiGlu, type Ctx as LayerCtx } from './layers.js'
 import { lmHeadByPart, wholeLmHead } from './lm-head-parts.js'
+import { FP32, type Precision } from './precision.js'
 import type { CheckpointWeights } from './weights.js'
 
 type Ctx = LayerCtx<CheckpointWeights>
@@ -36,7 +41,7 @@ export interface BlockDecoderOptions {
   vocabParts?: boolean
 }
 
-export function buildBlockDecoder(ctx: Ctx, arch: Architecture, opts: BlockDecoderOptions = {}): BuiltGraph {
+export function buildBlockDecoder(ctx: Ctx, arch: Architecture, opts: BlockDecoderOptions = {}, precision: Precision = FP32): BuiltGraph {
   const vocabParts = opts.vocabParts ?? true
   const { g } = ctx
   const { config } = arch
@@ -48,7 +53,7 @@ export function buildBlockDecoder(ctx: Ctx, arch: Architecture, opts: BlockDecod
 
   const rows = g.op('Concat', [
     g.op('Unsqueeze', [hiddenState, g.ints([1])]),
-    g.op('Gather', [embeddingTable(ctx, config), blockIds], { axis: int(0) }),
+    embeddingRows(ctx, config, blockIds, precision.embedding),
   ], { axis: int(1) })
   const length = g.op('Shape', [rows], { start: int(1), end: int(2) })
   // Only the first block_size rows of the learned slot table are ever used.
@@ -64,9 +69,9 @@ export function buildBlockDecoder(ctx: Ctx, arch: Architecture, opts: BlockDecod
   const out = g.op('Add', [last(rows), linear(ctx, `${HEAD}.output_linear`, last(z), width, hidden, { bias: true })])
   const normed = rmsNorm(ctx, `${LLM_PREFIX}.norm.scale`, out, hidden, eps)
   if (part === undefined) {
-    g.output('logits', 'float32', ['batch', config.vocab.vocab_size], wholeLmHead(ctx, config, normed))
+    g.output('logits', 'float32', ['batch', config.vocab.vocab_size], wholeLmHead(ctx, config, normed, precision.lmHead))
   } else {
-    g.output('logits', 'float32', ['batch', 'part_vocab'], lmHeadByPart(ctx, config, normed, part))
+    g.output('logits', 'float32', ['batch', 'part_vocab'], lmHeadByPart(ctx, config, normed, part, precision.lmHead))
   }
   return g.finish(BLOCK_DECODER_OPSET, 'Kelix block decoder: logits for the next slot of the block being built')
 }

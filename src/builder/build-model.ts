@@ -16,6 +16,7 @@ import { BUNDLED_DIRS } from '../convert/image-decoder.js'
 import { writeModelDirAtomically } from '../convert/model-dir.js'
 import type { BlockDecoderOptions } from './block-decoder.js'
 import type { CacheOutputs } from './decoder.js'
+import type { Precision } from './precision.js'
 import { writeTinyCheckpoint, writeTinyDitCheckpoint, writeTinyVaeCheckpoint } from './tiny-checkpoint.js'
 import { TINY_BUILDER_VERSION, TINY_CONFIG, TINY_SEED } from './tiny.js'
 
@@ -28,6 +29,8 @@ export interface TinyModelOptions {
   cacheOutputs?: CacheOutputs
   /** `{ vocabParts: false }` writes the older block decoder (whole-vocabulary logits, same weights). */
   blockDecoder?: BlockDecoderOptions
+  /** How the LLM's weights are stored (default fp32: the embedded model); tests build quantized variants. */
+  precision?: Partial<Precision>
 }
 
 /** Writes the tiny model to `dir`, replacing whatever is there. */
@@ -65,6 +68,7 @@ async function writeTinyModel(dir: string, options: TinyModelOptions): Promise<v
       imageGeneration: { grid, steps, shift, guidance },
       ...(options.cacheOutputs === undefined ? {} : { cacheOutputs: options.cacheOutputs }),
       ...(options.blockDecoder === undefined ? {} : { blockDecoder: options.blockDecoder }),
+      ...(options.precision === undefined ? {} : { precision: options.precision }),
       extraConfig: { builder: builderTag(seed) },
     })
   } finally {

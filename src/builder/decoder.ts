@@ -17,11 +17,17 @@
  * Weights are the published checkpoint's (prefix `model.model.`): `sa_norm` /
  * `mlp_norm` RMSNorms (`.scale`), `attn.{q,k,v,output}_proj`, `attn.{q,k}_norm`,
  * SwiGLU `mlp.w1/w3/w2`, the unified table `tok_embeddings.embed_tokens`.
+ *
+ * `precision` (precision.ts) sets how the Linear weights are stored (float32
+ * MatMul, or MatMulNBits at int8/int4) and the embedding table (float32, or
+ * float16 cast after the gather); the inputs and outputs are the same.
  */
 import type { KelixConfig } from '../engine/model-config.js'
 import type { Architecture } from './architecture.js'
+import { asFloat16 } from './float16.js'
 import { int, ints, type BuiltGraph, type GraphBuilder } from './graph.js'
 import { applyRope, linear, MASKED, rmsNorm, swiGlu, type Ctx as LayerCtx } from './layers.js'
+import { FP32, type EmbeddingPrecision, type Precision } from './precision.js'
 import type { CheckpointWeights } from './weights.js'
 
 type Ctx = LayerCtx<CheckpointWeights>
@@ -37,7 +43,8 @@ export const DECODER_OPSET = 17
  */
 export type CacheOutputs = 'delta' | 'present' | 'both'
 
-export function buildDecoder(ctx: Ctx, arch: Architecture, cacheOutputs: CacheOutputs = 'delta'): BuiltGraph {
+export function buildDecoder(layerCtx: Ctx, arch: Architecture, cacheOutputs: CacheOutputs = 'delta', precision: Precision = FP32): BuiltGraph {
+  const ctx: Ctx = { ...layerCtx, linearPrecision: precision.linear }
   const { g } = ctx
   const { config } = arch
   const { llm, block_size: blockSize } = config
@@ -49,7 +56,7 @@ export function buildDecoder(ctx: Ctx, arch: Architecture, cacheOutputs: CacheOu
     value: g.input(`past_key_values.${i}.value`, 'float32', ['batch', llm.num_key_value_heads, 'past', llm.head_dim]),
   }))
 
-  let x = blockEmbedding(ctx, config, blockIds)
+  let x = blockEmbedding(ctx, config, blockIds, precision.embedding)
   const bias = attentionBias(g, attentionMask, positionIds)
   const rope = ropeTables(g, positionIds, llm.head_dim, llm.rope_theta)
 
@@ -72,21 +79,30 @@ export function buildDecoder(ctx: Ctx, arch: Architecture, cacheOutputs: CacheOu
 }
 
 /** Sum of the embedding rows of each block's ids before its first <eob>. */
-export function blockEmbedding(ctx: Ctx, config: KelixConfig, blockIds: string): string {
+export function blockEmbedding(ctx: Ctx, config: KelixConfig, blockIds: string, precision: EmbeddingPrecision = 'fp32'): string {
   const { g } = ctx
-  const table = embeddingTable(ctx, config)
-  const rows = g.op('Gather', [table, blockIds], { axis: int(0) })
+  const rows = embeddingRows(ctx, config, blockIds, precision)
   const isEob = g.op('Cast', [g.op('Equal', [blockIds, g.ints([config.special_tokens.eob])])], { to: int(7) })
   const beforeFirstEob = g.op('Equal', [g.op('CumSum', [isEob, g.intScalar(-1)]), g.ints([0])])
   const keep = g.op('Unsqueeze', [g.op('Cast', [beforeFirstEob], { to: int(1) }), g.ints([-1])])
   return g.op('ReduceSum', [g.op('Mul', [rows, keep]), g.ints([-2])], { keepdims: int(0) })
 }
 
-/** The unified embedding table (text then visual ids), which the block decoder reads too. */
-export function embeddingTable(ctx: Ctx, config: KelixConfig): string {
+/** ONNX's element type number of float32 (Cast's `to`). */
+const FLOAT = 1
+
+/**
+ * float32 rows of the unified embedding table (text then visual ids) for
+ * `ids`; the block decoder reads the table too. A float16 table halves its
+ * memory, and only the gathered rows are cast back.
+ */
+export function embeddingRows(ctx: Ctx, config: KelixConfig, ids: string, precision: EmbeddingPrecision): string {
+  const { g } = ctx
   const key = `${LLM_PREFIX}.tok_embeddings.embed_tokens.weight`
   const shape = [config.vocab.vocab_size, config.llm.hidden_size]
-  return ctx.g.weight(key, shape, ctx.w.tensor(key, shape))
+  if (precision === 'fp32') return g.op('Gather', [g.weight(key, shape, ctx.w.tensor(key, shape)), ids], { axis: int(0) })
+  const table = g.storedWeight(key, 'float16', shape, asFloat16(ctx.w.tensor(key, shape)))
+  return g.op('Cast', [g.op('Gather', [table, ids], { axis: int(0) })], { to: int(FLOAT) })
 }
 
 /**

@@ -9,16 +9,24 @@
  * a page-aligned offset so ONNX Runtime can map it. The 2 GB protobuf limit
  * makes this necessary for a real model; the tiny model is written the same
  * way, so both load alike. Weights are produced while that file is written
- * (see tensor-data.ts): building a graph holds none of them.
+ * (see tensor-data.ts): building a graph holds none of them. Weights are
+ * float32, except an fp16 embedding table and MatMulNBits' quantized weights
+ * (uint8 codes beside float32 scales).
+ *
+ * Nodes are in the default domain at the graph's opset, plus ONNX Runtime's
+ * contrib domain `com.microsoft` (version 1) in a graph that uses one of its
+ * operators (`msOp`); a graph without one imports only the default domain.
  */
 import { open } from 'node:fs/promises'
 import { basename } from 'node:path'
 import onnxProto, { type onnx as proto } from 'onnx-proto'
-import { elementCount, inMemory, type TensorData } from './tensor-data.js'
+import { elementCount, inMemory, type Elements, type TensorData } from './tensor-data.js'
 
 const { onnx } = onnxProto
 
-export type DType = 'float32' | 'int64' | 'bool'
+export type DType = 'float32' | 'float16' | 'uint8' | 'int64' | 'bool'
+/** The element types a weight may be stored in as external data. */
+export type StoredType = 'float32' | 'float16' | 'uint8'
 /** A tensor dimension: a fixed size, or a symbolic name such as `batch`. */
 export type Dim = number | string
 
@@ -38,11 +46,19 @@ export const graph = (value: proto.IGraphProto): AttrValue => ({ kind: 'graph', 
 
 const ELEMENT_TYPE: Record<DType, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
+  float16: onnx.TensorProto.DataType.FLOAT16,
+  uint8: onnx.TensorProto.DataType.UINT8,
   int64: onnx.TensorProto.DataType.INT64,
   bool: onnx.TensorProto.DataType.BOOL,
 }
 
 type InlineData = Float32Array | BigInt64Array
+
+const BYTES_PER_ELEMENT: Record<StoredType, number> = { float32: 4, float16: 2, uint8: 1 }
+
+/** ONNX Runtime's contrib operator domain (MatMulNBits) and the version imported. */
+const MS_DOMAIN = 'com.microsoft'
+const MS_DOMAIN_VERSION = 1
 
 /** Offsets of external weights are aligned to this (a page), so ONNX Runtime may map them instead of copying. */
 const EXTERNAL_ALIGNMENT = 4096
@@ -50,17 +66,27 @@ const EXTERNAL_ALIGNMENT = 4096
 /** A weight stored outside the protobuf: its initializer, whose location is filled in by `save()`. */
 interface ExternalWeight {
   initializer: proto.ITensorProto
-  data: TensorData
+  data: TensorData<Elements>
+  bytesPerElement: number
+  /** Model parameters it holds (its elements, or the weights its packed codes encode; 0 for quantization scales). */
+  parameters: number
+}
+
+/** What a graph shares with its subgraphs (`If` branches): names, the one data file, whether `com.microsoft` is used. */
+interface Shared {
+  counters: Map<string, number>
+  external: ExternalWeight[]
+  usesMsDomain: boolean
 }
 
 /** A graph whose nodes are all added, ready to be written with its weights. */
 export interface BuiltGraph {
-  /** Weights to write and their float32 bytes, known before writing (for progress). */
+  /** Weights to write and their bytes, known before writing (for progress). */
   readonly weights: { count: number; bytes: number }
   save(path: string, onWeight?: WeightWritten): Promise<SavedGraph>
 }
 
-/** Called after each weight is written, with its float32 bytes. */
+/** Called after each weight is written, with its bytes. */
 export type WeightWritten = (bytes: number) => void
 
 /** What `save()` wrote. */
@@ -68,7 +94,7 @@ export interface SavedGraph {
   /** Bytes of the graph file and of its external data file. */
   graphBytes: number
   dataBytes: number
-  /** Float32 weight values written. */
+  /** Model parameters written (a quantized weight counts the values its codes encode). */
   parameters: number
 }
 
@@ -79,13 +105,13 @@ export class GraphBuilder {
   private readonly initializers: proto.ITensorProto[] = []
 
   /**
-   * `counters` and `external` are shared with subgraphs: ONNX wants every name
-   * unique across a graph and its subgraphs, and their weights go to one data file.
+   * `shared` is shared with subgraphs: ONNX wants every name unique across a
+   * graph and its subgraphs, their weights go to one data file, and the model
+   * imports every domain any of them uses.
    */
   constructor(
     private readonly name: string,
-    private readonly counters = new Map<string, number>(),
-    private readonly external: ExternalWeight[] = [],
+    private readonly shared: Shared = { counters: new Map(), external: [], usesMsDomain: false },
   ) {}
 
   /**
@@ -93,7 +119,7 @@ export class GraphBuilder {
    * values and initializers by name (outer scope), which passes them by reference.
    */
   subgraph(name: string): GraphBuilder {
-    return new GraphBuilder(name, this.counters, this.external)
+    return new GraphBuilder(name, this.shared)
   }
 
   input(name: string, dtype: DType, dims: readonly Dim[]): string {
@@ -109,13 +135,21 @@ export class GraphBuilder {
 
   /** A float32 weight, stored as external data; its values are produced when the graph is saved. */
   weight(name: string, dims: readonly number[], data: Float32Array | TensorData): string {
-    const tensor = data instanceof Float32Array ? inMemory(dims, data) : data
-    if (tensor.dims.length !== dims.length || tensor.dims.some((d, i) => d !== dims[i])) {
-      throw new Error(`weight ${name}: data of shape [${tensor.dims.join(', ')}] for a weight of shape [${dims.join(', ')}]`)
+    return this.storedWeight(name, 'float32', dims, data instanceof Float32Array ? inMemory(dims, data) : data)
+  }
+
+  /**
+   * A weight stored as external data in `dtype`: float32 values, float16 bits
+   * (`Uint16Array`) or bytes. `parameters` is what the summary counts (default
+   * its elements).
+   */
+  storedWeight(name: string, dtype: StoredType, dims: readonly number[], data: TensorData<Elements>, parameters = elementCount(dims)): string {
+    if (data.dims.length !== dims.length || data.dims.some((d, i) => d !== dims[i])) {
+      throw new Error(`weight ${name}: data of shape [${data.dims.join(', ')}] for a weight of shape [${dims.join(', ')}]`)
     }
-    const initializer: proto.ITensorProto = { name, dims: [...dims], dataType: ELEMENT_TYPE.float32, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL }
+    const initializer: proto.ITensorProto = { name, dims: [...dims], dataType: ELEMENT_TYPE[dtype], dataLocation: onnx.TensorProto.DataLocation.EXTERNAL }
     this.initializers.push(initializer)
-    this.external.push({ initializer, data: tensor })
+    this.shared.external.push({ initializer, data, bytesPerElement: BYTES_PER_ELEMENT[dtype], parameters })
     return name
   }
 
@@ -147,10 +181,19 @@ export class GraphBuilder {
     return output
   }
 
+  /** A one-output node of ONNX Runtime's `com.microsoft` domain (MatMulNBits); the model then imports the domain. */
+  msOp(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}): string {
+    const name = this.fresh(opType)
+    this.nodes.push({ opType, domain: MS_DOMAIN, name, input: [...inputs], output: [name], attribute: encodeAttributes(attrs) })
+    this.shared.usesMsDomain = true
+    return name
+  }
+
   /** Ends the graph as an ONNX model (IR 8, default domain at `opset`), to be saved. */
   finish(opset: number, docString: string): BuiltGraph {
-    const bytes = this.external.reduce((sum, w) => sum + elementCount(w.data.dims) * 4, 0)
-    return { weights: { count: this.external.length, bytes }, save: (path, onWeight) => this.save(path, opset, docString, onWeight) }
+    const { external } = this.shared
+    const bytes = external.reduce((sum, w) => sum + elementCount(w.data.dims) * w.bytesPerElement, 0)
+    return { weights: { count: external.length, bytes }, save: (path, onWeight) => this.save(path, opset, docString, onWeight) }
   }
 
   /**
@@ -158,7 +201,7 @@ export class GraphBuilder {
    * tables are inputs): a graph with weights is only written by `save()`.
    */
   toBytes(opset: number): Uint8Array {
-    if (this.external.length > 0) throw new Error(`graph ${this.name} has weights: write it with save()`)
+    if (this.shared.external.length > 0) throw new Error(`graph ${this.name} has weights: write it with save()`)
     return this.encode(opset, '')
   }
 
@@ -177,24 +220,26 @@ export class GraphBuilder {
     let end = 0
     let parameters = 0
     try {
-      for (const { initializer, data: tensor } of this.external) {
+      for (const { initializer, data: tensor, bytesPerElement, parameters: held } of this.shared.external) {
         const offset = Math.ceil(end / EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT
         const count = elementCount(tensor.dims)
         let written = 0
         await tensor.write(async (at, values) => {
           if (at < 0 || at + values.length > count) throw new Error(`weight ${String(initializer.name)}: values [${at}, ${at + values.length}) outside its ${count} elements`)
-          await data.write(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 0, values.byteLength, offset + at * 4)
+          if (values.BYTES_PER_ELEMENT !== bytesPerElement) throw new Error(`weight ${String(initializer.name)}: ${values.BYTES_PER_ELEMENT}-byte values for ${bytesPerElement}-byte elements`)
+          await data.write(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 0, values.byteLength, offset + at * bytesPerElement)
           written += values.length
         })
         if (written !== count) throw new Error(`weight ${String(initializer.name)}: ${written} values written for ${count} elements`)
+        const length = count * bytesPerElement
         initializer.externalData = [
           { key: 'location', value: dataFile },
           { key: 'offset', value: String(offset) },
-          { key: 'length', value: String(count * 4) },
+          { key: 'length', value: String(length) },
         ]
-        end = offset + count * 4
-        parameters += count
-        onWeight?.(count * 4)
+        end = offset + length
+        parameters += held
+        onWeight?.(length)
       }
     } finally {
       await data.close()
@@ -216,7 +261,7 @@ export class GraphBuilder {
       producerName: 'kelix-serve-builder',
       producerVersion: '1',
       docString,
-      opsetImport: [{ domain: '', version: opset }],
+      opsetImport: [{ domain: '', version: opset }, ...(this.shared.usesMsDomain ? [{ domain: MS_DOMAIN, version: MS_DOMAIN_VERSION }] : [])],
       graph: this.toGraph(),
     })
     return onnx.ModelProto.encode(model).finish()
@@ -237,8 +282,8 @@ export class GraphBuilder {
   }
 
   private fresh(prefix: string): string {
-    const n = this.counters.get(prefix) ?? 0
-    this.counters.set(prefix, n + 1)
+    const n = this.shared.counters.get(prefix) ?? 0
+    this.shared.counters.set(prefix, n + 1)
     return `${prefix}_${n}`
   }
 }

@@ -3,19 +3,40 @@
  * (by checkpoint key, through `Weights`) and its nodes.
  */
 import { float, int, ints, type GraphBuilder } from './graph.js'
+import { ACCURACY_LEVEL, bitsOf, isQuantized, type QuantizedPrecision, type WeightPrecision } from './precision.js'
+import { blockQuantized, QUANT_BLOCK } from './quantize.js'
+import type { TensorData } from './tensor-data.js'
 import type { Weights } from './weights.js'
 
 export interface Ctx<W extends Weights = Weights> {
   g: GraphBuilder
   w: W
+  /** How `linear` stores this graph's Linear weights (default fp32: a float32 MatMul). */
+  linearPrecision?: WeightPrecision
 }
 
 /** x @ W (+ b) for the Linear `name` (`name.weight` stored [out, in], `name.bias`). */
 export function linear(ctx: Ctx, name: string, x: string, inDim: number, outDim: number, opts: { bias?: boolean } = {}): string {
-  const weight = ctx.g.weight(`${name}.weight`, [inDim, outDim], ctx.w.linear(`${name}.weight`, inDim, outDim))
-  const y = ctx.g.op('MatMul', [x, weight])
+  const key = `${name}.weight`
+  const precision = ctx.linearPrecision ?? 'fp32'
+  const y = isQuantized(precision)
+    ? matMulNBits(ctx.g, x, key, ctx.w.storedLinear(key, inDim, outDim), precision)
+    : ctx.g.op('MatMul', [x, ctx.g.weight(key, [inDim, outDim], ctx.w.linear(key, inDim, outDim))])
   if (!opts.bias) return y
   return ctx.g.op('Add', [y, ctx.g.weight(`${name}.bias`, [outDim], ctx.w.bias(`${name}.bias`, outDim))])
+}
+
+/**
+ * x @ Wᵀ for a weight `rows` stored [N, K] (a Linear's layout), as ONNX
+ * Runtime's MatMulNBits over its block-quantized codes (quantize.ts): the
+ * initializers `name` (uint8 codes) and `name.scales`, in the graph `g` itself
+ * so ONNX Runtime pre-packs them.
+ */
+export function matMulNBits(g: GraphBuilder, x: string, name: string, rows: TensorData, precision: QuantizedPrecision): string {
+  const q = blockQuantized(rows, bitsOf(precision))
+  const codes = g.storedWeight(name, 'uint8', q.codes.dims, q.codes, q.n * q.k)
+  const scales = g.storedWeight(`${name}.scales`, 'float32', q.scales.dims, q.scales, 0)
+  return g.msOp('MatMulNBits', [x, codes, scales], { K: int(q.k), N: int(q.n), bits: int(q.bits), block_size: int(QUANT_BLOCK), accuracy_level: int(ACCURACY_LEVEL) })
 }
 
 /**

@@ -17,30 +17,37 @@
  * and the sums round differently from the single-MatMul head (about 1e-5).
  *
  * Values outside 0 … K reach an edge leaf; the engine checks the logits' width.
+ *
+ * A quantized head (int8/int4) is MatMulNBits over each part's rows as stored
+ * ([part size, hidden]): the blocks run along the hidden axis, so a part's
+ * codes are exactly those rows of the whole head's.
  */
 import type { KelixConfig } from '../engine/model-config.js'
 import { codebookPart, TEXT_PART, vocabPartRange, type VocabPart } from '../engine/vocab-parts.js'
 import { LLM_PREFIX } from './decoder.js'
 import { graph, type GraphBuilder } from './graph.js'
-import type { Ctx } from './layers.js'
+import { matMulNBits, type Ctx } from './layers.js'
+import { isQuantized, type WeightPrecision } from './precision.js'
 import type { CheckpointWeights } from './weights.js'
 
 const LM_HEAD = `${LLM_PREFIX}.output.weight`
 
 /** logits [batch, vocab_size] = x [batch, hidden] @ the whole LM head (the older form, one MatMul). */
-export function wholeLmHead(ctx: Ctx<CheckpointWeights>, config: KelixConfig, x: string): string {
+export function wholeLmHead(ctx: Ctx<CheckpointWeights>, config: KelixConfig, x: string, precision: WeightPrecision = 'fp32'): string {
   const shape = [config.vocab.vocab_size, config.llm.hidden_size]
+  if (isQuantized(precision)) return matMulNBits(ctx.g, x, LM_HEAD, ctx.w.tensor(LM_HEAD, shape), precision)
   return ctx.g.op('MatMul', [x, ctx.g.weight(LM_HEAD, [shape[1] as number, shape[0] as number], ctx.w.transposed(LM_HEAD, shape))])
 }
 
 /** logits [batch, part size] = x [batch, hidden] @ `part`'s rows of the LM head, transposed. */
-export function lmHeadByPart(ctx: Ctx<CheckpointWeights>, config: KelixConfig, x: string, part: string): string {
+export function lmHeadByPart(ctx: Ctx<CheckpointWeights>, config: KelixConfig, x: string, part: string, precision: WeightPrecision = 'fp32'): string {
   const { hidden_size: hidden } = config.llm
   const { vocab_size: vocab, num_codebooks: books } = config.vocab
   const leaf = (part: VocabPart, name: string): Leaf => ({
     part,
     emit(g) {
       const [lo, hi] = vocabPartRange(config, part)
+      if (isQuantized(precision)) return matMulNBits(g, x, `${LM_HEAD}.${name}`, ctx.w.rows(LM_HEAD, [vocab, hidden], lo, hi), precision)
       return g.op('MatMul', [x, g.weight(`${LM_HEAD}.${name}`, [hidden, hi - lo], ctx.w.transposed(LM_HEAD, [vocab, hidden], [lo, hi]))])
     },
   })

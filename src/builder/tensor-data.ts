@@ -1,21 +1,27 @@
 /**
- * The float32 values of a graph weight, produced when the graph is written
- * rather than when it is built. A converted checkpoint's weights are read from
- * their shards piece by piece while the graph's external data file is written,
- * so no graph ever holds its weights in memory.
+ * The values of a graph weight, produced when the graph is written rather
+ * than when it is built. A converted checkpoint's weights are read from their
+ * shards piece by piece while the graph's external data file is written, so
+ * no graph ever holds its weights in memory.
+ *
+ * Values are float32 unless said otherwise: a stored weight may also be
+ * float16 (as its bits, an embedding table) or bytes (MatMulNBits' packed codes).
  */
 
-/** Places `values` at element `at` of the row-major result. */
-export type PutValues = (at: number, values: Float32Array) => Promise<void>
+/** The element arrays a producer yields: float32 values, float16 bits, bytes. */
+export type Elements = Float32Array | Uint16Array | Uint8Array
 
-export interface TensorData {
+/** Places `values` at element `at` of the row-major result. */
+export type PutValues<V extends Elements = Float32Array> = (at: number, values: V) => Promise<void>
+
+export interface TensorData<V extends Elements = Float32Array> {
   readonly dims: readonly number[]
   /**
    * Calls `put` for pieces that together cover the tensor exactly once, in any
    * order, awaiting each before producing the next: a producer holds at most
    * one piece (and what it needs to make it) at a time.
    */
-  write(put: PutValues): Promise<void>
+  write(put: PutValues<V>): Promise<void>
 }
 
 export function elementCount(dims: readonly number[]): number {

@@ -12,6 +12,8 @@ import type { TensorData } from './tensor-data.js'
 export interface Weights {
   /** A Linear layer's weight in MatMul's `[in, out]` layout (checkpoints store `[out, in]`). */
   linear(key: string, inDim: number, outDim: number): TensorData
+  /** A Linear layer's weight as stored, `[out, in]` (MatMulNBits' row order, one row per output). */
+  storedLinear(key: string, inDim: number, outDim: number): TensorData
   /** A bias or a LayerNorm's shift, `[dim]`. */
   bias(key: string, dim: number): TensorData
   /** A norm's scale, `[dim]`. */

@@ -10,7 +10,9 @@
  * scattered write per output row: a Kelix-8B MLP weight is then one piece and
  * one write, and the 2.5 GB text part of the LM head three pieces of 4,096
  * writes (with 64 MiB pieces the decoder took 2.6 M small writes; measured in
- * `npm run bench -- --mode convert`).
+ * `npm run bench -- --mode convert`). A weight quantized for MatMulNBits is read
+ * as stored (`storedLinear`, `rows`), in copy pieces of whole rows, each
+ * quantized as it comes (src/builder/quantize.ts): no transpose at all.
  */
 import type { CheckpointWeights } from '../builder/weights.js'
 import { elementCount, type PutValues, type TensorData } from '../builder/tensor-data.js'
@@ -39,6 +41,10 @@ export class CheckpointTensors implements CheckpointWeights {
 
   linear(key: string, inDim: number, outDim: number): TensorData {
     return this.transposed(key, [outDim, inDim])
+  }
+
+  storedLinear(key: string, inDim: number, outDim: number): TensorData {
+    return this.tensor(key, [outDim, inDim])
   }
 
   bias(key: string, dim: number): TensorData {

@@ -4,6 +4,7 @@
  * model directory Kelix Serve serves. Prints progress, then a summary.
  */
 import { parseArgs } from 'node:util'
+import { EMBEDDING_PRECISIONS, WEIGHT_PRECISIONS } from '../builder/precision.js'
 import { convertCheckpoint, type ConversionSummary } from './convert.js'
 import { ConvertError } from './errors.js'
 import { consoleProgress } from './progress.js'
@@ -31,6 +32,12 @@ images; without them it is a chat-only export.
   --low-detail-max-positions N     position cap for image_url.detail "low" (default 256)
   --row-marker TEXT                an image row's marker text, {row} and {cols} filled in
                                    (default "{row},{cols}")
+  --precision fp32|int8|int4       the LLM's linear layers: float32, or weight-only int8/int4
+                                   (MatMulNBits, symmetric, blocks of 32) (default fp32)
+  --lm-head-precision fp32|int8|int4
+                                   the LM head (default int8 when --precision is int8 or int4,
+                                   else fp32)
+  --embedding-precision fp32|fp16  the embedding table (default fp32)
   -h, --help                       this text`
 
 /** Thrown for a bad command line: printed as one line, exit 2. */
@@ -53,6 +60,9 @@ function options() {
         steps: { type: 'string' },
         shift: { type: 'string' },
         guidance: { type: 'string' },
+        precision: { type: 'string' },
+        'lm-head-precision': { type: 'string' },
+        'embedding-precision': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values
@@ -69,6 +79,9 @@ function options() {
   const steps = positiveInteger(parsed, 'steps')
   const shift = positiveNumber(parsed, 'shift')
   const guidance = positiveNumber(parsed, 'guidance')
+  const linear = oneOf(parsed, 'precision', WEIGHT_PRECISIONS)
+  const lmHead = oneOf(parsed, 'lm-head-precision', WEIGHT_PRECISIONS)
+  const embedding = oneOf(parsed, 'embedding-precision', EMBEDDING_PRECISIONS)
   const marker = parsed['row-marker']
   if (marker !== undefined && !marker.includes('{row}')) throw new UsageError(`--row-marker must contain {row}, got ${JSON.stringify(marker)}`)
   return {
@@ -80,6 +93,11 @@ function options() {
     ...(marker === undefined ? {} : { rowMarker: marker }),
     ...(parsed.dit === undefined ? {} : { dit: parsed.dit }),
     ...(parsed.vae === undefined ? {} : { vae: parsed.vae }),
+    precision: {
+      ...(linear === undefined ? {} : { linear }),
+      ...(lmHead === undefined ? {} : { lmHead }),
+      ...(embedding === undefined ? {} : { embedding }),
+    },
     imageGeneration: {
       ...(grid === undefined ? {} : { grid }),
       ...(steps === undefined ? {} : { steps }),
@@ -97,6 +115,13 @@ function positiveInteger(parsed: Record<string, unknown>, flag: string): number 
   return value
 }
 
+function oneOf<T extends string>(parsed: Record<string, unknown>, flag: string, values: readonly T[]): T | undefined {
+  const text = parsed[flag] as string | undefined
+  if (text === undefined) return undefined
+  if (!(values as readonly string[]).includes(text)) throw new UsageError(`--${flag} must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}, got ${text}`)
+  return text as T
+}
+
 function positiveNumber(parsed: Record<string, unknown>, flag: string): number | undefined {
   const text = parsed[flag] as string | undefined
   if (text === undefined) return undefined
@@ -108,6 +133,8 @@ function positiveNumber(parsed: Record<string, unknown>, flag: string): number |
 function printSummary(out: string, s: ConversionSummary): void {
   const gb = (bytes: number) => `${(bytes / 1e9).toFixed(3)} GB`
   console.log(`\nwrote ${out} (${s.config.name}) in ${s.seconds.toFixed(1)} s`)
+  const precision = s.config.precision as { linear: string; lm_head: string; embedding: string } | undefined
+  if (precision !== undefined) console.log(`  precision: linear layers ${precision.linear}, LM head ${precision.lm_head}, embedding table ${precision.embedding}`)
   for (const g of s.graphs) console.log(`  ${g.file.padEnd(22)} ${(g.parameters / 1e6).toFixed(1).padStart(9)} M parameters  ${gb(g.dataBytes)} data  ${(g.graphBytes / 1024).toFixed(0)} KiB graph`)
   if (s.unused.length > 0) {
     console.log('  not used by any graph:')

@@ -19,6 +19,7 @@ import type { Architecture } from '../builder/architecture.js'
 import { buildBlockDecoder, type BlockDecoderOptions } from '../builder/block-decoder.js'
 import { buildDecoder, type CacheOutputs } from '../builder/decoder.js'
 import { GraphBuilder, type BuiltGraph } from '../builder/graph.js'
+import { precisionConfig, resolvePrecision, type Precision } from '../builder/precision.js'
 import { buildVisualTokenizer } from '../builder/visual-tokenizer.js'
 import { MODEL_FILES } from '../engine/graph-signatures.js'
 import type { KelixConfig } from '../engine/model-config.js'
@@ -48,6 +49,8 @@ export interface ConvertOptions extends Partial<ServedOptions>, ImageDecoderOpti
   progress?: Progress
   /** The decoder's cache outputs (default `delta`, what the server wants). */
   cacheOutputs?: CacheOutputs
+  /** How the LLM's weights are stored (default fp32 throughout; the LM head follows the linears: precision.ts). */
+  precision?: Partial<Precision>
 }
 
 /** The image decoder's checkpoints (default: `dit/` and `vae/` inside the checkpoint, if there) and settings. */
@@ -90,6 +93,8 @@ export interface WriteOptions extends ServedOptions, ImageDecoderOptions {
   progress?: Progress
   cacheOutputs?: CacheOutputs
   blockDecoder?: BlockDecoderOptions
+  /** How the LLM's weights are stored (completed by `resolvePrecision`: default fp32 throughout). */
+  precision?: Partial<Precision>
   /** config.json fields to add (the tiny model's builder tag). */
   extraConfig?: Record<string, unknown>
 }
@@ -104,12 +109,19 @@ export async function writeConvertedModel(from: string, dir: string, options: Wr
     const keye = parseKeyeConfig(files.config)
     const arch = deriveArchitecture(keye, files.tokenizer, files.processor, options)
     const weights = new CheckpointTensors(checkpoint, (key) => shapeReason(keye, key))
-    const graphs = buildGraphs(arch, weights, options)
+    const precision = resolvePrecision(options.precision)
+    const graphs = buildGraphs(arch, weights, precision, options)
     const dirs = imageDecoderDirs(from, options)
     if (dirs !== undefined) imageDecoder = await openImageDecoder(dirs, arch.config, { tokenizerJson: files.tokenizer, tokenizerConfig: files.tokenizerConfig }, options.imageGeneration)
     const unused = [...unusedFamilies(checkpoint.keys().filter((key) => !weights.used.has(key)), (key) => checkpoint.parameterCount(key)), ...(imageDecoder?.unused ?? [])]
 
-    const config = { ...arch.config, ...(imageDecoder === undefined ? {} : { image_generation: imageDecoder.config }), ...options.extraConfig }
+    const quantization = precisionConfig(precision)
+    const config = {
+      ...arch.config,
+      ...(imageDecoder === undefined ? {} : { image_generation: imageDecoder.config }),
+      ...(quantization === undefined ? {} : { precision: quantization }),
+      ...options.extraConfig,
+    }
     checkLoadable(config)
     await writeFile(join(dir, MODEL_FILES.tokenizer), files.tokenizerText)
     await writeFile(join(dir, MODEL_FILES.tokenizerConfig), `${JSON.stringify(files.tokenizerConfig, null, 2)}\n`)
@@ -131,12 +143,12 @@ export async function writeConvertedModel(from: string, dir: string, options: Wr
 }
 
 /** The three understanding graphs; building them checks every key they read. */
-function buildGraphs(arch: Architecture, weights: CheckpointTensors, options: WriteOptions): Record<string, BuiltGraph> {
+function buildGraphs(arch: Architecture, weights: CheckpointTensors, precision: Precision, options: WriteOptions): Record<string, BuiltGraph> {
   const ctx = (name: string) => ({ g: new GraphBuilder(name), w: weights })
   return {
     [MODEL_FILES.visualTokenizer]: buildVisualTokenizer(ctx('kelix_visual_tokenizer'), arch, precomputedCodebooks(weights, arch)),
-    [MODEL_FILES.decoder]: buildDecoder(ctx('kelix_decoder'), arch, options.cacheOutputs),
-    [MODEL_FILES.blockDecoder]: buildBlockDecoder(ctx('kelix_block_decoder'), arch, options.blockDecoder),
+    [MODEL_FILES.decoder]: buildDecoder(ctx('kelix_decoder'), arch, options.cacheOutputs, precision),
+    [MODEL_FILES.blockDecoder]: buildBlockDecoder(ctx('kelix_block_decoder'), arch, options.blockDecoder, precision),
   }
 }
 

@@ -140,3 +140,17 @@ t.test('the command line refuses a malformed image-generation setting in one lin
     t.match((failed as { stderr: string }).stderr.trim(), message, flag)
   }
 })
+
+t.test('the command line refuses a precision it does not implement in one line naming the flag, exit 2', async (t) => {
+  const root = fileURLToPath(new URL('../../', import.meta.url))
+  const run = promisify(execFile)
+  for (const [flag, value, message] of [
+    ['--precision', 'int3', /^convert: --precision must be fp32, int8 or int4, got int3$/],
+    ['--lm-head-precision', 'fp16', /^convert: --lm-head-precision must be fp32, int8 or int4, got fp16$/],
+    ['--embedding-precision', 'int8', /^convert: --embedding-precision must be fp32 or fp16, got int8$/],
+  ] as const) {
+    const failed = await run(process.execPath, ['--import', import.meta.resolve('tsx/esm'), 'src/convert/cli.ts', '--from', 'x', '--out', 'y', flag, value], { cwd: root }).catch((err: { code: number; stderr: string }) => err)
+    t.match(failed, { code: 2 }, flag)
+    t.match((failed as { stderr: string }).stderr.trim(), message, flag)
+  }
+})
