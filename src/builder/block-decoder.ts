@@ -21,7 +21,7 @@
  */
 import type { Architecture } from './architecture.js'
 import { LLM_PREFIX, embeddingRows } from './decoder.js'
-import { int, ints, type BuiltGraph } from './graph.js'
+import { int, ints, type BuiltGraph, type SharedWeight } from './graph.js'
 import { attend, layerNorm, linear, MASKED, rmsNorm, swiGlu, type Ctx as LayerCtx } from './layers.js'
 import { lmHeadByPart, wholeLmHead } from './lm-head-parts.js'
 import { FP32, type Precision } from './precision.js'
@@ -41,7 +41,8 @@ export interface BlockDecoderOptions {
   vocabParts?: boolean
 }
 
-export function buildBlockDecoder(ctx: Ctx, arch: Architecture, opts: BlockDecoderOptions = {}, precision: Precision = FP32): BuiltGraph {
+/** `table` is the shared embedding table (decoder.ts `embeddingTable`), which decoder.onnx reads too. */
+export function buildBlockDecoder(ctx: Ctx, arch: Architecture, table: SharedWeight, opts: BlockDecoderOptions = {}, precision: Precision = FP32): BuiltGraph {
   const vocabParts = opts.vocabParts ?? true
   const { g } = ctx
   const { config } = arch
@@ -53,7 +54,7 @@ export function buildBlockDecoder(ctx: Ctx, arch: Architecture, opts: BlockDecod
 
   const rows = g.op('Concat', [
     g.op('Unsqueeze', [hiddenState, g.ints([1])]),
-    embeddingRows(ctx, config, blockIds, precision.embedding),
+    embeddingRows(g, table, blockIds),
   ], { axis: int(1) })
   const length = g.op('Shape', [rows], { start: int(1), end: int(2) })
   // Only the first block_size rows of the learned slot table are ever used.

@@ -25,7 +25,7 @@
 import type { KelixConfig } from '../engine/model-config.js'
 import type { Architecture } from './architecture.js'
 import { asFloat16 } from './float16.js'
-import { int, ints, type BuiltGraph, type GraphBuilder } from './graph.js'
+import { int, ints, SharedWeight, type BuiltGraph, type GraphBuilder } from './graph.js'
 import { applyRope, linear, MASKED, rmsNorm, swiGlu, type Ctx as LayerCtx } from './layers.js'
 import { FP32, type EmbeddingPrecision, type Precision } from './precision.js'
 import type { CheckpointWeights } from './weights.js'
@@ -43,7 +43,8 @@ export const DECODER_OPSET = 17
  */
 export type CacheOutputs = 'delta' | 'present' | 'both'
 
-export function buildDecoder(layerCtx: Ctx, arch: Architecture, cacheOutputs: CacheOutputs = 'delta', precision: Precision = FP32): BuiltGraph {
+/** `table` is the shared embedding table (`embeddingTable`), written once beside the graphs. */
+export function buildDecoder(layerCtx: Ctx, arch: Architecture, table: SharedWeight, cacheOutputs: CacheOutputs = 'delta', precision: Precision = FP32): BuiltGraph {
   const ctx: Ctx = { ...layerCtx, linearPrecision: precision.linear }
   const { g } = ctx
   const { config } = arch
@@ -56,7 +57,7 @@ export function buildDecoder(layerCtx: Ctx, arch: Architecture, cacheOutputs: Ca
     value: g.input(`past_key_values.${i}.value`, 'float32', ['batch', llm.num_key_value_heads, 'past', llm.head_dim]),
   }))
 
-  let x = blockEmbedding(ctx, config, blockIds, precision.embedding)
+  let x = blockEmbedding(g, config, blockIds, table)
   const bias = attentionBias(g, attentionMask, positionIds)
   const rope = ropeTables(g, positionIds, llm.head_dim, llm.rope_theta)
 
@@ -79,9 +80,8 @@ export function buildDecoder(layerCtx: Ctx, arch: Architecture, cacheOutputs: Ca
 }
 
 /** Sum of the embedding rows of each block's ids before its first <eob>. */
-export function blockEmbedding(ctx: Ctx, config: KelixConfig, blockIds: string, precision: EmbeddingPrecision = 'fp32'): string {
-  const { g } = ctx
-  const rows = embeddingRows(ctx, config, blockIds, precision)
+function blockEmbedding(g: GraphBuilder, config: KelixConfig, blockIds: string, table: SharedWeight): string {
+  const rows = embeddingRows(g, table, blockIds)
   const isEob = g.op('Cast', [g.op('Equal', [blockIds, g.ints([config.special_tokens.eob])])], { to: int(7) })
   const beforeFirstEob = g.op('Equal', [g.op('CumSum', [isEob, g.intScalar(-1)]), g.ints([0])])
   const keep = g.op('Unsqueeze', [g.op('Cast', [beforeFirstEob], { to: int(1) }), g.ints([-1])])
@@ -91,18 +91,25 @@ export function blockEmbedding(ctx: Ctx, config: KelixConfig, blockIds: string, 
 /** ONNX's element type number of float32 (Cast's `to`). */
 const FLOAT = 1
 
+/** The file beside the graphs that holds the unified embedding table, which decoder.onnx and block_decoder.onnx both read. */
+export const EMBEDDING_FILE = 'embed_tokens.data'
+
 /**
- * float32 rows of the unified embedding table (text then visual ids) for
- * `ids`; the block decoder reads the table too. A float16 table halves its
- * memory, and only the gathered rows are cast back.
+ * The unified embedding table (text then visual ids) as one shared file: the
+ * LLM and the block decoder both gather from it, and it is the largest weight
+ * they share (217,472 × 4,096 for Kelix). A float16 table halves it.
  */
-export function embeddingRows(ctx: Ctx, config: KelixConfig, ids: string, precision: EmbeddingPrecision): string {
-  const { g } = ctx
+export function embeddingTable(w: CheckpointWeights, config: KelixConfig, precision: EmbeddingPrecision): SharedWeight {
   const key = `${LLM_PREFIX}.tok_embeddings.embed_tokens.weight`
   const shape = [config.vocab.vocab_size, config.llm.hidden_size]
-  if (precision === 'fp32') return g.op('Gather', [g.weight(key, shape, ctx.w.tensor(key, shape)), ids], { axis: int(0) })
-  const table = g.storedWeight(key, 'float16', shape, asFloat16(ctx.w.tensor(key, shape)))
-  return g.op('Cast', [g.op('Gather', [table, ids], { axis: int(0) })], { to: int(FLOAT) })
+  const rows = w.tensor(key, shape)
+  return precision === 'fp32' ? new SharedWeight(EMBEDDING_FILE, key, 'float32', rows) : new SharedWeight(EMBEDDING_FILE, key, 'float16', asFloat16(rows))
+}
+
+/** float32 rows of the embedding table for `ids`; a float16 table's gathered rows alone are cast back. */
+export function embeddingRows(g: GraphBuilder, table: SharedWeight, ids: string): string {
+  const rows = g.op('Gather', [g.sharedWeight(table), ids], { axis: int(0) })
+  return table.dtype === 'float32' ? rows : g.op('Cast', [rows], { to: int(FLOAT) })
 }
 
 /**

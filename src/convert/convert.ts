@@ -17,7 +17,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import type { Architecture } from '../builder/architecture.js'
 import { buildBlockDecoder, type BlockDecoderOptions } from '../builder/block-decoder.js'
-import { buildDecoder, type CacheOutputs } from '../builder/decoder.js'
+import { buildDecoder, embeddingTable, type CacheOutputs } from '../builder/decoder.js'
 import { GraphBuilder, type BuiltGraph } from '../builder/graph.js'
 import { precisionConfig, resolvePrecision, type Precision } from '../builder/precision.js'
 import { buildVisualTokenizer } from '../builder/visual-tokenizer.js'
@@ -145,10 +145,13 @@ export async function writeConvertedModel(from: string, dir: string, options: Wr
 /** The three understanding graphs; building them checks every key they read. */
 function buildGraphs(arch: Architecture, weights: CheckpointTensors, precision: Precision, options: WriteOptions): Record<string, BuiltGraph> {
   const ctx = (name: string) => ({ g: new GraphBuilder(name), w: weights })
+  const table = embeddingTable(weights, arch.config, precision.embedding)
   return {
     [MODEL_FILES.visualTokenizer]: buildVisualTokenizer(ctx('kelix_visual_tokenizer'), arch, precomputedCodebooks(weights, arch)),
-    [MODEL_FILES.decoder]: buildDecoder(ctx('kelix_decoder'), arch, options.cacheOutputs, precision),
-    [MODEL_FILES.blockDecoder]: buildBlockDecoder(ctx('kelix_block_decoder'), arch, options.blockDecoder, precision),
+    [MODEL_FILES.decoder]: buildDecoder(ctx('kelix_decoder'), arch, table, options.cacheOutputs, precision),
+    [MODEL_FILES.blockDecoder]: buildBlockDecoder(ctx('kelix_block_decoder'), arch, table, options.blockDecoder, precision),
+    // Written once, read by both: the OS holds it once however many sessions map it.
+    [table.file]: table,
   }
 }
 

@@ -30,6 +30,8 @@ export const MODEL_FILES = {
   visualTokenizer: 'visual_tokenizer.onnx',
   decoder: 'decoder.onnx',
   blockDecoder: 'block_decoder.onnx',
+  /** The embedding table decoder.onnx and block_decoder.onnx both read (external data of both). */
+  embeddings: 'embed_tokens.data',
   dit: 'dit.onnx',
   vaeDecoder: 'vae_decoder.onnx',
 } as const

@@ -5,7 +5,7 @@
  */
 import { existsSync, lstatSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import ort from 'onnxruntime-node'
 import { EngineError } from './errors.js'
 import {
@@ -86,6 +86,8 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     extra: { session: { intra_op: { allow_spinning: options.allowSpinning === true ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
     ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
   }
+  // The embedding table the LLM graphs share is external data too.
+  refuseLinked(join(dir, MODEL_FILES.embeddings), MODEL_FILES.embeddings)
   const opened: ort.InferenceSession[] = []
   /** Opens `file` and checks it against its signature, which may depend on the inputs the graph declares. */
   const open = async (file: string, signatureOf: (inputNames: readonly string[]) => GraphSignature) => {
@@ -126,17 +128,20 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
 }
 
 async function openSession(path: string, file: string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
-  const data = `${path}.data`
-  const link = existsSync(data) ? lstatSync(data) : undefined
-  // ONNX Runtime refuses external data reached through a link (it suspects a link attack); say so plainly.
-  if (link !== undefined && (link.isSymbolicLink() || link.nlink > 1)) {
-    const kind = link.isSymbolicLink() ? 'a symbolic link' : `a file with ${link.nlink} hard links`
-    throw new EngineError('MODEL_GRAPH_INVALID', `its external data ${file}.data is ${kind}; ONNX Runtime reads external data only from a regular file with one link: copy it into the model directory`, file)
-  }
+  refuseLinked(`${path}.data`, file)
   try {
     return await ort.InferenceSession.create(path, options)
   } catch (err) {
     throw new EngineError('MODEL_GRAPH_INVALID', `ONNX Runtime could not load it: ${(err as Error).message}`, file)
+  }
+}
+
+/** ONNX Runtime refuses external data reached through a link (it suspects a link attack); say so plainly. */
+function refuseLinked(data: string, file: string): void {
+  const link = existsSync(data) ? lstatSync(data) : undefined
+  if (link !== undefined && (link.isSymbolicLink() || link.nlink > 1)) {
+    const kind = link.isSymbolicLink() ? 'a symbolic link' : `a file with ${link.nlink} hard links`
+    throw new EngineError('MODEL_GRAPH_INVALID', `its external data ${basename(data)} is ${kind}; ONNX Runtime reads external data only from a regular file with one link: copy it into the model directory`, file)
   }
 }
 

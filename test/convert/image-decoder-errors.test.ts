@@ -40,7 +40,7 @@ async function refused(t: Test, options: ConvertOptions, code: string, message: 
 t.test('a DiT and VAE bundled in dit/ and vae/ are found and converted; the summary names what they leave unread', async (t) => {
   const paths = await bundled(t)
   const summary = await convertCheckpoint({ from: paths.from, out: paths.out, imageGeneration: { grid: 6 } })
-  t.same(summary.graphs.map((g) => g.file).slice(3), ['dit.onnx', 'vae_decoder.onnx'])
+  t.same(summary.graphs.map((g) => g.file).slice(4), ['dit.onnx', 'vae_decoder.onnx'])
   t.match(summary.config.image_generation, { grid: 6, condition_length: 96, latent_channels: 8, latent_size: 8, image_size: 64, steps: 50, shift: 3, guidance: 1 })
   t.same(summary.unused.filter((u) => u.family.startsWith('dit: ') || u.family.startsWith('vae: ')).map((u) => u.family), ['dit: pos_embed'])
 })

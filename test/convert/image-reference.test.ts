@@ -55,7 +55,7 @@ t.test('image_generation comes from the checkpoints: condition from the null cap
     guidance: 1,
     dit: { hidden_size: 64, num_layers: 2, num_heads: 4, patch_size: 1, intermediate_size: 160 },
   })
-  t.same(summary.graphs.map((g) => g.file), ['visual_tokenizer.onnx', 'decoder.onnx', 'block_decoder.onnx', 'dit.onnx', 'vae_decoder.onnx'])
+  t.same(summary.graphs.map((g) => g.file), ['visual_tokenizer.onnx', 'decoder.onnx', 'block_decoder.onnx', 'embed_tokens.data', 'dit.onnx', 'vae_decoder.onnx'])
   const unused = summary.unused.filter((u) => u.family.startsWith('dit: ') || u.family.startsWith('vae: '))
   t.same(unused.map((u) => [u.family, u.tensors]), [['dit: pos_embed', 1], ['vae: encoder.*', unused.find((u) => u.family === 'vae: encoder.*')?.tensors]])
   t.equal(unused[1]?.parameters, 140939 - 70475, 'the encoder is every parameter the decoder does not read')

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import onnxProto from 'onnx-proto'
 import ort from 'onnxruntime-node'
 import type { Test } from 'tap'
+import { MODEL_FILES } from '../../src/engine/graph-signatures.js'
 
 const { onnx } = onnxProto
 
@@ -32,7 +33,8 @@ export async function externalWeight(dir: string, file: string, name: string): P
 
 /**
  * A session on `file` with the values `extraOutputs` also declared as outputs:
- * the graph is rewritten into a temporary directory beside a copy of its data file.
+ * the graph is rewritten into a temporary directory beside copies of its data
+ * files (its own, and the shared embedding table the LLM graphs read).
  */
 export async function probeSession(t: Test, dir: string, file: string, extraOutputs: readonly string[]): Promise<ort.InferenceSession> {
   const model = await readGraph(dir, file)
@@ -41,7 +43,7 @@ export async function probeSession(t: Test, dir: string, file: string, extraOutp
   const probe = await mkdtemp(join(tmpdir(), 'kelix-probe-'))
   t.teardown(() => rm(probe, { recursive: true, force: true }))
   await writeFile(join(probe, file), onnx.ModelProto.encode(model).finish())
-  await copyFile(join(dir, `${file}.data`), join(probe, `${file}.data`))
+  for (const data of [`${file}.data`, MODEL_FILES.embeddings]) await copyFile(join(dir, data), join(probe, data))
   const session = await ort.InferenceSession.create(join(probe, file))
   t.teardown(() => session.release())
   return session
