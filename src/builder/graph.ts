@@ -334,8 +334,9 @@ function externalLocation(location: string, offset: number, length: number): pro
  * A weight several graphs read, written once into a file of its own: the
  * embedding table, which the LLM and the block decoder both gather from. ONNX
  * Runtime maps external data read-only, so however many sessions read the
- * file, the OS holds its pages once (measured: two sessions over one 1 GiB
- * table, proportional set size 1.04 GB; with a copy each, twice that). Saved
+ * file, the OS holds its pages once (measured: two sessions that gather every
+ * row of a 1 GiB table hold 1.08 GB of it with one file, 2.13 GB with a copy
+ * each; proportional set size). Saved
  * like a graph (`save(path)` writes the file at `path`), so a converter writes
  * and reports it with the graphs.
  */
