@@ -8,6 +8,9 @@
  * `npm run bench -- --mode image [--quick] [--no-real] [--keep] [--dir DIR]`: denoise steps, VAE decodes
  * and images per minute on the tiny model, then one step and one decode of a random DiT and VAE at the
  * real sizes (image-bench.ts). Not part of `all`: it takes ~10 minutes and ~10 GB of disk (--no-real: seconds).
+ *
+ * `npm run bench -- --mode sampling [--quick]`: `Sampler.sample` per row at the real vocabulary, before
+ * (the frozen pre-fast-path sampler) and after (sampling-bench.ts). Not part of `all`; about two minutes.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
@@ -20,6 +23,7 @@ import { loadModel } from '../src/engine/model.js'
 import { patternPng } from '../test/helpers/images.js'
 import { benchEngine } from './engine-bench.js'
 import { benchImages, printImageBench } from './image-bench.js'
+import { benchSampling, VOCAB } from './sampling-bench.js'
 import { benchServe } from './serve-bench.js'
 import { formatTable } from './table.js'
 
@@ -36,11 +40,12 @@ const { values } = parseArgs({
   },
 })
 const mode = values.mode ?? 'all'
-if (!['engine', 'serve', 'all', 'convert', 'image'].includes(mode)) throw new Error(`--mode must be engine, serve, all, convert or image, got ${mode}`)
+if (!['engine', 'serve', 'all', 'convert', 'image', 'sampling'].includes(mode)) throw new Error(`--mode must be engine, serve, all, convert, image or sampling, got ${mode}`)
 
-// The convert mode does not need the tiny model.
-if (mode !== 'convert') await ensureTinyModel(DEFAULT_MODEL_DIR)
-const model = mode === 'convert' ? undefined : await loadModel(DEFAULT_MODEL_DIR)
+// The convert and sampling modes do not need the tiny model.
+const needsModel = mode !== 'convert' && mode !== 'sampling'
+if (needsModel) await ensureTinyModel(DEFAULT_MODEL_DIR)
+const model = needsModel ? await loadModel(DEFAULT_MODEL_DIR) : undefined
 const machine = { model: model?.config.name ?? 'kelix-8b shapes (synthetic)', node: process.version, cores: cpus().length, date: new Date().toISOString() }
 await mkdir(new URL('./results/', import.meta.url), { recursive: true })
 const write = (name: string, result: object) => writeFile(new URL(`./results/${name}.json`, import.meta.url), `${JSON.stringify({ ...machine, ...result }, null, 2)}\n`)
@@ -50,6 +55,32 @@ if (mode === 'convert') {
   printConvertBench(result)
   await write('convert', { mode: 'convert', ...result })
   console.log('\nwrote bench/results/convert.json')
+}
+
+if (mode === 'sampling') {
+  const rows = benchSampling({ quick: values.quick ?? false })
+  const ms = (x: number) => x.toFixed(3)
+  console.log(`Sampler.sample per row, ${VOCAB} ids (Node ${process.version}, ${cpus().length} cores); ms, before = the pre-fast-path sampler\n`)
+  console.log(
+    formatTable(
+      rows.map((r) => ({
+        rows: r.rows,
+        case: r.case,
+        logprobs: r.logprobs ? 'top 5' : '',
+        'before p50': ms(r.beforeP50Ms),
+        'before p90': ms(r.beforeP90Ms),
+        'after p50': ms(r.afterP50Ms),
+        'after p90': ms(r.afterP90Ms),
+        speedup: `${(r.beforeP50Ms / r.afterP50Ms).toFixed(1)}x`,
+        'ids differ': r.mismatches,
+        // How often top_p needed a closer total (nucleus.ts), of the timed calls (warm-up included).
+        'top_p sums': r.nucleus === undefined ? '' : r.nucleus.plain > 0 ? `plain ${r.nucleus.plain}` : `${r.nucleus.upperRangeSum}/${r.nucleus.rowSum}/${r.nucleus.exactSum}`,
+      })),
+    ),
+  )
+  await write('sampling', { mode: 'sampling', vocab: VOCAB, rows })
+  console.log('\ntop_p sums: calls (of warm-up and timed ones) that needed the upper-range / whole-row / exact total; plain: calls on the plain path')
+  console.log('wrote bench/results/sampling.json')
 }
 
 if (mode === 'image') {

@@ -1,12 +1,14 @@
 /**
- * Choosing one index from processed logits: greedy, or temperature → top_k → top_p → min_p → draw.
+ * Choosing one index from weighed candidates: the plain path (all finite ids, or the top_k, in a
+ * fixed order → weights → top_p → min_p → draw) and the pieces the faster paths share with it.
+ * The faster paths (pick.ts, nucleus.ts) must reproduce this path's ids exactly, so the order of
+ * candidates and of every float sum here is part of the sampler's results.
  */
 import type { SamplingParams } from '../types.js'
 import type { Rng } from './rng.js'
-import type { SamplerScratch } from './scratch.js'
-import { argmax, nucleusSize, selectTop } from './select.js'
+import { nucleusSize } from './select.js'
 
-type DrawParams = Pick<SamplingParams, 'temperature' | 'topK' | 'topP' | 'minP'>
+type DrawParams = Pick<SamplingParams, 'temperature' | 'topP' | 'minP'>
 
 /** Writes the indices of the finite entries of `logits[0..n)` to `order`; returns how many. */
 function collectFinite(logits: Float32Array, n: number, order: Int32Array): number {
@@ -15,19 +17,11 @@ function collectFinite(logits: Float32Array, n: number, order: Int32Array): numb
   return m
 }
 
-/** The largest logit among the candidates `order[0..m)`, `m >= 1`. */
-function maxLogit(logits: Float32Array, order: Int32Array, m: number): number {
-  let max = logits[order[0]!]!
-  for (let j = 1; j < m; j++) {
-    const x = logits[order[j]!]!
-    if (x > max) max = x
-  }
-  return max
-}
-
-/** Sets `weights[c] = exp((logit − max) / temperature)` for the candidates; returns their sum. */
-function weigh(logits: Float32Array, order: Int32Array, m: number, temperature: number, weights: Float64Array): number {
-  const max = maxLogit(logits, order, m)
+/**
+ * Sets `weights[c] = exp((logit − max) / temperature)` for the candidates `order[0..m)`, where
+ * `max` is their largest logit, so the best weighs exactly 1; returns the sum, in candidate order.
+ */
+export function weigh(logits: Float32Array, order: Int32Array, m: number, max: number, temperature: number, weights: Float64Array): number {
   const invT = 1 / temperature
   let total = 0
   for (let j = 0; j < m; j++) {
@@ -39,7 +33,7 @@ function weigh(logits: Float32Array, order: Int32Array, m: number, temperature: 
   return total
 }
 
-function totalWeight(order: Int32Array, weights: Float64Array, m: number): number {
+export function totalWeight(order: Int32Array, weights: Float64Array, m: number): number {
   let total = 0
   for (let j = 0; j < m; j++) total += weights[order[j]!]!
   return total
@@ -56,7 +50,7 @@ function keepAboveMinP(order: Int32Array, weights: Float64Array, m: number, minP
 }
 
 /** Inverse-CDF draw over `order[0..m)` weighing `total`; never returns a zero-weight candidate. */
-function drawWeighted(order: Int32Array, weights: Float64Array, m: number, total: number, rng: Rng): number {
+export function drawWeighted(order: Int32Array, weights: Float64Array, m: number, total: number, rng: Rng): number {
   let u = rng.nextFloat() * total
   let last = order[0]!
   for (let j = 0; j < m; j++) {
@@ -71,25 +65,43 @@ function drawWeighted(order: Int32Array, weights: Float64Array, m: number, total
   return last
 }
 
-/**
- * Picks an index into `logits[0..n)` (processed logits, −∞ for excluded ids); -1 when none is
- * finite. Temperature 0 and top_k 1 take the argmax, lowest index on ties, and use no randomness.
- * Otherwise the weights are `exp((logit − max) / temperature)`, so the best candidate has weight 1,
- * and exactly one `rng.nextFloat()` is drawn.
- */
-export function pickIndex(logits: Float32Array, n: number, p: DrawParams, scratch: SamplerScratch, rng: Rng): number {
-  if (p.temperature === 0 || p.topK === 1) return argmax(logits, n)
-  const { order, weights } = scratch
-  let m = p.topK > 0 && p.topK < n ? selectTop(logits, n, p.topK, order) : collectFinite(logits, n, order)
-  if (m === 0) return -1
-  let total = weigh(logits, order, m, p.temperature, weights)
+/** min_p over the weighed candidates `order[0..m)` of weight `total`, then the draw. */
+export function drawAboveMinP(order: Int32Array, weights: Float64Array, m: number, total: number, minP: number, rng: Rng): number {
+  if (minP > 0) {
+    m = keepAboveMinP(order, weights, m, minP)
+    total = totalWeight(order, weights, m)
+  }
+  return drawWeighted(order, weights, m, total, rng)
+}
+
+/** top_p over the weighed candidates `order[0..m)` of weight `total`, then min_p and the draw. */
+export function drawFromCandidates(
+  logits: Float32Array,
+  order: Int32Array,
+  weights: Float64Array,
+  m: number,
+  total: number,
+  p: DrawParams,
+  rng: Rng,
+): number {
   if (p.topP < 1) {
     m = nucleusSize(order, logits, weights, m, p.topP * total)
     total = totalWeight(order, weights, m)
   }
-  if (p.minP > 0) {
-    m = keepAboveMinP(order, weights, m, p.minP)
-    total = totalWeight(order, weights, m)
-  }
-  return drawWeighted(order, weights, m, total, rng)
+  return drawAboveMinP(order, weights, m, total, p.minP, rng)
+}
+
+/** The plain path over every finite id of `logits[0..n)`, whose largest value is `max`; -1 when none is finite. */
+export function pickPlain(
+  logits: Float32Array,
+  n: number,
+  max: number,
+  p: DrawParams,
+  order: Int32Array,
+  weights: Float64Array,
+  rng: Rng,
+): number {
+  const m = collectFinite(logits, n, order)
+  if (m === 0) return -1
+  return drawFromCandidates(logits, order, weights, m, weigh(logits, order, m, max, p.temperature, weights), p, rng)
 }

@@ -13,33 +13,21 @@ export function ranksBefore(key: Float32Array, a: number, b: number): boolean {
   return ka > kb || (ka === kb && a < b)
 }
 
-/** The first index of the largest finite value in `key[0..n)`, or -1 when none is finite. */
-export function argmax(key: Float32Array, n: number): number {
-  let best = -1
-  let max = -Infinity
-  for (let i = 0; i < n; i++) {
-    const x = key[i]!
-    if (x > max) {
-      max = x
-      best = i
-    }
+/** Which of the indices `a`, `b`, `c` ranks between the other two in `key`. */
+export function medianOfThree(key: Float32Array, a: number, b: number, c: number): number {
+  if (ranksBefore(key, a, b)) {
+    if (ranksBefore(key, b, c)) return b
+    return ranksBefore(key, a, c) ? c : a
   }
-  return best
+  if (ranksBefore(key, a, c)) return a
+  return ranksBefore(key, b, c) ? c : b
 }
 
 /** Position in `order[lo..hi)` of the median of its first, middle and last entries. */
-function medianOfThree(order: Int32Array, key: Float32Array, lo: number, hi: number): number {
+function pivotPosition(order: Int32Array, key: Float32Array, lo: number, hi: number): number {
   const mid = lo + ((hi - lo) >> 1)
-  const last = hi - 1
-  const a = order[lo]!
-  const b = order[mid]!
-  const c = order[last]!
-  if (ranksBefore(key, a, b)) {
-    if (ranksBefore(key, b, c)) return mid
-    return ranksBefore(key, a, c) ? last : lo
-  }
-  if (ranksBefore(key, a, c)) return lo
-  return ranksBefore(key, b, c) ? last : mid
+  const median = medianOfThree(key, order[lo]!, order[mid]!, order[hi - 1]!)
+  return median === order[lo] ? lo : median === order[mid] ? mid : hi - 1
 }
 
 /**
@@ -48,7 +36,7 @@ function medianOfThree(order: Int32Array, key: Float32Array, lo: number, hi: num
  */
 function partition(order: Int32Array, key: Float32Array, lo: number, hi: number): number {
   const last = hi - 1
-  const m = medianOfThree(order, key, lo, hi)
+  const m = pivotPosition(order, key, lo, hi)
   const pivot = order[m]!
   const pv = key[pivot]!
   order[m] = order[last]!
@@ -124,29 +112,63 @@ export function selectTop(key: Float32Array, n: number, k: number, out: Int32Arr
 }
 
 /**
- * Nucleus by weighted quickselect: permutes `order[0..m)` and returns the smallest `e >= 1` such
- * that the `e` best entries carry weight `>= target`; they end up in `order[0..e)`.
- * Expected O(m), and no sort: each round only sums the weight on the better side of a pivot.
+ * Nucleus by weighted quickselect over `order[0..m)`: the smallest `e >= 1` such that the `e` best
+ * entries carry weight `>= target`, moved to `order[0..e)`. Expected O(m), and no sort: each round
+ * only sums the weight on the better side of a pivot.
+ *
+ * The target may be known only to lie in an interval: `run` then answers only if every comparison
+ * comes out the same for the whole interval, and otherwise returns -1 and can be run again with a
+ * narrower one, keeping the rounds already done (their comparisons hold for any sub-interval).
  */
-export function nucleusSize(order: Int32Array, key: Float32Array, weights: Float64Array, m: number, target: number): number {
+export class NucleusSearch {
   // Invariant: order[0..lo) rank before order[lo..hi), their weight is `acc < target`, and the
   // answer lies in (lo, hi].
-  let lo = 0
-  let hi = m
-  let acc = 0
-  while (hi - lo > 1) {
-    const p = partition(order, key, lo, hi)
-    let left = 0
-    for (let j = lo; j < p; j++) left += weights[order[j]!]!
-    if (acc + left >= target) {
-      hi = p
-      continue
-    }
-    acc += left + weights[order[p]!]!
-    if (acc >= target) return p + 1
-    lo = p + 1
+  private lo = 0
+  private hi: number
+  private acc = 0
+  /** A round whose comparison was left open: its pivot's position (-1: none) and left-side weight. */
+  private pivotAt = -1
+  private left = 0
+
+  constructor(
+    private readonly order: Int32Array,
+    private readonly key: Float32Array,
+    private readonly weights: Float64Array,
+    m: number,
+  ) {
+    this.hi = m
   }
-  return hi
+
+  /** The nucleus size for a target in `[target, targetHigh]`, or -1 when that interval is too wide. */
+  run(target: number, targetHigh = target): number {
+    const { order, weights } = this
+    while (this.hi - this.lo > 1) {
+      if (this.pivotAt < 0) {
+        this.pivotAt = partition(order, this.key, this.lo, this.hi)
+        this.left = 0
+        for (let j = this.lo; j < this.pivotAt; j++) this.left += weights[order[j]!]!
+      }
+      const p = this.pivotAt
+      const better = this.acc + this.left
+      if (better >= targetHigh) {
+        this.hi = p
+      } else if (better < target) {
+        // The pivot joins; the sum is formed as the plain path forms it, to the bit.
+        const acc = this.acc + (this.left + weights[order[p]!]!)
+        if (acc >= targetHigh) return p + 1
+        if (acc >= target) return -1
+        this.acc = acc
+        this.lo = p + 1
+      } else return -1
+      this.pivotAt = -1
+    }
+    return this.hi
+  }
+}
+
+/** `NucleusSearch` for a known target. */
+export function nucleusSize(order: Int32Array, key: Float32Array, weights: Float64Array, m: number, target: number): number {
+  return new NucleusSearch(order, key, weights, m).run(target)
 }
 
 /**
@@ -157,15 +179,19 @@ export function nucleusSize(order: Int32Array, key: Float32Array, weights: Float
 export function topIndices(key: Float32Array, n: number, count: number, out: Int32Array): number {
   if (count === 0) return 0
   let size = 0
+  // The entry to beat: below every float32 until the list is full (so only −∞ and NaN fail), then
+  // the last one listed, which a later index never beats on a tie.
+  let worst = -Number.MAX_VALUE
   for (let i = 0; i < n; i++) {
-    if (!(key[i]! > -Infinity)) continue
-    if (size === count && !ranksBefore(key, i, out[count - 1]!)) continue
+    const x = key[i]!
+    if (!(x > worst)) continue
     let j = size < count ? size++ : count - 1
     while (j > 0 && ranksBefore(key, i, out[j - 1]!)) {
       out[j] = out[j - 1]!
       j--
     }
     out[j] = i
+    if (size === count) worst = key[out[count - 1]!]!
   }
   return size
 }
