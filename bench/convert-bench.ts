@@ -227,7 +227,7 @@ export async function benchConvert(opts: ConvertBenchOptions): Promise<ConvertBe
 }
 
 /** Writes the checkpoint, one tensor at a time, into one reused buffer the size of the largest tensor. */
-async function writeSynthetic(dir: string, sizes: KelixCheckpointSizes, specs: readonly TensorSpec[], largest: TensorSpec): Promise<{ seconds: number; fillSeconds: number; shards: number }> {
+export async function writeSynthetic(dir: string, sizes: KelixCheckpointSizes, specs: readonly TensorSpec[], largest: TensorSpec): Promise<{ seconds: number; fillSeconds: number; shards: number }> {
   const buffer = new Float32Array(elements(largest.shape))
   const inits = new Map(specs.map((s) => [s.key, s.init]))
   const { tokenizerJson, tokenizerConfig } = await kelixTokenizerFiles()

@@ -11,12 +11,19 @@
  *
  * `npm run bench -- --mode sampling [--quick]`: `Sampler.sample` per row at the real vocabulary, before
  * (the frozen pre-fast-path sampler) and after (sampling-bench.ts). Not part of `all`; about two minutes.
+ *
+ * `npm run bench -- --preset small|full [--quick] [--keep] [--dir DIR] [--layers N]`: memory-bound presets
+ * (preset-bench.ts). small: Qwen3-0.6B's LLM inside Kelix at fp32, int8 and int4 (step times, their floor,
+ * serving, TTFT, memory; ~6 min on 2 cores, ~20 GB of disk). full: Kelix-8B shapes at int4, one step and its
+ * floor (~6 min, ~34 GB of disk, ~11 GB of memory), refused up front when either is short. `--preset`
+ * replaces `--mode`; `--keep` leaves the checkpoint and exports in --dir, and a later run reuses them.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { benchConvert, printConvertBench } from './convert-bench.js'
+import { benchPreset, printPresetBench } from './preset-bench.js'
 import { buildTinyModel, DEFAULT_MODEL_DIR, ensureTinyModel } from '../src/builder/build-model.js'
 import { defaultIntraOpThreads } from '../src/batching/engine-client.js'
 import { loadModel } from '../src/engine/model.js'
@@ -32,7 +39,8 @@ const { values } = parseArgs({
     mode: { type: 'string', default: 'all' },
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
-    layers: { type: 'string', default: '36' },
+    layers: { type: 'string' },
+    preset: { type: 'string' },
     keep: { type: 'boolean', default: false },
     dir: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -41,17 +49,33 @@ const { values } = parseArgs({
 })
 const mode = values.mode ?? 'all'
 if (!['engine', 'serve', 'all', 'convert', 'image', 'sampling'].includes(mode)) throw new Error(`--mode must be engine, serve, all, convert, image or sampling, got ${mode}`)
+const preset = values.preset
+if (preset !== undefined && preset !== 'small' && preset !== 'full') throw new Error(`--preset must be small or full, got ${preset}`)
+const layers = values.layers === undefined ? undefined : Number(values.layers)
 
-// The convert and sampling modes do not need the tiny model.
-const needsModel = mode !== 'convert' && mode !== 'sampling'
+// The convert and sampling modes and the presets do not need the tiny model.
+const needsModel = mode !== 'convert' && mode !== 'sampling' && preset === undefined
 if (needsModel) await ensureTinyModel(DEFAULT_MODEL_DIR)
 const model = needsModel ? await loadModel(DEFAULT_MODEL_DIR) : undefined
 const machine = { model: model?.config.name ?? 'kelix-8b shapes (synthetic)', node: process.version, cores: cpus().length, date: new Date().toISOString() }
 await mkdir(new URL('./results/', import.meta.url), { recursive: true })
 const write = (name: string, result: object) => writeFile(new URL(`./results/${name}.json`, import.meta.url), `${JSON.stringify({ ...machine, ...result }, null, 2)}\n`)
 
-if (mode === 'convert') {
-  const result = await benchConvert({ layers: Number(values.layers), keep: values.keep ?? false, dir: values.dir ?? tmpdir(), cpuProfile: values['cpu-prof'] ?? false })
+if (preset !== undefined) {
+  if (layers !== undefined && (!Number.isInteger(layers) || layers < 1)) throw new Error(`--layers must be a positive integer, got ${values.layers}`)
+  // The server's thread count: the step timings and the served numbers then describe the same engine.
+  const threads = Number(process.env.KELIX_INTRA_OP_THREADS ?? defaultIntraOpThreads())
+  const outcome = await benchPreset({ preset, quick: values.quick ?? false, keep: values.keep ?? false, dir: values.dir ?? tmpdir(), threads, ...(layers === undefined ? {} : { layers }) })
+  if (!outcome.ran) {
+    console.log(`--preset ${preset}: not run: ${outcome.reason}`)
+    process.exitCode = 1
+  } else {
+    printPresetBench(outcome.result)
+    await write(`preset-${preset}`, { mode: `preset ${preset}`, ...outcome.result })
+    console.log(`\nwrote bench/results/preset-${preset}.json`)
+  }
+} else if (mode === 'convert') {
+  const result = await benchConvert({ layers: layers ?? 36, keep: values.keep ?? false, dir: values.dir ?? tmpdir(), cpuProfile: values['cpu-prof'] ?? false })
   printConvertBench(result)
   await write('convert', { mode: 'convert', ...result })
   console.log('\nwrote bench/results/convert.json')

@@ -228,7 +228,7 @@ async function rawClosedLoop(engine: Engine, concurrency: number, total: number,
 let rawSequences = 0
 
 /** The server as users run it: compiled, `node dist/server/main.js`. */
-function buildServer(): void {
+export function buildServer(): void {
   execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
 }
 
@@ -263,7 +263,7 @@ async function withServers(envs: ReadonlyArray<Record<string, string>>, body: (b
   }
 }
 
-async function waitReady(baseUrl: string, child: ChildProcess): Promise<void> {
+export async function waitReady(baseUrl: string, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode}`)
     const ok = await fetch(`${baseUrl}/health/ready`).then((r) => r.ok, () => false)
@@ -273,7 +273,7 @@ async function waitReady(baseUrl: string, child: ChildProcess): Promise<void> {
   throw new Error('the server did not become ready in 60 s')
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.listen(0, '127.0.0.1', () => {
