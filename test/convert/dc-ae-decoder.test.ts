@@ -5,6 +5,7 @@
  * does not cover, a plain-loop float64 decoder (itself checked on the set).
  * The config parser refuses by name every value the graph does not implement.
  */
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,6 +26,8 @@ import { float32s } from '../helpers/tensors.js'
 import { naiveDcAeDecode, readVaeReference, VAE_REFERENCE_CHECKPOINT } from '../helpers/vae-reference.js'
 
 const ref = readVaeReference()
+// Read synchronously: a top-level await after the hooks below can let tap end the root test before the subtests exist.
+const referenceConfigText = readFileSync(join(VAE_REFERENCE_CHECKPOINT, 'config.json'), 'utf8')
 const [, latentChannels, latentSize] = ref.latent_shape as [number, number, number, number]
 const [, , imageSize] = ref.image_shape as [number, number, number, number]
 const TOLERANCE = 1e-4
@@ -77,7 +80,6 @@ function naive(decoder: Decoder, latents: Float32Array, size: number): Float64Ar
 
 // ─── config.json ───────────────────────────────────────────────────────────
 
-const referenceConfigText = await readFile(join(VAE_REFERENCE_CHECKPOINT, 'config.json'), 'utf8')
 const referenceJson = JSON.parse(referenceConfigText) as Record<string, unknown>
 const withFields = (fields: Record<string, unknown>) => JSON.stringify({ ...referenceJson, ...fields })
 
