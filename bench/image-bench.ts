@@ -25,6 +25,7 @@ import type { TensorSpec } from '../src/builder/kelix-checkpoint-layout.js'
 import { KELIX_DIT_SIZES, sanaConfigJson, sanaTensorSpecs } from '../src/builder/sana-checkpoint-layout.js'
 import { buildSanaDit } from '../src/builder/sana-dit.js'
 import { elementCount } from '../src/builder/tensor-data.js'
+import { seededValues } from '../src/builder/tiny-checkpoint.js'
 import { SeededWeights } from '../src/builder/weights.js'
 import { Checkpoint, writeCheckpointStreaming } from '../src/convert/checkpoint.js'
 import { CheckpointTensors } from '../src/convert/checkpoint-weights.js'
@@ -34,7 +35,7 @@ import { parseSanaConfig, sanaConditionLength } from '../src/convert/sana-config
 import { padCondition } from '../src/engine/image-gen/condition.js'
 import { DenoiseJob, denoiseStepBatched } from '../src/engine/image-gen/flow-matching.js'
 import { decodeImages } from '../src/engine/image-gen/image-output.js'
-import { loadModel } from '../src/engine/model.js'
+import { loadModel, modelSessionOptions } from '../src/engine/model.js'
 import { GREEDY } from '../src/engine/types.js'
 import { formatTable } from './table.js'
 
@@ -202,15 +203,11 @@ const json = (value: object) => `${JSON.stringify(value, null, 2)}\n`
 
 /** A checkpoint with random values from each spec's init, one tensor in memory at a time. */
 async function writeRandomCheckpoint(dir: string, specs: readonly TensorSpec[], dtype: 'BF16' | 'F32', config: object): Promise<void> {
-  const inits = new Map(specs.map((s) => [s.key, s.init]))
+  const byKey = new Map(specs.map((s) => [s.key, s]))
   await writeCheckpointStreaming(
     dir,
     specs,
-    (key, shape) => {
-      const init = inits.get(key) ?? { std: 1 }
-      const size = elementCount(shape)
-      return init.center === undefined ? random.random(key, size, init.std) : random.around(key, size, init.center, init.std)
-    },
+    (key) => seededValues(random, byKey.get(key) as TensorSpec),
     { dtype, shardBytes: SHARD_BYTES, extraFiles: { 'config.json': json(config) } },
   )
 }
@@ -226,14 +223,9 @@ async function buildFrom(dir: string, path: string, build: (checkpoint: Checkpoi
   }
 }
 
-/** A session as the server opens one (see loadModel). */
+/** A session as the server opens one. */
 function openSession(path: string, threads: number): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(path, {
-    executionProviders: ['cpu'],
-    graphOptimizationLevel: 'all',
-    intraOpNumThreads: threads,
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-  })
+  return ort.InferenceSession.create(path, modelSessionOptions({ intraOpThreads: threads }))
 }
 
 /** The feeds of one denoise step at the real sizes: `rows` = 1 (guidance 1) or 2 ([unconditional, conditional]). */

@@ -22,6 +22,7 @@
  * MatMul, or MatMulNBits at int8/int4) and the embedding table (float32, or
  * float16 cast after the gather); the inputs and outputs are the same.
  */
+import { MODEL_FILES } from '../engine/graph-signatures.js'
 import type { KelixConfig } from '../engine/model-config.js'
 import type { Architecture } from './architecture.js'
 import { asFloat16 } from './float16.js'
@@ -91,9 +92,6 @@ function blockEmbedding(g: GraphBuilder, config: KelixConfig, blockIds: string, 
 /** ONNX's element type number of float32 (Cast's `to`). */
 const FLOAT = 1
 
-/** The file beside the graphs that holds the unified embedding table, which decoder.onnx and block_decoder.onnx both read. */
-export const EMBEDDING_FILE = 'embed_tokens.data'
-
 /**
  * The unified embedding table (text then visual ids) as one shared file: the
  * LLM and the block decoder both gather from it, and it is the largest weight
@@ -103,7 +101,8 @@ export function embeddingTable(w: CheckpointWeights, config: KelixConfig, precis
   const key = `${LLM_PREFIX}.tok_embeddings.embed_tokens.weight`
   const shape = [config.vocab.vocab_size, config.llm.hidden_size]
   const rows = w.tensor(key, shape)
-  return precision === 'fp32' ? new SharedWeight(EMBEDDING_FILE, key, 'float32', rows) : new SharedWeight(EMBEDDING_FILE, key, 'float16', asFloat16(rows))
+  const file = MODEL_FILES.embeddings
+  return precision === 'fp32' ? new SharedWeight(file, key, 'float32', rows) : new SharedWeight(file, key, 'float16', asFloat16(rows))
 }
 
 /** float32 rows of the embedding table for `ids`; a float16 table's gathered rows alone are cast back. */

@@ -52,12 +52,13 @@ export const TINY_CHECKPOINT_SIZES: KelixCheckpointSizes = {
 /** Every tensor of `specs` (a checkpoint layout's), with deterministic random values as each spec's init says. */
 export function seededTensors(specs: readonly TensorSpec[], seed: number): Map<string, TensorToWrite> {
   const random = new SeededWeights(seed)
-  const tensors = new Map<string, TensorToWrite>()
-  for (const { key, shape, init } of specs) {
-    const size = elementCount(shape)
-    tensors.set(key, { shape, data: init.center === undefined ? random.random(key, size, init.std) : random.around(key, size, init.center, init.std) })
-  }
-  return tensors
+  return new Map(specs.map((spec) => [spec.key, { shape: spec.shape, data: seededValues(random, spec) }]))
+}
+
+/** One tensor's deterministic random values, as its spec's init says (for writers that hold one tensor at a time). */
+export function seededValues(random: SeededWeights, { key, shape, init }: TensorSpec): Float32Array {
+  const size = elementCount(shape)
+  return init.center === undefined ? random.random(key, size, init.std) : random.around(key, size, init.center, init.std)
 }
 
 /** Writes the tiny Kelix-DiT checkpoint (SanaConfig, bf16 shards) for `seed` into `dir`. */

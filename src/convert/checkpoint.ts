@@ -172,6 +172,15 @@ export class Checkpoint {
   }
 }
 
+/** The text of `file` in the checkpoint directory `dir`; CHECKPOINT_FILE_MISSING naming it when it cannot be read. */
+export async function readCheckpointFile(dir: string, file: string): Promise<string> {
+  try {
+    return await readFile(join(dir, file), 'utf8')
+  } catch {
+    throw new ConvertError('CHECKPOINT_FILE_MISSING', `not found in ${dir}`, file)
+  }
+}
+
 /** Options of `writeCheckpoint` and `writeCheckpointStreaming`. */
 export interface WriteCheckpointOptions {
   dtype: 'BF16' | 'F32'

@@ -23,7 +23,7 @@ import { precisionConfig, resolvePrecision, type Precision } from '../builder/pr
 import { buildVisualTokenizer } from '../builder/visual-tokenizer.js'
 import { MODEL_FILES } from '../engine/graph-signatures.js'
 import type { KelixConfig } from '../engine/model-config.js'
-import { Checkpoint } from './checkpoint.js'
+import { Checkpoint, readCheckpointFile } from './checkpoint.js'
 import { CheckpointTensors } from './checkpoint-weights.js'
 import { precomputedCodebooks } from './codebooks.js'
 import { ConvertError } from './errors.js'
@@ -165,13 +165,7 @@ interface CheckpointFiles {
 }
 
 async function readCheckpointFiles(from: string): Promise<CheckpointFiles> {
-  const required = async (file: string) => {
-    try {
-      return await readFile(join(from, file), 'utf8')
-    } catch {
-      throw new ConvertError('CHECKPOINT_FILE_MISSING', `not found in ${from}`, file)
-    }
-  }
+  const required = (file: string) => readCheckpointFile(from, file)
   const optional = async (file: string, code: JsonErrorCode) => (existsSync(join(from, file)) ? jsonObject(await readFile(join(from, file), 'utf8'), file, code) : undefined)
   const config = await required(KEYE_CONFIG_FILE)
   const tokenizerText = await required(TOKENIZER_FILE)

@@ -12,7 +12,6 @@
  * demo values are the defaults, options otherwise.
  */
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { buildDcAeDecoder } from '../builder/dc-ae-decoder.js'
 import { GraphBuilder, type BuiltGraph } from '../builder/graph.js'
@@ -20,7 +19,7 @@ import { buildSanaDit } from '../builder/sana-dit.js'
 import { MODEL_FILES } from '../engine/graph-signatures.js'
 import type { ImageGenerationConfig, KelixConfig } from '../engine/model-config.js'
 import type { TokenizerData } from '../engine/model.js'
-import { Checkpoint } from './checkpoint.js'
+import { Checkpoint, readCheckpointFile } from './checkpoint.js'
 import { CheckpointTensors } from './checkpoint-weights.js'
 import { parseDcAeConfig, type DcAeConfig } from './dc-ae-config.js'
 import { ConvertError } from './errors.js'
@@ -73,8 +72,8 @@ export interface OpenedImageDecoder {
 export async function openImageDecoder(dirs: ImageDecoderDirs, served: KelixConfig, tokenizer: TokenizerData, options: ImageGenerationOptions = {}): Promise<OpenedImageDecoder> {
   const ditConfigFile = join(dirs.dit, 'config.json')
   const vaeConfigFile = join(dirs.vae, 'config.json')
-  const dit = parseSanaConfig(await readConfig(ditConfigFile), ditConfigFile)
-  const vae = parseDcAeConfig(await readConfig(vaeConfigFile), vaeConfigFile)
+  const dit = parseSanaConfig(await readCheckpointFile(dirs.dit, 'config.json'), ditConfigFile)
+  const vae = parseDcAeConfig(await readCheckpointFile(dirs.vae, 'config.json'), vaeConfigFile)
   checkFit(dit, vae, served, ditConfigFile, vaeConfigFile)
   const ditCheckpoint = await Checkpoint.open(dirs.dit)
   const vaeCheckpoint = await Checkpoint.open(dirs.vae).catch(async (err: unknown) => {
@@ -129,14 +128,6 @@ function checkFit(dit: SanaDitConfig, vae: DcAeConfig, served: KelixConfig, ditF
   }
   if (vae.upsamplingFactor !== dit.vaeDownsampleRate) {
     throw new ConvertError('CHECKPOINT_CONFIG_INVALID', `the decoder upsamples ${vae.upsamplingFactor}×, but the DiT's vae_downsample_rate is ${dit.vaeDownsampleRate}`, vaeFile)
-  }
-}
-
-async function readConfig(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8')
-  } catch {
-    throw new ConvertError('CHECKPOINT_FILE_MISSING', 'not found', file)
   }
 }
 

@@ -3,7 +3,7 @@
  * <|vision_start|> … <|vision_end|> of a grid×grid image (row markers included)
  * is the DiT's condition, so it may not exceed the DiT's condition length.
  */
-import type { ImageGenerationConfig, KelixConfig } from '../engine/model-config.js'
+import type { KelixConfig } from '../engine/model-config.js'
 import { imageSpanLength } from '../engine/image-gen/condition.js'
 import type { TokenizerData } from '../engine/model.js'
 import { TextTokenizer } from '../engine/text/tokenizer.js'
@@ -16,7 +16,7 @@ export const KELIX_IMAGE_GRID = 18
 export function spanLengths(config: KelixConfig, tokenizer: TokenizerData): (grid: number) => number {
   const text = new TextTokenizer(tokenizer, config)
   const encode = (marker: string) => text.encodeOrdinary(marker)
-  return (grid) => imageSpanLength({ ...config, image_generation: { grid } as ImageGenerationConfig }, encode)
+  return (grid) => imageSpanLength(config, grid, encode)
 }
 
 /**

@@ -80,12 +80,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   }
   const tokenizer = await readTokenizer(dir, config)
 
-  const sessionOptions: ort.InferenceSession.SessionOptions = {
-    executionProviders: options.executionProviders ?? ['cpu'],
-    graphOptimizationLevel: 'all',
-    extra: { session: { intra_op: { allow_spinning: options.allowSpinning === true ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
-    ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
-  }
+  const sessionOptions = modelSessionOptions(options)
   // The embedding table the LLM graphs share is external data too.
   refuseLinked(join(dir, MODEL_FILES.embeddings), MODEL_FILES.embeddings)
   const opened: ort.InferenceSession[] = []
@@ -124,6 +119,16 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   } catch (err) {
     await Promise.all(opened.map((s) => s.release()))
     throw err
+  }
+}
+
+/** The options every graph of a model is opened with (the benchmark opens lone graphs the same way). */
+export function modelSessionOptions(options: LoadOptions = {}): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: options.executionProviders ?? ['cpu'],
+    graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: options.allowSpinning === true ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
+    ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
   }
 }
 

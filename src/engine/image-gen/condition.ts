@@ -2,7 +2,7 @@
  * The DiT's condition: the LLM's last-layer hidden states (before the final norm) over the generated
  * span <|vision_start|> … <|vision_end|>, zero-padded to `condition_length` with a mask.
  */
-import type { ImageGenerationKelixConfig } from '../model-config.js'
+import type { ImageGenerationKelixConfig, KelixConfig } from '../model-config.js'
 import { rowMarker, type MarkerEncoder } from '../prompt/image-blocks.js'
 
 export interface PaddedCondition {
@@ -31,12 +31,12 @@ export function padCondition(config: ImageGenerationKelixConfig, span: Float32Ar
 }
 
 /**
- * The exact length of the generated span of a full grid: <|vision_start|>, then per row its marker
- * (<|mm_pos_start|> "row,cols" <|mm_pos_end|>) and `grid` image blocks, then <|vision_end|>.
- * It must not exceed `condition_length`; config.json only checks a lower bound (`minimumImageSpan`).
+ * The exact length of the generated span of a grid×grid image: <|vision_start|>, then per row its
+ * marker (<|mm_pos_start|> "row,cols" <|mm_pos_end|>) and `grid` image blocks, then <|vision_end|>.
+ * It must not exceed `condition_length` (the converter checks it); config.json only checks a lower
+ * bound (`minimumImageSpan`).
  */
-export function imageSpanLength(config: ImageGenerationKelixConfig, encode: MarkerEncoder): number {
-  const { grid } = config.image_generation
+export function imageSpanLength(config: KelixConfig, grid: number, encode: MarkerEncoder): number {
   let length = 2
   for (let row = 0; row < grid; row++) length += rowMarker(config, encode, row, grid).length + grid
   return length

@@ -43,7 +43,7 @@ t.test('seeded noise repeats for a seed, differs across seeds and is standard no
 
 t.test('the span of a full tiny grid fits condition_length', async (t) => {
   const tokenizer = new TextTokenizer(loaded.tokenizer, config)
-  const length = imageSpanLength(config, (text) => tokenizer.encodeOrdinary(text))
+  const length = imageSpanLength(config, config.image_generation.grid, (text) => tokenizer.encodeOrdinary(text))
   t.same(tokenizer.encodeOrdinary('0,6'), [48, 44, 54], 'one id per character')
   t.equal(length, 1 + 6 * (5 + 6) + 1)
   t.ok(length <= config.image_generation.condition_length)
