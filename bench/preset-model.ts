@@ -13,6 +13,7 @@ import { kelixTensorSpecs, type KelixCheckpointSizes, type TensorSpec } from '..
 import type { Precision, WeightPrecision } from '../src/builder/precision.js'
 import { quantLayout } from '../src/builder/quantize.js'
 import { convertCheckpoint } from '../src/convert/convert.js'
+import { ggmlBytes, type GgmlType } from './gguf/ggml-blocks.js'
 import { kelix8bSizes, writeSynthetic } from './convert-bench.js'
 
 export const GB = 1e9
@@ -22,6 +23,8 @@ export type PresetName = 'small' | 'full'
 export interface PresetPrecision {
   name: string
   precision: Precision
+  /** The GGUF type llama.cpp runs beside it (the small preset's side-by-side): the same bits per linear weight. */
+  gguf: GgmlType
 }
 
 /**
@@ -48,11 +51,11 @@ export function presetSizes(preset: PresetName, layers?: number): KelixCheckpoin
  * embedding table in fp16 (1.8 GB instead of 3.6).
  */
 export function presetPrecisions(preset: PresetName): PresetPrecision[] {
-  if (preset === 'full') return [{ name: 'int4', precision: { linear: 'int4', lmHead: 'int8', embedding: 'fp16' } }]
+  if (preset === 'full') return [{ name: 'int4', precision: { linear: 'int4', lmHead: 'int8', embedding: 'fp16' }, gguf: 'Q4_0' }]
   return [
-    { name: 'fp32', precision: { linear: 'fp32', lmHead: 'fp32', embedding: 'fp32' } },
-    { name: 'int8', precision: { linear: 'int8', lmHead: 'int8', embedding: 'fp32' } },
-    { name: 'int4', precision: { linear: 'int4', lmHead: 'int8', embedding: 'fp32' } },
+    { name: 'fp32', precision: { linear: 'fp32', lmHead: 'fp32', embedding: 'fp32' }, gguf: 'F32' },
+    { name: 'int8', precision: { linear: 'int8', lmHead: 'int8', embedding: 'fp32' }, gguf: 'Q8_0' },
+    { name: 'int4', precision: { linear: 'int4', lmHead: 'int8', embedding: 'fp32' }, gguf: 'Q4_0' },
   ]
 }
 
@@ -99,6 +102,17 @@ export function exportBytesEstimate(sizes: KelixCheckpointSizes, p: Precision): 
     else bytes += 4 * elements(shape)
   }
   return bytes
+}
+
+/**
+ * The tensor data of the LLM's GGUF (gguf/qwen3-gguf.ts): linears at `type`, the head's text rows at
+ * Q8_0 (F32 beside fp32), the table's text rows F32. The header adds the vocabulary (~5 MB for Qwen3's).
+ */
+export function ggufBytesEstimate(s: KelixCheckpointSizes, type: GgmlType): number {
+  const q = s.heads * s.headDim
+  const kv = s.kvHeads * s.headDim
+  const layer = ggmlBytes(type, s.hidden * (q + 2 * kv) + q * s.hidden + 3 * s.hidden * s.intermediate) + 4 * (2 * s.hidden + 2 * s.headDim)
+  return s.layers * layer + ggmlBytes(type === 'F32' ? 'F32' : 'Q8_0', s.textVocab * s.hidden) + 4 * s.textVocab * s.hidden + 4 * s.hidden
 }
 
 /** Bytes of the files in `dir`. */

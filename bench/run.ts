@@ -12,11 +12,13 @@
  * `npm run bench -- --mode sampling [--quick]`: `Sampler.sample` per row at the real vocabulary, before
  * (the frozen pre-fast-path sampler) and after (sampling-bench.ts). Not part of `all`; about two minutes.
  *
- * `npm run bench -- --preset small|full [--quick] [--keep] [--dir DIR] [--layers N]`: memory-bound presets
+ * `npm run bench -- --preset small|full [--quick] [--keep] [--dir DIR] [--layers N] [--no-llama-cpp]`: memory-bound presets
  * (preset-bench.ts). small: Qwen3-0.6B's LLM inside Kelix at fp32, int8 and int4 (step times, their floor,
  * serving, TTFT, memory; ~6 min on 2 cores, ~20 GB of disk). full: Kelix-8B shapes at int4, one step and its
  * floor (~6 min, ~34 GB of disk, ~11 GB of memory), refused up front when either is short. `--preset`
  * replaces `--mode`; `--keep` leaves the checkpoint and exports in --dir, and a later run reuses them.
+ * The small preset runs llama.cpp beside ours on the same LLM (GGUF F32/Q8_0/Q4_0) when node-llama-cpp is
+ * installed (`npm run bench:llama-cpp-setup`, once; ~85 MB in bench/llama-cpp); `--no-llama-cpp` skips it.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
@@ -45,6 +47,7 @@ const { values } = parseArgs({
     dir: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'no-real': { type: 'boolean', default: false },
+    'no-llama-cpp': { type: 'boolean', default: false },
   },
 })
 const mode = values.mode ?? 'all'
@@ -65,7 +68,7 @@ if (preset !== undefined) {
   if (layers !== undefined && (!Number.isInteger(layers) || layers < 1)) throw new Error(`--layers must be a positive integer, got ${values.layers}`)
   // The server's thread count: the step timings and the served numbers then describe the same engine.
   const threads = Number(process.env.KELIX_INTRA_OP_THREADS ?? defaultIntraOpThreads())
-  const outcome = await benchPreset({ preset, quick: values.quick ?? false, keep: values.keep ?? false, dir: values.dir ?? tmpdir(), threads, ...(layers === undefined ? {} : { layers }) })
+  const outcome = await benchPreset({ preset, quick: values.quick ?? false, keep: values.keep ?? false, dir: values.dir ?? tmpdir(), threads, llamaCpp: !(values['no-llama-cpp'] ?? false), ...(layers === undefined ? {} : { layers }) })
   if (!outcome.ran) {
     console.log(`--preset ${preset}: not run: ${outcome.reason}`)
     process.exitCode = 1

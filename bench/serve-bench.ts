@@ -10,6 +10,7 @@ import { Engine } from '../src/engine/engine.js'
 import type { KelixModel } from '../src/engine/model.js'
 import { GREEDY, type ChatMessage } from '../src/engine/types.js'
 import { closedLoop, openLoop, summarise, type LoadOptions, type LoadRequest, type LoadSummary } from './load.js'
+import { median } from './stats.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -171,12 +172,6 @@ function targetRatios(rounds: readonly TargetRound[]): TargetRatio[] {
       return { target, answerTokens, median: median(values), min: values[0] ?? Number.NaN, max: values.at(-1) ?? Number.NaN }
     })
   })
-}
-
-/** The middle value of sorted numbers (the mean of the two middle ones for an even count). */
-function median(sorted: readonly number[]): number {
-  const middle = sorted.length / 2
-  return Number.isInteger(middle) ? ((sorted[middle - 1] ?? Number.NaN) + (sorted[middle] ?? Number.NaN)) / 2 : (sorted[Math.floor(middle)] ?? Number.NaN)
 }
 
 /**

@@ -11,7 +11,7 @@ const singleBits = new Uint32Array(single.buffer)
 
 export function float16Bits(values: Float32Array): Uint16Array {
   const out = new Uint16Array(values.length)
-  for (let i = 0; i < values.length; i++) out[i] = halfOf(values[i] as number)
+  for (let i = 0; i < values.length; i++) out[i] = float16Bit(values[i] as number)
   return out
 }
 
@@ -20,7 +20,8 @@ export function asFloat16(source: TensorData): TensorData<Uint16Array> {
   return { dims: source.dims, write: (put) => source.write((at, values) => put(at, float16Bits(values))) }
 }
 
-function halfOf(value: number): number {
+/** One value's float16 bits. */
+export function float16Bit(value: number): number {
   single[0] = value
   const bits = singleBits[0] as number
   const sign = (bits >>> 16) & 0x8000
