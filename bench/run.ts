@@ -25,6 +25,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { benchConvert, printConvertBench } from './convert-bench.js'
+import { benchGrammar } from './grammar-bench.js'
 import { benchPreset, printPresetBench } from './preset-bench.js'
 import { buildTinyModel, DEFAULT_MODEL_DIR, ensureTinyModel } from '../src/builder/build-model.js'
 import { defaultIntraOpThreads } from '../src/batching/engine-client.js'
@@ -48,10 +49,11 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     'no-real': { type: 'boolean', default: false },
     'no-llama-cpp': { type: 'boolean', default: false },
+    'model-dir': { type: 'string' },
   },
 })
 const mode = values.mode ?? 'all'
-if (!['engine', 'serve', 'all', 'convert', 'image', 'sampling'].includes(mode)) throw new Error(`--mode must be engine, serve, all, convert, image or sampling, got ${mode}`)
+if (!['engine', 'serve', 'all', 'convert', 'image', 'sampling', 'grammar'].includes(mode)) throw new Error(`--mode must be engine, serve, all, convert, image, sampling or grammar, got ${mode}`)
 const preset = values.preset
 if (preset !== undefined && preset !== 'small' && preset !== 'full') throw new Error(`--preset must be small or full, got ${preset}`)
 const layers = values.layers === undefined ? undefined : Number(values.layers)
@@ -108,6 +110,18 @@ if (mode === 'sampling') {
   await write('sampling', { mode: 'sampling', vocab: VOCAB, rows })
   console.log('\ntop_p sums: calls (of warm-up and timed ones) that needed the upper-range / whole-row / exact total; plain: calls on the plain path')
   console.log('wrote bench/results/sampling.json')
+}
+
+if (mode === 'grammar') {
+  const threads = Number(process.env.KELIX_INTRA_OP_THREADS ?? defaultIntraOpThreads())
+  const dir = values['model-dir'] ?? DEFAULT_MODEL_DIR
+  const grammarModel = await loadModel(dir, { intraOpThreads: threads })
+  const result = await benchGrammar(grammarModel, { rounds: values.quick ? 1 : 3 })
+  console.log(`Constrained decoding, ${result.model}, batch ${result.batch}, ${result.tokensPerAnswer} tokens per answer, raw engine (${threads} thread(s))\n`)
+  console.log(formatTable(result.rounds.map((r) => ({ side: r.side, steps: r.steps, tokens: r.tokens, 'tokens/s': r.tokensPerSecond, 'mask ms/step': r.maskMsPerStep, 'sampling ms/step': r.samplingMsPerStep }))))
+  console.log(`\nconstrained ÷ free throughput (median of rounds): ${result.ratio.toFixed(3)}; masks ${result.maskMsPerStep.toFixed(2)} ms per step`)
+  await write(`grammar-${result.model}`, { mode: 'grammar', ...result })
+  console.log(`wrote bench/results/grammar-${result.model}.json`)
 }
 
 if (mode === 'image') {

@@ -10,9 +10,9 @@
  * streamed: queue full, draining, bad image, context overflow. Only a failure
  * after that (the engine died) arrives as an `error` event.
  */
-import type { ChatMessage, FinishReason, SamplingParams, TokenLogprob } from '../engine/types.js'
+import type { ChatMessage, FinishReason, ResponseFormat, SamplingParams, TokenLogprob } from '../engine/types.js'
 
-export type { ChatMessage, ContentPart, FinishReason, ImageDetail, ImageInput, SamplingParams, TokenLogprob } from '../engine/types.js'
+export type { ChatMessage, ContentPart, FinishReason, ImageDetail, ImageInput, ResponseFormat, SamplingParams, TokenLogprob } from '../engine/types.js'
 
 export interface GenerateRequest {
   messages: ChatMessage[]
@@ -31,6 +31,8 @@ export interface GenerateRequest {
   priority?: number
   /** Longest time the request may spend, start to finish, in ms. */
   timeoutMs?: number
+  /** Every choice constrained to this format, token by token. */
+  responseFormat?: ResponseFormat
 }
 
 export interface Usage {
@@ -160,6 +162,7 @@ export const GENERATION_ERRORS = {
   image_too_large: { status: 400, message: 'an image has too many pixels' },
   invalid_prompt: { status: 400, message: 'the prompt could not be built' },
   invalid_sampling: { status: 400, message: 'a sampling parameter is out of range' },
+  invalid_response_format: { status: 400, message: 'the response format cannot be enforced' },
   image_generation_unsupported: { status: 400, message: 'the model does not generate images' },
   engine_failed: { status: 500, message: 'the engine failed while generating' },
 } as const
@@ -190,6 +193,8 @@ export interface RequestRecord {
   totalMs: number
   /** Gaps between consecutive tokens of each choice, ms. */
   interTokenMs: number[]
+  /** Whether its choices were constrained to a response format. */
+  constrained: boolean
 }
 
 /** One engine step, as metrics see it. */
@@ -208,6 +213,9 @@ export interface StepRecord {
   prefixQueriedPositions: number
   /** Of those, positions filled from the cache instead of computed. */
   prefixHitPositions: number
+  /** Rows of the step whose sampled id a response grammar constrained, and the time their masks took (ms). */
+  constrainedRows: number
+  maskMs: number
 }
 
 /**

@@ -128,7 +128,7 @@ class WorkerEngineClient implements LocalEngineClient {
 
   async submit(request: GenerateRequest, opts: { signal?: AbortSignal; ticket?: AdmissionTicket } = {}): Promise<Generation> {
     const { supervisor, reservation } = opts.ticket instanceof Reservation && opts.ticket.status === 'reserved' ? this.withTicket(opts.ticket) : this.admit(this.estimateTokens(request))
-    const state = new RequestState(request.n, reservation, this.options.observer)
+    const state = new RequestState(request.n, reservation, this.options.observer, request.responseFormat !== undefined)
     const abort = await this.track(state, opts.signal, (reqId) => {
       const { request: portable, transfer } = portableRequest(request)
       supervisor.post({ type: 'submit', reqId, request: portable, arrivalTime: Date.now() }, transfer)

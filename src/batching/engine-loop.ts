@@ -8,6 +8,7 @@
  */
 import { EngineError, type EngineErrorCode } from '../engine/errors.js'
 import type { Engine } from '../engine/engine.js'
+import type { TokenConstraint } from '../engine/grammar/token-constraint.js'
 import { validateSamplingParams } from '../engine/sampling/index.js'
 import type { FinishReason } from '../engine/types.js'
 import type { GenerateRequest, GenerationErrorCode, ImageRequest, StepRecord } from './client-types.js'
@@ -24,6 +25,7 @@ const ERROR_CODES: Partial<Record<EngineErrorCode, GenerationErrorCode>> = {
   PROMPT_IMAGE_MISMATCH: 'invalid_prompt',
   CONTEXT_LENGTH_EXCEEDED: 'context_length_exceeded',
   INVALID_SAMPLING: 'invalid_sampling',
+  RESPONSE_FORMAT_INVALID: 'invalid_response_format',
   IMAGE_GENERATION_UNSUPPORTED: 'image_generation_unsupported',
 }
 
@@ -70,23 +72,40 @@ export class EngineLoop {
 
   /** Builds the prompt and queues one sequence per choice; answers `admitted` or `rejected`. */
   async submit(reqId: string, request: GenerateRequest, arrivalTime: number): Promise<void> {
+    let constraints: Array<TokenConstraint | undefined> = []
     try {
       validateSamplingParams(request.sampling)
       const prompt = await this.engine.preparePrompt(request.messages, { addGenerationPrompt: true })
       const promptTokens = prompt.blocks.length
       const maxNewTokens = this.maxNewTokens(request, promptTokens, prompt.imagePositions)
       const promptFrom = this.promptSource(reqId, promptTokens)
+      // Every choice's grammar before any choice is added: nothing may run before `admitted` is posted.
+      constraints = await this.constraintsFor(request)
       for (let choice = 0; choice < request.n; choice++) {
         const sampling = request.sampling.seed === undefined ? request.sampling : { ...request.sampling, seed: request.sampling.seed + choice }
-        this.engine.add(seqId(reqId, choice), prompt, { sampling, maxNewTokens, stop: request.stop, stopTokenIds: [] })
+        const constraint = constraints[choice]
+        constraints[choice] = undefined // the engine owns it from here, also when `add` throws
+        this.engine.add(seqId(reqId, choice), prompt, { sampling, maxNewTokens, stop: request.stop, stopTokenIds: [], ...(constraint === undefined ? {} : { constraint }) })
         this.schedule(seqId(reqId, choice), promptTokens, maxNewTokens, arrivalTime, request, choice === 0 ? undefined : promptFrom)
       }
       this.requests.set(reqId, request.n)
       this.post({ type: 'admitted', reqId, promptTokens, imagePositions: prompt.imagePositions, images: prompt.images })
       this.wake?.()
     } catch (err) {
+      for (const c of constraints) c?.dispose()
       this.reject(reqId, err)
     }
+  }
+
+  /** One grammar state per choice when the request has a response format (all or none: one that fails frees the others). */
+  private async constraintsFor(request: GenerateRequest): Promise<Array<TokenConstraint | undefined>> {
+    const format = request.responseFormat
+    if (format === undefined) return []
+    const made = await Promise.allSettled(Array.from({ length: request.n }, () => this.engine.constraintFor(format)))
+    const failed = made.find((m) => m.status === 'rejected')
+    if (failed === undefined) return made.map((m) => (m as PromiseFulfilledResult<TokenConstraint>).value)
+    for (const m of made) if (m.status === 'fulfilled') m.value.dispose()
+    throw failed.reason
   }
 
   /** Builds the image prompt and queues one grammar-constrained sequence per image. */
@@ -227,6 +246,7 @@ export class EngineLoop {
     const updates: SequenceUpdate[] = []
     for (const id of this.scheduler.expire(Date.now())) updates.push(this.end(id, 'timeout'))
     const prefixBefore = { ...this.engine.prefixStats }
+    const maskMsBefore = this.engine.timings.maskMs
     const plan = this.scheduler.schedule()
     for (const id of plan.preempted) this.engine.preempt(id)
     const firstRun = plan.scheduled.filter((s) => this.engine.get(s.id)?.numComputed === 0 && (this.scheduler.get(s.id)?.numPreemptions ?? 0) === 0)
@@ -244,9 +264,15 @@ export class EngineLoop {
       return { id: s.id, sampled: out?.sampled ?? false, ...(out?.finishReason === undefined ? {} : { finished: out.finishReason }) }
     })
     const ended = new Set(this.scheduler.update(results))
+    let constrainedRows = 0
     for (const s of plan.scheduled) {
       const out = outputs.get(s.id)
-      const reason = ended.has(s.id) ? (out?.finishReason ?? 'length') : undefined
+      if (out?.sampled === true && this.engine.get(s.id)?.constraint !== undefined) constrainedRows++
+      let reason: SequenceUpdate['finishReason'] = ended.has(s.id) ? (out?.finishReason ?? 'length') : undefined
+      if (out?.failure !== undefined) {
+        console.error(`sequence ${s.id} failed: ${out.failure}`)
+        reason = 'error'
+      }
       if (this.imageRequests.has(parseSeqId(s.id).reqId)) {
         this.imageTokenProgress(s.id, reason)
         continue
@@ -268,6 +294,8 @@ export class EngineLoop {
       preemptions: plan.preempted.length,
       prefixQueriedPositions: this.engine.prefixStats.queriedPositions - prefixBefore.queriedPositions,
       prefixHitPositions: this.engine.prefixStats.reusedPositions - prefixBefore.reusedPositions,
+      constrainedRows,
+      maskMs: this.engine.timings.maskMs - maskMsBefore,
     }
     this.post({ type: 'step', updates, started: startedRequests(firstRun), record })
   }
@@ -323,6 +351,6 @@ export class EngineLoop {
     this.requests.clear()
     this.scheduler.takeFinished()
     console.error(`engine step failed: ${err.message}`)
-    this.post({ type: 'step', updates, started: [], record: { durationMs: 0, batchSize: 0, batchedTokens: 0, running: 0, waiting: 0, kvUsage: 0, preemptions: 0, prefixQueriedPositions: 0, prefixHitPositions: 0 } })
+    this.post({ type: 'step', updates, started: [], record: { durationMs: 0, batchSize: 0, batchedTokens: 0, running: 0, waiting: 0, kvUsage: 0, preemptions: 0, prefixQueriedPositions: 0, prefixHitPositions: 0, constrainedRows: 0, maskMs: 0 } })
   }
 }

@@ -25,7 +25,13 @@ export class RequestState extends TrackedRequest {
   /** 'length' when any choice ran out of tokens, else 'stop'. */
   private choicesEnding: FinishReason = 'stop'
 
-  constructor(n: number, reservation: Reservation, observer: EngineObserver | undefined) {
+  constructor(
+    n: number,
+    reservation: Reservation,
+    observer: EngineObserver | undefined,
+    /** Constrained to a response format (for metrics). */
+    private readonly constrained = false,
+  ) {
     super(n, reservation, observer)
     this.choicesLeft = n
     this.lastTokenAt = Array.from({ length: n }, () => undefined)
@@ -98,6 +104,7 @@ export class RequestState extends TrackedRequest {
       firstTokenMs: t.firstTokenMs,
       totalMs: t.totalMs,
       interTokenMs: this.interTokenMs,
+      constrained: this.constrained,
     })
   }
 

@@ -22,10 +22,12 @@ import type { KelixModel } from './model.js'
 import { BlockBuffer } from './prompt/block-buffer.js'
 import { writeImageBlocks } from './prompt/image-blocks.js'
 import { imageGrammar, type GrammarItem } from './prompt/image-grammar.js'
+import { ResponseGrammars } from './grammar/response-grammars.js'
+import type { TokenConstraint } from './grammar/token-constraint.js'
 import { Sequence, type SequenceOptions, type SequenceOutput } from './sequence.js'
 import { renderPrompt } from './text/chat-prompt.js'
 import { TextTokenizer } from './text/tokenizer.js'
-import type { ChatMessage } from './types.js'
+import type { ChatMessage, ResponseFormat } from './types.js'
 
 export interface EngineOptions {
   /** Largest decoded image, in pixels, checked before decoding. Default 50 megapixels. */
@@ -51,6 +53,8 @@ export interface StepTimings {
   blockDecoderMs: number
   /** Logits processing and sampling. */
   samplingMs: number
+  /** Grammar masks of constrained rows (computed while decoder.onnx runs). */
+  maskMs: number
 }
 
 export interface PreparedPrompt {
@@ -81,11 +85,12 @@ export class Engine {
   readonly kv: KvStore
   readonly tokenizer: TextTokenizer
   readonly images: ImageTokenizer
-  readonly timings: StepTimings = { steps: 0, llmMs: 0, blockDecoderMs: 0, samplingMs: 0 }
+  readonly timings: StepTimings = { steps: 0, llmMs: 0, blockDecoderMs: 0, samplingMs: 0, maskMs: 0 }
   readonly prefixStats: PrefixStats = { queriedPositions: 0, reusedPositions: 0 }
   private readonly sequences = new Map<string, Sequence>()
   /** The generated-image grammar per grid size (it depends on nothing else). */
   private readonly grammars = new Map<number, readonly GrammarItem[]>()
+  private readonly responseGrammars: ResponseGrammars
 
   constructor(
     readonly model: KelixModel,
@@ -93,6 +98,7 @@ export class Engine {
   ) {
     this.kv = new HostKvStore(model.config, options.prefixCachePositions === undefined ? {} : { prefixCachePositions: options.prefixCachePositions })
     this.tokenizer = new TextTokenizer(model.tokenizer, model.config)
+    this.responseGrammars = new ResponseGrammars(model, this.tokenizer)
     this.images = new ImageTokenizer(model.visualTokenizer, model.config, {
       maxPixels: options.maxImagePixels ?? 50_000_000,
       cacheEntries: options.visualCacheEntries ?? 256,
@@ -122,11 +128,24 @@ export class Engine {
 
   /** Registers a sequence over its own copy of the prompt; nothing runs until a step plans it. */
   add(id: string, prompt: PreparedPrompt, options: SequenceOptions): void {
-    if (this.sequences.has(id)) throw new Error(`sequence ${id} already exists`)
-    if (prompt.blocks.length + options.maxNewTokens > this.model.config.llm.max_position_embeddings) {
-      throw new EngineError('CONTEXT_LENGTH_EXCEEDED', `prompt of ${prompt.blocks.length} positions plus ${options.maxNewTokens} new tokens exceeds the context of ${this.model.config.llm.max_position_embeddings}`)
+    try {
+      if (this.sequences.has(id)) throw new Error(`sequence ${id} already exists`)
+      if (prompt.blocks.length + options.maxNewTokens > this.model.config.llm.max_position_embeddings) {
+        throw new EngineError('CONTEXT_LENGTH_EXCEEDED', `prompt of ${prompt.blocks.length} positions plus ${options.maxNewTokens} new tokens exceeds the context of ${this.model.config.llm.max_position_embeddings}`)
+      }
+      this.sequences.set(id, new Sequence(id, this.model, this.tokenizer, prompt.blocks.clone(), options))
+    } catch (err) {
+      options.constraint?.dispose()
+      throw err
     }
-    this.sequences.set(id, new Sequence(id, this.model, this.tokenizer, prompt.blocks.clone(), options))
+  }
+
+  /**
+   * A fresh grammar state for one answer in `format` (pass it to `add`, which
+   * then owns it). RESPONSE_FORMAT_INVALID when the schema cannot be compiled.
+   */
+  constraintFor(format: ResponseFormat): Promise<TokenConstraint> {
+    return this.responseGrammars.constraint(format)
   }
 
   /**
@@ -166,23 +185,11 @@ export class Engine {
   /** Runs one plan; returns an output for every planned sequence. */
   async step(plan: readonly PlannedRow[]): Promise<Map<string, StepOutput>> {
     const rows = plan.map((p) => this.planRow(p))
-    const decodes = rows.filter((r) => r.newSlots === 1)
-    const prefills = rows.filter((r) => r.newSlots > 1)
-    const due: Array<{ seq: Sequence; hidden: Float32Array }> = []
     const llmStart = performance.now()
-    const finishing: Sequence[] = []
-    for (const group of [decodes, prefills]) {
-      if (group.length === 0) continue
-      const { rows: ordered, lastHidden, states, seq: width } = await runDecoder(this.model, this.kv, group)
-      const hidden = this.model.config.llm.hidden_size
-      ordered.forEach((row, r) => {
-        const seq = this.sequences.get(row.seqId) as Sequence
-        seq.captureStates(seq.numComputed, states.subarray(r * width * hidden, (r * width + row.newSlots) * hidden), row.newSlots)
-        seq.numComputed += row.newSlots
-        if (seq.caughtUp && seq.awaitingFinalCompute) finishing.push(seq)
-        else if (seq.caughtUp) due.push({ seq, hidden: lastHidden.subarray(r * hidden, (r + 1) * hidden) })
-      })
-    }
+    // The LLM call starts first; the grammar masks of the rows that sample this step are computed while it runs.
+    const llm = this.runLlm(rows)
+    await this.prepareMasks(rows)
+    const { due, finishing } = await llm
     for (const row of rows) this.rememberPrompt(this.sequences.get(row.seqId) as Sequence)
     this.timings.llmMs += performance.now() - llmStart
     this.timings.steps++
@@ -199,6 +206,31 @@ export class Engine {
     return outputs
   }
 
+  /** decoder.onnx over the rows' new blocks: decodes, then prefill chunks, in separate calls. */
+  private async runLlm(rows: readonly DecoderRow[]): Promise<{ due: Array<{ seq: Sequence; hidden: Float32Array }>; finishing: Sequence[] }> {
+    const due: Array<{ seq: Sequence; hidden: Float32Array }> = []
+    const finishing: Sequence[] = []
+    const hidden = this.model.config.llm.hidden_size
+    for (const group of [rows.filter((r) => r.newSlots === 1), rows.filter((r) => r.newSlots > 1)]) {
+      if (group.length === 0) continue
+      const { rows: ordered, lastHidden, states, seq: width } = await runDecoder(this.model, this.kv, group)
+      ordered.forEach((row, r) => {
+        const seq = this.sequences.get(row.seqId) as Sequence
+        seq.captureStates(seq.numComputed, states.subarray(r * width * hidden, (r * width + row.newSlots) * hidden), row.newSlots)
+        seq.numComputed += row.newSlots
+        if (seq.caughtUp && seq.awaitingFinalCompute) finishing.push(seq)
+        else if (seq.caughtUp) due.push({ seq, hidden: lastHidden.subarray(r * hidden, (r + 1) * hidden) })
+      })
+    }
+    return { due, finishing }
+  }
+
+  /** The grammar masks of constrained rows that will sample this step (their blocks all computed after it). */
+  private async prepareMasks(rows: readonly DecoderRow[]): Promise<void> {
+    const sampling = rows.map((row) => this.sequences.get(row.seqId) as Sequence).filter((seq, i) => seq.constraint !== undefined && seq.numComputed + (rows[i] as DecoderRow).newSlots === seq.blocks.length)
+    for (const seq of sampling) this.timings.maskMs += await (seq.constraint as TokenConstraint).prepare()
+  }
+
   /** Frees the sequence's cache so it can be recomputed later (preemption by recompute). */
   preempt(id: string): void {
     this.kv.free(id)
@@ -208,6 +240,7 @@ export class Engine {
   /** Forgets a sequence and frees its cache; idempotent. */
   release(id: string): void {
     this.kv.free(id)
+    this.sequences.get(id)?.constraint?.dispose()
     this.sequences.delete(id)
   }
 

@@ -18,6 +18,7 @@ export const ENGINE_ERRORS = {
   CONTEXT_LENGTH_EXCEEDED: 'the prompt and the requested tokens do not fit the context',
   INVALID_SAMPLING: 'a sampling parameter is out of range',
   IMAGE_GENERATION_UNSUPPORTED: 'the model has no image decoder (a chat-only export)',
+  RESPONSE_FORMAT_INVALID: 'the response format cannot be enforced (a schema the grammar engine cannot compile)',
 } as const
 
 export type EngineErrorCode = keyof typeof ENGINE_ERRORS

@@ -7,6 +7,7 @@
  */
 import type { KelixModel } from './model.js'
 import type { PartLogits, SlotChooser } from './decode/block-decoding.js'
+import type { TokenConstraint } from './grammar/token-constraint.js'
 import { BlockBuffer } from './prompt/block-buffer.js'
 import { subCodebookRange, type GrammarItem } from './prompt/image-grammar.js'
 import { codebookPart, TEXT_PART, vocabPartRange, type VocabPart } from './vocab-parts.js'
@@ -26,6 +27,8 @@ export interface SequenceOptions {
   stopTokenIds: readonly number[]
   /** Image generation: the blocks to write after <|vision_start|>; chat answers when absent. */
   grammar?: readonly GrammarItem[]
+  /** Chat answers in a response format: the text ids the grammar allows, step by step (the sequence disposes of it). */
+  constraint?: TokenConstraint
 }
 
 /** Last-layer hidden states of an image span, one row per position from `start`. */
@@ -42,6 +45,8 @@ export interface SequenceOutput {
   text: string
   logprobs: TokenLogprob[] | undefined
   finishReason: FinishReason | undefined
+  /** Why the sequence ended in error instead (its response grammar allowed nothing further). */
+  failure?: string
 }
 
 export class Sequence implements SlotChooser {
@@ -117,6 +122,7 @@ export class Sequence implements SlotChooser {
   choose(slot: number, _chosen: readonly number[], logits: PartLogits): { id: number; complete: boolean } {
     if (this.options.grammar !== undefined) return this.chooseImageSlot(slot, logits)
     logits.values[this.model.config.special_tokens.eob - logits.firstId] = -Infinity
+    this.options.constraint?.apply(logits)
     this.lastSample = this.sampleIn(TEXT_PART, logits)
     return { id: this.lastSample.id, complete: slot === 0 }
   }
@@ -140,6 +146,10 @@ export class Sequence implements SlotChooser {
     this.generatedIds.push(tokenId)
     this.history.add(tokenId)
     const logprobs = this.logprobsFor(tokenId)
+    if (this.options.constraint?.accept(tokenId) === false) {
+      this.finishReason = 'stop'
+      return { tokenIds: [tokenId], text: '', logprobs, finishReason: 'stop', failure: `the response format's grammar refused token ${tokenId}` }
+    }
     const { im_end: imEnd } = this.model.config.special_tokens
     let text = ''
     let stoppedByString = false
@@ -169,6 +179,11 @@ export class Sequence implements SlotChooser {
     this.awaitingFinalCompute = false
     this.finishReason = 'stop'
     return { tokenIds: [], text: '', logprobs: undefined, finishReason: 'stop' }
+  }
+
+  /** Whether the next sampled id is constrained: its mask must be prepared before the step samples. */
+  get constraint(): TokenConstraint | undefined {
+    return this.options.constraint
   }
 
   /** Drops the cache position count (the caller frees the cache): the next steps recompute every block. */

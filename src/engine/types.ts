@@ -65,3 +65,10 @@ export interface TokenLogprob {
 }
 
 export type FinishReason = 'stop' | 'length'
+
+/**
+ * What a chat answer must be, enforced token by token (src/engine/grammar):
+ * any JSON object, or JSON that validates against `schema`. `strict` refuses
+ * properties and array items the schema does not name.
+ */
+export type ResponseFormat = { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown>; strict: boolean }

@@ -16,6 +16,7 @@ import type { RemoteImageSource } from './chat/images.js'
 import { collectChoices, writeStream } from './chat/output.js'
 import { checkModel, checkRequest, promptEstimate, resolveMessages, toGenerateRequest, type ModelNames, type RequestLimits } from './chat/request.js'
 import { ChunkFactory, chatCompletion, completionMeta, type CompletionMeta } from './chat/response.js'
+import { toolCalling, type ToolCalling } from './chat/tools.js'
 import { chatCompletionChunkSchema, chatCompletionSchema, chatRequestSchema, errorSchema, type ChatRequestBody } from './chat/schema.js'
 
 export interface ChatRouteOptions {
@@ -82,9 +83,7 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
   const { engine, model, limits } = opts
 
   /** Everything that can fail because of the request, up to an admitted generation. */
-  async function admit(request: FastifyRequest, body: ChatRequestBody, signal: AbortSignal): Promise<Generation> {
-    checkModel(body.model, model)
-    checkRequest(body, limits, engine.maxContext)
+  async function admit(request: FastifyRequest, body: ChatRequestBody, calling: ToolCalling | undefined, signal: AbortSignal): Promise<Generation> {
     const attachments = attachmentsOf(request)
     // The queue place comes first, so an overloaded server refuses before downloading any image.
     const ticket = await engineCall(() => engine.reserve(promptEstimate(body.messages, attachments?.size ?? 0)))
@@ -94,7 +93,7 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
       const messages = await resolveMessages(body.messages, sources, limits.maxImagesPerRequest)
       if (opts.logPrompts) request.stats.messages = loggable(messages)
       // The engine aborts the generation when `signal` does (the client left).
-      generation = await engineCall(() => engine.submit(toGenerateRequest(body, messages, limits), { signal, ticket }))
+      generation = await engineCall(() => engine.submit(toGenerateRequest(body, messages, limits, calling), { signal, ticket }))
     } catch (err) {
       ticket.release()
       throw err
@@ -103,12 +102,12 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
     return generation
   }
 
-  async function stream(request: FastifyRequest, reply: FastifyReply, body: ChatRequestBody, generation: Generation, meta: CompletionMeta): Promise<void> {
+  async function stream(request: FastifyRequest, reply: FastifyReply, body: ChatRequestBody, generation: Generation, meta: CompletionMeta, calling: ToolCalling | undefined): Promise<void> {
     const includeUsage = body.stream_options?.include_usage === true
     const chunks = new ChunkFactory(meta, includeUsage)
     reply.hijack()
     const writer = new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, { heartbeatMs: opts.sseHeartbeatMs })
-    const outcome = await writeStream(generation, body.n ?? 1, writer, chunks, includeUsage)
+    const outcome = await writeStream(generation, body.n ?? 1, writer, chunks, includeUsage, calling)
     recordTimings(request.stats, outcome)
     if (outcome.errorCode !== undefined) request.stats.errorCode = outcome.errorCode
   }
@@ -125,10 +124,13 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
       const body = request.body as ChatRequestBody
       Object.assign(request.stats, { model: body.model, stream: body.stream === true, n: body.n ?? 1 })
       const meta = completionMeta(model.id, model.systemFingerprint)
+      checkModel(body.model, model)
+      checkRequest(body, limits, engine.maxContext)
+      const calling = toolCalling(body)
       const signal = clientGoneSignal(reply)
-      const generation = await admit(request, body, signal)
+      const generation = await admit(request, body, calling, signal)
       if (body.stream === true) {
-        await stream(request, reply, body, generation, meta)
+        await stream(request, reply, body, generation, meta, calling)
         return reply
       }
       const collected = await collectChoices(generation, body.n ?? 1, body.logprobs === true, signal)
@@ -139,7 +141,7 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
         return reply
       }
       recordTimings(request.stats, collected)
-      return chatCompletion(meta, collected.choices, collected.usage)
+      return chatCompletion(meta, collected.choices, collected.usage, calling)
     },
   )
 }

@@ -78,6 +78,7 @@ const FROM_GENERATION: Record<GenerationErrorCode, { code: ApiErrorCode; param: 
   image_too_large: { code: 'image_too_large', param: 'messages' },
   invalid_prompt: { code: 'invalid_prompt', param: 'messages' },
   invalid_sampling: { code: 'invalid_value', param: null },
+  invalid_response_format: { code: 'invalid_value', param: 'response_format' },
   image_generation_unsupported: { code: 'model_capability_missing', param: 'model' },
   engine_failed: { code: 'server_error', param: null },
 }

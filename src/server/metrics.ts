@@ -21,6 +21,7 @@ export const METRIC_PREFIX = 'kelix_'
  */
 export const BUCKETS = {
   timeToFirstToken: [0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 20, 40, 80],
+  mask: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
   interToken: [0.005, 0.01, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5],
   e2e: [0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 15, 20, 30, 45, 60, 120, 300, 600],
   queue: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120],
@@ -109,6 +110,9 @@ function defineMetrics(registry: Registry) {
     stepTokens: histogram('step_tokens', 'Tokens computed in one engine step (decodes plus prefill chunks).', BUCKETS.stepTokens),
     promptLength: histogram('request_prompt_tokens', 'Prompt positions per finished request.', BUCKETS.length),
     generationLength: histogram('request_generation_tokens', 'Generated tokens per finished request, all choices.', BUCKETS.length),
+    constrained: counter('constrained_requests_total', 'Finished chat requests whose answers a response format constrained (JSON schema, JSON object).'),
+    maskTime: histogram('grammar_mask_seconds', 'Time one engine step spent on grammar masks (steps with constrained rows only; computed while the LLM runs).', BUCKETS.mask),
+    constrainedRows: histogram('step_constrained_rows', 'Rows of one engine step sampled under a grammar (steps with constrained rows only).', BUCKETS.batchSize),
     imageRequests: counter('image_requests_total', 'Image-generation requests that delivered all their images.'),
     imagesGenerated: counter('images_generated_total', 'Images generated (PNG delivered).'),
     imageTokens: counter('image_tokens_total', 'Blocks written in the token phase of image generation.'),
@@ -141,6 +145,7 @@ function observerFor(m: Defined): EngineObserver {
       if (r.firstTokenMs !== undefined) m.ttft.observe(seconds(r.firstTokenMs))
       for (const gap of r.interTokenMs) m.itl.observe(seconds(gap))
       m.e2e.observe(seconds(r.totalMs))
+      if (r.constrained) m.constrained.inc()
     },
     requestRejected(code) {
       m.rejected.inc({ reason: code })
@@ -155,6 +160,10 @@ function observerFor(m: Defined): EngineObserver {
       if (s.preemptions > 0) m.preemptions.inc(s.preemptions)
       if (s.prefixQueriedPositions > 0) m.prefixQueries.inc(s.prefixQueriedPositions)
       if (s.prefixHitPositions > 0) m.prefixHits.inc(s.prefixHitPositions)
+      if (s.constrainedRows > 0) {
+        m.maskTime.observe(seconds(s.maskMs))
+        m.constrainedRows.observe(s.constrainedRows)
+      }
     },
     image(i) {
       m.preprocess.observe(seconds(i.preprocessMs))

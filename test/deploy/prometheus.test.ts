@@ -16,10 +16,10 @@ import { startPrometheus } from './prometheus-harness.js'
 const PROMETHEUS = which('prometheus')
 
 const REQUESTS: RequestRecord[] = [
-  { finishReason: 'stop', promptTokens: 20, completionTokens: 8, imagePositions: 16, queueMs: 250, firstTokenMs: 500, totalMs: 2000, interTokenMs: [125, 125] },
-  { finishReason: 'stop', promptTokens: 30, completionTokens: 4, imagePositions: 0, queueMs: 0, firstTokenMs: 125, totalMs: 1000, interTokenMs: [250] },
-  { finishReason: 'length', promptTokens: 10, completionTokens: 16, imagePositions: 0, queueMs: 500, firstTokenMs: 3000, totalMs: 6000, interTokenMs: [500] },
-  { finishReason: 'abort', promptTokens: 5, completionTokens: 1, imagePositions: 0, queueMs: 0, firstTokenMs: 250, totalMs: 500, interTokenMs: [] },
+  { finishReason: 'stop', promptTokens: 20, completionTokens: 8, imagePositions: 16, queueMs: 250, firstTokenMs: 500, totalMs: 2000, interTokenMs: [125, 125], constrained: false },
+  { finishReason: 'stop', promptTokens: 30, completionTokens: 4, imagePositions: 0, queueMs: 0, firstTokenMs: 125, totalMs: 1000, interTokenMs: [250], constrained: false },
+  { finishReason: 'length', promptTokens: 10, completionTokens: 16, imagePositions: 0, queueMs: 500, firstTokenMs: 3000, totalMs: 6000, interTokenMs: [500], constrained: false },
+  { finishReason: 'abort', promptTokens: 5, completionTokens: 1, imagePositions: 0, queueMs: 0, firstTokenMs: 250, totalMs: 500, interTokenMs: [], constrained: false },
 ]
 
 t.test('Prometheus scrapes /metrics and its queries return the fed values', { skip: PROMETHEUS ? false : 'prometheus is not installed (apt-get install prometheus)' }, async (t) => {
@@ -28,7 +28,7 @@ t.test('Prometheus scrapes /metrics and its queries return the fed values', { sk
   o.engineUp(true)
   for (const r of REQUESTS) o.requestFinished(r)
   o.requestRejected('queue_full')
-  o.step({ durationMs: 62.5, batchSize: 4, batchedTokens: 70, running: 4, waiting: 20, kvUsage: 0.97, preemptions: 2, prefixQueriedPositions: 0, prefixHitPositions: 0 })
+  o.step({ durationMs: 62.5, batchSize: 4, batchedTokens: 70, running: 4, waiting: 20, kvUsage: 0.97, preemptions: 2, prefixQueriedPositions: 0, prefixHitPositions: 0, constrainedRows: 0, maskMs: 0 })
   o.image({ preprocessMs: 15.625, tokenizeMs: 62.5, cacheHit: false })
 
   const app = Fastify()

@@ -10,9 +10,9 @@ import { httpMetricsHook, metricsRoute } from '../../src/server/metrics-route.js
 
 /** Durations whose seconds are exact binary fractions, so sums print exactly. */
 const REQUESTS: RequestRecord[] = [
-  { finishReason: 'stop', promptTokens: 12, completionTokens: 5, imagePositions: 0, queueMs: 125, firstTokenMs: 250, totalMs: 1000, interTokenMs: [62.5, 62.5, 125, 250] },
-  { finishReason: 'length', promptTokens: 100, completionTokens: 16, imagePositions: 64, queueMs: 500, firstTokenMs: 2000, totalMs: 4000, interTokenMs: [500] },
-  { finishReason: 'abort', promptTokens: 7, completionTokens: 0, imagePositions: 0, queueMs: 0, firstTokenMs: undefined, totalMs: 3000, interTokenMs: [] },
+  { finishReason: 'stop', promptTokens: 12, completionTokens: 5, imagePositions: 0, queueMs: 125, firstTokenMs: 250, totalMs: 1000, interTokenMs: [62.5, 62.5, 125, 250], constrained: true },
+  { finishReason: 'length', promptTokens: 100, completionTokens: 16, imagePositions: 64, queueMs: 500, firstTokenMs: 2000, totalMs: 4000, interTokenMs: [500], constrained: false },
+  { finishReason: 'abort', promptTokens: 7, completionTokens: 0, imagePositions: 0, queueMs: 0, firstTokenMs: undefined, totalMs: 3000, interTokenMs: [], constrained: false },
 ]
 
 function feed(metrics: Metrics): void {
@@ -22,8 +22,8 @@ function feed(metrics: Metrics): void {
   o.requestRejected('queue_full')
   o.requestRejected('queue_full')
   o.requestRejected('invalid_image')
-  o.step({ durationMs: 15.625, batchSize: 3, batchedTokens: 130, running: 2, waiting: 5, kvUsage: 0.5, preemptions: 1, prefixQueriedPositions: 120, prefixHitPositions: 96 })
-  o.step({ durationMs: 31.25, batchSize: 1, batchedTokens: 1, running: 1, waiting: 0, kvUsage: 0.25, preemptions: 0, prefixQueriedPositions: 10, prefixHitPositions: 0 })
+  o.step({ durationMs: 15.625, batchSize: 3, batchedTokens: 130, running: 2, waiting: 5, kvUsage: 0.5, preemptions: 1, prefixQueriedPositions: 120, prefixHitPositions: 96, constrainedRows: 2, maskMs: 1.953125 })
+  o.step({ durationMs: 31.25, batchSize: 1, batchedTokens: 1, running: 1, waiting: 0, kvUsage: 0.25, preemptions: 0, prefixQueriedPositions: 10, prefixHitPositions: 0, constrainedRows: 0, maskMs: 0 })
   o.image({ preprocessMs: 7.8125, tokenizeMs: 31.25, cacheHit: false })
   o.image({ preprocessMs: 1.953125, tokenizeMs: 0, cacheHit: true })
 }
@@ -96,6 +96,15 @@ t.test('counters sum the finished requests: N requests give N finished and the u
   t.same(samples(text, 'kelix_prefix_cache_hits_total'), ['kelix_prefix_cache_hits_total 96'])
   t.same(samples(text, 'kelix_visual_token_cache_hits_total'), ['kelix_visual_token_cache_hits_total 1'])
   t.same(samples(text, 'kelix_visual_token_cache_misses_total'), ['kelix_visual_token_cache_misses_total 1'])
+  t.same(samples(text, 'kelix_constrained_requests_total'), ['kelix_constrained_requests_total 1'])
+})
+
+t.test('grammar masks: observed for steps with constrained rows only', async (t) => {
+  const metrics = createMetrics({ processMetrics: false })
+  feed(metrics)
+  const text = (await scrape(metrics)).body
+  t.same(samples(text, 'kelix_grammar_mask_seconds').slice(-2), ['kelix_grammar_mask_seconds_sum 0.001953125', 'kelix_grammar_mask_seconds_count 1'])
+  t.same(samples(text, 'kelix_step_constrained_rows').slice(-2), ['kelix_step_constrained_rows_sum 2', 'kelix_step_constrained_rows_count 1'])
 })
 
 t.test('rejections are counted by reason, every known reason present from the start', async (t) => {
@@ -113,6 +122,7 @@ t.test('rejections are counted by reason, every known reason present from the st
     'kelix_requests_rejected_total{reason="image_too_large"} 0',
     'kelix_requests_rejected_total{reason="invalid_prompt"} 0',
     'kelix_requests_rejected_total{reason="invalid_sampling"} 0',
+    'kelix_requests_rejected_total{reason="invalid_response_format"} 0',
     'kelix_requests_rejected_total{reason="image_generation_unsupported"} 0',
     'kelix_requests_rejected_total{reason="engine_failed"} 0',
   ])

@@ -57,11 +57,11 @@ const CASES: Case[] = [
   { name: 'a message without a role', body: hello({ messages: [{ content: 'Hi' }] }), status: 400, code: 'missing_required_parameter', param: 'messages[0].role' },
   {
     name: 'an unknown role',
-    body: hello({ messages: [{ role: 'tool', content: 'Hi' }] }),
+    body: hello({ messages: [{ role: 'function', content: 'Hi' }] }),
     status: 400,
     code: 'invalid_value',
     param: 'messages[0].role',
-    message: 'Invalid value for \'messages[0].role\': expected one of "system", "developer", "user", "assistant", but got "tool" instead.',
+    message: 'Invalid value for \'messages[0].role\': expected one of "system", "developer", "user", "assistant", "tool", but got "function" instead.',
   },
   {
     name: 'content of the wrong type',
@@ -78,7 +78,7 @@ const CASES: Case[] = [
   { name: 'an image part without a url', body: hello({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }] }), status: 400, code: 'missing_required_parameter', param: URL0 },
   { name: 'an unknown image detail', body: withImage(dataUrl(png), 'ultra'), status: 400, code: 'invalid_value', param: 'messages[0].content[0].image_url.detail' },
   { name: 'an unknown field in a message', body: hello({ messages: [{ role: 'user', content: 'Hi', tool_calls: [] }] }), status: 400, code: 'unknown_parameter', param: 'messages[0].tool_calls' },
-  { name: 'an unsupported top-level field', body: hello({ tools: [] }), status: 400, code: 'unknown_parameter', param: 'tools', message: "Unrecognized request argument supplied: 'tools'." },
+  { name: 'an unsupported top-level field', body: hello({ functions: [] }), status: 400, code: 'unknown_parameter', param: 'functions', message: "Unrecognized request argument supplied: 'functions'." },
   { name: 'an unknown model', body: hello({ model: 'gpt-4o' }), status: 404, code: 'model_not_found', param: 'model', message: "The model 'gpt-4o' does not exist. This server serves 'kelix-tiny'." },
   { name: 'negative max_tokens', body: hello({ max_tokens: -1 }), status: 400, code: 'invalid_value', param: 'max_tokens', message: "Invalid 'max_tokens': expected a value >= 1, but got -1 instead." },
   { name: 'fractional max_completion_tokens', body: hello({ max_completion_tokens: 2.5 }), status: 400, code: 'invalid_type', param: 'max_completion_tokens' },
@@ -93,7 +93,9 @@ const CASES: Case[] = [
   { name: 'top_logprobs without logprobs', body: hello({ top_logprobs: 2 }), status: 400, code: 'invalid_value', param: 'top_logprobs', message: "Invalid 'top_logprobs': only allowed when 'logprobs' is true." },
   { name: 'top_logprobs over 20', body: hello({ logprobs: true, top_logprobs: 21 }), status: 400, code: 'invalid_value', param: 'top_logprobs' },
   { name: 'stream_options without stream', body: hello({ stream_options: { include_usage: true } }), status: 400, code: 'invalid_value', param: 'stream_options' },
-  { name: 'a JSON response format', body: hello({ response_format: { type: 'json_object' } }), status: 400, code: 'invalid_value', param: 'response_format.type' },
+  { name: 'an unknown response format', body: hello({ response_format: { type: 'yaml' } }), status: 400, code: 'invalid_value', param: 'response_format.type' },
+  { name: 'a JSON schema format without its schema object', body: hello({ response_format: { type: 'json_schema' } }), status: 400, code: 'missing_required_parameter', param: 'response_format.json_schema' },
+  { name: 'an empty tools list', body: hello({ tools: [] }), status: 400, code: 'invalid_value', param: 'tools' },
   {
     name: 'a data URL that is not base64',
     body: withImage('data:image/png,rawbytes'),

@@ -24,3 +24,17 @@ export function byteLevelBytes(token: string): Uint8Array | undefined {
   }
   return bytes.subarray(0, n)
 }
+
+/** Each byte's character in the byte-level alphabet (the inverse of BYTE_OF_CHAR). */
+const CHAR_OF_BYTE: readonly string[] = (() => {
+  const chars: string[] = []
+  for (const [ch, b] of BYTE_OF_CHAR) chars[b] = ch
+  return chars
+})()
+
+/** `bytes` written in the byte-level alphabet, as a byte-level vocabulary writes a token. */
+export function byteLevelString(bytes: Uint8Array): string {
+  let out = ''
+  for (const b of bytes) out += CHAR_OF_BYTE[b] as string
+  return out
+}

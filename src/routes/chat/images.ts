@@ -45,7 +45,8 @@ export interface ImageSources {
 export function collectImageRefs(messages: readonly MessageBody[]): ImageRef[] {
   const refs: ImageRef[] = []
   messages.forEach((message, messageIndex) => {
-    if (typeof message.content === 'string') return
+    // Only user turns carry images.
+    if (message.role !== 'user' || typeof message.content === 'string') return
     message.content.forEach((part, partIndex) => {
       if (part.type !== 'image_url') return
       const param = `messages[${messageIndex}].content[${partIndex}].image_url.url`

@@ -4,10 +4,11 @@
  * that depend on each other), sampling defaults, and messages with their
  * images resolved to bytes.
  */
-import type { ChatMessage, ContentPart, GenerateRequest, SamplingParams } from '../../batching/client-types.js'
+import type { ChatMessage, ContentPart, GenerateRequest, ResponseFormat, SamplingParams } from '../../batching/client-types.js'
 import { ApiError } from '../../server/api-errors.js'
 import { collectImageRefs, resolveImage, unreferencedAttachments, type ImageRef, type ImageSources } from './images.js'
 import type { ChatRequestBody, MessageBody } from './schema.js'
+import { assistantText, toolResultText, type ToolCalling } from './tools.js'
 
 /** The served model and the other ids that name it. */
 export interface ModelNames {
@@ -48,6 +49,11 @@ export function checkRequest(body: ChatRequestBody, limits: RequestLimits, maxCo
   if (body.top_logprobs !== undefined && body.logprobs !== true) {
     throw new ApiError('invalid_value', "Invalid 'top_logprobs': only allowed when 'logprobs' is true.", 'top_logprobs')
   }
+  body.messages.forEach((m, i) => {
+    if (m.role === 'assistant' && (m.content === undefined || m.content === null) && m.tool_calls === undefined) {
+      throw new ApiError('missing_required_parameter', `Missing required parameter: 'messages[${i}].content' (an assistant message needs content or tool_calls).`, `messages[${i}].content`)
+    }
+  })
   if ((body.n ?? 1) > limits.maxChoices) {
     throw new ApiError('invalid_value', `Invalid 'n': expected a value <= ${limits.maxChoices} on this server, but got ${body.n} instead.`, 'n')
   }
@@ -97,7 +103,8 @@ export function promptEstimate(messages: readonly MessageBody[], attachments: nu
   let textBytes = 0
   let images = attachments
   for (const m of messages) {
-    if (typeof m.content === 'string') textBytes += m.content.length
+    if (m.role === 'assistant') textBytes += assistantText(m).length
+    else if (typeof m.content === 'string') textBytes += m.content.length
     else if (Array.isArray(m.content)) {
       for (const part of m.content) {
         if (part.type === 'text') textBytes += part.text.length
@@ -109,7 +116,7 @@ export function promptEstimate(messages: readonly MessageBody[], attachments: nu
 }
 
 /** The GenerateRequest for a checked body whose messages are already resolved. */
-export function toGenerateRequest(body: ChatRequestBody, messages: ChatMessage[], limits: RequestLimits): GenerateRequest {
+export function toGenerateRequest(body: ChatRequestBody, messages: ChatMessage[], limits: RequestLimits, calling?: ToolCalling): GenerateRequest {
   const requested = requestedMaxTokens(body)?.value
   const request: GenerateRequest = {
     messages,
@@ -122,7 +129,19 @@ export function toGenerateRequest(body: ChatRequestBody, messages: ChatMessage[]
   else if (limits.maxTokensLimit !== undefined) request.maxNewTokensLimit = limits.maxTokensLimit
   if (limits.maxPromptTokens !== undefined) request.maxPromptTokens = limits.maxPromptTokens
   if (limits.requestTimeoutMs !== undefined) request.timeoutMs = limits.requestTimeoutMs
+  const format = calling?.format ?? toResponseFormat(body.response_format)
+  if (format !== undefined) request.responseFormat = format
   return request
+}
+
+/**
+ * The engine's response format: `text` is no constraint; a `json_schema`
+ * without `schema` is any JSON value's schema `{}` (OpenAI accepts it so).
+ */
+function toResponseFormat(format: ChatRequestBody['response_format']): ResponseFormat | undefined {
+  if (format === undefined || format.type === 'text') return undefined
+  if (format.type === 'json_object') return { type: 'json_object' }
+  return { type: 'json_schema', schema: format.json_schema.schema ?? {}, strict: format.json_schema.strict === true }
 }
 
 /**
@@ -159,6 +178,8 @@ async function resolveAll(refs: readonly ImageRef[], sources: ImageSources): Pro
 const partKey = (ref: Pick<ImageRef, 'messageIndex' | 'partIndex'>) => `${ref.messageIndex}/${ref.partIndex}`
 
 function toChatMessage(message: MessageBody, messageIndex: number, images: ReadonlyMap<string, Uint8Array>): ChatMessage {
+  if (message.role === 'assistant') return { role: 'assistant', content: assistantText(message) }
+  if (message.role === 'tool') return { role: 'user', content: toolResultText(message) }
   const role = message.role === 'developer' ? 'system' : message.role
   if (typeof message.content === 'string') return { role, content: message.content }
   const content = message.content.map((part, partIndex): ContentPart => {

@@ -7,6 +7,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { FinishReason, TokenLogprob, Usage } from '../../batching/client-types.js'
+import { parseToolCalls, type ToolCall, type ToolCalling } from './tools.js'
+
+/** A choice's finish reason on the wire: a completed call is `tool_calls`. */
+export type WireFinishReason = FinishReason | 'tool_calls'
 
 export interface CompletionMeta {
   id: string
@@ -67,31 +71,39 @@ export function emptyChoices(n: number, withLogprobs: boolean): ChoiceResult[] {
   return Array.from({ length: n }, () => ({ text: '', logprobs: withLogprobs ? [] : undefined, finishReason: undefined }))
 }
 
-export function chatCompletion(meta: CompletionMeta, choices: readonly ChoiceResult[], usage: Usage) {
+/**
+ * The whole answer. With tool calling, a choice whose grammar completed is its
+ * calls (`content: null`); one cut short by max_tokens keeps its partial text.
+ */
+export function chatCompletion(meta: CompletionMeta, choices: readonly ChoiceResult[], usage: Usage, calling?: ToolCalling) {
   return {
     id: meta.id,
     object: 'chat.completion' as const,
     created: meta.created,
     model: meta.model,
     system_fingerprint: meta.systemFingerprint,
-    choices: choices.map((c, index) => ({
-      index,
-      message: { role: 'assistant' as const, content: c.text, refusal: null },
-      logprobs: c.logprobs === undefined ? null : { content: c.logprobs, refusal: null },
+    choices: choices.map((c, index) => {
       // A choice with no finish event ended with the request; only 'length' can cut it short.
-      finish_reason: c.finishReason ?? 'length',
-    })),
+      const finish = c.finishReason ?? 'length'
+      const logprobs = c.logprobs === undefined ? null : { content: c.logprobs, refusal: null }
+      if (calling !== undefined && finish === 'stop') {
+        const message = { role: 'assistant' as const, content: null, refusal: null, tool_calls: parseToolCalls(c.text, calling) }
+        return { index, message, logprobs, finish_reason: 'tool_calls' as WireFinishReason }
+      }
+      return { index, message: { role: 'assistant' as const, content: c.text as string | null, refusal: null }, logprobs, finish_reason: finish as WireFinishReason }
+    }),
     usage: toOpenAiUsage(usage),
   }
 }
 
-type Delta = { role: 'assistant'; content: string } | { content: string } | Record<string, never>
+type ToolCallDelta = ToolCall & { index: number }
+type Delta = { role: 'assistant'; content: string } | { content: string } | { tool_calls: ToolCallDelta[] } | Record<string, never>
 
 export interface ChunkChoice {
   index: number
   delta: Delta
   logprobs: OpenAiLogprobs | null
-  finish_reason: FinishReason | null
+  finish_reason: WireFinishReason | null
 }
 
 /** Builds the chunks of one stream; `usage: null` on each only when include_usage asked for it. */
@@ -122,7 +134,12 @@ export class ChunkFactory {
     return this.chunk([{ index, delta: { content: text }, logprobs: lp, finish_reason: null }])
   }
 
-  finish(index: number, reason: FinishReason) {
+  /** A choice's calls, each whole in one delta (OpenAI streams may split them; clients join by `index`). */
+  toolCalls(index: number, calls: readonly ToolCall[]) {
+    return this.chunk([{ index, delta: { tool_calls: calls.map((call, i) => ({ index: i, ...call })) }, logprobs: null, finish_reason: null }])
+  }
+
+  finish(index: number, reason: WireFinishReason) {
     return this.chunk([{ index, delta: {}, logprobs: null, finish_reason: reason }])
   }
 

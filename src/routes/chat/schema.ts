@@ -7,6 +7,7 @@
  */
 
 const number = (minimum: number, maximum: number) => ({ type: 'number', minimum, maximum })
+const FUNCTION_NAME = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'letters, digits, _ and -, at most 64' } as const
 const textPart = {
   type: 'object',
   properties: { type: { const: 'text' }, text: { type: 'string' } },
@@ -38,6 +39,36 @@ const content = (parts: object[]) => ({
     { type: 'array', minItems: 1, items: { type: 'object', properties: { type: { type: 'string' } }, discriminator: { propertyName: 'type' }, required: ['type'], oneOf: parts } },
   ],
 })
+/** `response_format`: plain text, any JSON object, or JSON that follows a schema (enforced by constrained decoding). */
+const responseFormat = {
+  type: 'object',
+  properties: { type: { type: 'string' } },
+  discriminator: { propertyName: 'type' },
+  required: ['type'],
+  oneOf: [
+    { type: 'object', properties: { type: { const: 'text' } }, required: ['type'], additionalProperties: false },
+    { type: 'object', properties: { type: { const: 'json_object' } }, required: ['type'], additionalProperties: false },
+    {
+      type: 'object',
+      properties: {
+        type: { const: 'json_schema' },
+        json_schema: {
+          type: 'object',
+          properties: {
+            name: FUNCTION_NAME,
+            description: { type: 'string' },
+            schema: { type: 'object' },
+            strict: { type: ['boolean', 'null'] },
+          },
+          required: ['name'],
+          additionalProperties: false,
+        },
+      },
+      required: ['type', 'json_schema'],
+      additionalProperties: false,
+    },
+  ],
+} as const
 const textContent = content([textPart])
 const userContent = content([textPart, imagePart])
 const message = (roles: string[], content: object) => ({
@@ -46,6 +77,62 @@ const message = (roles: string[], content: object) => ({
   required: ['role', 'content'],
   additionalProperties: false,
 })
+/** A call the assistant made, as a client sends it back in the history. */
+const toolCall = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    type: { const: 'function' },
+    function: { type: 'object', properties: { name: { type: 'string' }, arguments: { type: 'string' } }, required: ['name', 'arguments'], additionalProperties: false },
+  },
+  required: ['id', 'type', 'function'],
+  additionalProperties: false,
+} as const
+/** An assistant turn: text, tool calls, or both (request.ts checks that one is there). */
+const assistantMessage = {
+  type: 'object',
+  properties: {
+    role: { const: 'assistant' },
+    content: { anyOf: [...textContent.anyOf, { type: 'null' }] },
+    name: { type: 'string' },
+    refusal: { type: ['string', 'null'] },
+    tool_calls: { type: 'array', minItems: 1, items: toolCall },
+  },
+  required: ['role'],
+  additionalProperties: false,
+} as const
+/** A tool's result, answering one of the assistant's calls. */
+const toolMessage = {
+  type: 'object',
+  properties: { role: { const: 'tool' }, content: textContent, tool_call_id: { type: 'string', minLength: 1 } },
+  required: ['role', 'content', 'tool_call_id'],
+  additionalProperties: false,
+} as const
+const functionTool = {
+  type: 'object',
+  properties: {
+    type: { const: 'function' },
+    function: {
+      type: 'object',
+      properties: { name: FUNCTION_NAME, description: { type: 'string' }, parameters: { type: 'object' }, strict: { type: ['boolean', 'null'] } },
+      required: ['name'],
+      additionalProperties: false,
+    },
+  },
+  required: ['type', 'function'],
+  additionalProperties: false,
+} as const
+const toolChoice = {
+  anyOf: [
+    { enum: ['none', 'auto', 'required'] },
+    {
+      type: 'object',
+      properties: { type: { const: 'function' }, function: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'], additionalProperties: false } },
+      required: ['type', 'function'],
+      additionalProperties: false,
+    },
+  ],
+} as const
 
 export const chatRequestSchema = {
   type: 'object',
@@ -59,7 +146,7 @@ export const chatRequestSchema = {
         properties: { role: { type: 'string' } },
         discriminator: { propertyName: 'role' },
         required: ['role'],
-        oneOf: [message(['system', 'developer'], textContent), message(['user'], userContent), message(['assistant'], textContent)],
+        oneOf: [message(['system', 'developer'], textContent), message(['user'], userContent), assistantMessage, toolMessage],
       },
     },
     max_tokens: { type: 'integer', minimum: 1 },
@@ -86,12 +173,10 @@ export const chatRequestSchema = {
       properties: { include_usage: { type: 'boolean' } },
       additionalProperties: false,
     },
-    response_format: {
-      type: 'object',
-      properties: { type: { const: 'text' } },
-      required: ['type'],
-      additionalProperties: false,
-    },
+    response_format: responseFormat,
+    tools: { type: 'array', minItems: 1, maxItems: 128, items: functionTool },
+    tool_choice: toolChoice,
+    parallel_tool_calls: { type: 'boolean' },
     store: { type: 'boolean' },
     metadata: { type: 'object', additionalProperties: { type: 'string' } },
     service_tier: { type: 'string' },
@@ -103,12 +188,21 @@ export const chatRequestSchema = {
   additionalProperties: false,
 } as const
 
+export type ResponseFormatBody =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; json_schema: { name: string; description?: string; schema?: Record<string, unknown>; strict?: boolean | null } }
 export type ImageDetailValue = 'auto' | 'low' | 'high'
 export type TextPartBody = { type: 'text'; text: string }
 export type ImagePartBody = { type: 'image_url'; image_url: { url: string; detail?: ImageDetailValue } }
+export type ToolCallBody = { id: string; type: 'function'; function: { name: string; arguments: string } }
 export type MessageBody =
-  | { role: 'system' | 'developer' | 'assistant'; content: string | TextPartBody[]; name?: string }
+  | { role: 'system' | 'developer'; content: string | TextPartBody[]; name?: string }
   | { role: 'user'; content: string | Array<TextPartBody | ImagePartBody>; name?: string }
+  | { role: 'assistant'; content?: string | TextPartBody[] | null; name?: string; refusal?: string | null; tool_calls?: ToolCallBody[] }
+  | { role: 'tool'; content: string | TextPartBody[]; tool_call_id: string }
+export type FunctionToolBody = { type: 'function'; function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null } }
+export type ToolChoiceBody = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } }
 
 /** A request body that passed `chatRequestSchema`. */
 export interface ChatRequestBody {
@@ -129,7 +223,10 @@ export interface ChatRequestBody {
   user?: string
   stream?: boolean
   stream_options?: { include_usage?: boolean }
-  response_format?: { type: 'text' }
+  response_format?: ResponseFormatBody
+  tools?: FunctionToolBody[]
+  tool_choice?: ToolChoiceBody
+  parallel_tool_calls?: boolean
   store?: boolean
   metadata?: Record<string, string>
   service_tier?: string
@@ -191,11 +288,11 @@ const completionBase = completionEnvelope(
       index: { type: 'integer' },
       message: {
         type: 'object',
-        properties: { role: { const: 'assistant' }, content: { type: 'string' }, refusal: { type: 'null' } },
+        properties: { role: { const: 'assistant' }, content: { type: ['string', 'null'] }, refusal: { type: 'null' }, tool_calls: { type: 'array', items: toolCall } },
         required: ['role', 'content', 'refusal'],
       },
       logprobs: choiceLogprobs,
-      finish_reason: { enum: ['stop', 'length'] },
+      finish_reason: { enum: ['stop', 'length', 'tool_calls'] },
     },
     required: ['index', 'message', 'logprobs', 'finish_reason'],
   },
@@ -213,9 +310,23 @@ const chunkBase = completionEnvelope(
     type: 'object',
     properties: {
       index: { type: 'integer' },
-      delta: { type: 'object', properties: { role: { const: 'assistant' }, content: { type: 'string' } } },
+      delta: {
+        type: 'object',
+        properties: {
+          role: { const: 'assistant' },
+          content: { type: 'string' },
+          tool_calls: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { index: { type: 'integer' }, id: { type: 'string' }, type: { const: 'function' }, function: { type: 'object', properties: { name: { type: 'string' }, arguments: { type: 'string' } } } },
+              required: ['index'],
+            },
+          },
+        },
+      },
       logprobs: choiceLogprobs,
-      finish_reason: nullable({ enum: ['stop', 'length'] }),
+      finish_reason: nullable({ enum: ['stop', 'length', 'tool_calls'] }),
     },
     required: ['index', 'delta', 'logprobs', 'finish_reason'],
   },
