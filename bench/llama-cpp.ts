@@ -7,8 +7,15 @@
  * The load mirrors the server's closed loop (load.ts): `c` sequences of one
  * context answer `max(4, c)` requests, each the same prompt token ids as ours
  * and a fixed number of greedy tokens (end-of-generation tokens are generated
- * through, as ours ban <|im_end|>). Sequences that wait in the same tick are
- * decoded in one batch, as node-llama-cpp batches them.
+ * through, as ours ban <|im_end|>).
+ *
+ * It is driven in lockstep, as llama-server drives its slots: each step every
+ * busy sequence submits its next token (a new request its whole prompt) in the
+ * same tick, so node-llama-cpp decodes them in one batch, and the next step
+ * starts when all have their token. Left to `sequence.evaluate`, each
+ * sequence asks for its next token when its own sampling ends, the batches
+ * fragment, and c sequences decode about one at a time (measured: the same
+ * tokens/s at c32 as at c1).
  */
 import { existsSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -35,9 +42,11 @@ interface LlamaContext {
   getSequence(): LlamaSequence
   dispose(): Promise<void>
 }
+type Greedy = [token: number, options: { generateNext: { token: true; options: { temperature: 0 } } }]
 interface LlamaSequence {
   clearHistory(): Promise<void>
-  evaluate(tokens: number[], options: { temperature: 0; yieldEogToken: true }): AsyncGenerator<number, void, void>
+  /** Evaluates the tokens; the one marked `generateNext` yields the next token. */
+  controlledEvaluate(input: Array<number | Greedy>): Promise<Array<{ next?: { token?: number | null } } | undefined>>
 }
 
 export interface LlamaCppLoad {
@@ -71,37 +80,14 @@ export async function openLlamaCpp(module: NodeLlamaCpp, gguf: string, threads: 
   })
   const context = (sequences: number, contextSize: number) => model.createContext({ sequences, contextSize, batchSize: 512, threads: { ideal: threads, min: threads } })
 
-  /** Greedy tokens for `prompt` on a cleared sequence: when each token arrived, from the start. */
-  const answer = async (sequence: LlamaSequence, prompt: readonly number[], tokens: number) => {
-    await sequence.clearHistory()
-    const started = performance.now()
-    const at: number[] = []
-    for await (const token of sequence.evaluate([...prompt], { temperature: 0, yieldEogToken: true })) {
-      void token
-      at.push(performance.now() - started)
-      if (at.length >= tokens) break
-    }
-    return at
-  }
-
   return {
     async closedLoop(prompt, answerTokens, concurrency) {
       const ctx = await context(concurrency, prompt.length + answerTokens + 16)
       try {
         const sequences = Array.from({ length: concurrency }, () => ctx.getSequence())
-        await answer(sequences[0] as LlamaSequence, prompt, 4) // warm-up: first runs of every kernel
-        const total = Math.max(4, concurrency)
-        let next = 0
-        const samples: number[][] = []
+        await lockstep(sequences.slice(0, 1), prompt, 4, 1) // warm-up: first runs of every kernel
         const started = performance.now()
-        await Promise.all(
-          sequences.map(async (sequence) => {
-            while (next < total) {
-              next++
-              samples.push(await answer(sequence, prompt, answerTokens))
-            }
-          }),
-        )
+        const samples = await lockstep(sequences, prompt, answerTokens, Math.max(4, concurrency))
         const seconds = (performance.now() - started) / 1000
         const gaps = samples.flatMap((at) => at.slice(1).map((t, i) => t - (at[i] as number)))
         return {
@@ -120,7 +106,7 @@ export async function openLlamaCpp(module: NodeLlamaCpp, gguf: string, threads: 
       try {
         const sequence = ctx.getSequence()
         const ms: number[] = []
-        for (const prompt of prompts) ms.push(((await answer(sequence, prompt, 1))[0]) as number)
+        for (const prompt of prompts) ms.push((await lockstep([sequence], prompt, 1, 1))[0]?.[0] as number)
         return ms
       } finally {
         await ctx.dispose()
@@ -131,4 +117,47 @@ export async function openLlamaCpp(module: NodeLlamaCpp, gguf: string, threads: 
       await llama.dispose()
     },
   }
+}
+
+interface Answering {
+  sequence: LlamaSequence
+  /** What the next step evaluates: the prompt, then the last token. */
+  input: number[]
+  started: number
+  /** When each token arrived, ms from the request's start. */
+  at: number[]
+}
+
+/**
+ * `total` requests of `tokens` greedy tokens for `prompt`, on `sequences` at
+ * once, one batched decode per step; per request, when each token arrived.
+ */
+async function lockstep(sequences: readonly LlamaSequence[], prompt: readonly number[], tokens: number, total: number): Promise<number[][]> {
+  let begun = 0
+  const begin = async (sequence: LlamaSequence): Promise<Answering> => {
+    begun++
+    await sequence.clearHistory()
+    return { sequence, input: [...prompt], started: performance.now(), at: [] }
+  }
+  const greedy = (input: readonly number[]): Array<number | Greedy> => input.map((t, i) => (i === input.length - 1 ? [t, { generateNext: { token: true, options: { temperature: 0 } } }] : t))
+  const done: number[][] = []
+  let busy = await Promise.all(sequences.slice(0, total).map(begin))
+  while (busy.length > 0) {
+    // Every busy sequence submits in this tick: one batch.
+    const outs = await Promise.all(busy.map((a) => a.sequence.controlledEvaluate(greedy(a.input))))
+    const now = performance.now()
+    const next: Answering[] = []
+    for (const [i, a] of busy.entries()) {
+      const token = outs[i]?.at(-1)?.next?.token
+      if (token === undefined || token === null) throw new Error('llama.cpp returned no next token')
+      a.at.push(now - a.started)
+      if (a.at.length < tokens) next.push({ ...a, input: [token] })
+      else {
+        done.push(a.at)
+        if (begun < total) next.push(await begin(a.sequence))
+      }
+    }
+    busy = next
+  }
+  return done
 }
