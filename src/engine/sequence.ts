@@ -142,14 +142,15 @@ export class Sequence implements SlotChooser {
   accept(ids: readonly number[]): SequenceOutput {
     if (this.options.grammar !== undefined) return this.acceptImageBlock(ids)
     const tokenId = ids[0] as number
+    if (this.options.constraint?.accept(tokenId) === false) {
+      // Not part of the answer: the sequence ends here, in error.
+      this.finishReason = 'stop'
+      return { tokenIds: [], text: '', logprobs: undefined, finishReason: 'stop', failure: `the response format's grammar refused token ${tokenId}` }
+    }
     this.blocks.push(ids)
     this.generatedIds.push(tokenId)
     this.history.add(tokenId)
     const logprobs = this.logprobsFor(tokenId)
-    if (this.options.constraint?.accept(tokenId) === false) {
-      this.finishReason = 'stop'
-      return { tokenIds: [tokenId], text: '', logprobs, finishReason: 'stop', failure: `the response format's grammar refused token ${tokenId}` }
-    }
     const { im_end: imEnd } = this.model.config.special_tokens
     let text = ''
     let stoppedByString = false

@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GenerationError, type ChatMessage, type EngineClient, type Generation } from '../batching/client-types.js'
-import { fromGenerationError } from '../server/api-errors.js'
+import { ApiError, fromGenerationError } from '../server/api-errors.js'
 import { attachmentsOf, multipartBodyReader, type MultipartLimits } from '../server/multipart.js'
 import type { RequestStats } from '../server/request-log.js'
 import { SseWriter } from '../server/sse.js'
@@ -93,7 +93,11 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
       const messages = await resolveMessages(body.messages, sources, limits.maxImagesPerRequest)
       if (opts.logPrompts) request.stats.messages = loggable(messages)
       // The engine aborts the generation when `signal` does (the client left).
-      generation = await engineCall(() => engine.submit(toGenerateRequest(body, messages, limits, calling), { signal, ticket }))
+      generation = await engineCall(() => engine.submit(toGenerateRequest(body, messages, limits, calling), { signal, ticket })).catch((err: unknown) => {
+        // With tool calling the grammar is the tools' (tools.ts): name them, not response_format.
+        if (calling !== undefined && err instanceof ApiError && err.param === 'response_format') throw new ApiError(err.code, `Invalid 'tools': ${err.message}`, 'tools')
+        throw err
+      })
     } catch (err) {
       ticket.release()
       throw err

@@ -101,3 +101,13 @@ t.test('a schema the grammar engine cannot compile is RESPONSE_FORMAT_INVALID, a
   }
   t.equal(engine.size, 0)
 })
+
+t.test('a schema with a feature the grammar engine would not enforce is refused, naming it', async (t) => {
+  const engine = new Engine(model)
+  const error = await engine.constraintFor({ type: 'json_schema', schema: { type: 'object', properties: { tags: { type: 'array', items: { type: 'string' }, uniqueItems: true } } }, strict: true }).then(
+    () => undefined,
+    (err: unknown) => err,
+  )
+  t.equal((error as EngineError).code, 'RESPONSE_FORMAT_INVALID')
+  t.equal((error as EngineError).message, "the grammar engine cannot enforce 'uniqueItems' (at #/properties/tags)")
+})

@@ -95,8 +95,8 @@ t.test('what cannot be honoured is a 400 naming its parameter', async (t) => {
     { body: { ...ask, tool_choice: 'required', response_format: { type: 'json_object' } }, param: 'response_format', message: /cannot be combined with a required tool call/ },
     {
       body: { ...ask, tool_choice: 'required', tools: [{ type: 'function', function: { name: 'bad', parameters: { type: 'object', properties: { a: { type: 'no-such-type' } } } } }] },
-      param: 'response_format',
-      message: /Unsupported type "no-such-type"/,
+      param: 'tools',
+      message: /^Invalid 'tools': the JSON schema cannot be used for constrained decoding: Unsupported type "no-such-type"$/,
     },
   ]
   for (const c of cases) {

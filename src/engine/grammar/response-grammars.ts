@@ -15,8 +15,9 @@
  * are left out of the vocabulary too: XGrammar's string rule would let them
  * into strings, and JSON.parse refuses those.
  *
- * Each new schema is first tried on a throwaway instance (schema-probe.ts):
- * one XGrammar cannot convert aborts the instance it meets.
+ * A schema using a feature XGrammar would not enforce is refused
+ * (schema-features.ts); each new schema is then tried on a throwaway instance
+ * (schema-probe.ts): one XGrammar cannot convert aborts the instance it meets.
  */
 import type { KelixModel } from '../model.js'
 import { byteLevelString } from '../text/byte-level.js'
@@ -24,6 +25,8 @@ import type { TextTokenizer } from '../text/tokenizer.js'
 import type { ResponseFormat } from '../types.js'
 import { TEXT_PART, vocabPartRange } from '../vocab-parts.js'
 import { TokenConstraint } from './token-constraint.js'
+import { EngineError } from '../errors.js'
+import { unenforcedFeature } from './schema-features.js'
 import { SchemaProbe } from './schema-probe.js'
 import { loadXGrammar, type XCompiledGrammar, type XGrammar, type XGrammarCompiler } from './xgrammar.js'
 
@@ -73,6 +76,8 @@ export class ResponseGrammars {
   }
 
   private async compile(format: ResponseFormat): Promise<XCompiledGrammar> {
+    const unenforced = format.type === 'json_schema' ? unenforcedFeature(format.schema) : undefined
+    if (unenforced !== undefined) throw new EngineError('RESPONSE_FORMAT_INVALID', `the grammar engine cannot enforce ${unenforced}`)
     const schema = JSON.stringify(format.type === 'json_object' ? { type: 'object' } : format.schema)
     const strict = format.type === 'json_schema' && format.strict
     await this.probe.check(schema, strict)
