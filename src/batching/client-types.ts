@@ -10,12 +10,18 @@
  * streamed: queue full, draining, bad image, context overflow. Only a failure
  * after that (the engine died) arrives as an `error` event.
  */
-import type { ChatMessage, FinishReason, ResponseFormat, SamplingParams, TokenLogprob } from '../engine/types.js'
+import type { ChatMessage, EchoedPrompt, FinishReason, ResponseFormat, SamplingParams, TokenLogprob } from '../engine/types.js'
 
-export type { ChatMessage, ContentPart, FinishReason, ImageDetail, ImageInput, ResponseFormat, SamplingParams, TokenLogprob } from '../engine/types.js'
+export type { ChatMessage, ContentPart, EchoedPrompt, EchoedToken, FinishReason, ImageDetail, ImageInput, ResponseFormat, SamplingParams, TokenLogprob } from '../engine/types.js'
+
+/** A completions prompt: text tokenized as it is (no chat template), or token ids. */
+export type PlainPrompt = { text: string } | { ids: number[] }
 
 export interface GenerateRequest {
+  /** Chat turns, rendered with the model's template; ignored when `prompt` is given. */
   messages: ChatMessage[]
+  /** The prompt as it is (completions). */
+  prompt?: PlainPrompt
   /** Choices to generate from the one prompt. */
   n: number
   sampling: SamplingParams
@@ -33,6 +39,8 @@ export interface GenerateRequest {
   timeoutMs?: number
   /** Every choice constrained to this format, token by token. */
   responseFormat?: ResponseFormat
+  /** Report the prompt back (a `prompt` event), with this many alternatives per token when `logprobs` is set. */
+  echo?: { logprobs: number | undefined }
 }
 
 export interface Usage {
@@ -57,6 +65,8 @@ export interface RequestTimings {
 export type GenerationEvent =
   | { type: 'delta'; choice: number; text: string; tokenIds: number[]; logprobs: TokenLogprob[] | undefined }
   | { type: 'finish'; choice: number; reason: FinishReason }
+  /** The prompt, when `echo` asked for it: before any delta. */
+  | ({ type: 'prompt' } & EchoedPrompt)
   | { type: 'done'; usage: Usage; timings: RequestTimings }
   | { type: 'error'; code: GenerationErrorCode; message: string }
 

@@ -273,7 +273,7 @@ class WorkerEngineClient implements LocalEngineClient {
 
   /** Prompt blocks before the prompt exists: text at ~3 bytes a token, images at their largest. */
   private estimateTokens(request: GenerateRequest): number {
-    let textBytes = 0
+    let textBytes = request.prompt === undefined ? 0 : 'text' in request.prompt ? request.prompt.text.length : 3 * request.prompt.ids.length
     let images = 0
     for (const m of request.messages) {
       if (typeof m.content === 'string') textBytes += m.content.length

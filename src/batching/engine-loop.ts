@@ -23,6 +23,7 @@ const ERROR_CODES: Partial<Record<EngineErrorCode, GenerationErrorCode>> = {
   IMAGE_TOO_LARGE: 'image_too_large',
   PROMPT_TEMPLATE_FAILED: 'invalid_prompt',
   PROMPT_IMAGE_MISMATCH: 'invalid_prompt',
+  PROMPT_TOKENS_INVALID: 'invalid_prompt',
   CONTEXT_LENGTH_EXCEEDED: 'context_length_exceeded',
   INVALID_SAMPLING: 'invalid_sampling',
   RESPONSE_FORMAT_INVALID: 'invalid_response_format',
@@ -75,7 +76,7 @@ export class EngineLoop {
     let constraints: Array<TokenConstraint | undefined> = []
     try {
       validateSamplingParams(request.sampling)
-      const prompt = await this.engine.preparePrompt(request.messages, { addGenerationPrompt: true })
+      const prompt = request.prompt === undefined ? await this.engine.preparePrompt(request.messages, { addGenerationPrompt: true }) : this.engine.preparePlainPrompt(request.prompt)
       const promptTokens = prompt.blocks.length
       const maxNewTokens = this.maxNewTokens(request, promptTokens, prompt.imagePositions)
       const promptFrom = this.promptSource(reqId, promptTokens)
@@ -85,7 +86,9 @@ export class EngineLoop {
         const sampling = request.sampling.seed === undefined ? request.sampling : { ...request.sampling, seed: request.sampling.seed + choice }
         const constraint = constraints[choice]
         constraints[choice] = undefined // the engine owns it from here, also when `add` throws
-        this.engine.add(seqId(reqId, choice), prompt, { sampling, maxNewTokens, stop: request.stop, stopTokenIds: [], ...(constraint === undefined ? {} : { constraint }) })
+        // The prompt is reported once, by the first choice.
+        const echo = choice === 0 && request.echo !== undefined ? { echo: request.echo } : {}
+        this.engine.add(seqId(reqId, choice), prompt, { sampling, maxNewTokens, stop: request.stop, stopTokenIds: [], ...(constraint === undefined ? {} : { constraint }), ...echo })
         this.schedule(seqId(reqId, choice), promptTokens, maxNewTokens, arrivalTime, request, choice === 0 ? undefined : promptFrom)
       }
       this.requests.set(reqId, request.n)
@@ -165,7 +168,8 @@ export class EngineLoop {
       throw new EngineError('CONTEXT_LENGTH_EXCEEDED', `The prompt has ${promptTokens} tokens (${imagePositions} of them image positions); this server accepts at most ${request.maxPromptTokens}. Please reduce the length of the messages.`)
     }
     const maxNewTokens = request.maxNewTokens ?? Math.min(context - promptTokens, request.maxNewTokensLimit ?? Number.POSITIVE_INFINITY)
-    if (promptTokens + maxNewTokens > context || maxNewTokens < 1) {
+    // 0 only when asked for (a prompt to score): a prompt that fills the context leaves no room for a default.
+    if (promptTokens + maxNewTokens > context || maxNewTokens < (request.maxNewTokens === 0 ? 0 : 1)) {
       throw new EngineError(
         'CONTEXT_LENGTH_EXCEEDED',
         `This model's maximum context length is ${context} tokens. However, you requested ${promptTokens + Math.max(1, maxNewTokens)} tokens (${promptTokens} in the messages, ${Math.max(1, maxNewTokens)} in the completion). Please reduce the length of the messages or completion.`,
@@ -279,7 +283,7 @@ export class EngineLoop {
       }
       if (out !== undefined && (out.tokenIds.length > 0 || reason !== undefined)) {
         const { reqId, choice } = parseSeqId(s.id)
-        updates.push({ reqId, choice, text: out.text, tokenIds: out.tokenIds, logprobs: out.logprobs, finishReason: reason })
+        updates.push({ reqId, choice, text: out.text, tokenIds: out.tokenIds, logprobs: out.logprobs, finishReason: reason, ...(out.prompt === undefined ? {} : { prompt: out.prompt }) })
       }
       if (reason !== undefined) this.release(s.id)
     }

@@ -8,7 +8,7 @@
  *   host ──abort / drain / shutdown──► worker
  */
 import type { GenerateRequest, GenerationErrorCode, ImageCapabilities, ImageRequest, StepRecord } from './client-types.js'
-import type { FinishReason, TokenLogprob } from '../engine/types.js'
+import type { EchoedPrompt, FinishReason, TokenLogprob } from '../engine/types.js'
 
 /** What the API layer needs to know about the loaded model. */
 export interface ModelInfo {
@@ -70,6 +70,8 @@ export interface SequenceUpdate {
   logprobs: TokenLogprob[] | undefined
   /** Set once, when the sequence ends. */
   finishReason: FinishReason | 'abort' | 'error' | 'timeout' | undefined
+  /** The prompt, reported once it is computed, for a request with `echo`. */
+  prompt?: EchoedPrompt
 }
 
 export type WorkerToHost =

@@ -53,6 +53,7 @@ export class RequestState extends TrackedRequest {
 
   update(update: SequenceUpdate): void {
     const now = performance.now()
+    if (update.prompt !== undefined) this.queue.push({ type: 'prompt', text: update.prompt.text, logprobs: update.prompt.logprobs })
     if (update.tokenIds.length > 0) {
       this.completionTokens += update.tokenIds.length
       this.firstTokenAt ??= now

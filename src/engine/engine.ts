@@ -24,10 +24,12 @@ import { writeImageBlocks } from './prompt/image-blocks.js'
 import { imageGrammar, type GrammarItem } from './prompt/image-grammar.js'
 import { ResponseGrammars } from './grammar/response-grammars.js'
 import type { TokenConstraint } from './grammar/token-constraint.js'
+import { promptLogprobs } from './prompt-logprobs.js'
+import { TEXT_PART, vocabPartRange } from './vocab-parts.js'
 import { Sequence, type SequenceOptions, type SequenceOutput } from './sequence.js'
 import { renderPrompt } from './text/chat-prompt.js'
 import { TextTokenizer } from './text/tokenizer.js'
-import type { ChatMessage, ResponseFormat } from './types.js'
+import type { ChatMessage, EchoedPrompt, ResponseFormat } from './types.js'
 
 export interface EngineOptions {
   /** Largest decoded image, in pixels, checked before decoding. Default 50 megapixels. */
@@ -126,6 +128,24 @@ export class Engine {
     return { blocks, imagePositions, images }
   }
 
+  /**
+   * A completions prompt as it is: text tokenized with special-token strings
+   * matched (as Hugging Face tokenizers do by default), or token ids, each a
+   * text id. One block per token. PROMPT_TOKENS_INVALID for an empty prompt
+   * or an id outside the text vocabulary.
+   */
+  preparePlainPrompt(prompt: { text: string } | { ids: readonly number[] }): PreparedPrompt {
+    const ids = 'text' in prompt ? this.tokenizer.encode(prompt.text) : prompt.ids
+    const [lo, hi] = vocabPartRange(this.model.config, TEXT_PART)
+    if (ids.length === 0) throw new EngineError('PROMPT_TOKENS_INVALID', 'the prompt is empty')
+    const bad = ids.findIndex((id) => !Number.isInteger(id) || id < lo || id >= hi)
+    if (bad >= 0) throw new EngineError('PROMPT_TOKENS_INVALID', `prompt token ${bad} is ${ids[bad]}, not a text token id (0 to ${hi - 1})`)
+    const { block_size: blockSize, special_tokens: special } = this.model.config
+    const blocks = new BlockBuffer(blockSize, special.eob, ids.length)
+    for (const id of ids) blocks.push([id])
+    return { blocks, imagePositions: 0, images: [] }
+  }
+
   /** Registers a sequence over its own copy of the prompt; nothing runs until a step plans it. */
   add(id: string, prompt: PreparedPrompt, options: SequenceOptions): void {
     try {
@@ -189,40 +209,62 @@ export class Engine {
     // The LLM call starts first; the grammar masks of the rows that sample this step are computed while it runs.
     const llm = this.runLlm(rows)
     await this.prepareMasks(rows)
-    const { due, finishing } = await llm
+    const { due: ready, finishing, scoring } = await llm
     for (const row of rows) this.rememberPrompt(this.sequences.get(row.seqId) as Sequence)
+    for (const s of scoring) s.seq.promptLogprobs.push(...(await promptLogprobs(this.model, this.tokenizer, s.states, s.nextIds, s.seq.options.echo?.logprobs ?? 0)))
     this.timings.llmMs += performance.now() - llmStart
     this.timings.steps++
     const outputs = new Map<string, StepOutput>()
     for (const p of plan) outputs.set(p.id, { tokenIds: [], text: '', logprobs: undefined, finishReason: undefined, sampled: false })
     for (const seq of finishing) outputs.set(seq.id, { ...seq.finishImage(), sampled: false })
+    const prompts = new Map(ready.filter((d) => d.seq.options.echo !== undefined && !d.seq.promptReported).map((d) => [d.seq.id, this.echoed(d.seq)]))
+    // max_tokens 0: the prompt alone (scored), nothing sampled.
+    for (const { seq } of ready.filter((d) => d.seq.options.maxNewTokens === 0)) {
+      seq.finishReason = 'length'
+      outputs.set(seq.id, { tokenIds: [], text: '', logprobs: undefined, finishReason: 'length', sampled: false, ...withPrompt(prompts.get(seq.id)) })
+    }
+    const due = ready.filter((d) => d.seq.options.maxNewTokens > 0)
     if (due.length > 0) {
       const hidden = this.model.config.llm.hidden_size
       const states = new Float32Array(due.length * hidden)
       due.forEach((d, i) => states.set(d.hidden, i * hidden))
       const blocks = await decodeBlocks(this.model, states, due.map((d) => d.seq), this.timings)
-      due.forEach((d, i) => outputs.set(d.seq.id, { ...d.seq.accept(blocks[i] as number[]), sampled: true }))
+      due.forEach((d, i) => outputs.set(d.seq.id, { ...d.seq.accept(blocks[i] as number[]), sampled: true, ...withPrompt(prompts.get(d.seq.id)) }))
     }
     return outputs
   }
 
+  /** The prompt as `echo` reports it, marked as reported. */
+  private echoed(seq: Sequence): EchoedPrompt {
+    seq.promptReported = true
+    const ids = Array.from({ length: seq.promptLength }, (_, i) => seq.blocks.firstId(i))
+    if (seq.options.echo?.logprobs === undefined) return { text: this.tokenizer.decode(ids), logprobs: undefined }
+    const first = ids[0] as number
+    const head = { id: first, text: this.tokenizer.tokenText(first), bytes: [...this.tokenizer.tokenBytes(first)], logprob: null, top: [] }
+    return { text: this.tokenizer.decode(ids), logprobs: [head, ...seq.promptLogprobs] }
+  }
+
   /** decoder.onnx over the rows' new blocks: decodes, then prefill chunks, in separate calls. */
-  private async runLlm(rows: readonly DecoderRow[]): Promise<{ due: Array<{ seq: Sequence; hidden: Float32Array }>; finishing: Sequence[] }> {
+  private async runLlm(rows: readonly DecoderRow[]): Promise<{ due: Array<{ seq: Sequence; hidden: Float32Array }>; finishing: Sequence[]; scoring: PromptScoring[] }> {
     const due: Array<{ seq: Sequence; hidden: Float32Array }> = []
     const finishing: Sequence[] = []
+    const scoring: PromptScoring[] = []
     const hidden = this.model.config.llm.hidden_size
     for (const group of [rows.filter((r) => r.newSlots === 1), rows.filter((r) => r.newSlots > 1)]) {
       if (group.length === 0) continue
       const { rows: ordered, lastHidden, states, seq: width } = await runDecoder(this.model, this.kv, group)
       ordered.forEach((row, r) => {
         const seq = this.sequences.get(row.seqId) as Sequence
-        seq.captureStates(seq.numComputed, states.subarray(r * width * hidden, (r * width + row.newSlots) * hidden), row.newSlots)
+        const rowStates = states.subarray(r * width * hidden, (r * width + row.newSlots) * hidden)
+        seq.captureStates(seq.numComputed, rowStates, row.newSlots)
+        const scored = promptPositionsToScore(seq, row.newSlots)
+        if (scored !== undefined) scoring.push({ seq, states: rowStates.slice((scored.from - seq.numComputed) * hidden, (scored.to - seq.numComputed) * hidden), nextIds: scored.nextIds })
         seq.numComputed += row.newSlots
         if (seq.caughtUp && seq.awaitingFinalCompute) finishing.push(seq)
         else if (seq.caughtUp) due.push({ seq, hidden: lastHidden.subarray(r * hidden, (r + 1) * hidden) })
       })
     }
-    return { due, finishing }
+    return { due, finishing, scoring }
   }
 
   /** The grammar masks of constrained rows that will sample this step (their blocks all computed after it). */
@@ -261,7 +303,8 @@ export class Engine {
    */
   prefixHit(id: string): number {
     const seq = this.sequences.get(id)
-    if (seq === undefined || seq.numComputed > 0) return 0
+    // A scored prompt needs every position's hidden state: none may come from the cache.
+    if (seq === undefined || seq.numComputed > 0 || seq.options.echo?.logprobs !== undefined) return 0
     const hit = this.canReusePrompt(seq.promptLength) ? this.kv.prefixHit(seq.blocks.view(0, seq.promptLength - 1)) : 0
     this.prefixStats.queriedPositions += seq.promptLength
     this.prefixStats.reusedPositions += hit
@@ -294,3 +337,28 @@ export class Engine {
     seq.rememberedPromptBlocks = whole
   }
 }
+
+/** Prompt positions computed in a step whose next-token logprobs are still to be found. */
+interface PromptScoring {
+  seq: Sequence
+  /** Hidden states of the positions, in order. */
+  states: Float32Array
+  /** The prompt token after each position. */
+  nextIds: number[]
+}
+
+/**
+ * Of the `newSlots` positions a sequence computes from `numComputed`, those
+ * whose next token is a prompt token and not yet scored (a preempted prompt is
+ * computed again, and scored once).
+ */
+function promptPositionsToScore(seq: Sequence, newSlots: number): { from: number; to: number; nextIds: number[] } | undefined {
+  if (seq.options.echo?.logprobs === undefined) return undefined
+  const from = Math.max(seq.numComputed, seq.promptLogprobs.length)
+  const to = Math.min(seq.numComputed + newSlots, seq.promptLength - 1)
+  if (from >= to) return undefined
+  return { from, to, nextIds: Array.from({ length: to - from }, (_, i) => seq.blocks.firstId(from + i + 1)) }
+}
+
+/** The echoed prompt as an output field, when there is one. */
+const withPrompt = (prompt: EchoedPrompt | undefined) => (prompt === undefined ? {} : { prompt })

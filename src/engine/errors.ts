@@ -15,6 +15,7 @@ export const ENGINE_ERRORS = {
   IMAGE_TOO_LARGE: 'the image has more pixels than the limit allows',
   PROMPT_TEMPLATE_FAILED: 'the chat template could not be rendered',
   PROMPT_IMAGE_MISMATCH: 'the rendered prompt and the images do not match',
+  PROMPT_TOKENS_INVALID: 'a completions prompt is empty or has an id outside the text vocabulary',
   CONTEXT_LENGTH_EXCEEDED: 'the prompt and the requested tokens do not fit the context',
   INVALID_SAMPLING: 'a sampling parameter is out of range',
   IMAGE_GENERATION_UNSUPPORTED: 'the model has no image decoder (a chat-only export)',

@@ -6,7 +6,7 @@
  */
 import type { Engine, PreparedPrompt } from './engine.js'
 import type { SequenceOptions } from './sequence.js'
-import type { FinishReason, TokenLogprob } from './types.js'
+import type { EchoedPrompt, FinishReason, TokenLogprob } from './types.js'
 
 export interface OfflineRequest {
   id: string
@@ -20,6 +20,8 @@ export interface OfflineResult {
   logprobs: TokenLogprob[]
   finishReason: FinishReason
   steps: number
+  /** The prompt, when `echo` asked for it. */
+  prompt?: EchoedPrompt
 }
 
 export async function generateAll(engine: Engine, requests: readonly OfflineRequest[], opts: { chunk?: number } = {}): Promise<Map<string, OfflineResult>> {
@@ -46,6 +48,7 @@ export async function generateAll(engine: Engine, requests: readonly OfflineRequ
         result.text += out.text
         if (out.logprobs !== undefined) result.logprobs.push(...out.logprobs)
         if (out.finishReason !== undefined) result.finishReason = out.finishReason
+        if (out.prompt !== undefined) result.prompt = out.prompt
       }
       running = running.filter((id) => outputs.get(id)?.finishReason === undefined)
       for (const id of outputs.keys()) if (!running.includes(id)) engine.release(id)

@@ -15,7 +15,7 @@ import { rngForSeed, Sampler, TokenHistory, type Rng, type SampleResult } from '
 import { IncrementalDetokenizer } from './text/incremental-detokenizer.js'
 import { StopStringMatcher } from './text/stop-strings.js'
 import type { TextTokenizer } from './text/tokenizer.js'
-import type { FinishReason, SamplingParams, TokenLogprob } from './types.js'
+import type { EchoedPrompt, FinishReason, SamplingParams, TokenLogprob } from './types.js'
 
 export interface SequenceOptions {
   sampling: SamplingParams
@@ -29,7 +29,14 @@ export interface SequenceOptions {
   grammar?: readonly GrammarItem[]
   /** Chat answers in a response format: the text ids the grammar allows, step by step (the sequence disposes of it). */
   constraint?: TokenConstraint
+  /**
+   * Report the prompt back once it is computed (completions' `echo`), with
+   * its tokens' logprobs and this many alternatives each when `logprobs` is
+   * set. Its positions are then all computed, none taken from the prefix cache.
+   */
+  echo?: { logprobs: number | undefined }
 }
+
 
 /** Last-layer hidden states of an image span, one row per position from `start`. */
 export interface SpanCapture {
@@ -47,6 +54,8 @@ export interface SequenceOutput {
   finishReason: FinishReason | undefined
   /** Why the sequence ended in error instead (its response grammar allowed nothing further). */
   failure?: string
+  /** The prompt, reported once it is computed, when `echo` asked for it. */
+  prompt?: EchoedPrompt
 }
 
 export class Sequence implements SlotChooser {
@@ -68,6 +77,10 @@ export class Sequence implements SlotChooser {
   readonly capture: SpanCapture | undefined
   /** Image generation: the grammar is complete; the last block still needs one forward pass for its hidden state. */
   awaitingFinalCompute = false
+  /** Logprobs of prompt tokens 1, 2, … as their positions are computed (echo with logprobs). */
+  readonly promptLogprobs: TokenLogprob[] = []
+  /** The echoed prompt went out (it goes once, also after a preemption). */
+  promptReported = false
 
   constructor(
     readonly id: string,

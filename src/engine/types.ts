@@ -66,6 +66,15 @@ export interface TokenLogprob {
 
 export type FinishReason = 'stop' | 'length'
 
+/** One prompt token as reported back: its logprob is null for the first token (nothing precedes it). */
+export type EchoedToken = Omit<TokenLogprob, 'logprob'> & { logprob: number | null }
+
+/** The prompt as reported back (completions' `echo`): its text, and per token its logprob when asked for. */
+export interface EchoedPrompt {
+  text: string
+  logprobs: EchoedToken[] | undefined
+}
+
 /**
  * What a chat answer must be, enforced token by token (src/engine/grammar):
  * any JSON object, or JSON that validates against `schema`. `strict` refuses

@@ -6,12 +6,12 @@
  * final error event.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { GenerationError, type ChatMessage, type EngineClient, type Generation } from '../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../server/api-errors.js'
+import type { ChatMessage, EngineClient, Generation } from '../batching/client-types.js'
+import { ApiError } from '../server/api-errors.js'
 import { attachmentsOf, multipartBodyReader, type MultipartLimits } from '../server/multipart.js'
-import type { RequestStats } from '../server/request-log.js'
 import { SseWriter } from '../server/sse.js'
 import { strictValidatorCompiler } from '../server/validation.js'
+import { clientGoneSignal, engineCall, noteModel, recordTimings } from './generation-call.js'
 import type { RemoteImageSource } from './chat/images.js'
 import { collectChoices, writeStream } from './chat/output.js'
 import { checkModel, checkRequest, promptEstimate, resolveMessages, toGenerateRequest, type ModelNames, type RequestLimits } from './chat/request.js'
@@ -38,45 +38,12 @@ const routeSchema = {
   response: { 200: chatCompletionSchema, '4XX': errorSchema, '5XX': errorSchema },
 }
 
-/** Aborts when the client goes away before the response is complete. */
-function clientGoneSignal(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController()
-  const res = reply.raw
-  if (res.destroyed) controller.abort()
-  else res.once('close', () => res.writableFinished || controller.abort())
-  return controller.signal
-}
-
-/** Runs an engine call, turning its typed refusal into the API error. */
-async function engineCall<T>(call: () => Promise<T> | T): Promise<T> {
-  try {
-    return await call()
-  } catch (err) {
-    if (err instanceof GenerationError) throw fromGenerationError(err)
-    throw err
-  }
-}
-
 /** Messages for the log: text as is, images as their size. */
 function loggable(messages: readonly ChatMessage[]): unknown {
   return messages.map((m) => ({
     role: m.role,
     content: typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'text' ? p.text : { image_bytes: p.image.bytes.length })),
   }))
-}
-
-function recordTimings(stats: RequestStats, outcome: { usage?: { completionTokens: number } | undefined; timings?: { queueMs: number; firstTokenMs: number | undefined } | undefined }): void {
-  if (outcome.usage !== undefined) stats.completionTokens = outcome.usage.completionTokens
-  if (outcome.timings !== undefined) {
-    stats.queueMs = Math.round(outcome.timings.queueMs)
-    if (outcome.timings.firstTokenMs !== undefined) stats.ttftMs = Math.round(outcome.timings.firstTokenMs)
-  }
-}
-
-/** The model on the log line, also for requests that fail validation. */
-async function noteModel(request: FastifyRequest): Promise<void> {
-  const model = (request.body as { model?: unknown } | undefined)?.model
-  if (typeof model === 'string') request.stats.model = model.slice(0, 200)
 }
 
 export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRouteOptions): Promise<void> {

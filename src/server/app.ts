@@ -10,6 +10,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { EngineClient } from '../batching/client-types.js'
 import { chatCompletionRoutes } from '../routes/chat-completions.js'
+import { completionRoutes } from '../routes/completions.js'
 import type { RemoteImageSource } from '../routes/chat/images.js'
 import { healthRoutes } from '../routes/health.js'
 import { imageGenerationRoutes } from '../routes/images-generations.js'
@@ -121,6 +122,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     remoteImages: options.remoteImages ?? remoteFetcher(config),
     sseHeartbeatMs: config.sseHeartbeatMs,
     logPrompts: config.logPrompts,
+  })
+  await app.register(completionRoutes, {
+    engine,
+    model: { id: model.id, aliases: model.aliases, systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}` },
+    limits: config,
+    sseHeartbeatMs: config.sseHeartbeatMs,
   })
   await app.register(imageGenerationRoutes, {
     engine,

@@ -277,7 +277,8 @@ export class Scheduler {
   private apply({ seq, delta, sampled, finished }: CheckedResult): boolean {
     seq.numComputed += delta
     if (sampled) seq.numTokens += 1
-    const reason = finished ?? (seq.numTokens - seq.promptLength >= seq.maxNewTokens ? 'length' : undefined)
+    // With no tokens to generate the engine ends the sequence once its prompt is computed.
+    const reason = finished ?? (seq.maxNewTokens > 0 && seq.numTokens - seq.promptLength >= seq.maxNewTokens ? 'length' : undefined)
     if (reason === undefined) return false
     this.finish(seq, reason)
     return true

@@ -59,8 +59,8 @@ export function newSequence(req: SchedulerRequest, order: number, maxModelLength
   if (!Number.isInteger(req.promptLength) || req.promptLength < 1) {
     throw new SchedulerError('INVALID_REQUEST', `${where}: promptLength must be an integer >= 1, got ${req.promptLength}`)
   }
-  if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 1) {
-    throw new SchedulerError('INVALID_REQUEST', `${where}: maxNewTokens must be an integer >= 1, got ${req.maxNewTokens}`)
+  if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 0) {
+    throw new SchedulerError('INVALID_REQUEST', `${where}: maxNewTokens must be an integer >= 0, got ${req.maxNewTokens}`)
   }
   if (req.promptLength + req.maxNewTokens > maxModelLength) {
     throw new SchedulerError('INVALID_REQUEST', `${where}: promptLength + maxNewTokens exceeds maxModelLength (${maxModelLength})`)

@@ -58,7 +58,7 @@ export interface SchedulerRequest {
   id: string
   /** Prompt blocks, at least 1. */
   promptLength: number
-  /** Blocks to generate at most, at least 1; `promptLength + maxNewTokens <= maxModelLength`. */
+  /** Blocks to generate at most; `promptLength + maxNewTokens <= maxModelLength`. 0: the prompt alone (scored), the engine ends it. */
   maxNewTokens: number
   /** Higher runs first. Default 0. */
   priority?: number

@@ -16,7 +16,7 @@ import ort from 'onnxruntime-node'
 import { EngineError } from '../errors.js'
 import { MODEL_FILES } from '../graph-signatures.js'
 import type { KelixModel } from '../model.js'
-import { vocabPartRange, type VocabPart } from '../vocab-parts.js'
+import { TEXT_PART, vocabPartRange, type VocabPart } from '../vocab-parts.js'
 
 /** One row's logits over a vocabulary part: `values[i]` is the logit of id `firstId + i`. */
 export interface PartLogits {
@@ -75,6 +75,25 @@ export async function decodeBlocks(model: KelixModel, lastHidden: Float32Array, 
     active = active.filter((row) => going.has(row))
   }
   return chosen
+}
+
+/** Hidden states per call when scoring: one text-part logits row is 151,936 floats at Kelix's size. */
+const SCORE_ROWS = 64
+
+/**
+ * What the model predicts as the next text token after each of `count`
+ * hidden states (slot 0 of a new block, the text part): `each(a, logits)` is
+ * called per state in order, with a view it may modify.
+ */
+export async function nextTextLogits(model: KelixModel, states: Float32Array, count: number, each: (a: number, logits: PartLogits) => void): Promise<void> {
+  const hidden = model.config.llm.hidden_size
+  const part: CallPart = model.blockDecoderHasParts ? TEXT_PART : 'whole'
+  const text = vocabPartRange(model.config, TEXT_PART)
+  for (let from = 0; from < count; from += SCORE_ROWS) {
+    const rows = Array.from({ length: Math.min(SCORE_ROWS, count - from) }, (_, a) => ({ hidden: states.subarray((from + a) * hidden, (from + a + 1) * hidden), chosen: [] }))
+    const logits = await runSlot(model, part, 0, rows)
+    rows.forEach((_, a) => each(from + a, logits.row(a, text)))
+  }
 }
 
 /** Rows grouped by call: one call per part the rows want, or a single whole-vocabulary call for a graph without `vocab_part`. */

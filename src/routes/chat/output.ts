@@ -51,7 +51,7 @@ export async function collectChoices(generation: Generation, n: number, withLogp
       if (choice !== undefined) choice.finishReason = event.reason
     } else if (event.type === 'done') {
       return { choices, usage: event.usage, timings: event.timings }
-    } else {
+    } else if (event.type !== 'prompt') {
       throw fromGenerationError(event)
     }
   }
@@ -91,7 +91,7 @@ export async function writeStream(generation: Generation, n: number, writer: Sse
       outcome.timings = event.timings
       if (includeUsage) await writer.send(chunks.usage(event.usage))
       break
-    } else {
+    } else if (event.type !== 'prompt') {
       const error = fromGenerationError(event)
       outcome.errorCode = error.code
       await writer.send(error.toBody())
