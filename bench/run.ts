@@ -23,7 +23,8 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { UsageError } from '../src/cli/command.js'
+import { parseFlags } from '../src/cli/flags.js'
 import { benchConvert, printConvertBench } from './convert-bench.js'
 import { benchGrammar } from './grammar-bench.js'
 import { benchPreset, printPresetBench } from './preset-bench.js'
@@ -37,25 +38,38 @@ import { benchSampling, VOCAB } from './sampling-bench.js'
 import { benchServe } from './serve-bench.js'
 import { formatTable } from './table.js'
 
-const { values } = parseArgs({
-  options: {
-    mode: { type: 'string', default: 'all' },
-    quick: { type: 'boolean', default: false },
-    rounds: { type: 'string' },
-    layers: { type: 'string' },
-    preset: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    dir: { type: 'string' },
-    'cpu-prof': { type: 'boolean', default: false },
-    'no-real': { type: 'boolean', default: false },
-    'no-llama-cpp': { type: 'boolean', default: false },
-    'model-dir': { type: 'string' },
-  },
-})
+const OPTIONS = {
+  mode: { type: 'string', default: 'all' },
+  quick: { type: 'boolean', default: false },
+  rounds: { type: 'string' },
+  layers: { type: 'string' },
+  preset: { type: 'string' },
+  keep: { type: 'boolean', default: false },
+  dir: { type: 'string' },
+  'cpu-prof': { type: 'boolean', default: false },
+  'no-real': { type: 'boolean', default: false },
+  'no-llama-cpp': { type: 'boolean', default: false },
+  'model-dir': { type: 'string' },
+} as const
+
+/** A bad command line is one line and exit 2, as the kelix-serve CLI reports it. */
+function usage(message: string): never {
+  console.error(`bench: ${message}`)
+  process.exit(2)
+}
+
+const values = (() => {
+  try {
+    return parseFlags(process.argv.slice(2), OPTIONS)
+  } catch (err) {
+    if (err instanceof UsageError) usage(err.message)
+    throw err
+  }
+})()
 const mode = values.mode ?? 'all'
-if (!['engine', 'serve', 'all', 'convert', 'image', 'sampling', 'grammar'].includes(mode)) throw new Error(`--mode must be engine, serve, all, convert, image, sampling or grammar, got ${mode}`)
+if (!['engine', 'serve', 'all', 'convert', 'image', 'sampling', 'grammar'].includes(mode)) usage(`--mode must be engine, serve, all, convert, image, sampling or grammar, got ${mode}`)
 const preset = values.preset
-if (preset !== undefined && preset !== 'small' && preset !== 'full') throw new Error(`--preset must be small or full, got ${preset}`)
+if (preset !== undefined && preset !== 'small' && preset !== 'full') usage(`--preset must be small or full, got ${preset}`)
 const layers = values.layers === undefined ? undefined : Number(values.layers)
 
 // The convert and sampling modes and the presets do not need the tiny model.
@@ -67,7 +81,7 @@ await mkdir(new URL('./results/', import.meta.url), { recursive: true })
 const write = (name: string, result: object) => writeFile(new URL(`./results/${name}.json`, import.meta.url), `${JSON.stringify({ ...machine, ...result }, null, 2)}\n`)
 
 if (preset !== undefined) {
-  if (layers !== undefined && (!Number.isInteger(layers) || layers < 1)) throw new Error(`--layers must be a positive integer, got ${values.layers}`)
+  if (layers !== undefined && (!Number.isInteger(layers) || layers < 1)) usage(`--layers must be a positive integer, got ${values.layers}`)
   // The server's thread count: the step timings and the served numbers then describe the same engine.
   const threads = Number(process.env.KELIX_INTRA_OP_THREADS ?? defaultIntraOpThreads())
   const outcome = await benchPreset({ preset, quick: values.quick ?? false, keep: values.keep ?? false, dir: values.dir ?? tmpdir(), threads, llamaCpp: !(values['no-llama-cpp'] ?? false), ...(layers === undefined ? {} : { layers }) })
@@ -169,7 +183,7 @@ if ((mode === 'serve' || mode === 'all') && model !== undefined) {
   const threads = Number(process.env.KELIX_INTRA_OP_THREADS ?? defaultIntraOpThreads())
   const serverLikeModel = await loadModel(DEFAULT_MODEL_DIR, { intraOpThreads: threads })
   const rounds = Number(values.rounds ?? (values.quick ? 2 : 7))
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${values.rounds}`)
+  if (!Number.isInteger(rounds) || rounds < 1) usage(`--rounds must be a positive integer, got ${values.rounds}`)
   const result = await benchServe(serverLikeModel, await patternPng(224, 224, 1), { quick: values.quick, rounds })
   await serverLikeModel.dispose()
   console.log(`(server and raw engine: ${threads} intra-op thread(s) per operator)`)

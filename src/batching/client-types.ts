@@ -150,6 +150,10 @@ export interface EngineClient {
    * caller's arrays are detached afterwards.
    */
   submit(request: GenerateRequest, opts?: { signal?: AbortSignal; ticket?: AdmissionTicket }): Promise<Generation>
+  /** The prompt's positions as the engine lays them out; a bad prompt is the GenerationError `submit` would give. */
+  tokenize(input: TokenizeInput): Promise<Tokenized>
+  /** Text token ids back to text; an id outside the text vocabulary is `invalid_prompt`. */
+  detokenize(ids: number[]): Promise<string>
   /** Model loaded, engine loop alive (fresh heartbeat), not draining. */
   ready(): boolean
   /** The served model's context length in positions. */
@@ -158,6 +162,16 @@ export interface EngineClient {
   drain(timeoutMs: number): Promise<void>
   /** Ends everything now: in-flight requests get an `error` event. */
   close(): Promise<void>
+}
+
+/** What `/tokenize` counts: a plain prompt, or chat turns through the template (images included). */
+export type TokenizeInput = { prompt: PlainPrompt } | { messages: ChatMessage[]; addGenerationPrompt: boolean }
+
+export interface Tokenized {
+  /** The first id of each position: the token of a text position, the first code of an image position. */
+  ids: number[]
+  /** Of the positions, those an image takes. */
+  imagePositions: number
 }
 
 /** Stable codes of everything `submit` or an `error` event can report. */

@@ -19,9 +19,11 @@ import {
   type ImageCapabilities,
   type ImageGeneration,
   type ImageRequest,
+  type TokenizeInput,
+  type Tokenized,
 } from './client-types.js'
 import { ImageRequestState } from './image-request-state.js'
-import type { EngineStats, ModelInfo, SchedulingLimits, SequenceUpdate, StartedRequest, WorkerToHost } from './protocol.js'
+import type { EngineStats, HostToWorker, ModelInfo, SchedulingLimits, SequenceUpdate, StartedRequest, WorkerToHost } from './protocol.js'
 import { RequestState } from './request-state.js'
 import { AdmissionController, Reservation } from './scheduler/index.js'
 import { WorkerSupervisor } from './worker-supervisor.js'
@@ -52,6 +54,8 @@ export function defaultIntraOpThreads(): number {
   return Math.max(1, availableParallelism() - 1)
 }
 
+/** How long `/tokenize` waits for the worker (it answers between steps; a step is far shorter). */
+const ASK_TIMEOUT_MS = 30_000
 const DEFAULT_LIMITS: SchedulingLimits = { maxNumSeqs: 32, maxBatchedTokens: 512, kvCapacity: 65_536, pageSize: 16 }
 
 export interface LocalEngineClient extends EngineClient {
@@ -75,6 +79,7 @@ class WorkerEngineClient implements LocalEngineClient {
   private draining = false
   private closed = false
   private readonly statsWaiters = new Map<number, (stats: EngineStats) => void>()
+  private readonly tokenizeWaiters = new Map<number, (result: Extract<WorkerToHost, { type: 'tokenized' }>['result']) => void>()
   private nextAskId = 0
 
   constructor(private readonly options: EngineClientOptions) {
@@ -173,6 +178,33 @@ class WorkerEngineClient implements LocalEngineClient {
     return abort
   }
 
+  tokenize(input: TokenizeInput): Promise<Tokenized> {
+    return this.ask((askId) => ({ type: 'tokenize', askId, input })).then((result) => result as Tokenized)
+  }
+
+  detokenize(ids: number[]): Promise<string> {
+    return this.ask((askId) => ({ type: 'detokenize', askId, ids })).then((result) => (result as { text: string }).text)
+  }
+
+  /** One question to the worker; its refusal is the GenerationError, no answer in time is engine_unavailable. */
+  private ask(message: (askId: number) => HostToWorker): Promise<Tokenized | { text: string }> {
+    const supervisor = this.supervisor
+    if (supervisor === undefined || this.draining) return Promise.reject(new GenerationError(this.draining ? 'draining' : 'engine_unavailable', ''))
+    const askId = this.nextAskId++
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.tokenizeWaiters.delete(askId)
+        reject(new GenerationError('engine_unavailable', 'the engine did not answer in time'))
+      }, ASK_TIMEOUT_MS)
+      this.tokenizeWaiters.set(askId, (result) => {
+        clearTimeout(timer)
+        if ('code' in result) reject(new GenerationError(result.code, result.message))
+        else resolve(result)
+      })
+      supervisor.post(message(askId))
+    })
+  }
+
   engineStats(): Promise<EngineStats> {
     const askId = this.nextAskId++
     return new Promise((resolve) => {
@@ -232,7 +264,10 @@ class WorkerEngineClient implements LocalEngineClient {
     else if (message.type === 'step') this.onStep(message.updates, message.started, message)
     else if (message.type === 'imageProgress' || message.type === 'imagePartial' || message.type === 'image' || message.type === 'imageFailed') this.onImageMessage(message)
     else if (message.type === 'gauges') this.options.observer?.gauges(message)
-    else if (message.type === 'stats') {
+    else if (message.type === 'tokenized') {
+      this.tokenizeWaiters.get(message.askId)?.(message.result)
+      this.tokenizeWaiters.delete(message.askId)
+    } else if (message.type === 'stats') {
       this.statsWaiters.get(message.askId)?.(message.stats)
       this.statsWaiters.delete(message.askId)
     }

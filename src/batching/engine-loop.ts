@@ -11,7 +11,7 @@ import type { Engine } from '../engine/engine.js'
 import type { TokenConstraint } from '../engine/grammar/token-constraint.js'
 import { validateSamplingParams } from '../engine/sampling/index.js'
 import type { FinishReason } from '../engine/types.js'
-import type { GenerateRequest, GenerationErrorCode, ImageRequest, StepRecord } from './client-types.js'
+import type { GenerateRequest, GenerationErrorCode, ImageRequest, StepRecord, TokenizeInput, Tokenized } from './client-types.js'
 import { ImageJobs } from './image-jobs.js'
 import type { EngineStats, SequenceUpdate, StartedRequest, WorkerToHost } from './protocol.js'
 import type { Scheduler } from './scheduler/index.js'
@@ -28,6 +28,12 @@ const ERROR_CODES: Partial<Record<EngineErrorCode, GenerationErrorCode>> = {
   INVALID_SAMPLING: 'invalid_sampling',
   RESPONSE_FORMAT_INVALID: 'invalid_response_format',
   IMAGE_GENERATION_UNSUPPORTED: 'image_generation_unsupported',
+}
+
+/** An engine failure as its stable generation code and message. */
+function refusal(err: unknown): { code: GenerationErrorCode; message: string } {
+  const code = err instanceof EngineError ? (ERROR_CODES[err.code] ?? 'engine_failed') : 'engine_failed'
+  return { code, message: (err as Error).message }
 }
 
 /** Sequence id of choice `choice` of request `reqId`. */
@@ -137,6 +143,26 @@ export class EngineLoop {
     }
   }
 
+  /** The prompt's positions (the first id of each) as `submit` would lay them out, or the refusal `submit` would give. */
+  async tokenize(input: TokenizeInput): Promise<Tokenized | { code: GenerationErrorCode; message: string }> {
+    try {
+      const prompt = 'prompt' in input ? this.engine.preparePlainPrompt(input.prompt) : await this.engine.preparePrompt(input.messages, { addGenerationPrompt: input.addGenerationPrompt })
+      return { ids: Array.from({ length: prompt.blocks.length }, (_, i) => prompt.blocks.firstId(i)), imagePositions: prompt.imagePositions }
+    } catch (err) {
+      return refusal(err)
+    }
+  }
+
+  /** Text ids back to text (special tokens included). */
+  detokenize(ids: readonly number[]): { text: string } | { code: GenerationErrorCode; message: string } {
+    try {
+      this.engine.preparePlainPrompt({ ids }) // the same checks as a prompt of ids
+      return { text: this.engine.tokenizer.decode(ids) }
+    } catch (err) {
+      return refusal(err)
+    }
+  }
+
   /** The sequence whose computed prompt the request's other choices take from the prefix cache, when they can. */
   private promptSource(reqId: string, promptLength: number): string | undefined {
     return this.engine.canReusePrompt(promptLength) ? seqId(reqId, 0) : undefined
@@ -157,8 +183,7 @@ export class EngineLoop {
 
   /** Answers a request that could not be prepared, with the stable code of its error. */
   private reject(reqId: string, err: unknown): void {
-    const code = err instanceof EngineError ? (ERROR_CODES[err.code] ?? 'engine_failed') : 'engine_failed'
-    this.post({ type: 'rejected', reqId, code, message: (err as Error).message })
+    this.post({ type: 'rejected', reqId, ...refusal(err) })
   }
 
   /** The request's token budget, or a CONTEXT_LENGTH_EXCEEDED error with the numbers. */

@@ -34,6 +34,8 @@ try {
     else if (message.type === 'submitImage') void loop.submitImage(message.reqId, message.request, message.arrivalTime)
     else if (message.type === 'abort') loop.abort(message.reqId)
     else if (message.type === 'stats') post({ type: 'stats', askId: message.askId, stats: loop.stats() })
+    else if (message.type === 'tokenize') void loop.tokenize(message.input).then((result) => post({ type: 'tokenized', askId: message.askId, result }))
+    else if (message.type === 'detokenize') post({ type: 'tokenized', askId: message.askId, result: loop.detokenize(message.ids) })
     else if (message.type === 'shutdown') {
       loop.stop()
       clearInterval(idleBeat)

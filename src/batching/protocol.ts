@@ -7,7 +7,7 @@
  *   host ◄──step (every sequence's new tokens, one message per step)── worker
  *   host ──abort / drain / shutdown──► worker
  */
-import type { GenerateRequest, GenerationErrorCode, ImageCapabilities, ImageRequest, StepRecord } from './client-types.js'
+import type { GenerateRequest, GenerationErrorCode, ImageCapabilities, ImageRequest, StepRecord, TokenizeInput, Tokenized } from './client-types.js'
 import type { EchoedPrompt, FinishReason, TokenLogprob } from '../engine/types.js'
 
 /** What the API layer needs to know about the loaded model. */
@@ -52,6 +52,8 @@ export type HostToWorker =
   | { type: 'submitImage'; reqId: string; request: ImageRequest; arrivalTime: number }
   | { type: 'abort'; reqId: string }
   | { type: 'stats'; askId: number }
+  | { type: 'tokenize'; askId: number; input: TokenizeInput }
+  | { type: 'detokenize'; askId: number; ids: number[] }
   | { type: 'shutdown' }
 
 /** One sequence's news from one step. */
@@ -81,6 +83,7 @@ export type WorkerToHost =
   | { type: 'rejected'; reqId: string; code: GenerationErrorCode; message: string }
   | { type: 'step'; updates: SequenceUpdate[]; started: StartedRequest[]; record: StepRecord }
   | { type: 'stats'; askId: number; stats: EngineStats }
+  | { type: 'tokenized'; askId: number; result: Tokenized | { text: string } | { code: GenerationErrorCode; message: string } }
   | { type: 'gauges'; running: number; waiting: number; kvUsage: number }
   | { type: 'imageProgress'; reqId: string; index: number; phase: 'tokens' | 'denoise'; step: number; total: number }
   | { type: 'imagePartial'; reqId: string; index: number; partialIndex: number; png: Uint8Array }

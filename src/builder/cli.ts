@@ -1,17 +1,9 @@
 /**
- * `npm run build:model [-- --out DIR] [--seed N]`: writes the tiny Kelix model
- * (default models/kelix-tiny), replacing what is there, and prints each file's hash.
+ * `npm run build:model [-- --out DIR] [--seed N]` and `node dist/builder/cli.js`
+ * (the container build): the tiny model builder, as `kelix-serve build-tiny`
+ * runs it (src/cli/build-tiny.ts).
  */
-import { parseArgs } from 'node:util'
-import { buildTinyModel, DEFAULT_MODEL_DIR, hashModelDir } from './build-model.js'
-import { TINY_SEED } from './tiny.js'
+import { buildTiny } from '../cli/build-tiny.js'
+import { runCommand } from '../cli/command.js'
 
-const { values } = parseArgs({ options: { out: { type: 'string' }, seed: { type: 'string' } } })
-const dir = values.out ?? DEFAULT_MODEL_DIR
-const seed = values.seed === undefined ? TINY_SEED : Number(values.seed)
-if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`)
-
-const started = performance.now()
-await buildTinyModel(dir, { seed })
-for (const [name, hash] of Object.entries(await hashModelDir(dir))) console.log(`${hash}  ${name}`)
-console.log(`wrote ${dir} in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+process.exitCode = await runCommand(buildTiny, process.argv.slice(2), { prog: 'build:model', usage: 'npm run build:model --' })

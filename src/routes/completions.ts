@@ -9,7 +9,6 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { EngineClient, Generation } from '../batching/client-types.js'
-import { ApiError } from '../server/api-errors.js'
 import { SseWriter } from '../server/sse.js'
 import { strictValidatorCompiler } from '../server/validation.js'
 import { checkModel, type ModelNames, type RequestLimits } from './chat/request.js'
@@ -18,7 +17,7 @@ import { CompletionChoices } from './completions/choices.js'
 import { collectCompletion, completionObject, writeCompletionStream, type CompletionMeta } from './completions/output.js'
 import { checkCompletionRequest, plainPromptEstimate, promptsOf, toCompletionGenerateRequest } from './completions/request.js'
 import { completionChunkSchema, completionRequestSchema, completionSchema, type CompletionRequestBody } from './completions/schema.js'
-import { clientGoneSignal, engineCall, noteModel, recordTimings } from './generation-call.js'
+import { clientGoneSignal, engineCall, noteModel, promptParam, recordTimings } from './generation-call.js'
 
 export interface CompletionRouteOptions {
   engine: EngineClient
@@ -52,9 +51,7 @@ export async function completionRoutes(app: FastifyInstance, opts: CompletionRou
       }
     } catch (err) {
       for (const g of generations) g.abort()
-      // The engine names chat's `messages` for what is wrong with a prompt.
-      if (err instanceof ApiError && err.param === 'messages') throw new ApiError(err.code, err.message, 'prompt', err.retryAfterSeconds)
-      throw err
+      promptParam('prompt')(err)
     }
     return generations
   }

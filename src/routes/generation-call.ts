@@ -5,7 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { GenerationError } from '../batching/client-types.js'
-import { fromGenerationError } from '../server/api-errors.js'
+import { ApiError, fromGenerationError } from '../server/api-errors.js'
 import type { RequestStats } from '../server/request-log.js'
 
 /** Aborts when the client goes away before the response is complete. */
@@ -32,6 +32,17 @@ export function recordTimings(stats: RequestStats, outcome: { usage?: { completi
   if (outcome.timings !== undefined) {
     stats.queueMs = Math.round(outcome.timings.queueMs)
     if (outcome.timings.firstTokenMs !== undefined) stats.ttftMs = Math.round(outcome.timings.firstTokenMs)
+  }
+}
+
+/**
+ * For a `.catch`: the engine names chat's `messages` for what is wrong with a
+ * prompt; a route whose prompt is another field names that one instead.
+ */
+export function promptParam(param: string) {
+  return (err: unknown): never => {
+    if (err instanceof ApiError && err.param === 'messages' && param !== 'messages') throw new ApiError(err.code, err.message, param, err.retryAfterSeconds)
+    throw err
   }
 }
 

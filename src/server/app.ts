@@ -11,6 +11,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { EngineClient } from '../batching/client-types.js'
 import { chatCompletionRoutes } from '../routes/chat-completions.js'
 import { completionRoutes } from '../routes/completions.js'
+import { tokenizeRoutes } from '../routes/tokenize.js'
 import type { RemoteImageSource } from '../routes/chat/images.js'
 import { healthRoutes } from '../routes/health.js'
 import { imageGenerationRoutes } from '../routes/images-generations.js'
@@ -111,6 +112,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   installOpenApi(app, { title: 'Kelix Serve', version: '0.1.0' }, { authEnabled: config.apiKeys.length > 0, isOpen: (path) => isOpenPath(path, config) })
 
   const { engine, model } = options
+  const remoteImages = options.remoteImages ?? remoteFetcher(config)
   await app.register(healthRoutes, { health: { ready: () => !draining && engine.ready() } })
   await app.register(modelRoutes, { model })
   if (options.metrics !== undefined) await app.register(metricsRoute, { registry: options.metrics.registry })
@@ -119,9 +121,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     model: { id: model.id, aliases: model.aliases, systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}` },
     limits: config,
     multipart: multipartLimits,
-    remoteImages: options.remoteImages ?? remoteFetcher(config),
+    remoteImages,
     sseHeartbeatMs: config.sseHeartbeatMs,
     logPrompts: config.logPrompts,
+  })
+  await app.register(tokenizeRoutes, {
+    engine,
+    model: { id: model.id, aliases: model.aliases },
+    remoteImages,
+    maxImagesPerRequest: config.maxImagesPerRequest,
+    maxImageBytes: config.maxImageBytes,
   })
   await app.register(completionRoutes, {
     engine,

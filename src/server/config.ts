@@ -87,6 +87,16 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError'
 }
 
+/** An argument that is no setting's flag; `flag` is it without any `=value`. */
+export class UnknownFlagError extends ConfigError {
+  constructor(
+    readonly flag: string,
+    arg: string,
+  ) {
+    super(`unknown option "${arg}"; see --help`)
+  }
+}
+
 interface Setting {
   key: keyof ServerConfig
   env: string
@@ -203,6 +213,9 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'drainTimeoutMs', env: 'KELIX_DRAIN_TIMEOUT_MS', flag: '--drain-timeout-ms', default: '30000', help: 'on SIGTERM, how long running requests may finish', parse: integer(0, 3_600_000, 30_000) }),
 ]
 
+/** Every flag a setting has, for suggesting the closest to a mistyped one. */
+export const SERVER_FLAGS: readonly string[] = SETTINGS.flatMap((s) => (s.flag === undefined ? [] : [s.flag]))
+
 /**
  * Reads every setting from `argv` flags (`--port 80`, `--port=80`, bare
  * `--log-prompts`) over `env`. `--help` is not a setting: callers check
@@ -230,11 +243,11 @@ export function wantsHelp(argv: readonly string[]): boolean {
 }
 
 /** `--help`: every setting with its flag, variable and default. */
-export function helpText(): string {
+export function helpText(usage = 'Usage: node dist/server/main.js [flags]'): string {
   const rows = SETTINGS.map((s) => [`${s.flag ?? ''}${s.flag !== undefined && !s.boolean ? ' <value>' : ''}`, s.env, s.default, s.help])
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)))
   const lines = rows.map((r) => r.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  '))
-  return ['Usage: node dist/server/main.js [flags]', 'Each flag overrides its environment variable.', '', ...lines, ''].join('\n')
+  return [usage, 'Each flag overrides its environment variable.', '', ...lines, ''].join('\n')
 }
 
 function parseFlags(argv: readonly string[]): Map<string, string> {
@@ -245,7 +258,7 @@ function parseFlags(argv: readonly string[]): Map<string, string> {
     const eq = arg.indexOf('=')
     const flag = eq === -1 ? arg : arg.slice(0, eq)
     const s = known.get(flag)
-    if (s === undefined) throw new ConfigError(`unknown option "${arg}"; see --help`)
+    if (s === undefined) throw new UnknownFlagError(flag, arg)
     if (eq !== -1) flags.set(flag, arg.slice(eq + 1))
     else if (s.boolean) flags.set(flag, 'true')
     else if (i + 1 < argv.length) flags.set(flag, argv[++i]!)
