@@ -151,6 +151,29 @@ t.test('the chart renders and its manifests hold together', { skip: SKIP }, asyn
     t.equal(find(manifests, 'ConfigMap').data?.KELIX_INTRA_OP_THREADS, '4')
   })
 
+  await t.test('inferencePool: an InferencePool of the release\'s pods for the Endpoint Picker, and its objective', async (t) => {
+    const { status, stderr, manifests } = render('ci/inference-pool-values.yaml')
+    t.equal(status, 0, stderr)
+    const pool = find(manifests, 'InferencePool') as Manifest & { apiVersion: string }
+    const deployment = find(manifests, 'Deployment')
+    t.equal(pool.apiVersion, 'inference.networking.k8s.io/v1')
+    t.same(pool.spec, {
+      selector: { matchLabels: (deployment.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels },
+      targetPorts: [{ number: 8000 }],
+      endpointPickerRef: { name: 'kelix-epp', port: { number: 9002 }, failureMode: 'FailOpen' },
+    })
+    const objective = find(manifests, 'InferenceObjective') as Manifest & { apiVersion: string }
+    t.equal(objective.apiVersion, 'inference.networking.x-k8s.io/v1alpha2')
+    t.same(objective.spec, { priority: 10, poolRef: { name: pool.metadata.name } })
+    t.notOk(kinds(render().manifests).includes('InferencePool'), 'off by default')
+  })
+
+  await t.test('an InferencePool without its Endpoint Picker fails the render with a message', async (t) => {
+    const { status, stderr } = render(valuesFile('no-picker.yaml', 'inferencePool:\n  enabled: true\n'))
+    t.equal(status, 1)
+    t.match(stderr, 'inferencePool.enabled: set inferencePool.endpointPicker.name')
+  })
+
   await t.test('a grace period shorter than preStop plus the drain fails the render with a message', async (t) => {
     const { status, stderr } = render(valuesFile('short-grace.yaml', 'shutdown:\n  terminationGracePeriodSeconds: 40\n'))
     t.equal(status, 1)
