@@ -11,6 +11,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { EngineClient } from '../batching/client-types.js'
 import { chatCompletionRoutes } from '../routes/chat-completions.js'
 import { completionRoutes } from '../routes/completions.js'
+import { responseRoutes } from '../routes/responses.js'
 import { tokenizeRoutes } from '../routes/tokenize.js'
 import type { RemoteImageSource } from '../routes/chat/images.js'
 import { healthRoutes } from '../routes/health.js'
@@ -125,6 +126,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sseHeartbeatMs: config.sseHeartbeatMs,
     logPrompts: config.logPrompts,
   })
+  await app.register(responseRoutes, { engine, model: { id: model.id, aliases: model.aliases }, limits: config, remoteImages, sseHeartbeatMs: config.sseHeartbeatMs })
   await app.register(tokenizeRoutes, {
     engine,
     model: { id: model.id, aliases: model.aliases },

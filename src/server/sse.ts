@@ -57,6 +57,11 @@ export class SseWriter {
     await this.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`)
   }
 
+  /** One named event (`event: <name>` then its data as JSON), as the Responses API streams them. */
+  async sendEvent(name: string, data: object): Promise<void> {
+    await this.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
+  }
+
   /** Resolves once the socket can take more; right away when the client has gone. */
   private async write(text: string): Promise<void> {
     if (this.closed) return
