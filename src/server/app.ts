@@ -11,6 +11,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { EngineClient } from '../batching/client-types.js'
 import { chatCompletionRoutes } from '../routes/chat-completions.js'
 import { completionRoutes } from '../routes/completions.js'
+import { playgroundRoute } from '../routes/playground.js'
 import { responseRoutes } from '../routes/responses.js'
 import { tokenizeRoutes } from '../routes/tokenize.js'
 import type { RemoteImageSource } from '../routes/chat/images.js'
@@ -35,6 +36,7 @@ export type AppConfig = Pick<
   | 'apiKeys'
   | 'authHealth'
   | 'authMetrics'
+  | 'disablePlayground'
   | 'maxBodyBytes'
   | 'maxImagesPerRequest'
   | 'maxImageBytes'
@@ -126,6 +128,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     sseHeartbeatMs: config.sseHeartbeatMs,
     logPrompts: config.logPrompts,
   })
+  if (!config.disablePlayground) await app.register(playgroundRoute)
   await app.register(responseRoutes, { engine, model: { id: model.id, aliases: model.aliases }, limits: config, remoteImages, sseHeartbeatMs: config.sseHeartbeatMs })
   await app.register(tokenizeRoutes, {
     engine,

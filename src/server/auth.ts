@@ -31,7 +31,8 @@ export function keyMatches(presented: string, keys: readonly Buffer[]): boolean 
 export function isOpenPath(path: string, options: Pick<AuthOptions, 'authHealth' | 'authMetrics'>): boolean {
   if (path.startsWith('/health/')) return !options.authHealth
   if (path === '/metrics') return !options.authMetrics
-  return path === '/openapi.json'
+  // The playground page asks for a key itself and sends it with its API calls.
+  return path === '/openapi.json' || path === '/'
 }
 
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */

@@ -37,6 +37,8 @@ export interface ServerConfig {
   authHealth: boolean
   /** Require a key on /metrics too. Default false. */
   authMetrics: boolean
+  /** Serve no browser playground at `/`. Default false (the playground is served). */
+  disablePlayground: boolean
   /** Largest JSON request body, bytes (413 past it). Default 32 MiB. */
   maxBodyBytes: number
   /** Most images in one request (data URLs, remote URLs and files together). Default 8. */
@@ -190,6 +192,7 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'apiKeys', env: 'KELIX_API_KEYS_FILE', flag: '--api-keys-file', default: 'none', help: 'file with one accepted key per line (# comments), added to KELIX_API_KEYS', parse: keysFile }),
   setting({ key: 'authHealth', env: 'KELIX_AUTH_HEALTH', flag: '--auth-health', boolean: true, default: 'false', help: 'require a key on /health/*', parse: boolean }),
   setting({ key: 'authMetrics', env: 'KELIX_AUTH_METRICS', flag: '--auth-metrics', boolean: true, default: 'false', help: 'require a key on /metrics', parse: boolean }),
+  setting({ key: 'disablePlayground', env: 'KELIX_DISABLE_PLAYGROUND', flag: '--disable-playground', boolean: true, default: 'false', help: 'serve no browser playground at /', parse: boolean }),
   setting({ key: 'maxBodyBytes', env: 'KELIX_MAX_BODY_BYTES', flag: '--max-body-bytes', default: String(32 * MIB), help: 'largest JSON request body in bytes (413 past it)', parse: integer(1024, 2 ** 31, 32 * MIB) }),
   setting({ key: 'maxImagesPerRequest', env: 'KELIX_MAX_IMAGES', flag: '--max-images', default: '8', help: 'most images in one request', parse: integer(0, 1024, 8) }),
   setting({ key: 'maxImageBytes', env: 'KELIX_MAX_IMAGE_BYTES', flag: '--max-image-bytes', default: String(20 * MIB), help: 'largest encoded image in bytes (data URL, file part or download)', parse: integer(1, 2 ** 31, 20 * MIB) }),

@@ -24,7 +24,7 @@ t.test('text input: one assistant message, the SDK\'s output_text, usage', async
   t.equal(r.output_text, (r.output[0] as { content: Array<{ text: string }> }).content[0]?.text)
   t.equal(r.usage?.output_tokens, 6)
   t.equal(r.usage?.total_tokens, (r.usage?.input_tokens ?? 0) + 6)
-  t.equal(r.store, false)
+  t.equal((r as unknown as { store: boolean }).store, false)
 })
 
 t.test('the same conversation gives the same prompt as chat completions: instructions, items, an image', async (t) => {

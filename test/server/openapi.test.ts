@@ -20,7 +20,7 @@ t.test('the document lists every route with its request and response schemas', a
   const doc = (await res.json()) as Doc
   t.equal(doc.openapi, '3.1.0')
   t.equal(doc.info.title, 'Kelix Serve')
-  t.same(Object.keys(doc.paths).sort(), ['/detokenize', '/health/live', '/health/ready', '/health/startup', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/images/generations', '/v1/models', '/v1/models/{id}', '/v1/responses'])
+  t.same(Object.keys(doc.paths).sort(), ['/', '/detokenize', '/health/live', '/health/ready', '/health/startup', '/tokenize', '/v1/chat/completions', '/v1/completions', '/v1/images/generations', '/v1/models', '/v1/models/{id}', '/v1/responses'])
   const chat = doc.paths['/v1/chat/completions']!.post!
   t.equal(chat.summary, 'Creates a model response for the given chat conversation')
   t.same(chat.requestBody!.content['application/json']!.schema, JSON.parse(JSON.stringify(chatRequestSchema)), 'the very schema requests are validated with')
