@@ -20,11 +20,13 @@ else {
   t.teardown(() => browser.close())
   const png = await patternPng(40, 40)
 
+  /** The page in its own browser context; `done` closes it, which each test does before its server closes (an open connection would hold that close). */
   const open = async (base: string): Promise<Page> => {
-    const page = await browser.newPage()
+    const page = await (await browser.newContext()).newPage()
     await page.goto(`${base}/`)
     return page
   }
+  const done = (page: Page) => page.context().close()
   const ask = async (page: Page, text: string) => {
     await page.fill('[data-testid=max-tokens]', '8')
     await page.fill('[data-testid=temperature]', '0')
@@ -45,6 +47,7 @@ else {
     t.equal(await answer.locator('span').textContent(), api.choices[0]?.message.content)
     t.equal(await stats.getAttribute('data-prompt-tokens'), String(api.usage?.prompt_tokens))
     t.match(await stats.textContent(), /^\d+ prompt \+ 8 completion tokens · TTFT \d+ ms · [\d.]+ tokens\/s$/)
+    await done(page)
   })
 
   t.test('images by file, paste and drop go with the message', async (t) => {
@@ -64,6 +67,7 @@ else {
     t.equal(await page.locator('[data-testid=user]').last().locator('img').count(), 3, 'three images in the message')
     const withImages = Number(await answer.locator('[data-testid=stats]').getAttribute('data-prompt-tokens'))
     t.ok(withImages > textOnly + 3, `${withImages} prompt tokens with three images, ${textOnly} for the text (and the first turn) alone`)
+    await done(page)
   })
 
   t.test('image generation shows partial previews, then the image', async (t) => {
@@ -84,6 +88,7 @@ else {
     t.equal(await page.locator('[data-testid=image]').getAttribute('data-partials'), '2')
     t.equal(await page.evaluate("document.querySelector('[data-testid=image]').naturalWidth"), engine.imageCapabilities?.size, 'the image decodes at the model size')
     t.match(await page.locator('[data-testid=image-status]').textContent(), /^done in [\d.]+ s$/)
+    await done(page)
   })
 
   t.test('with API keys: the page asks for one, refuses a wrong one, keeps the right one in the session', async (t) => {
@@ -100,5 +105,6 @@ else {
     await page.locator('[data-testid=model]', { hasText: MODEL }).waitFor()
     t.match(await (await ask(page, 'Hi')).locator('[data-testid=stats]').textContent(), /8 completion tokens/)
     t.same(await page.evaluate("[sessionStorage.getItem('kelix-api-key'), localStorage.length]"), ['sk-play', 0])
+    await done(page)
   })
 }
