@@ -158,6 +158,8 @@ export interface EngineClient {
   ready(): boolean
   /** The served model's context length in positions. */
   readonly maxContext: number
+  /** The execution provider the graphs run on (`cpu`, `cuda`, `webgpu`); undefined while the engine is down. */
+  readonly executionProvider: string | undefined
   /** Stops admitting (503), lets running requests finish, then resolves. */
   drain(timeoutMs: number): Promise<void>
   /** Ends everything now: in-flight requests get an `error` event. */
@@ -258,4 +260,6 @@ export interface EngineObserver {
   image(record: { preprocessMs: number; tokenizeMs: number; cacheHit: boolean }): void
   /** The engine loop's heartbeat and liveness (1 up, 0 down). */
   engineUp(up: boolean): void
+  /** The execution provider the engine's graphs run on, each time the engine (re)starts. */
+  executionProvider(provider: string): void
 }

@@ -101,9 +101,19 @@ class WorkerEngineClient implements LocalEngineClient {
       restart: true,
       onMessage: (message) => this.onMessage(message),
       onDown: (reason) => this.onWorkerDown(reason),
-      onUp: () => this.options.observer?.engineUp(true),
+      onUp: () => this.up(),
     })
+    this.up()
+  }
+
+  private up(): void {
     this.options.observer?.engineUp(true)
+    const provider = this.executionProvider
+    if (provider !== undefined) this.options.observer?.executionProvider(provider)
+  }
+
+  get executionProvider(): string | undefined {
+    return this.supervisor?.model.providers.inUse[0]
   }
 
   get model(): ModelInfo {

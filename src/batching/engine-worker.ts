@@ -52,6 +52,7 @@ try {
       dir: model.dir,
       maxImagePositions: model.config.vision.max_positions,
       images: imageCapabilities(engine),
+      providers: model.providers,
     },
   })
   running = loop.run()

@@ -22,6 +22,8 @@ export interface ModelInfo {
   maxImagePositions: number
   /** Undefined for a chat-only export. */
   images: ImageCapabilities | undefined
+  /** The execution providers in use (the first runs the graphs) and those skipped, with why. */
+  providers: { inUse: string[]; skipped: Array<{ provider: string; reason: string }> }
 }
 
 export interface SchedulingLimits {

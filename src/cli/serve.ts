@@ -39,6 +39,8 @@ export const serve: Command = async (argv, usage) => {
     config,
     metrics,
   })
+  for (const { provider, reason } of engine.model.providers.skipped) app.log.warn({ provider, reason }, `execution provider ${provider} skipped: it could not be loaded`)
+  app.log.info({ providers: engine.model.providers.inUse }, `execution provider in use: ${engine.executionProvider}`)
   await listen(app, engine, config)
   shutDownOnSignals(app, engine, config)
   return new Promise<number>(() => {})

@@ -7,6 +7,7 @@ export const ENGINE_ERRORS = {
   MODEL_FILE_MISSING: 'a file the model format requires is missing',
   MODEL_CONFIG_INVALID: 'config.json does not follow the model format',
   MODEL_GRAPH_INVALID: 'an ONNX graph could not be loaded',
+  EXECUTION_PROVIDER_UNAVAILABLE: 'none of the execution providers asked for could be loaded',
   MODEL_GRAPH_MISMATCH: 'an ONNX graph disagrees with the model format or config.json',
   MODEL_TOKENIZER_MISMATCH: 'the tokenizer disagrees with config.json',
   IMAGE_EMPTY: 'the image has no bytes',

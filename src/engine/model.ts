@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import ort from 'onnxruntime-node'
 import { EngineError } from './errors.js'
+import { chooseProviders, type ExecutionProvider, type ProviderChoice } from './providers.js'
 import {
   blockDecoderSignature,
   decoderSignature,
@@ -20,7 +21,7 @@ import {
 } from './graph-signatures.js'
 import { generatesImages, parseConfig, type ImageGenerationKelixConfig, type KelixConfig } from './model-config.js'
 
-export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu'
+export type { ExecutionProvider } from './providers.js'
 
 export interface LoadOptions {
   /** Execution providers in order of preference. Default `['cpu']`. */
@@ -58,6 +59,8 @@ export interface KelixModel {
   blockDecoder: ort.InferenceSession
   /** The image decoder; undefined for a chat-only export (no `image_generation` in config.json). */
   imageDecoder: ImageDecoder | undefined
+  /** The execution providers the sessions run on, and those skipped because they could not be loaded. */
+  providers: ProviderChoice
   /** True when decoder.onnx declares `present_delta.*` (only the new positions' keys and values). */
   decoderHasDelta: boolean
   /** True when block_decoder.onnx declares `vocab_part` (logits for one vocabulary part per call). */
@@ -80,7 +83,8 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   }
   const tokenizer = await readTokenizer(dir, config)
 
-  const sessionOptions = modelSessionOptions(options)
+  const providers = await chooseProviders(options.executionProviders ?? ['cpu'])
+  const sessionOptions = modelSessionOptions({ ...options, executionProviders: providers.inUse })
   // The embedding table the LLM graphs share is external data too.
   refuseLinked(join(dir, MODEL_FILES.embeddings), MODEL_FILES.embeddings)
   const opened: ort.InferenceSession[] = []
@@ -108,6 +112,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       decoder,
       blockDecoder,
       imageDecoder,
+      providers,
       decoderHasDelta: decoder.outputNames.includes('present_delta.0.key'),
       blockDecoderHasParts: blockDecoder.inputNames.includes('vocab_part'),
       async dispose() {

@@ -10,9 +10,11 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 export interface HealthSource {
   /** Engine ready and not draining. */
   ready(): boolean
+  /** The execution provider the engine runs on, for the readiness body. */
+  executionProvider(): string | undefined
 }
 
-const statusSchema = { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] } as const
+const statusSchema = { type: 'object', properties: { status: { type: 'string' }, execution_provider: { type: 'string' } }, required: ['status'] } as const
 const probe = (summary: string) => ({ schema: { summary, tags: ['health'], response: { 200: statusSchema, 503: statusSchema } } })
 
 export async function healthRoutes(app: FastifyInstance, opts: { health: HealthSource }): Promise<void> {
@@ -20,7 +22,8 @@ export async function healthRoutes(app: FastifyInstance, opts: { health: HealthS
   let started = opts.health.ready()
   app.get('/health/live', probe('The process answers'), async () => ({ status: 'ok' }))
   app.get('/health/ready', probe('Ready for requests: engine alive, not draining'), async (_request, reply: FastifyReply) => {
-    if (opts.health.ready()) return { status: 'ready' }
+    const provider = opts.health.executionProvider()
+    if (opts.health.ready()) return { status: 'ready', ...(provider === undefined ? {} : { execution_provider: provider }) }
     return reply.code(503).send({ status: 'not_ready' })
   })
   app.get('/health/startup', probe('The model has loaded'), async (_request, reply: FastifyReply) => {

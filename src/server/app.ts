@@ -116,7 +116,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const { engine, model } = options
   const remoteImages = options.remoteImages ?? remoteFetcher(config)
-  await app.register(healthRoutes, { health: { ready: () => !draining && engine.ready() } })
+  await app.register(healthRoutes, { health: { ready: () => !draining && engine.ready(), executionProvider: () => engine.executionProvider } })
   await app.register(modelRoutes, { model })
   if (options.metrics !== undefined) await app.register(metricsRoute, { registry: options.metrics.registry })
   await app.register(chatCompletionRoutes, {

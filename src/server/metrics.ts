@@ -75,7 +75,7 @@ type Defined = ReturnType<typeof defineMetrics>
 
 function defineMetrics(registry: Registry) {
   const registers = [registry]
-  const gauge = (name: string, help: string) => new Gauge({ name: METRIC_PREFIX + name, help, registers })
+  const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) => new Gauge<L>({ name: METRIC_PREFIX + name, help, labelNames, registers })
   const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Counter<L>({ name: METRIC_PREFIX + name, help, labelNames, registers })
   const histogram = <L extends string = never>(name: string, help: string, buckets: readonly number[], labelNames: readonly L[] = []) =>
@@ -86,6 +86,7 @@ function defineMetrics(registry: Registry) {
     waiting: gauge('num_requests_waiting', 'Requests waiting for a place in the batch, as of the last engine step (or the loop going idle).'),
     kvUsage: gauge('kv_cache_usage_ratio', 'Fraction of the KV cache in use, 0 to 1, as of the last engine step (or the loop going idle).'),
     engineUp: gauge('engine_up', '1 while the engine loop is alive (fresh heartbeat), 0 otherwise.'),
+    provider: gauge('execution_provider_info', 'The ONNX Runtime execution provider the engine runs on: 1 for the one in use.', ['provider']),
 
     promptTokens: counter('prompt_tokens_total', 'Prompt positions of finished requests, image positions included.'),
     generationTokens: counter('generation_tokens_total', 'Generated tokens (blocks) of finished requests, all choices.'),
@@ -175,6 +176,10 @@ function observerFor(m: Defined): EngineObserver {
     },
     engineUp(up) {
       m.engineUp.set(up ? 1 : 0)
+    },
+    executionProvider(provider) {
+      m.provider.reset()
+      m.provider.set({ provider }, 1)
     },
     gauges(g) {
       m.running.set(g.running)

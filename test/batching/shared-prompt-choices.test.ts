@@ -15,6 +15,7 @@ async function run(prefixCachePositions: number) {
     imageRequestFinished: () => {},
     image: () => {},
     engineUp: () => {},
+    executionProvider: () => {},
   }
   const engine = await startEngine({ modelDir: await tinyModelDir(), intraOpThreads: 1, prefixCachePositions, observer })
   try {

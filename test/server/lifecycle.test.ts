@@ -10,7 +10,7 @@ t.test('the probes answer with the engine up', async (t) => {
     return [res.status, await res.json()]
   }
   t.same(await get('/health/live'), [200, { status: 'ok' }])
-  t.same(await get('/health/ready'), [200, { status: 'ready' }])
+  t.same(await get('/health/ready'), [200, { status: 'ready', execution_provider: 'cpu' }])
   t.same(await get('/health/startup'), [200, { status: 'started' }])
 })
 

@@ -20,7 +20,7 @@ t.test('a started server is ready and lists the served model', async (t) => {
   t.same(await live.json(), { status: 'ok' })
   const ready = await fetch(`${base}/health/ready`)
   t.equal(ready.status, 200)
-  t.same(await ready.json(), { status: 'ready' })
+  t.same(await ready.json(), { status: 'ready', execution_provider: 'cpu' })
 
   const models = await fetch(`${base}/v1/models`)
   t.equal(models.status, 200)
