@@ -134,6 +134,23 @@ const toolChoice = {
   ],
 } as const
 
+/** The sampling fields chat completions and completions share (src/engine/sampling/validate.ts has the same ranges). */
+export const samplingProperties = {
+  stop: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }, { type: 'null' }] },
+  seed: { type: 'integer', minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER },
+  presence_penalty: number(-2, 2),
+  frequency_penalty: number(-2, 2),
+  logit_bias: {
+    type: 'object',
+    description: 'keys are token ids (non-negative integers), values are in [-100, 100]',
+    propertyNames: { pattern: '^(0|[1-9][0-9]{0,9})$', description: 'keys are token ids (non-negative integers)' },
+    additionalProperties: number(-100, 100),
+  },
+  top_k: { type: 'integer', minimum: -1 },
+  min_p: number(0, 1),
+  repetition_penalty: { type: 'number', exclusiveMinimum: 0, maximum: 2 },
+} as const
+
 export const chatRequestSchema = {
   type: 'object',
   properties: {
@@ -154,16 +171,7 @@ export const chatRequestSchema = {
     temperature: number(0, 2),
     top_p: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
     n: { type: 'integer', minimum: 1, maximum: 128 },
-    stop: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }, { type: 'null' }] },
-    seed: { type: 'integer', minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER },
-    presence_penalty: number(-2, 2),
-    frequency_penalty: number(-2, 2),
-    logit_bias: {
-      type: 'object',
-      description: 'keys are token ids (non-negative integers), values are in [-100, 100]',
-      propertyNames: { pattern: '^(0|[1-9][0-9]{0,9})$', description: 'keys are token ids (non-negative integers)' },
-      additionalProperties: number(-100, 100),
-    },
+    ...samplingProperties,
     logprobs: { type: 'boolean' },
     top_logprobs: { type: 'integer', minimum: 0, maximum: 20 },
     user: { type: 'string' },
@@ -180,9 +188,6 @@ export const chatRequestSchema = {
     store: { type: 'boolean' },
     metadata: { type: 'object', additionalProperties: { type: 'string' } },
     service_tier: { type: 'string' },
-    top_k: { type: 'integer', minimum: -1 },
-    min_p: number(0, 1),
-    repetition_penalty: { type: 'number', exclusiveMinimum: 0, maximum: 2 },
   },
   required: ['model', 'messages'],
   additionalProperties: false,

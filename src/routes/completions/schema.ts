@@ -5,7 +5,7 @@
  * list of them; `logprobs` is the number of alternatives (0–20) in the legacy
  * `{tokens, token_logprobs, top_logprobs, text_offset}` shape.
  */
-import { usageSchema } from '../chat/schema.js'
+import { samplingProperties, usageSchema } from '../chat/schema.js'
 
 const number = (minimum: number, maximum: number) => ({ type: 'number', minimum, maximum })
 const tokenIds = { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } } as const
@@ -32,19 +32,8 @@ export const completionRequestSchema = {
     stream_options: { type: 'object', properties: { include_usage: { type: 'boolean' } }, additionalProperties: false },
     logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 20 },
     echo: { type: 'boolean' },
-    stop: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }, { type: 'null' }] },
-    seed: { type: 'integer', minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER },
-    presence_penalty: number(-2, 2),
-    frequency_penalty: number(-2, 2),
-    logit_bias: {
-      type: 'object',
-      propertyNames: { pattern: '^(0|[1-9][0-9]{0,9})$', description: 'keys are token ids (non-negative integers)' },
-      additionalProperties: number(-100, 100),
-    },
+    ...samplingProperties,
     user: { type: 'string' },
-    top_k: { type: 'integer', minimum: -1 },
-    min_p: number(0, 1),
-    repetition_penalty: { type: 'number', exclusiveMinimum: 0, maximum: 2 },
   },
   required: ['model', 'prompt'],
   additionalProperties: false,
