@@ -10,11 +10,23 @@ import { nucleusSize } from './select.js'
 
 type DrawParams = Pick<SamplingParams, 'temperature' | 'topP' | 'minP'>
 
-/** Writes the indices of the finite entries of `logits[0..n)` to `order`; returns how many. */
-function collectFinite(logits: Float32Array, n: number, order: Int32Array): number {
+/**
+ * The finite entries of `logits[0..n)`, in id order, into `order`, each weighed as `weigh` weighs
+ * it: one pass instead of collecting and then weighing (the same values, summed in the same order).
+ */
+function weighFinite(logits: Float32Array, n: number, max: number, temperature: number, order: Int32Array, weights: Float64Array): { m: number; total: number } {
+  const invT = 1 / temperature
   let m = 0
-  for (let i = 0; i < n; i++) if (logits[i]! > -Infinity) order[m++] = i
-  return m
+  let total = 0
+  for (let i = 0; i < n; i++) {
+    const x = logits[i]!
+    if (!(x > -Infinity)) continue
+    order[m++] = i
+    const w = Math.exp((x - max) * invT)
+    weights[i] = w
+    total += w
+  }
+  return { m, total }
 }
 
 /**
@@ -101,7 +113,7 @@ export function pickPlain(
   weights: Float64Array,
   rng: Rng,
 ): number {
-  const m = collectFinite(logits, n, order)
+  const { m, total } = weighFinite(logits, n, max, p.temperature, order, weights)
   if (m === 0) return -1
-  return drawFromCandidates(logits, order, weights, m, weigh(logits, order, m, max, p.temperature, weights), p, rng)
+  return drawFromCandidates(logits, order, weights, m, total, p, rng)
 }
