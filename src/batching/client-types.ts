@@ -255,6 +255,8 @@ export interface EngineObserver {
   step(record: StepRecord): void
   /** The queue gauges between steps (the loop went idle, or a request left without a step). */
   gauges(state: Pick<StepRecord, 'running' | 'waiting' | 'kvUsage'>): void
+  /** An image request whose client went away before its images came (counted with the chat aborts). */
+  imageRequestAborted(): void
   /** One image request finished (all its images delivered). */
   imageRequestFinished(record: { images: number; imageTokens: number; totalMs: number; denoiseStepMs: number[] }): void
   image(record: { preprocessMs: number; tokenizeMs: number; cacheHit: boolean }): void

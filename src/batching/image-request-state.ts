@@ -52,6 +52,11 @@ export class ImageRequestState extends TrackedRequest {
     this.end()
   }
 
+  protected override terminate(reason: 'abort' | 'error'): void {
+    if (reason === 'abort') this.observer?.imageRequestAborted()
+    this.end()
+  }
+
   protected pushError(code: GenerationErrorCode, message: string): void {
     this.queue.push({ type: 'error', code, message })
   }

@@ -93,7 +93,7 @@ function defineMetrics(registry: Registry) {
     imagePositions: counter('image_positions_total', 'Prompt positions taken by images in finished requests.'),
     finished: counter('requests_finished_total', 'Requests that ended, by finish reason (stop, length, abort, error, timeout).', ['finish_reason']),
     rejected: counter('requests_rejected_total', 'Requests refused before they ran, by reason (the stable error code).', ['reason']),
-    aborts: counter('request_aborts_total', 'Requests that ended because the client went away.'),
+    aborts: counter('request_aborts_total', 'Requests that ended because the client went away (chat and image requests).'),
     preemptions: counter('preemptions_total', 'Running requests preempted to free KV cache.'),
     prefixQueries: counter('prefix_cache_queries_total', 'Prompt positions of admitted requests looked up in the prefix cache.'),
     prefixHits: counter('prefix_cache_hits_total', 'Prompt positions filled from the prefix cache instead of computed.'),
@@ -185,6 +185,9 @@ function observerFor(m: Defined): EngineObserver {
       m.running.set(g.running)
       m.waiting.set(g.waiting)
       m.kvUsage.set(g.kvUsage)
+    },
+    imageRequestAborted() {
+      m.aborts.inc()
     },
     imageRequestFinished(r) {
       m.imageRequests.inc()

@@ -13,6 +13,7 @@ async function run(prefixCachePositions: number) {
     step: (record) => steps.push(record),
     gauges: () => {},
     imageRequestFinished: () => {},
+    imageRequestAborted: () => {},
     image: () => {},
     engineUp: () => {},
     executionProvider: () => {},

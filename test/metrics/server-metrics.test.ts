@@ -67,6 +67,25 @@ t.test('the running gauge returns to 0 when a client leaves mid-stream and the e
   await post(hello())
 })
 
+t.test('an image stream the client abandons counts in kelix_request_aborts_total', async (t) => {
+  const { base } = await serve(t, engine, { metrics })
+  const aborts = async () => sample(await (await fetch(`${base}/metrics`)).text(), 'kelix_request_aborts_total')
+  const before = await aborts()
+  const controller = new AbortController()
+  const res = await fetch(`${base}/v1/images/generations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'a lighthouse', stream: true, seed: 3 }),
+    signal: controller.signal,
+  })
+  t.equal(res.status, 200)
+  await res.body?.getReader().read()
+  controller.abort()
+  // Waits for the state, not a time: the server notices the closed socket, then the request ends.
+  for (let i = 0; i < 400 && (await aborts()) === before; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+  t.equal(await aborts(), before + 1)
+})
+
 const prometheus = which('prometheus')
 
 t.test('a real Prometheus scraping the server reads the generation token count', { skip: prometheus === undefined ? 'prometheus is not installed (Debian package prometheus)' : false }, async (t) => {
