@@ -7,7 +7,8 @@ import type { Generation, GenerationEvent, RequestTimings, Usage } from '../../b
 import { ApiError, fromGenerationError } from '../../server/api-errors.js'
 import type { SseWriter } from '../../server/sse.js'
 import { emptyChoices, toOpenAiLogprob, type ChoiceResult, type ChunkFactory } from './response.js'
-import { parseToolCalls, type ToolCalling } from './tools.js'
+import { ToolCallStream } from './tool-call-stream.js'
+import type { ToolCalling } from './tools.js'
 
 export interface Outcome {
   usage: Usage | undefined
@@ -64,28 +65,25 @@ export async function collectChoices(generation: Generation, n: number, withLogp
  * finish chunks interleaved as the engine emits them, the usage chunk, `[DONE]`.
  * An error event becomes one `data: {"error": …}` before `[DONE]`.
  *
- * With tool calling a choice's text is held until it ends: complete, it is
- * sent as its calls and finishes with `tool_calls`; cut short by max_tokens,
- * as the text it is.
+ * With tool calling a choice's text is read as calls as it comes
+ * (tool-call-stream.ts): each call's header once its name is written, then its
+ * argument fragments; a complete answer finishes with `tool_calls`, one cut
+ * short by max_tokens with `length`.
  */
 export async function writeStream(generation: Generation, n: number, writer: SseWriter, chunks: ChunkFactory, includeUsage: boolean, calling?: ToolCalling): Promise<Outcome> {
   const outcome: Outcome = { usage: undefined, timings: undefined, errorCode: undefined, aborted: false }
-  const held = Array.from({ length: n }, () => '')
+  const calls = Array.from({ length: n }, () => (calling === undefined ? undefined : new ToolCallStream(calling.parallel)))
   for (let index = 0; index < n; index++) await writer.send(chunks.role(index))
   for await (const event of guarded(generation.events)) {
     if (writer.closed) break
     if (event.type === 'delta') {
-      if (calling !== undefined) held[event.choice] += event.text
-      else if (event.text !== '' || (event.logprobs !== undefined && event.logprobs.length > 0)) await writer.send(chunks.content(event.choice, event.text, event.logprobs))
+      const stream = calls[event.choice]
+      if (stream !== undefined) {
+        const deltas = stream.push(event.text)
+        if (deltas.length > 0) await writer.send(chunks.toolCalls(event.choice, deltas))
+      } else if (event.text !== '' || (event.logprobs !== undefined && event.logprobs.length > 0)) await writer.send(chunks.content(event.choice, event.text, event.logprobs))
     } else if (event.type === 'finish') {
-      const text = held[event.choice] ?? ''
-      if (calling !== undefined && event.reason === 'stop') {
-        await writer.send(chunks.toolCalls(event.choice, parseToolCalls(text, calling)))
-        await writer.send(chunks.finish(event.choice, 'tool_calls'))
-        continue
-      }
-      if (calling !== undefined && text !== '') await writer.send(chunks.content(event.choice, text, undefined))
-      await writer.send(chunks.finish(event.choice, event.reason))
+      await writer.send(chunks.finish(event.choice, calling !== undefined && event.reason === 'stop' ? 'tool_calls' : event.reason))
     } else if (event.type === 'done') {
       outcome.usage = event.usage
       outcome.timings = event.timings

@@ -7,7 +7,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { FinishReason, TokenLogprob, Usage } from '../../batching/client-types.js'
-import { parseToolCalls, type ToolCall, type ToolCalling } from './tools.js'
+import type { ToolCallDelta } from './tool-call-stream.js'
+import { parseToolCalls, type ToolCalling } from './tools.js'
 
 /** A choice's finish reason on the wire: a completed call is `tool_calls`. */
 export type WireFinishReason = FinishReason | 'tool_calls'
@@ -96,7 +97,6 @@ export function chatCompletion(meta: CompletionMeta, choices: readonly ChoiceRes
   }
 }
 
-type ToolCallDelta = ToolCall & { index: number }
 type Delta = { role: 'assistant'; content: string } | { content: string } | { tool_calls: ToolCallDelta[] } | Record<string, never>
 
 export interface ChunkChoice {
@@ -134,9 +134,9 @@ export class ChunkFactory {
     return this.chunk([{ index, delta: { content: text }, logprobs: lp, finish_reason: null }])
   }
 
-  /** A choice's calls, each whole in one delta (OpenAI streams may split them; clients join by `index`). */
-  toolCalls(index: number, calls: readonly ToolCall[]) {
-    return this.chunk([{ index, delta: { tool_calls: calls.map((call, i) => ({ index: i, ...call })) }, logprobs: null, finish_reason: null }])
+  /** Tool-call deltas of a choice: a call's header, then its argument fragments (clients join them by `index`). */
+  toolCalls(index: number, deltas: ToolCallDelta[]) {
+    return this.chunk([{ index, delta: { tool_calls: deltas }, logprobs: null, finish_reason: null }])
   }
 
   finish(index: number, reason: WireFinishReason) {

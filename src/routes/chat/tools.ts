@@ -18,10 +18,10 @@
  * Qwen2.5's tool convention (`<tool_call>` in the assistant turn,
  * `<tool_response>` in a user turn), the closest the model's family knows.
  */
-import { randomBytes } from 'node:crypto'
 import type { ResponseFormat } from '../../batching/client-types.js'
 import { ApiError } from '../../server/api-errors.js'
 import type { ChatRequestBody, FunctionToolBody, MessageBody } from './schema.js'
+import { ToolCallStream } from './tool-call-stream.js'
 
 /** How a request's answers become tool calls; undefined when they are text. */
 export interface ToolCalling {
@@ -78,11 +78,11 @@ function callSchema(tool: FunctionToolBody): Record<string, unknown> {
   }
 }
 
-/** The calls in a complete constrained answer (its grammar guarantees the shape). */
+/** The calls in a complete constrained answer, arguments as the model wrote them (what a stream sends too). */
 export function parseToolCalls(text: string, calling: ToolCalling): ToolCall[] {
-  const parsed = JSON.parse(text) as unknown
-  const calls = (calling.parallel ? parsed : [parsed]) as Array<{ name: string; arguments: unknown }>
-  return calls.map((c) => ({ id: `call_${randomBytes(12).toString('hex')}`, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } }))
+  const stream = new ToolCallStream(calling.parallel)
+  stream.push(text)
+  return stream.calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }))
 }
 
 /** An assistant turn's text as the model sees it: its content, then each call in `<tool_call>` tags. */
