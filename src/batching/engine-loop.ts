@@ -156,7 +156,7 @@ export class EngineLoop {
   /** Text ids back to text (special tokens included). */
   detokenize(ids: readonly number[]): { text: string } | { code: GenerationErrorCode; message: string } {
     try {
-      this.engine.preparePlainPrompt({ ids }) // the same checks as a prompt of ids
+      this.engine.checkTextIds(ids)
       return { text: this.engine.tokenizer.decode(ids) }
     } catch (err) {
       return refusal(err)

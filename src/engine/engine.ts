@@ -136,14 +136,19 @@ export class Engine {
    */
   preparePlainPrompt(prompt: { text: string } | { ids: readonly number[] }): PreparedPrompt {
     const ids = 'text' in prompt ? this.tokenizer.encode(prompt.text) : prompt.ids
-    const [lo, hi] = vocabPartRange(this.model.config, TEXT_PART)
     if (ids.length === 0) throw new EngineError('PROMPT_TOKENS_INVALID', 'the prompt is empty')
-    const bad = ids.findIndex((id) => !Number.isInteger(id) || id < lo || id >= hi)
-    if (bad >= 0) throw new EngineError('PROMPT_TOKENS_INVALID', `prompt token ${bad} is ${ids[bad]}, not a text token id (0 to ${hi - 1})`)
+    this.checkTextIds(ids)
     const { block_size: blockSize, special_tokens: special } = this.model.config
     const blocks = new BlockBuffer(blockSize, special.eob, ids.length)
     for (const id of ids) blocks.push([id])
     return { blocks, imagePositions: 0, images: [] }
+  }
+
+  /** PROMPT_TOKENS_INVALID naming the first id outside the text vocabulary. */
+  checkTextIds(ids: readonly number[]): void {
+    const [lo, hi] = vocabPartRange(this.model.config, TEXT_PART)
+    const bad = ids.findIndex((id) => !Number.isInteger(id) || id < lo || id >= hi)
+    if (bad >= 0) throw new EngineError('PROMPT_TOKENS_INVALID', `prompt token ${bad} is ${ids[bad]}, not a text token id (0 to ${hi - 1})`)
   }
 
   /** Registers a sequence over its own copy of the prompt; nothing runs until a step plans it. */

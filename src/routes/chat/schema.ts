@@ -33,7 +33,7 @@ const imagePart = {
 } as const
 
 /** Content: a string, or parts told apart by `type`. */
-const content = (parts: object[]) => ({
+export const content = (parts: object[]) => ({
   anyOf: [
     { type: 'string' },
     { type: 'array', minItems: 1, items: { type: 'object', properties: { type: { type: 'string' } }, discriminator: { propertyName: 'type' }, required: ['type'], oneOf: parts } },

@@ -4,6 +4,7 @@
  * `text.format` (plain, JSON object, JSON schema), streaming. Nothing is
  * stored: `store` may only be false, and `previous_response_id` is refused.
  */
+import { content } from '../chat/schema.js'
 
 const number = (minimum: number, maximum: number) => ({ type: 'number', minimum, maximum })
 
@@ -21,12 +22,7 @@ const inputMessage = {
   properties: {
     type: { const: 'message' },
     role: { enum: ['user', 'system', 'developer', 'assistant'] },
-    content: {
-      anyOf: [
-        { type: 'string' },
-        { type: 'array', minItems: 1, items: { type: 'object', properties: { type: { type: 'string' } }, discriminator: { propertyName: 'type' }, required: ['type'], oneOf: [inputText, inputImage, outputText] } },
-      ],
-    },
+    content: content([inputText, inputImage, outputText]),
     id: { type: 'string' },
     status: { type: 'string' },
   },
