@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { DEFAULT_MODEL_DIR } from './default-model-dir.js'
 import { writeConvertedModel } from '../convert/convert.js'
 import { BUNDLED_DIRS } from '../convert/image-decoder.js'
 import { writeModelDirAtomically } from '../convert/model-dir.js'
@@ -20,8 +20,6 @@ import type { Precision } from './precision.js'
 import { writeTinyCheckpoint, writeTinyDitCheckpoint, writeTinyVaeCheckpoint } from './tiny-checkpoint.js'
 import { TINY_BUILDER_VERSION, TINY_CONFIG, TINY_SEED } from './tiny.js'
 
-/** `models/kelix-tiny` at the repository root (from src/ or dist/ alike). */
-export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'kelix-tiny')
 
 export interface TinyModelOptions {
   seed?: number

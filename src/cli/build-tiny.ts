@@ -3,7 +3,8 @@
  * writes the tiny Kelix model (default models/kelix-tiny), replacing what is
  * there, and prints each file's hash.
  */
-import { buildTinyModel, DEFAULT_MODEL_DIR, hashModelDir } from '../builder/build-model.js'
+import { buildTinyModel, hashModelDir } from '../builder/build-model.js'
+import { DEFAULT_MODEL_DIR } from '../builder/default-model-dir.js'
 import { TINY_SEED } from '../builder/tiny.js'
 import { UsageError, type Command } from './command.js'
 import { parseFlags } from './flags.js'

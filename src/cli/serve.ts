@@ -9,8 +9,8 @@
  * A second signal, or the drain deadline passed by 10 s, exits 1 at once.
  */
 import { ensureTinyModel } from '../builder/build-model.js'
-import { startEngine, type LocalEngineClient } from '../batching/engine-client.js'
-import { EngineStartError } from '../batching/worker-supervisor.js'
+import { startEngine, type LocalEngineClient } from '../batching/http-thread/engine-client.js'
+import { EngineStartError } from '../batching/http-thread/worker-supervisor.js'
 import { buildApp } from '../server/app.js'
 import { ConfigError, helpText, loadServerConfig, SERVER_FLAGS, UnknownFlagError, wantsHelp, type ServerConfig } from '../server/config.js'
 import { createMetrics } from '../server/metrics.js'

@@ -5,8 +5,8 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { GenerationError } from '../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../server/api-errors.js'
-import type { RequestStats } from '../server/request-log.js'
+import { ApiError, fromGenerationError } from '../http/api-errors.js'
+import type { RequestStats } from '../http/request-log.js'
 
 /** Aborts when the client goes away before the response is complete. */
 export function clientGoneSignal(reply: FastifyReply): AbortSignal {

@@ -12,9 +12,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GenerationError, type EngineClient, type ImageGeneration, type ImageRequest, type ImageUsage } from '../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../server/api-errors.js'
-import { SseWriter } from '../server/sse.js'
-import { strictValidatorCompiler } from '../server/validation.js'
+import { ApiError, fromGenerationError } from '../http/api-errors.js'
+import { SseWriter } from '../http/sse.js'
+import { strictValidatorCompiler } from '../http/validation.js'
 import { checkModel, toSamplingParams, type ModelNames } from './chat/request.js'
 import { errorSchema } from './chat/schema.js'
 

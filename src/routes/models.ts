@@ -1,6 +1,6 @@
 /** `GET /v1/models` and `GET /v1/models/:id`, in the OpenAI list and object shapes. */
 import type { FastifyInstance } from 'fastify'
-import { ApiError } from '../server/api-errors.js'
+import { ApiError } from '../http/api-errors.js'
 import { errorSchema } from './chat/schema.js'
 
 export interface ServedModel {

@@ -6,9 +6,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { EngineClient } from '../batching/client-types.js'
-import { SseWriter } from '../server/sse.js'
-import { strictValidatorCompiler } from '../server/validation.js'
-import type { RemoteImageSource } from './chat/images.js'
+import { SseWriter } from '../http/sse.js'
+import { strictValidatorCompiler } from '../http/validation.js'
+import type { RemoteImageSource } from '../http/remote-image.js'
 import { checkModel, promptEstimate, resolveMessages, type ModelNames, type RequestLimits } from './chat/request.js'
 import { errorSchema } from './chat/schema.js'
 import { clientGoneSignal, engineCall, noteModel, promptParam, recordTimings } from './generation-call.js'

@@ -7,8 +7,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { EngineClient } from '../batching/client-types.js'
-import { strictValidatorCompiler } from '../server/validation.js'
-import type { RemoteImageSource } from './chat/images.js'
+import { strictValidatorCompiler } from '../http/validation.js'
+import type { RemoteImageSource } from '../http/remote-image.js'
 import { checkModel, resolveMessages, type ModelNames } from './chat/request.js'
 import { chatRequestSchema, errorSchema, type MessageBody } from './chat/schema.js'
 import { engineCall, noteModel, promptParam } from './generation-call.js'

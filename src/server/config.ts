@@ -6,7 +6,7 @@
  * was given).
  */
 import { readFileSync } from 'node:fs'
-import { DEFAULT_MODEL_DIR } from '../builder/build-model.js'
+import { DEFAULT_MODEL_DIR } from '../builder/default-model-dir.js'
 
 export type ExecutionProviderName = 'cpu' | 'cuda' | 'webgpu'
 const PROVIDERS: readonly ExecutionProviderName[] = ['cpu', 'cuda', 'webgpu']

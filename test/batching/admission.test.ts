@@ -1,5 +1,5 @@
 import t from 'tap'
-import { AdmissionController, Reservation, type Rejection } from '../../src/batching/scheduler/index.js'
+import { AdmissionController, Reservation, type Rejection } from '../../src/batching/http-thread/admission.js'
 
 const reserved = (result: Reservation | Rejection): Reservation => {
   if (!result.ok) throw new Error(`rejected: ${result.reason}`)

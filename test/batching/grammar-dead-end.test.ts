@@ -4,9 +4,9 @@
  * logged, and leaves the other request of the batch to finish normally.
  */
 import t from 'tap'
-import { EngineLoop } from '../../src/batching/engine-loop.js'
+import { EngineLoop } from '../../src/batching/engine-thread/engine-loop.js'
 import type { SequenceUpdate, WorkerToHost } from '../../src/batching/protocol.js'
-import { Scheduler } from '../../src/batching/scheduler/index.js'
+import { Scheduler } from '../../src/batching/engine-thread/scheduler/index.js'
 import { TokenConstraint } from '../../src/engine/grammar/token-constraint.js'
 import { GREEDY } from '../../src/engine/types.js'
 import { tinyEngine } from '../helpers/engine.js'

@@ -4,9 +4,9 @@
  * token never waits for more than one denoise step (plus its own step).
  */
 import t from 'tap'
-import { EngineLoop } from '../../src/batching/engine-loop.js'
+import { EngineLoop } from '../../src/batching/engine-thread/engine-loop.js'
 import type { WorkerToHost } from '../../src/batching/protocol.js'
-import { Scheduler } from '../../src/batching/scheduler/index.js'
+import { Scheduler } from '../../src/batching/engine-thread/scheduler/index.js'
 import { GREEDY } from '../../src/engine/types.js'
 import { tinyEngine } from '../helpers/engine.js'
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { KvAccounting, SchedulerError } from '../../src/batching/scheduler/index.js'
+import { KvAccounting, SchedulerError } from '../../src/batching/engine-thread/scheduler/index.js'
 
 t.test('allocation rounds up to whole pages and usage counts pages over total', async (t) => {
   const kv = new KvAccounting({ capacity: 64, pageSize: 16 })

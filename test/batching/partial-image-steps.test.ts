@@ -1,5 +1,5 @@
 import t from 'tap'
-import { partialImageSteps } from '../../src/batching/image-jobs.js'
+import { partialImageSteps } from '../../src/batching/engine-thread/image-jobs.js'
 
 t.test('partial images are spread evenly over the denoise loop and never fall on its last step', async (t) => {
   t.same(partialImageSteps(8, 0), [])

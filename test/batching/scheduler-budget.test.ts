@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Scheduler, type SchedulerConfig } from '../../src/batching/scheduler/index.js'
+import { Scheduler, type SchedulerConfig } from '../../src/batching/engine-thread/scheduler/index.js'
 import { FakeEngine } from './fixtures/fake-engine.js'
 
 const config = (over: Partial<SchedulerConfig> = {}): SchedulerConfig => ({

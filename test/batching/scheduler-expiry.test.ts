@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Scheduler, deadlinePassed, expiredInQueue, isFinished, queueTimeMs } from '../../src/batching/scheduler/index.js'
+import { Scheduler, deadlinePassed, expiredInQueue, isFinished, queueTimeMs } from '../../src/batching/engine-thread/scheduler/index.js'
 import { FakeEngine } from './fixtures/fake-engine.js'
 
 t.test('a queue timeout or a deadline is reached at its boundary, and no limit never expires', async (t) => {

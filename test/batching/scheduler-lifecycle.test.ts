@@ -1,5 +1,5 @@
 import t from 'tap'
-import { KvAccounting, Scheduler, type SchedulerConfig } from '../../src/batching/scheduler/index.js'
+import { KvAccounting, Scheduler, type SchedulerConfig } from '../../src/batching/engine-thread/scheduler/index.js'
 import { FakeEngine } from './fixtures/fake-engine.js'
 
 const config: SchedulerConfig = { maxNumSeqs: 4, maxBatchedTokens: 16, kvCapacity: 256, pageSize: 16, maxModelLength: 128 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Scheduler } from '../../src/batching/scheduler/index.js'
+import { Scheduler } from '../../src/batching/engine-thread/scheduler/index.js'
 import { FakeEngine } from './fixtures/fake-engine.js'
 
 const ids = (engine: FakeEngine) => engine.step().scheduled.map((e) => e.id)

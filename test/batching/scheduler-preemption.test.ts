@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Scheduler, type SchedulerConfig, type SchedulerRequest } from '../../src/batching/scheduler/index.js'
+import { Scheduler, type SchedulerConfig, type SchedulerRequest } from '../../src/batching/engine-thread/scheduler/index.js'
 import { FakeEngine } from './fixtures/fake-engine.js'
 
 /** 4-position pages, so a 4-block prompt fills one page and its 5th block takes a second. */

@@ -1,6 +1,6 @@
 /** Choices of one request share a prompt: the later ones wait until the first has computed it. */
 import t from 'tap'
-import { Scheduler, type SchedulerConfig } from '../../src/batching/scheduler/index.js'
+import { Scheduler, type SchedulerConfig } from '../../src/batching/engine-thread/scheduler/index.js'
 import { FakeEngine } from './fixtures/fake-engine.js'
 
 const config = (over: Partial<SchedulerConfig> = {}): SchedulerConfig => ({

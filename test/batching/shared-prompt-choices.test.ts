@@ -1,7 +1,7 @@
 /** n > 1 through the real worker: the prompt is computed once, the other choices take it from the prefix cache. */
 import t from 'tap'
 import type { EngineObserver, StepRecord } from '../../src/batching/client-types.js'
-import { startEngine } from '../../src/batching/engine-client.js'
+import { startEngine } from '../../src/batching/http-thread/engine-client.js'
 import { GREEDY } from '../../src/engine/types.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'
 

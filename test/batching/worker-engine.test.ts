@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap'
 import type { GenerateRequest, Generation } from '../../src/batching/client-types.js'
-import { startEngine, type LocalEngineClient } from '../../src/batching/engine-client.js'
+import { startEngine, type LocalEngineClient } from '../../src/batching/http-thread/engine-client.js'
 import { GREEDY } from '../../src/engine/types.js'
 import { patternPng } from '../helpers/images.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'

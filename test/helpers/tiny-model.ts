@@ -3,7 +3,8 @@ import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { buildTinyModel, ensureTinyModel, DEFAULT_MODEL_DIR, type TinyModelOptions } from '../../src/builder/build-model.js'
+import { buildTinyModel, ensureTinyModel, type TinyModelOptions } from '../../src/builder/build-model.js'
+import { DEFAULT_MODEL_DIR } from '../../src/builder/default-model-dir.js'
 
 export async function tinyModelDir(): Promise<string> {
   await ensureTinyModel(DEFAULT_MODEL_DIR)

@@ -5,7 +5,7 @@
  * stops mid-stream (a final error event, then [DONE]).
  */
 import t from 'tap'
-import type { LocalEngineClient } from '../../src/batching/engine-client.js'
+import type { LocalEngineClient } from '../../src/batching/http-thread/engine-client.js'
 import { MODEL, hello, serve, tinyEngine } from './serve.js'
 
 /** Splits an SSE body into its events (comments included), checking the framing. */

@@ -1,6 +1,7 @@
 /** The pure pieces: request → GenerateRequest, data URLs, and the completion and chunk objects. */
 import t from 'tap'
-import { decodeDataUrl, type Attachment, type ImageSources } from '../../src/routes/chat/images.js'
+import type { Attachment } from '../../src/http/multipart.js'
+import { decodeDataUrl, type ImageSources } from '../../src/routes/chat/images.js'
 import { checkRequest, resolveMessages, toGenerateRequest, toSamplingParams, type RequestLimits } from '../../src/routes/chat/request.js'
 import { ChunkFactory, chatCompletion, toOpenAiLogprob } from '../../src/routes/chat/response.js'
 import type { ChatRequestBody } from '../../src/routes/chat/schema.js'

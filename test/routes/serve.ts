@@ -1,7 +1,7 @@
 /** Shared set-up for HTTP tests: one real engine per test file, a fresh app per test on a real port. */
 import type { Test } from 'tap'
 import OpenAI from 'openai'
-import { startEngine, type LocalEngineClient } from '../../src/batching/engine-client.js'
+import { startEngine, type LocalEngineClient } from '../../src/batching/http-thread/engine-client.js'
 import { buildApp, type AppOptions } from '../../src/server/app.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'
 

@@ -1,6 +1,6 @@
 /** Which addresses remote images may come from: public unicast only, whatever the notation. */
 import t from 'tap'
-import { forbiddenAddressReason, ipv6Bytes } from '../../src/server/address-policy.js'
+import { forbiddenAddressReason, ipv6Bytes } from '../../src/http/address-policy.js'
 
 const REFUSED: Array<[string, string]> = [
   ['127.0.0.1', 'a loopback address'],

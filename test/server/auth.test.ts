@@ -1,7 +1,7 @@
 /** Bearer API keys: 401 in the OpenAI shape, checked before the body is read; probes open unless configured. */
 import { createHash } from 'node:crypto'
 import t from 'tap'
-import { keyMatches } from '../../src/server/auth.js'
+import { keyMatches } from '../../src/http/auth.js'
 import { hello, serve, tinyEngine } from '../routes/serve.js'
 
 const engine = await tinyEngine(t)

@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { forbiddenAddressReason } from '../../src/server/address-policy.js'
-import { RemoteImageFetcher, hostAllowed, type RemoteImageOptions, type ResolvedAddress } from '../../src/server/remote-image.js'
+import { forbiddenAddressReason } from '../../src/http/address-policy.js'
+import { RemoteImageFetcher, hostAllowed, type RemoteImageOptions, type ResolvedAddress } from '../../src/http/remote-image.js'
 import { patternPng } from '../helpers/images.js'
 
 const cert = readFileSync(new URL('./fixtures/test-tls.crt', import.meta.url))

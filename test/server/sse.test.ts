@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { createServer, type ServerResponse } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
-import { SseWriter } from '../../src/server/sse.js'
+import { SseWriter } from '../../src/http/sse.js'
 
 /** A server whose one request hands its response to the test, and a raw client socket. */
 async function pair(t: Test): Promise<{ res: ServerResponse; socket: Socket; received: () => string }> {

@@ -1,6 +1,6 @@
 /** The server on the embedded model, over real HTTP: probes and the model list. */
 import t from 'tap'
-import { startEngine } from '../../src/batching/engine-client.js'
+import { startEngine } from '../../src/batching/http-thread/engine-client.js'
 import { buildApp } from '../../src/server/app.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'
 

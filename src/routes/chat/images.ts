@@ -5,23 +5,13 @@
  * failure is a 400 naming the part's `param`; the engine still sniffs and
  * decodes the bytes (PNG, JPEG, WEBP, GIF) when the request is submitted.
  */
-import { ApiError } from '../../server/api-errors.js'
+import { ApiError } from '../../http/api-errors.js'
+import type { Attachment } from '../../http/multipart.js'
+import type { RemoteImageSource } from '../../http/remote-image.js'
 import type { ImageDetailValue, MessageBody } from './schema.js'
 
 /** Media types a data URL or file part may declare. */
 export const IMAGE_MEDIA_TYPES = ['image/png', 'image/jpeg', 'image/jpg', 'image/webp', 'image/gif'] as const
-
-/** A file part of a multipart request. */
-export interface Attachment {
-  bytes: Uint8Array
-  filename: string | undefined
-  mimetype: string
-}
-
-/** Downloads an allowed remote image; rejects with a message fit for the client. */
-export interface RemoteImageSource {
-  fetchImage(url: URL, signal: AbortSignal): Promise<Uint8Array>
-}
 
 export interface ImageRef {
   messageIndex: number

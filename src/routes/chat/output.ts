@@ -4,8 +4,8 @@
  * timings for its request log, and a client that leaves aborts the generation.
  */
 import type { Generation, GenerationEvent, RequestTimings, Usage } from '../../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../../server/api-errors.js'
-import type { SseWriter } from '../../server/sse.js'
+import { ApiError, fromGenerationError } from '../../http/api-errors.js'
+import type { SseWriter } from '../../http/sse.js'
 import { emptyChoices, toOpenAiLogprob, type ChoiceResult, type ChunkFactory } from './response.js'
 import { ToolCallStream } from './tool-call-stream.js'
 import type { ToolCalling } from './tools.js'

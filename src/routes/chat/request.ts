@@ -5,7 +5,7 @@
  * images resolved to bytes.
  */
 import type { ChatMessage, ContentPart, GenerateRequest, ResponseFormat, SamplingParams } from '../../batching/client-types.js'
-import { ApiError } from '../../server/api-errors.js'
+import { ApiError } from '../../http/api-errors.js'
 import { collectImageRefs, resolveImage, unreferencedAttachments, type ImageRef, type ImageSources } from './images.js'
 import type { ChatRequestBody, MessageBody } from './schema.js'
 import { assistantText, toolResultText, type ToolCalling } from './tools.js'

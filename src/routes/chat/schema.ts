@@ -1,6 +1,6 @@
 /**
  * The chat completions contract as JSON Schema: the request (validated by the
- * strict Ajv in src/server/validation.ts) and the responses (serialised by
+ * strict Ajv in src/http/validation.ts) and the responses (serialised by
  * fastify, so undeclared fields never leak), plus the TypeScript shape of a
  * request that passed validation. Ranges agree with the engine's own checks
  * (src/engine/sampling/validate.ts) so a bad value is named here, with its param.

@@ -19,7 +19,7 @@
  * `<tool_response>` in a user turn), the closest the model's family knows.
  */
 import type { ResponseFormat } from '../../batching/client-types.js'
-import { ApiError } from '../../server/api-errors.js'
+import { ApiError } from '../../http/api-errors.js'
 import type { ChatRequestBody, FunctionToolBody, MessageBody } from './schema.js'
 import { ToolCallStream } from './tool-call-stream.js'
 

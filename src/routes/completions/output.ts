@@ -6,8 +6,8 @@
  * `data: {"error": …}` in a stream.
  */
 import type { Generation, GenerationEvent, RequestTimings, Usage } from '../../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../../server/api-errors.js'
-import type { SseWriter } from '../../server/sse.js'
+import { ApiError, fromGenerationError } from '../../http/api-errors.js'
+import type { SseWriter } from '../../http/sse.js'
 import { toOpenAiUsage } from '../chat/response.js'
 import { CompletionChoices, type CompletionChoice } from './choices.js'
 

@@ -4,7 +4,7 @@
  * `logprobs: k` as k alternatives per token.
  */
 import type { GenerateRequest, PlainPrompt } from '../../batching/client-types.js'
-import { ApiError } from '../../server/api-errors.js'
+import { ApiError } from '../../http/api-errors.js'
 import { toSamplingParams, toStopList, type RequestLimits } from '../chat/request.js'
 import type { CompletionRequestBody } from './schema.js'
 

@@ -13,8 +13,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Generation, RequestTimings, Usage } from '../../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../../server/api-errors.js'
-import type { SseWriter } from '../../server/sse.js'
+import { ApiError, fromGenerationError } from '../../http/api-errors.js'
+import type { SseWriter } from '../../http/sse.js'
 import type { ResponseRequestBody } from './schema.js'
 
 export interface ResponseMeta {

@@ -6,7 +6,7 @@
  * format. Storage is refused: nothing is kept between requests.
  */
 import type { ChatMessage, GenerateRequest, ResponseFormat } from '../../batching/client-types.js'
-import { ApiError } from '../../server/api-errors.js'
+import { ApiError } from '../../http/api-errors.js'
 import { toSamplingParams, type RequestLimits } from '../chat/request.js'
 import type { MessageBody } from '../chat/schema.js'
 import type { ResponseRequestBody } from './schema.js'

@@ -2,10 +2,10 @@
  * The HTTP thread's record of one image request: progress and images in, one
  * `done` (or `error`) out once every image arrived. Ends exactly once.
  */
-import type { EngineObserver, GenerationErrorCode, ImageUsage } from './client-types.js'
+import type { EngineObserver, GenerationErrorCode, ImageUsage } from '../client-types.js'
 import { imageEvents } from './event-queue.js'
-import type { WorkerToHost } from './protocol.js'
-import type { Reservation } from './scheduler/index.js'
+import type { WorkerToHost } from '../protocol.js'
+import type { Reservation } from './admission.js'
 import { TrackedRequest } from './tracked-request.js'
 
 export class ImageRequestState extends TrackedRequest {

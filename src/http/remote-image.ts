@@ -15,7 +15,6 @@ import { lookup as dnsLookup } from 'node:dns/promises'
 import type { IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { isIP, type LookupFunction } from 'node:net'
-import type { RemoteImageSource } from '../routes/chat/images.js'
 import { forbiddenAddressReason } from './address-policy.js'
 
 export class RemoteImageError extends Error {
@@ -48,6 +47,11 @@ const systemResolve = async (hostname: string): Promise<ResolvedAddress[]> => dn
 export function hostAllowed(hostname: string, allowed: readonly string[]): boolean {
   const host = hostname.toLowerCase()
   return allowed.some((pattern) => (pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern))
+}
+
+/** Downloads an allowed remote image; rejects with a message fit for the client. */
+export interface RemoteImageSource {
+  fetchImage(url: URL, signal: AbortSignal): Promise<Uint8Array>
 }
 
 export class RemoteImageFetcher implements RemoteImageSource {

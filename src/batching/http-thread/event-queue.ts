@@ -5,7 +5,7 @@
  * progress report into the pending report of its image), so the queue stays
  * small however far behind the reader is.
  */
-import type { GenerationEvent, ImageEvent } from './client-types.js'
+import type { GenerationEvent, ImageEvent } from '../client-types.js'
 
 /** Folds `next` into `pending` when they can be one event; returns whether it did. */
 export type Merge<E> = (pending: E, next: E) => boolean

@@ -1,6 +1,4 @@
-/** The scheduler's public surface: capacity, admission, time limits, and the step planner. */
-export { AdmissionController, Reservation } from './admission.js'
-export type { AdmissionOptions, Rejection, RejectionReason } from './admission.js'
+/** The scheduler's public surface: capacity, time limits, and the step planner (admission runs on the HTTP thread: ../../http-thread/admission.ts). */
 export { deadlinePassed, expiredInQueue, queueTimeMs } from './deadlines.js'
 export { SCHEDULER_ERRORS, SchedulerError } from './errors.js'
 export type { SchedulerErrorCode } from './errors.js'

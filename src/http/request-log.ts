@@ -8,8 +8,12 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import type { Metrics } from './metrics.js'
 import type { FastifyInstance } from 'fastify'
+
+/** Told of every response (the server's metrics). */
+export interface ResponseObserver {
+  httpOnResponse(route: string | undefined, method: string, statusCode: number, seconds: number): void
+}
 
 /** What a route learns about its request, for the log line. */
 export interface RequestStats {
@@ -48,7 +52,7 @@ const isProbe = (url: string) => url.startsWith('/health/')
  * One log line per request, written when the raw response closes (streams
  * included); the same moment records the HTTP duration metric when `metrics` is given.
  */
-export function installRequestLog(app: FastifyInstance, metrics?: Pick<Metrics, 'httpOnResponse'>): void {
+export function installRequestLog(app: FastifyInstance, metrics?: ResponseObserver): void {
   app.decorateRequest('stats', null as unknown as RequestStats)
   app.addHook('onRequest', async (request, reply) => {
     request.stats = {}

@@ -13,7 +13,7 @@
  * scheduled, or ended before). `commit()` only swaps the estimate for the
  * actual block count once the prompt is built.
  */
-import { requireInteger } from './errors.js'
+import { requireInteger } from '../engine-thread/scheduler/errors.js'
 
 export type RejectionReason = 'queue_full' | 'queue_tokens_full' | 'draining'
 

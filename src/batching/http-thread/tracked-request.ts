@@ -5,9 +5,9 @@
  *
  *   created ─► admit() | rejectWith() ─► … ─► end()   (end runs once; the place is released by then)
  */
-import { GenerationError, type EngineObserver, type GenerationErrorCode } from './client-types.js'
-import type { WorkerToHost } from './protocol.js'
-import type { Reservation } from './scheduler/index.js'
+import { GenerationError, type EngineObserver, type GenerationErrorCode } from '../client-types.js'
+import type { WorkerToHost } from '../protocol.js'
+import type { Reservation } from './admission.js'
 
 export abstract class TrackedRequest {
   readonly admitted: Promise<void>

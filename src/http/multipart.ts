@@ -10,7 +10,6 @@
  */
 import multipart from '@fastify/multipart'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Attachment } from '../routes/chat/images.js'
 import { ApiError } from './api-errors.js'
 
 export interface MultipartLimits {
@@ -20,6 +19,13 @@ export interface MultipartLimits {
   maxFileBytes: number
   /** Largest `request` field, bytes (413 past it). */
   maxFieldBytes: number
+}
+
+/** A file part of a multipart request. */
+export interface Attachment {
+  bytes: Uint8Array
+  filename: string | undefined
+  mimetype: string
 }
 
 const attachments = new WeakMap<FastifyRequest, Map<string, Attachment>>()

@@ -21,11 +21,11 @@ import {
   type ImageRequest,
   type TokenizeInput,
   type Tokenized,
-} from './client-types.js'
+} from '../client-types.js'
 import { ImageRequestState } from './image-request-state.js'
-import type { EngineStats, HostToWorker, ModelInfo, SchedulingLimits, SequenceUpdate, StartedRequest, WorkerToHost } from './protocol.js'
+import type { EngineStats, HostToWorker, ModelInfo, SchedulingLimits, SequenceUpdate, StartedRequest, WorkerToHost } from '../protocol.js'
 import { RequestState } from './request-state.js'
-import { AdmissionController, Reservation } from './scheduler/index.js'
+import { AdmissionController, Reservation } from './admission.js'
 import { WorkerSupervisor } from './worker-supervisor.js'
 
 export interface EngineClientOptions {

@@ -6,14 +6,14 @@
  *   submit ─► preparePrompt (template, images) ─► engine.add + scheduler.add (one sequence per choice)
  *   loop:  expire deadlines ─► schedule() ─► preempt ─► engine.step(plan) ─► update() ─► post 'step'
  */
-import { EngineError, type EngineErrorCode } from '../engine/errors.js'
-import type { Engine } from '../engine/engine.js'
-import type { TokenConstraint } from '../engine/grammar/token-constraint.js'
-import { validateSamplingParams } from '../engine/sampling/index.js'
-import type { FinishReason } from '../engine/types.js'
-import type { GenerateRequest, GenerationErrorCode, ImageRequest, StepRecord, TokenizeInput, Tokenized } from './client-types.js'
+import { EngineError, type EngineErrorCode } from '../../engine/errors.js'
+import type { Engine } from '../../engine/engine.js'
+import type { TokenConstraint } from '../../engine/grammar/token-constraint.js'
+import { validateSamplingParams } from '../../engine/sampling/index.js'
+import type { FinishReason } from '../../engine/types.js'
+import type { GenerateRequest, GenerationErrorCode, ImageRequest, StepRecord, TokenizeInput, Tokenized } from '../client-types.js'
 import { ImageJobs } from './image-jobs.js'
-import type { EngineStats, SequenceUpdate, StartedRequest, WorkerToHost } from './protocol.js'
+import type { EngineStats, SequenceUpdate, StartedRequest, WorkerToHost } from '../protocol.js'
 import type { Scheduler } from './scheduler/index.js'
 
 const ERROR_CODES: Partial<Record<EngineErrorCode, GenerationErrorCode>> = {

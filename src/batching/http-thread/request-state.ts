@@ -3,10 +3,10 @@
  * place, and the clock readings behind its timings and metrics. Every request
  * ends exactly once: done, error, or aborted.
  */
-import type { EngineObserver, FinishReason, GenerationErrorCode, RequestRecord } from './client-types.js'
+import type { EngineObserver, FinishReason, GenerationErrorCode, RequestRecord } from '../client-types.js'
 import { chatEvents } from './event-queue.js'
-import type { SequenceUpdate, WorkerToHost } from './protocol.js'
-import type { Reservation } from './scheduler/index.js'
+import type { SequenceUpdate, WorkerToHost } from '../protocol.js'
+import type { Reservation } from './admission.js'
 import { TrackedRequest } from './tracked-request.js'
 
 type Ending = RequestRecord['finishReason']

@@ -3,12 +3,12 @@
  * onnxruntime-node and runs the model, so a forward pass never blocks HTTP.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { Engine } from '../engine/engine.js'
-import { EngineError } from '../engine/errors.js'
-import { loadModel } from '../engine/model.js'
+import { Engine } from '../../engine/engine.js'
+import { EngineError } from '../../engine/errors.js'
+import { loadModel } from '../../engine/model.js'
 import { EngineLoop } from './engine-loop.js'
-import type { ImageCapabilities } from './client-types.js'
-import type { HostToWorker, WorkerOptions, WorkerToHost } from './protocol.js'
+import type { ImageCapabilities } from '../client-types.js'
+import type { HostToWorker, WorkerOptions, WorkerToHost } from '../protocol.js'
 import { Scheduler } from './scheduler/index.js'
 
 const port = parentPort

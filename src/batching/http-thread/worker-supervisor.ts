@@ -6,7 +6,7 @@
  *   start ─► worker 'ready' ─► up ──crash / exit / heartbeat stale──► down ─► onDown() ─► start again
  */
 import { Worker } from 'node:worker_threads'
-import type { HostToWorker, ModelInfo, WorkerOptions, WorkerToHost } from './protocol.js'
+import type { HostToWorker, ModelInfo, WorkerOptions, WorkerToHost } from '../protocol.js'
 
 export class EngineStartError extends Error {
   override readonly name = 'EngineStartError'
@@ -31,14 +31,14 @@ export interface SupervisorOptions {
 }
 
 /**
- * A new Worker running the engine-worker module beside this one: `.js` when
+ * A new Worker running ../engine-thread/engine-worker: `.js` when
  * built. From sources (`.ts`) under tsx, whose loader does not reach workers,
  * a small bootstrap registers tsx in the worker first; test runners whose
  * loaders do reach workers (tap) load the `.ts` module directly.
  */
 function newWorker(workerData: WorkerOptions): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./engine-worker.js', import.meta.url), { workerData })
-  const url = new URL('./engine-worker.ts', import.meta.url)
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('../engine-thread/engine-worker.js', import.meta.url), { workerData })
+  const url = new URL('../engine-thread/engine-worker.ts', import.meta.url)
   if (!process.execArgv.some((arg) => arg.includes('tsx'))) return new Worker(url, { workerData })
   const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}) })`
   return new Worker(bootstrap, { eval: true, workerData, execArgv: [] })

@@ -6,10 +6,10 @@
  *   token phase (scheduler, shared batch) ─► span hidden states ─► DenoiseJob
  *   loop: engine step ─► one denoise step for every job ─► done jobs: VAE ─► PNG ─► post 'image'
  */
-import type { Engine } from '../engine/engine.js'
-import type { ImageDecoder } from '../engine/model.js'
-import { decodeImages, DenoiseJob, denoiseStepBatched, encodePng } from '../engine/image-gen/index.js'
-import type { WorkerToHost } from './protocol.js'
+import type { Engine } from '../../engine/engine.js'
+import type { ImageDecoder } from '../../engine/model.js'
+import { decodeImages, DenoiseJob, denoiseStepBatched, encodePng } from '../../engine/image-gen/index.js'
+import type { WorkerToHost } from '../protocol.js'
 
 interface Job {
   reqId: string
