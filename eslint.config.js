@@ -19,20 +19,46 @@ export default tseslint.config(
   },
   {
     files: ['src/engine/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { paths: ['fastify', 'prom-client'], patterns: ['@fastify/*', '**/batching/**', '**/http/**', '**/server/**', '**/routes/**'] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['fastify', 'prom-client'],
+          patterns: ['@fastify/*', '**/batching/**', '**/http/**', '**/server/**', '**/routes/**'],
+        },
+      ],
+    },
   },
   {
     // The HTTP kit sits below the routes and the composition root.
     files: ['src/http/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/routes/**', '**/server/**', '**/engine/**', '**/batching/**'] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['**/routes/**', '**/server/**', '**/engine/**', '**/batching/**'] },
+      ],
+    },
   },
   {
     // A file's folder says which thread it runs on; neither side loads the other's code.
     files: ['src/batching/http-thread/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { paths: ['onnxruntime-node'], patterns: ['**/engine-thread/**', '**/engine/**'] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: ['onnxruntime-node'], patterns: ['**/engine-thread/**', '**/engine/**'] },
+      ],
+    },
   },
   {
     files: ['src/batching/engine-thread/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { paths: ['fastify', 'prom-client'], patterns: ['**/http-thread/**', '**/http/**', '**/server/**', '**/routes/**'] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['fastify', 'prom-client'],
+          patterns: ['**/http-thread/**', '**/http/**', '**/server/**', '**/routes/**'],
+        },
+      ],
+    },
   },
 )

@@ -66,7 +66,17 @@ export class BandwidthMeter {
     })
     const run = async (kind: 'copy' | 'scan', n: number) => {
       const t0 = performance.now()
-      await Promise.all(workers.map((w) => new Promise((resolve, reject) => (w.once('message', resolve).once('error', reject), w.postMessage({ kind, rounds: n })))))
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise(
+              (resolve, reject) => (
+                w.once('message', resolve).once('error', reject),
+                w.postMessage({ kind, rounds: n })
+              ),
+            ),
+        ),
+      )
       return (bytes * n) / ((performance.now() - t0) / 1000) / 1e9
     }
     const best = async (kind: 'copy' | 'scan') => {

@@ -45,14 +45,25 @@ export function weightsPerToken(s: KelixCheckpointSizes): number {
   return llm + s.textVocab * s.hidden + blockDecoder
 }
 
-export async function measureComputeCeiling(s: KelixCheckpointSizes, precision: WeightPrecision, threads: number): Promise<ComputeCeiling> {
+export async function measureComputeCeiling(
+  s: KelixCheckpointSizes,
+  precision: WeightPrecision,
+  threads: number,
+): Promise<ComputeCeiling> {
   const k = s.hidden
   const n = s.intermediate
   const dir = await mkdtemp(join(tmpdir(), 'kelix-ceiling-'))
   try {
     const g = new GraphBuilder('ceiling')
     const x = g.input('x', 'float32', ['rows', k])
-    const random = (dims: number[]): TensorData => inMemory(dims, Float32Array.from({ length: (dims[0] as number) * (dims[1] as number) }, (_, i) => Math.sin(i * 12.9898) * 0.05))
+    const random = (dims: number[]): TensorData =>
+      inMemory(
+        dims,
+        Float32Array.from(
+          { length: (dims[0] as number) * (dims[1] as number) },
+          (_, i) => Math.sin(i * 12.9898) * 0.05,
+        ),
+      )
     const weights: Weights = {
       linear: (_key, inDim, outDim) => random([inDim, outDim]),
       storedLinear: (_key, inDim, outDim) => random([outDim, inDim]),
@@ -75,7 +86,13 @@ export async function measureComputeCeiling(s: KelixCheckpointSizes, precision: 
       }
       const gflops = (2 * ROWS * k * n) / (median(ms) / 1000) / 1e9
       const perToken = weightsPerToken(s)
-      return { kernel: `${precision === 'fp32' ? 'MatMul' : `MatMulNBits ${precision}`} [${ROWS}×${k}]·[${k}×${n}]`, rows: ROWS, gflops, weightsPerToken: perToken, tokensPerSecond: (gflops * 1e9) / (2 * perToken) }
+      return {
+        kernel: `${precision === 'fp32' ? 'MatMul' : `MatMulNBits ${precision}`} [${ROWS}×${k}]·[${k}×${n}]`,
+        rows: ROWS,
+        gflops,
+        weightsPerToken: perToken,
+        tokensPerSecond: (gflops * 1e9) / (2 * perToken),
+      }
     } finally {
       await session.release()
     }

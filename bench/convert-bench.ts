@@ -14,7 +14,12 @@ import { existsSync, rmSync } from 'node:fs'
 import { mkdir, readFile, rm, statfs } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { keyeArConfig, kelixTensorSpecs, type KelixCheckpointSizes, type TensorSpec } from '../src/builder/kelix-checkpoint-layout.js'
+import {
+  keyeArConfig,
+  kelixTensorSpecs,
+  type KelixCheckpointSizes,
+  type TensorSpec,
+} from '../src/builder/kelix-checkpoint-layout.js'
 import { writeCheckpointStreaming } from '../src/convert/checkpoint.js'
 import { kelixTokenizerFiles } from '../test/helpers/qwen3-tokenizer.js'
 import type { ChildResult } from './convert-child.js'
@@ -41,7 +46,16 @@ export function kelix8bSizes(layers = 36): KelixCheckpointSizes {
     maxSeqLen: 40960,
     ropeBase: 1e6,
     normEps: 1e-6,
-    vision: { width: 1152, layers: 27, heads: 16, mlp: 4304, patchSize: 14, positionTable: 27, layerNormEps: 1e-6, ropeTheta: 10000 },
+    vision: {
+      width: 1152,
+      layers: 27,
+      heads: 16,
+      mlp: 4304,
+      patchSize: 14,
+      positionTable: 27,
+      layerNormEps: 1e-6,
+      ropeTheta: 10000,
+    },
     quantizer: { codeDim: 128, tableWidth: 4096, upProjection: 1152 },
     blockDecoder: { dModel: 512, heads: 4, layers: 1, feedForward: 2048, positionRows: 65537 },
     ids: { eos: 151645, imagePad: 151655, visionStart: 151652, visionEnd: 151653, eob: 151681 },
@@ -79,7 +93,14 @@ const elements = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1)
 export function servedBytesEstimate(s: KelixCheckpointSizes, specs: readonly TensorSpec[]): number {
   let values = 0
   for (const { key, shape } of specs) {
-    if (key === 'lm_head.weight' || /quantizer\.\d+\.embedding\.weight$/.test(key) || key.includes('packing_position_embedding') || key.includes('up_projectors.') || key.includes('token_head.final_norm')) continue
+    if (
+      key === 'lm_head.weight' ||
+      /quantizer\.\d+\.embedding\.weight$/.test(key) ||
+      key.includes('packing_position_embedding') ||
+      key.includes('up_projectors.') ||
+      key.includes('token_head.final_norm')
+    )
+      continue
     if (key.endsWith('token_head.position_embedding.weight')) values += (s.codebooks + 1) * s.blockDecoder.dModel
     else if (key.endsWith('tok_embeddings.embed_tokens.weight')) values += 2 * elements(shape)
     else values += elements(shape)
@@ -104,7 +125,15 @@ export interface ConvertBenchResult {
   checkpointGB: number
   outputGB: number
   outputEstimateGB: number
-  graphs: Array<{ file: string; dataGB: number; graphMB: number; parameters: number; seconds: number; GBPerSecond: number; peakRssGB: number }>
+  graphs: Array<{
+    file: string
+    dataGB: number
+    graphMB: number
+    parameters: number
+    seconds: number
+    GBPerSecond: number
+    peakRssGB: number
+  }>
   writeSeconds: number
   fillSeconds: number
   prepareSeconds: number
@@ -127,7 +156,8 @@ export interface ConvertBenchResult {
 }
 
 export async function benchConvert(opts: ConvertBenchOptions): Promise<ConvertBenchResult> {
-  if (!Number.isInteger(opts.layers) || opts.layers < 1) throw new Error(`--layers must be a positive integer, got ${opts.layers}`)
+  if (!Number.isInteger(opts.layers) || opts.layers < 1)
+    throw new Error(`--layers must be a positive integer, got ${opts.layers}`)
   const sizes = kelix8bSizes(opts.layers)
   const specs = kelixTensorSpecs(sizes)
   const parameters = specs.reduce((n, s) => n + elements(s.shape), 0)
@@ -160,21 +190,31 @@ export async function benchConvert(opts: ConvertBenchOptions): Promise<ConvertBe
   }
   if (!keep) process.once('SIGINT', onSignal).once('SIGTERM', onSignal)
   try {
-    const converter = spawnConverter(checkpointDir, modelDir, join(root, 'child-result.json'), opts.cpuProfile ? join(root, 'cpu-profile') : undefined)
+    const converter = spawnConverter(
+      checkpointDir,
+      modelDir,
+      join(root, 'child-result.json'),
+      opts.cpuProfile ? join(root, 'cpu-profile') : undefined,
+    )
     let written: Awaited<ReturnType<typeof writeSynthetic>>
     try {
-      console.log(`Writing a synthetic Kelix-8B checkpoint (${opts.layers} layers, ${(parameters / 1e9).toFixed(2)} B parameters, ${(checkpointBytes / GB).toFixed(1)} GB bf16) to ${checkpointDir}`)
+      console.log(
+        `Writing a synthetic Kelix-8B checkpoint (${opts.layers} layers, ${(parameters / 1e9).toFixed(2)} B parameters, ${(checkpointBytes / GB).toFixed(1)} GB bf16) to ${checkpointDir}`,
+      )
       written = await writeSynthetic(checkpointDir, sizes, specs, largest)
     } catch (err) {
       converter.kill()
       throw err
     }
     const { seconds: writeSeconds, fillSeconds, shards } = written
-    console.log(`written in ${writeSeconds.toFixed(1)} s (${fillSeconds.toFixed(1)} s of it filling values); converting in a child process`)
+    console.log(
+      `written in ${writeSeconds.toFixed(1)} s (${fillSeconds.toFixed(1)} s of it filling values); converting in a child process`,
+    )
 
     const { child, samples } = await converter.run()
     const convertSeconds = (child.endMs - child.startMs) / 1000
-    const peakIn = (from: number, to: number) => Math.max(0, ...samples.filter((s) => s.t >= from && s.t <= to).map((s) => s.rssKb)) * 1024
+    const peakIn = (from: number, to: number) =>
+      Math.max(0, ...samples.filter((s) => s.t >= from && s.t <= to).map((s) => s.rssKb)) * 1024
     const outputBytes = child.graphs.reduce((n, g) => n + g.dataBytes + g.graphBytes, 0)
     const graphs = child.graphs.map((g) => {
       const stage = child.stages.find((s) => s.file === g.file)
@@ -210,8 +250,8 @@ export async function benchConvert(opts: ConvertBenchOptions): Promise<ConvertBe
       peakRssGB: peakRss / GB,
       maxRssGB: (child.maxRssKb * 1024) / GB,
       parentRssAtSpawnGB: converter.parentRssAtSpawn / GB,
-      sampledPeakRssGB: Math.max(0, ...samples.map((s) => s.rssKb)) * 1024 / GB,
-      vmHwmGB: Math.max(0, ...samples.map((s) => s.hwmKb)) * 1024 / GB,
+      sampledPeakRssGB: (Math.max(0, ...samples.map((s) => s.rssKb)) * 1024) / GB,
+      vmHwmGB: (Math.max(0, ...samples.map((s) => s.hwmKb)) * 1024) / GB,
       largestTensor: { key: largest.key, shape: largest.shape, fp32GB: largestBytes / GB },
       rssBoundGB: bound / GB,
       withinBound: peakRss <= bound,
@@ -227,7 +267,12 @@ export async function benchConvert(opts: ConvertBenchOptions): Promise<ConvertBe
 }
 
 /** Writes the checkpoint, one tensor at a time, into one reused buffer the size of the largest tensor. */
-export async function writeSynthetic(dir: string, sizes: KelixCheckpointSizes, specs: readonly TensorSpec[], largest: TensorSpec): Promise<{ seconds: number; fillSeconds: number; shards: number }> {
+export async function writeSynthetic(
+  dir: string,
+  sizes: KelixCheckpointSizes,
+  specs: readonly TensorSpec[],
+  largest: TensorSpec,
+): Promise<{ seconds: number; fillSeconds: number; shards: number }> {
   const buffer = new Float32Array(elements(largest.shape))
   const inits = new Map(specs.map((s) => [s.key, s.init]))
   const { tokenizerJson, tokenizerConfig } = await kelixTokenizerFiles()
@@ -245,7 +290,10 @@ export async function writeSynthetic(dir: string, sizes: KelixCheckpointSizes, s
       const values = buffer.subarray(0, elements(shape))
       fillRandom(values, fnv1a(key), init.std, init.center ?? 0)
       fillSeconds += (performance.now() - t0) / 1000
-      if (++count % 50 === 0 || elements(shape) > 1e8) process.stderr.write(`  ${count}/${specs.length} tensors, ${((performance.now() - started) / 1000).toFixed(1)} s\n`)
+      if (++count % 50 === 0 || elements(shape) > 1e8)
+        process.stderr.write(
+          `  ${count}/${specs.length} tensors, ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
+        )
       return values
     },
     {
@@ -270,7 +318,9 @@ export async function writeSynthetic(dir: string, sizes: KelixCheckpointSizes, s
     },
   )
   const seconds = (performance.now() - started) / 1000
-  const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> }
+  const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8')) as {
+    weight_map: Record<string, string>
+  }
   return { seconds, fillSeconds, shards: new Set(Object.values(index.weight_map)).size }
 }
 
@@ -294,7 +344,15 @@ interface ConverterChild {
  * /proc/<pid>/status every 200 ms until it exits.
  */
 function spawnConverter(from: string, out: string, resultPath: string, profileDir?: string): ConverterChild {
-  const args = ['--import', 'tsx', ...(profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]), join(REPO, 'bench', 'convert-child.ts'), from, out, resultPath]
+  const args = [
+    '--import',
+    'tsx',
+    ...(profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]),
+    join(REPO, 'bench', 'convert-child.ts'),
+    from,
+    out,
+    resultPath,
+  ]
   const parentRssAtSpawn = process.memoryUsage().rss
   const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['pipe', 'inherit', 'inherit'] })
   const exited = new Promise<number | null>((done, fail) => {
@@ -323,7 +381,9 @@ function spawnConverter(from: string, out: string, resultPath: string, profileDi
       const code = await exited.finally(() => clearInterval(timer))
       if (code !== 0 || !existsSync(resultPath)) {
         const last = samples.at(-1)
-        throw new Error(`the converter child exited with code ${code}${last === undefined ? '' : `, last RSS ${(last.rssKb / 1e6).toFixed(2)} GB`}`)
+        throw new Error(
+          `the converter child exited with code ${code}${last === undefined ? '' : `, last RSS ${(last.rssKb / 1e6).toFixed(2)} GB`}`,
+        )
       }
       return { child: JSON.parse(await readFile(resultPath, 'utf8')) as ChildResult, samples }
     },
@@ -358,7 +418,15 @@ export function printConvertBench(r: ConvertBenchResult): void {
   console.log('')
   console.log(
     formatTable(
-      r.graphs.map((g) => ({ graph: g.file, 'data GB': g.dataGB, 'graph MB': g.graphMB, parameters: g.parameters, 'write s': g.seconds, 'GB/s': g.GBPerSecond, 'peak RSS GB': g.peakRssGB })),
+      r.graphs.map((g) => ({
+        graph: g.file,
+        'data GB': g.dataGB,
+        'graph MB': g.graphMB,
+        parameters: g.parameters,
+        'write s': g.seconds,
+        'GB/s': g.GBPerSecond,
+        'peak RSS GB': g.peakRssGB,
+      })),
     ),
   )
   if (r.kept !== null) console.log(`\nkept ${r.kept}`)

@@ -43,12 +43,16 @@ export interface ChildResult {
 }
 
 const [from, out, resultPath] = process.argv.slice(2)
-if (from === undefined || out === undefined || resultPath === undefined) throw new Error('usage: convert-child.ts FROM OUT RESULT_JSON')
+if (from === undefined || out === undefined || resultPath === undefined)
+  throw new Error('usage: convert-child.ts FROM OUT RESULT_JSON')
 
 // Wait for the parent's go: the checkpoint is written meanwhile.
 const go = await new Promise<string>((done) => {
   let text = ''
-  process.stdin.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).once('end', () => done(text))
+  process.stdin
+    .setEncoding('utf8')
+    .on('data', (chunk: string) => (text += chunk))
+    .once('end', () => done(text))
 })
 if (go.trim() !== 'go') process.exit(3)
 

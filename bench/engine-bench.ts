@@ -27,7 +27,10 @@ export interface EngineBenchRow {
 
 const PROMPT = 'Tokens per second, time to first token and queue time are the numbers that matter to operators. '
 
-export async function benchEngine(models: Array<{ graph: string; model: KelixModel }>, opts: { batches: number[]; steps: number; warmup: number }): Promise<EngineBenchRow[]> {
+export async function benchEngine(
+  models: Array<{ graph: string; model: KelixModel }>,
+  opts: { batches: number[]; steps: number; warmup: number },
+): Promise<EngineBenchRow[]> {
   const rows: EngineBenchRow[] = []
   for (const batch of opts.batches) rows.push(...(await benchBatch(models, batch, opts)))
   return rows
@@ -49,13 +52,19 @@ class DecodingBatch {
   }
 
   /** Prompts added and prefilled, `warmup` decode steps run. */
-  static async start(model: KelixModel, batch: number, opts: { steps: number; warmup: number }): Promise<DecodingBatch> {
+  static async start(
+    model: KelixModel,
+    batch: number,
+    opts: { steps: number; warmup: number },
+  ): Promise<DecodingBatch> {
     const engine = new Engine(model)
     const decoding = new DecodingBatch(engine, batch)
     // Ban <|im_end|> so every sequence decodes for the whole measurement.
     const sampling = { ...GREEDY, logitBias: new Map([[model.config.special_tokens.im_end, -100]]) }
     for (const [i, id] of decoding.ids.entries()) {
-      const prompt = await engine.preparePrompt([{ role: 'user', content: `${i}: ${PROMPT}` }], { addGenerationPrompt: true })
+      const prompt = await engine.preparePrompt([{ role: 'user', content: `${i}: ${PROMPT}` }], {
+        addGenerationPrompt: true,
+      })
       engine.add(id, prompt, { sampling, maxNewTokens: opts.steps + opts.warmup + 2, stop: [], stopTokenIds: [] })
     }
     decoding.contextStart = engine.get('b0')?.blocks.length ?? 0
@@ -98,7 +107,11 @@ class DecodingBatch {
 }
 
 /** Every model at one batch size, their decode steps alternating so the machine's drift hits them alike. */
-async function benchBatch(models: Array<{ graph: string; model: KelixModel }>, batch: number, opts: { steps: number; warmup: number }): Promise<EngineBenchRow[]> {
+async function benchBatch(
+  models: Array<{ graph: string; model: KelixModel }>,
+  batch: number,
+  opts: { steps: number; warmup: number },
+): Promise<EngineBenchRow[]> {
   const batches: DecodingBatch[] = []
   for (const { model } of models) batches.push(await DecodingBatch.start(model, batch, opts))
   for (let i = 0; i < opts.steps; i++) for (const b of batches) await b.timedStep()

@@ -18,7 +18,12 @@ const TOKENS = 40
 /** Long string values, so the grammar stays open for the whole answer on a random model. */
 const SCHEMA: ResponseFormat = {
   type: 'json_schema',
-  schema: { type: 'object', properties: { title: { type: 'string' }, tags: { type: 'array', items: { type: 'string' } } }, required: ['title', 'tags'], additionalProperties: false },
+  schema: {
+    type: 'object',
+    properties: { title: { type: 'string' }, tags: { type: 'array', items: { type: 'string' } } },
+    required: ['title', 'tags'],
+    additionalProperties: false,
+  },
   strict: true,
 }
 
@@ -46,13 +51,28 @@ export interface GrammarBenchResult {
 
 export async function benchGrammar(model: KelixModel, opts: { rounds: number }): Promise<GrammarBenchResult> {
   const engine = new Engine(model)
-  const prompts = await Promise.all(Array.from({ length: BATCH }, (_, i) => engine.preparePrompt([{ role: 'user', content: `Item ${i}: describe it as JSON.` }], { addGenerationPrompt: true })))
+  const prompts = await Promise.all(
+    Array.from({ length: BATCH }, (_, i) =>
+      engine.preparePrompt([{ role: 'user', content: `Item ${i}: describe it as JSON.` }], {
+        addGenerationPrompt: true,
+      }),
+    ),
+  )
   const requests = async (constrained: boolean): Promise<OfflineRequest[]> =>
     Promise.all(
       prompts.map(async (prompt, i) => {
-        const sampling = { ...GREEDY, temperature: 1, seed: i, logitBias: constrained ? new Map<number, number>() : new Map([[model.config.special_tokens.im_end, -100]]) }
+        const sampling = {
+          ...GREEDY,
+          temperature: 1,
+          seed: i,
+          logitBias: constrained ? new Map<number, number>() : new Map([[model.config.special_tokens.im_end, -100]]),
+        }
         const options = { sampling, maxNewTokens: TOKENS, stop: [], stopTokenIds: [] }
-        return { id: `r${i}`, prompt, options: constrained ? { ...options, constraint: await engine.constraintFor(SCHEMA) } : options }
+        return {
+          id: `r${i}`,
+          prompt,
+          options: constrained ? { ...options, constraint: await engine.constraintFor(SCHEMA) } : options,
+        }
       }),
     )
   const run = async (side: GrammarRound['side']): Promise<GrammarRound> => {
@@ -62,12 +82,22 @@ export async function benchGrammar(model: KelixModel, opts: { rounds: number }):
     const seconds = (performance.now() - started) / 1000
     const tokens = [...results.values()].reduce((n, r) => n + r.tokenIds.length, 0)
     const steps = engine.timings.steps - before.steps
-    return { side, seconds, tokens, steps, tokensPerSecond: tokens / seconds, maskMsPerStep: (engine.timings.maskMs - before.maskMs) / steps, samplingMsPerStep: (engine.timings.samplingMs - before.samplingMs) / steps }
+    return {
+      side,
+      seconds,
+      tokens,
+      steps,
+      tokensPerSecond: tokens / seconds,
+      maskMsPerStep: (engine.timings.maskMs - before.maskMs) / steps,
+      samplingMsPerStep: (engine.timings.samplingMs - before.samplingMs) / steps,
+    }
   }
   await run('free') // warm-up: first runs of every kernel, the grammar compiled
   await run('constrained')
   const rounds: GrammarRound[] = []
-  for (let i = 0; i < opts.rounds; i++) for (const side of i % 2 === 0 ? (['free', 'constrained'] as const) : (['constrained', 'free'] as const)) rounds.push(await run(side))
+  for (let i = 0; i < opts.rounds; i++)
+    for (const side of i % 2 === 0 ? (['free', 'constrained'] as const) : (['constrained', 'free'] as const))
+      rounds.push(await run(side))
   const of = (side: GrammarRound['side']) => rounds.filter((r) => r.side === side)
   const ratios = of('constrained').map((c, i) => c.tokensPerSecond / (of('free')[i] as GrammarRound).tokensPerSecond)
   return {

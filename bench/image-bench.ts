@@ -74,7 +74,13 @@ export interface TinyImageResult {
   steps: Array<{ case: string; images: number; guidance: number; ditRows: number } & Timing>
   vaeDecode: Timing
   /** End to end through the engine worker (token phase, denoise, VAE, PNG), n = 1, one request at a time. */
-  endToEnd: Array<{ guidance: number; denoiseSteps: number; total: Timing; tokenPhaseMedianMs: number; imagesPerMinute: number }>
+  endToEnd: Array<{
+    guidance: number
+    denoiseSteps: number
+    total: Timing
+    tokenPhaseMedianMs: number
+    imagesPerMinute: number
+  }>
 }
 
 export interface RealImageResult {
@@ -90,9 +96,23 @@ export interface RealImageResult {
     stepB2: Timing
     peakRssGB: number
   }
-  vae: { parameters: number; dataGB: number; writeBuildSeconds: number; loadSeconds: number; decode: Timing; imageSize: number; peakRssGB: number }
+  vae: {
+    parameters: number
+    dataGB: number
+    writeBuildSeconds: number
+    loadSeconds: number
+    decode: Timing
+    imageSize: number
+    peakRssGB: number
+  }
   /** 50 Euler steps (Kelix's sampler) plus one decode, token phase excluded. */
-  projection: { steps: number; ditSecondsGuidance1: number; ditSecondsGuided: number; imageSecondsGuidance1: number; imageSecondsGuided: number }
+  projection: {
+    steps: number
+    ditSecondsGuidance1: number
+    ditSecondsGuided: number
+    imageSecondsGuidance1: number
+    imageSecondsGuided: number
+  }
   disk: { dir: string; freeGB: number; neededGB: number }
   kept: string | null
 }
@@ -110,7 +130,10 @@ export async function benchImages(opts: ImageBenchOptions): Promise<ImageBenchRe
 function timing(ms: readonly number[]): Timing {
   const sorted = [...ms].sort((a, b) => a - b)
   const mid = sorted.length / 2
-  const medianMs = sorted.length % 2 === 1 ? (sorted[Math.floor(mid)] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+  const medianMs =
+    sorted.length % 2 === 1
+      ? (sorted[Math.floor(mid)] as number)
+      : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
   return { calls: sorted.length, medianMs, minMs: sorted[0] ?? Number.NaN, maxMs: sorted.at(-1) ?? Number.NaN }
 }
 
@@ -146,7 +169,10 @@ async function benchTiny(opts: ImageBenchOptions): Promise<TinyImageResult> {
   // Round-robin over the cases, so drift hits them alike; fresh jobs each time (a job's steps run out).
   for (let round = 0; round < warmup + calls; round++) {
     for (const [i, c] of cases.entries()) {
-      const jobs = Array.from({ length: c.images }, (_, seed) => new DenoiseJob(decoder, { ...condition, seed }, { guidance: c.guidance }))
+      const jobs = Array.from(
+        { length: c.images },
+        (_, seed) => new DenoiseJob(decoder, { ...condition, seed }, { guidance: c.guidance }),
+      )
       const ms = await timed(() => denoiseStepBatched(decoder, jobs))
       if (round >= warmup) stepMs[i]?.push(ms)
     }
@@ -176,13 +202,19 @@ async function imagesOneAtATime(opts: ImageBenchOptions, denoiseSteps: number): 
       for (const [g, guidance] of guidances.entries()) {
         const seed = 1000 * g + i + 1
         // The API's defaults: temperature 1 for the token phase, nothing else.
-        const request = { prompt: `Image ${seed}: a lighthouse at dusk`, n: 1, sampling: { ...GREEDY, temperature: 1, seed }, guidance }
+        const request = {
+          prompt: `Image ${seed}: a lighthouse at dusk`,
+          n: 1,
+          sampling: { ...GREEDY, temperature: 1, seed },
+          guidance,
+        }
         const start = performance.now()
         let tokensEnd = Number.NaN
         const generation = await engine.generateImages(request)
         for await (const event of generation.events) {
           if (event.type === 'progress' && event.phase === 'tokens') tokensEnd = performance.now()
-          else if (event.type === 'error') throw new Error(`image generation failed: ${event.code}: ${event.message}`)
+          else if (event.type === 'error')
+            throw new Error(`image generation failed: ${event.error.code}: ${event.error.message}`)
         }
         // i = −1 is the warm-up.
         if (i < 0) continue
@@ -195,25 +227,39 @@ async function imagesOneAtATime(opts: ImageBenchOptions, denoiseSteps: number): 
   }
   return guidances.map((guidance, g) => {
     const total = timing(totals[g] ?? [])
-    return { guidance, denoiseSteps, total, tokenPhaseMedianMs: timing(tokenPhases[g] ?? []).medianMs, imagesPerMinute: 60_000 / total.medianMs }
+    return {
+      guidance,
+      denoiseSteps,
+      total,
+      tokenPhaseMedianMs: timing(tokenPhases[g] ?? []).medianMs,
+      imagesPerMinute: 60_000 / total.medianMs,
+    }
   })
 }
 
 const json = (value: object) => `${JSON.stringify(value, null, 2)}\n`
 
 /** A checkpoint with random values from each spec's init, one tensor in memory at a time. */
-async function writeRandomCheckpoint(dir: string, specs: readonly TensorSpec[], dtype: 'BF16' | 'F32', config: object): Promise<void> {
+async function writeRandomCheckpoint(
+  dir: string,
+  specs: readonly TensorSpec[],
+  dtype: 'BF16' | 'F32',
+  config: object,
+): Promise<void> {
   const byKey = new Map(specs.map((s) => [s.key, s]))
-  await writeCheckpointStreaming(
-    dir,
-    specs,
-    (key) => seededValues(random, byKey.get(key) as TensorSpec),
-    { dtype, shardBytes: SHARD_BYTES, extraFiles: { 'config.json': json(config) } },
-  )
+  await writeCheckpointStreaming(dir, specs, (key) => seededValues(random, byKey.get(key) as TensorSpec), {
+    dtype,
+    shardBytes: SHARD_BYTES,
+    extraFiles: { 'config.json': json(config) },
+  })
 }
 
 /** Opens the checkpoint in `dir`, builds the graph over its tensors and saves it; returns the external data bytes. */
-async function buildFrom(dir: string, path: string, build: (checkpoint: Checkpoint, config: string) => BuiltGraph): Promise<number> {
+async function buildFrom(
+  dir: string,
+  path: string,
+  build: (checkpoint: Checkpoint, config: string) => BuiltGraph,
+): Promise<number> {
   const checkpoint = await Checkpoint.open(dir)
   try {
     const saved = await build(checkpoint, await readFile(join(dir, 'config.json'), 'utf8')).save(path)
@@ -259,7 +305,10 @@ async function benchReal(opts: ImageBenchOptions): Promise<RealImageResult> {
   const free = fs.bavail * fs.bsize
   // bf16 DiT checkpoint + fp32 dit.onnx, fp32 VAE checkpoint + fp32 vae_decoder.onnx, + 10%.
   const needed = Math.ceil((6 * ditParameters + 8 * vaeParameters) * 1.1)
-  if (free < needed) throw new Error(`not enough disk space in ${base}: the real-size DiT and VAE need about ${(needed / GB).toFixed(1)} GB, ${(free / GB).toFixed(1)} GB are free. Use --dir DIR on a larger disk, or --no-real.`)
+  if (free < needed)
+    throw new Error(
+      `not enough disk space in ${base}: the real-size DiT and VAE need about ${(needed / GB).toFixed(1)} GB, ${(free / GB).toFixed(1)} GB are free. Use --dir DIR on a larger disk, or --no-real.`,
+    )
 
   const root = join(base, `kelix-image-bench-${process.pid}`)
   // An interrupted run must not leave gigabytes behind.
@@ -296,22 +345,35 @@ async function benchReal(opts: ImageBenchOptions): Promise<RealImageResult> {
   }
 }
 
-async function benchRealDit(root: string, opts: ImageBenchOptions, parameters: number, specs: readonly TensorSpec[]): Promise<RealImageResult['dit']> {
+async function benchRealDit(
+  root: string,
+  opts: ImageBenchOptions,
+  parameters: number,
+  specs: readonly TensorSpec[],
+): Promise<RealImageResult['dit']> {
   const checkpointDir = join(root, 'dit')
   const path = join(root, 'dit.onnx')
-  console.error(`image bench: writing a random Kelix-DiT checkpoint (${(parameters / 1e9).toFixed(2)} B parameters, bf16) to ${checkpointDir}`)
-  const writeSeconds = (await timed(() => writeRandomCheckpoint(checkpointDir, specs, 'BF16', sanaConfigJson(KELIX_DIT_SIZES)))) / 1000
+  console.error(
+    `image bench: writing a random Kelix-DiT checkpoint (${(parameters / 1e9).toFixed(2)} B parameters, bf16) to ${checkpointDir}`,
+  )
+  const writeSeconds =
+    (await timed(() => writeRandomCheckpoint(checkpointDir, specs, 'BF16', sanaConfigJson(KELIX_DIT_SIZES)))) / 1000
   console.error(`image bench: written in ${writeSeconds.toFixed(1)} s; building dit.onnx`)
   let dataBytes = 0
   const buildSeconds =
     (await timed(async () => {
       dataBytes = await buildFrom(checkpointDir, path, (checkpoint, config) =>
-        buildSanaDit({ g: new GraphBuilder('kelix_dit'), w: new CheckpointTensors(checkpoint) }, { config: parseSanaConfig(config), conditionLength: sanaConditionLength(checkpoint) }),
+        buildSanaDit(
+          { g: new GraphBuilder('kelix_dit'), w: new CheckpointTensors(checkpoint) },
+          { config: parseSanaConfig(config), conditionLength: sanaConditionLength(checkpoint) },
+        ),
       )
     })) / 1000
   // The checkpoint is no longer needed; free its disk before the slow part.
   await rm(checkpointDir, { recursive: true, force: true })
-  console.error(`image bench: built in ${buildSeconds.toFixed(1)} s (${(dataBytes / GB).toFixed(2)} GB of data); loading it`)
+  console.error(
+    `image bench: built in ${buildSeconds.toFixed(1)} s (${(dataBytes / GB).toFixed(2)} GB of data); loading it`,
+  )
 
   let session: ort.InferenceSession | undefined
   const loadSeconds = (await timed(async () => (session = await openSession(path, opts.threads)))) / 1000
@@ -322,14 +384,26 @@ async function benchRealDit(root: string, opts: ImageBenchOptions, parameters: n
     const runs = opts.quick ? 1 : 3
     // One warm-up at the larger batch sizes ONNX Runtime's arena for both; then the two alternate.
     const warmupMs = await timed(() => dit.run(feeds[2]))
-    console.error(`image bench: loaded in ${loadSeconds.toFixed(1)} s; warm-up step (2 rows) ${(warmupMs / 1000).toFixed(1)} s; timing ${runs} × (1 row, 2 rows)`)
+    console.error(
+      `image bench: loaded in ${loadSeconds.toFixed(1)} s; warm-up step (2 rows) ${(warmupMs / 1000).toFixed(1)} s; timing ${runs} × (1 row, 2 rows)`,
+    )
     for (let r = 0; r < runs; r++) {
       for (const rows of [1, 2] as const) {
         ms[rows].push(await timed(() => dit.run(feeds[rows])))
         console.error(`image bench:   ${rows} row(s): ${((ms[rows].at(-1) ?? 0) / 1000).toFixed(1)} s`)
       }
     }
-    return { parameters, checkpointGB: (2 * parameters) / GB, dataGB: dataBytes / GB, writeSeconds, buildSeconds, loadSeconds, stepB1: timing(ms[1]), stepB2: timing(ms[2]), peakRssGB: peakRssGB() }
+    return {
+      parameters,
+      checkpointGB: (2 * parameters) / GB,
+      dataGB: dataBytes / GB,
+      writeSeconds,
+      buildSeconds,
+      loadSeconds,
+      stepB1: timing(ms[1]),
+      stepB2: timing(ms[2]),
+      peakRssGB: peakRssGB(),
+    }
   } finally {
     await dit.release()
     await rm(path, { force: true })
@@ -337,28 +411,57 @@ async function benchRealDit(root: string, opts: ImageBenchOptions, parameters: n
   }
 }
 
-async function benchRealVae(root: string, opts: ImageBenchOptions, parameters: number, specs: readonly TensorSpec[]): Promise<RealImageResult['vae']> {
+async function benchRealVae(
+  root: string,
+  opts: ImageBenchOptions,
+  parameters: number,
+  specs: readonly TensorSpec[],
+): Promise<RealImageResult['vae']> {
   const checkpointDir = join(root, 'vae')
   const path = join(root, 'vae_decoder.onnx')
   const latentSize = KELIX_DIT_SIZES.inputSize
   let dataBytes = 0
-  console.error(`image bench: writing a random DC-AE decoder (${(parameters / 1e6).toFixed(0)} M parameters, float32) and building vae_decoder.onnx`)
+  console.error(
+    `image bench: writing a random DC-AE decoder (${(parameters / 1e6).toFixed(0)} M parameters, float32) and building vae_decoder.onnx`,
+  )
   const writeBuildSeconds =
     (await timed(async () => {
       await writeRandomCheckpoint(checkpointDir, specs, 'F32', dcAeConfigJson(KELIX_VAE_SIZES))
-      dataBytes = await buildFrom(checkpointDir, path, (checkpoint, config) => buildDcAeDecoder({ g: new GraphBuilder('kelix_vae_decoder'), w: new CheckpointTensors(checkpoint) }, parseDcAeConfig(config), latentSize))
+      dataBytes = await buildFrom(checkpointDir, path, (checkpoint, config) =>
+        buildDcAeDecoder(
+          { g: new GraphBuilder('kelix_vae_decoder'), w: new CheckpointTensors(checkpoint) },
+          parseDcAeConfig(config),
+          latentSize,
+        ),
+      )
     })) / 1000
   let session: ort.InferenceSession | undefined
   const loadSeconds = (await timed(async () => (session = await openSession(path, opts.threads)))) / 1000
   const vae = session as ort.InferenceSession
   try {
     const c = KELIX_VAE_SIZES.latentChannels
-    const feeds = { latents: new ort.Tensor('float32', random.random('vae latents', c * latentSize * latentSize, 1), [1, c, latentSize, latentSize]) }
+    const feeds = {
+      latents: new ort.Tensor('float32', random.random('vae latents', c * latentSize * latentSize, 1), [
+        1,
+        c,
+        latentSize,
+        latentSize,
+      ]),
+    }
     // A decode takes most of a minute here: one warm-up and one timed run (with --quick, the first run is the timed one).
-    if (!opts.quick) console.error(`image bench: VAE warm-up decode ${((await timed(() => vae.run(feeds))) / 1000).toFixed(1)} s`)
+    if (!opts.quick)
+      console.error(`image bench: VAE warm-up decode ${((await timed(() => vae.run(feeds))) / 1000).toFixed(1)} s`)
     let imageSize = 0
     const decodeMs = await timed(async () => (imageSize = (await vae.run(feeds)).image?.dims[3] ?? 0))
-    return { parameters, dataGB: dataBytes / GB, writeBuildSeconds, loadSeconds, decode: timing([decodeMs]), imageSize, peakRssGB: peakRssGB() }
+    return {
+      parameters,
+      dataGB: dataBytes / GB,
+      writeBuildSeconds,
+      loadSeconds,
+      decode: timing([decodeMs]),
+      imageSize,
+      peakRssGB: peakRssGB(),
+    }
   } finally {
     await vae.release()
   }
@@ -367,15 +470,33 @@ async function benchRealVae(root: string, opts: ImageBenchOptions, parameters: n
 /** Prints the result as tables. */
 export function printImageBench(r: ImageBenchResult): void {
   const { tiny } = r
-  console.log(`Image generation, tiny model (${tiny.threads} intra-op thread(s), as the server; condition ${tiny.condition.span} of ${tiny.condition.length} positions, hidden ${tiny.condition.hidden})\n`)
+  console.log(
+    `Image generation, tiny model (${tiny.threads} intra-op thread(s), as the server; condition ${tiny.condition.span} of ${tiny.condition.length} positions, hidden ${tiny.condition.hidden})\n`,
+  )
   const spread = (t: Timing) => `${t.minMs.toFixed(2)}–${t.maxMs.toFixed(2)}`
   console.log(
     formatTable([
-      ...tiny.steps.map((s) => ({ 'one call of': `DiT step: ${s.case}`, 'DiT rows': s.ditRows, calls: s.calls, 'median ms': s.medianMs, 'min–max ms': spread(s), 'ms per row': s.medianMs / s.ditRows })),
-      { 'one call of': 'VAE decode: 1 image', 'DiT rows': '', calls: tiny.vaeDecode.calls, 'median ms': tiny.vaeDecode.medianMs, 'min–max ms': spread(tiny.vaeDecode), 'ms per row': '' },
+      ...tiny.steps.map((s) => ({
+        'one call of': `DiT step: ${s.case}`,
+        'DiT rows': s.ditRows,
+        calls: s.calls,
+        'median ms': s.medianMs,
+        'min–max ms': spread(s),
+        'ms per row': s.medianMs / s.ditRows,
+      })),
+      {
+        'one call of': 'VAE decode: 1 image',
+        'DiT rows': '',
+        calls: tiny.vaeDecode.calls,
+        'median ms': tiny.vaeDecode.medianMs,
+        'min–max ms': spread(tiny.vaeDecode),
+        'ms per row': '',
+      },
     ]),
   )
-  console.log('\nEnd to end through the engine worker, n = 1, one request at a time (token phase + denoise + VAE + PNG), the guidance scales alternating\n')
+  console.log(
+    '\nEnd to end through the engine worker, n = 1, one request at a time (token phase + denoise + VAE + PNG), the guidance scales alternating\n',
+  )
   console.log(
     formatTable(
       tiny.endToEnd.map((e) => ({
@@ -392,7 +513,9 @@ export function printImageBench(r: ImageBenchResult): void {
   const real = r.real
   if (real === null) return
   const { dit, vae, projection: p } = real
-  console.log(`\nSynthetic real-size image decoder (random weights, ${real.threads} intra-op thread(s); GB = 10^9 bytes)\n`)
+  console.log(
+    `\nSynthetic real-size image decoder (random weights, ${real.threads} intra-op thread(s); GB = 10^9 bytes)\n`,
+  )
   const rows: Array<[string, string | number]> = [
     ['DiT parameters (B)', dit.parameters / 1e9],
     ['DiT checkpoint GB (bf16)', dit.checkpointGB],

@@ -35,7 +35,12 @@ interface Llama {
   dispose(): Promise<void>
 }
 interface LlamaModel {
-  createContext(options: { sequences: number; contextSize: number; batchSize: number; threads: { ideal: number; min: number } }): Promise<LlamaContext>
+  createContext(options: {
+    sequences: number
+    contextSize: number
+    batchSize: number
+    threads: { ideal: number; min: number }
+  }): Promise<LlamaContext>
   dispose(): Promise<void>
 }
 interface LlamaContext {
@@ -78,7 +83,8 @@ export async function openLlamaCpp(module: NodeLlamaCpp, gguf: string, threads: 
     await llama.dispose()
     throw err
   })
-  const context = (sequences: number, contextSize: number) => model.createContext({ sequences, contextSize, batchSize: 512, threads: { ideal: threads, min: threads } })
+  const context = (sequences: number, contextSize: number) =>
+    model.createContext({ sequences, contextSize, batchSize: 512, threads: { ideal: threads, min: threads } })
 
   return {
     async closedLoop(prompt, answerTokens, concurrency) {
@@ -132,14 +138,22 @@ interface Answering {
  * `total` requests of `tokens` greedy tokens for `prompt`, on `sequences` at
  * once, one batched decode per step; per request, when each token arrived.
  */
-async function lockstep(sequences: readonly LlamaSequence[], prompt: readonly number[], tokens: number, total: number): Promise<number[][]> {
+async function lockstep(
+  sequences: readonly LlamaSequence[],
+  prompt: readonly number[],
+  tokens: number,
+  total: number,
+): Promise<number[][]> {
   let begun = 0
   const begin = async (sequence: LlamaSequence): Promise<Answering> => {
     begun++
     await sequence.clearHistory()
     return { sequence, input: [...prompt], started: performance.now(), at: [] }
   }
-  const greedy = (input: readonly number[]): Array<number | Greedy> => input.map((t, i) => (i === input.length - 1 ? [t, { generateNext: { token: true, options: { temperature: 0 } } }] : t))
+  const greedy = (input: readonly number[]): Array<number | Greedy> =>
+    input.map((t, i) =>
+      i === input.length - 1 ? [t, { generateNext: { token: true, options: { temperature: 0 } } }] : t,
+    )
   const done: number[][] = []
   let busy = await Promise.all(sequences.slice(0, total).map(begin))
   while (busy.length > 0) {

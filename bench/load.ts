@@ -33,7 +33,11 @@ export interface LoadOptions {
 }
 
 /** Runs `total` requests with `concurrency` in flight at all times. */
-export async function closedLoop(opts: LoadOptions, concurrency: number, total: number): Promise<{ samples: RequestSample[]; wallMs: number }> {
+export async function closedLoop(
+  opts: LoadOptions,
+  concurrency: number,
+  total: number,
+): Promise<{ samples: RequestSample[]; wallMs: number }> {
   const samples: RequestSample[] = []
   let next = 0
   const started = performance.now()
@@ -45,7 +49,11 @@ export async function closedLoop(opts: LoadOptions, concurrency: number, total: 
 }
 
 /** Starts requests at `ratePerSecond` (Poisson arrivals, seeded) for `durationMs`, then waits for all. */
-export async function openLoop(opts: LoadOptions, ratePerSecond: number, durationMs: number): Promise<{ samples: RequestSample[]; wallMs: number }> {
+export async function openLoop(
+  opts: LoadOptions,
+  ratePerSecond: number,
+  durationMs: number,
+): Promise<{ samples: RequestSample[]; wallMs: number }> {
   const started = performance.now()
   const inFlight: Array<Promise<RequestSample>> = []
   let state = 12345
@@ -74,7 +82,15 @@ const agent = new Agent({ keepAlive: true })
 function streamOne(opts: LoadOptions, i: number): Promise<RequestSample> {
   const { messages, maxTokens } = opts.request(i)
   const start = performance.now()
-  const body = JSON.stringify({ model: opts.model, messages, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true }, temperature: 0, ...opts.extra })
+  const body = JSON.stringify({
+    model: opts.model,
+    messages,
+    max_tokens: maxTokens,
+    stream: true,
+    stream_options: { include_usage: true },
+    temperature: 0,
+    ...opts.extra,
+  })
   return new Promise((resolve, reject) => {
     const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
     const req = request(new URL('/v1/chat/completions', opts.baseUrl), { method: 'POST', agent, headers }, (res) => {
@@ -82,7 +98,17 @@ function streamOne(opts: LoadOptions, i: number): Promise<RequestSample> {
       const status = res.statusCode ?? 0
       if (status < 200 || status >= 300) {
         res.resume()
-        res.on('end', () => resolve({ ok: false, status, ttftMs: undefined, itlMs: [], e2eMs: performance.now() - start, tokens: 0, decodeMs: 0 }))
+        res.on('end', () =>
+          resolve({
+            ok: false,
+            status,
+            ttftMs: undefined,
+            itlMs: [],
+            e2eMs: performance.now() - start,
+            tokens: 0,
+            decodeMs: 0,
+          }),
+        )
         return
       }
       const timer = new ContentTimer(start)
@@ -114,7 +140,10 @@ class ContentTimer {
       const event = this.buffered.slice(0, end)
       this.buffered = this.buffered.slice(end + 2)
       if (!event.startsWith('data: ') || event === 'data: [DONE]') continue
-      const parsed = JSON.parse(event.slice(6)) as { choices?: Array<{ delta?: { content?: string } }>; usage?: { completion_tokens: number } | null }
+      const parsed = JSON.parse(event.slice(6)) as {
+        choices?: Array<{ delta?: { content?: string } }>
+        usage?: { completion_tokens: number } | null
+      }
       if (parsed.usage != null) this.completionTokens = parsed.usage.completion_tokens
       const content = parsed.choices?.[0]?.delta?.content
       if (content === undefined || content === '') continue
@@ -129,7 +158,12 @@ class ContentTimer {
   }
 
   result(): Pick<RequestSample, 'ttftMs' | 'itlMs' | 'tokens' | 'decodeMs'> {
-    return { ttftMs: this.ttftMs, itlMs: this.itlMs, tokens: this.completionTokens ?? this.chunks, decodeMs: this.last - this.first }
+    return {
+      ttftMs: this.ttftMs,
+      itlMs: this.itlMs,
+      tokens: this.completionTokens ?? this.chunks,
+      decodeMs: this.last - this.first,
+    }
   }
 }
 
@@ -169,8 +203,14 @@ export function summarise(run: { samples: RequestSample[]; wallMs: number }): Lo
     ttftP99Ms: percentile(ttft, 99),
     itlP50Ms: percentile(itl, 50),
     itlP99Ms: percentile(itl, 99),
-    e2eP50Ms: percentile(ok.map((s) => s.e2eMs), 50),
-    e2eP99Ms: percentile(ok.map((s) => s.e2eMs), 99),
+    e2eP50Ms: percentile(
+      ok.map((s) => s.e2eMs),
+      50,
+    ),
+    e2eP99Ms: percentile(
+      ok.map((s) => s.e2eMs),
+      99,
+    ),
     decodeRate: rates.reduce((a, b) => a + b, 0) / Math.max(1, rates.length),
     coalescedTokens: ok.reduce((a, s) => a + s.tokens - (s.itlMs.length + (s.ttftMs === undefined ? 0 : 1)), 0),
   }

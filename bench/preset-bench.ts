@@ -34,8 +34,28 @@ import { measureComputeCeiling, type ComputeCeiling } from './compute-ceiling.js
 import { benchEngine, type EngineBenchRow } from './engine-bench.js'
 import { closedLoop, summarise, type LoadOptions } from './load.js'
 import { writeQwen3Gguf } from './gguf/qwen3-gguf.js'
-import { LLAMA_CPP_VERSION, loadNodeLlamaCpp, openLlamaCpp, type LlamaCppLoad, type LlamaCppRunner, type NodeLlamaCpp } from './llama-cpp.js'
-import { checkpointBytes, dirBytes, ensureCheckpoint, isCheckpointComplete, ensureExport, exportBytesEstimate, GB, ggufBytesEstimate, presetPrecisions, presetSizes, type PresetName, type PresetPrecision } from './preset-model.js'
+import {
+  LLAMA_CPP_VERSION,
+  loadNodeLlamaCpp,
+  openLlamaCpp,
+  type LlamaCppLoad,
+  type LlamaCppRunner,
+  type NodeLlamaCpp,
+} from './llama-cpp.js'
+import {
+  checkpointBytes,
+  dirBytes,
+  ensureCheckpoint,
+  isCheckpointComplete,
+  ensureExport,
+  exportBytesEstimate,
+  GB,
+  ggufBytesEstimate,
+  presetPrecisions,
+  presetSizes,
+  type PresetName,
+  type PresetPrecision,
+} from './preset-model.js'
 import { residentMemory, type Resident } from './resident.js'
 import { buildServer, freePort, waitReady } from './serve-bench.js'
 import { median } from './stats.js'
@@ -104,7 +124,16 @@ export interface LlamaCppResult {
 export interface PresetResult {
   preset: PresetName
   model: string
-  sizes: { layers: number; hidden: number; heads: number; kvHeads: number; headDim: number; intermediate: number; vocab: number; blockDecoder: { dModel: number; layers: number } }
+  sizes: {
+    layers: number
+    hidden: number
+    heads: number
+    kvHeads: number
+    headDim: number
+    intermediate: number
+    vocab: number
+    blockDecoder: { dModel: number; layers: number }
+  }
   threads: number
   quick: boolean
   checkpointGB: number
@@ -127,7 +156,9 @@ const ANSWER_TOKENS = 32
 const TTFT_POSITIONS = 1000
 const CONCURRENCIES = [1, 4, 8, 16, 32]
 /** The short requests' messages: each starts with its own number. */
-const shortMessages = (i: number) => [{ role: 'user' as const, content: `Request ${i}: tell me about the numbers operators watch in Grafana.` }]
+const shortMessages = (i: number) => [
+  { role: 'user' as const, content: `Request ${i}: tell me about the numbers operators watch in Grafana.` },
+]
 
 export async function benchPreset(opts: PresetOptions): Promise<PresetOutcome> {
   const sizes = presetSizes(opts.preset, opts.layers)
@@ -148,15 +179,25 @@ export async function benchPreset(opts: PresetOptions): Promise<PresetOutcome> {
     console.log(`Checkpoint: ${(checkpointBytes(sizes) / GB).toFixed(1)} GB bf16 in ${checkpoint}`)
     const written = await ensureCheckpoint(checkpoint, sizes)
     console.log(written.reused ? '  reused (a kept run)' : `  written in ${written.seconds.toFixed(0)} s`)
-    const llama = opts.preset === 'small' && opts.llamaCpp ? await loadNodeLlamaCpp() : { missing: opts.preset === 'full' ? 'the full preset measures one step only' : '--no-llama-cpp' }
+    const llama =
+      opts.preset === 'small' && opts.llamaCpp
+        ? await loadNodeLlamaCpp()
+        : { missing: opts.preset === 'full' ? 'the full preset measures one step only' : '--no-llama-cpp' }
     if ('missing' in llama) console.log(`llama.cpp: not run: ${llama.missing}`)
     const exports: Export[] = []
     for (const p of precisions) {
       const dir = exportDir(root, opts.preset, p)
-      console.log(`Converting at ${p.name} (linear ${p.precision.linear}, LM head ${p.precision.lmHead}, embedding ${p.precision.embedding})`)
+      console.log(
+        `Converting at ${p.name} (linear ${p.precision.linear}, LM head ${p.precision.lmHead}, embedding ${p.precision.embedding})`,
+      )
       const converted = await ensureExport(checkpoint, dir, p.precision)
       console.log(converted.reused ? '  reused (a kept run)' : `  converted in ${converted.seconds.toFixed(0)} s`)
-      exports.push({ ...p, dir, seconds: converted.reused ? null : converted.seconds, ...('module' in llama ? { ggufFile: await ensureGguf(root, checkpoint, sizes, p) } : {}) })
+      exports.push({
+        ...p,
+        dir,
+        seconds: converted.reused ? null : converted.seconds,
+        ...('module' in llama ? { ggufFile: await ensureGguf(root, checkpoint, sizes, p) } : {}),
+      })
     }
     // The full preset's checkpoint outweighs its export: free the disk before the measurements.
     if (opts.preset === 'full' && !opts.keep) await rm(checkpoint, { recursive: true, force: true })
@@ -189,7 +230,8 @@ export async function benchPreset(opts: PresetOptions): Promise<PresetOutcome> {
         writeSeconds: written.reused ? null : written.seconds,
         answerTokens: opts.preset === 'small' ? ANSWER_TOKENS : null,
         precisions: results,
-        llamaCpp: 'module' in llama ? { version: LLAMA_CPP_VERSION, threads: opts.threads } : { skipped: llama.missing },
+        llamaCpp:
+          'module' in llama ? { version: LLAMA_CPP_VERSION, threads: opts.threads } : { skipped: llama.missing },
         kept: opts.keep ? root : null,
       },
     }
@@ -212,7 +254,12 @@ interface Export extends PresetPrecision {
 }
 
 /** The LLM's GGUF at the precision's type, written unless a kept run left it (written whole or not at all). */
-async function ensureGguf(root: string, checkpoint: string, sizes: KelixCheckpointSizes, p: PresetPrecision): Promise<{ path: string; seconds: number | null }> {
+async function ensureGguf(
+  root: string,
+  checkpoint: string,
+  sizes: KelixCheckpointSizes,
+  p: PresetPrecision,
+): Promise<{ path: string; seconds: number | null }> {
   const path = ggufPath(root, p)
   if (existsSync(path)) return { path, seconds: null }
   console.log(`Writing the LLM as ${p.gguf} GGUF for llama.cpp`)
@@ -233,11 +280,17 @@ async function whyNot(opts: PresetOptions, root: string): Promise<string | undef
   const sizes = presetSizes(opts.preset, opts.layers)
   const precisions = presetPrecisions(opts.preset)
   const exports = precisions.map((p) => exportBytesEstimate(sizes, p.precision))
-  const ggufs = opts.preset === 'small' && opts.llamaCpp ? precisions.map((p) => (existsSync(ggufPath(root, p)) ? 0 : ggufBytesEstimate(sizes, p.gguf))) : []
+  const ggufs =
+    opts.preset === 'small' && opts.llamaCpp
+      ? precisions.map((p) => (existsSync(ggufPath(root, p)) ? 0 : ggufBytesEstimate(sizes, p.gguf)))
+      : []
   const gb = (n: number) => `${(n / GB).toFixed(1)} GB`
   const left =
     (isCheckpointComplete(join(root, 'checkpoint')) ? 0 : checkpointBytes(sizes)) +
-    precisions.reduce((n, p, i) => n + (existsSync(join(exportDir(root, opts.preset, p), 'config.json')) ? 0 : (exports[i] as number)), 0) +
+    precisions.reduce(
+      (n, p, i) => n + (existsSync(join(exportDir(root, opts.preset, p), 'config.json')) ? 0 : (exports[i] as number)),
+      0,
+    ) +
     ggufs.reduce((a, b) => a + b, 0)
   const free = await freeDisk(dirname(root))
   if (free < 1.05 * left) {
@@ -259,7 +312,12 @@ async function freeDisk(dir: string): Promise<number> {
   return fs.bavail * fs.bsize
 }
 
-async function measurePrecision(e: Export, meter: BandwidthMeter, opts: PresetOptions, llama: NodeLlamaCpp | undefined): Promise<PrecisionResult> {
+async function measurePrecision(
+  e: Export,
+  meter: BandwidthMeter,
+  opts: PresetOptions,
+  llama: NodeLlamaCpp | undefined,
+): Promise<PrecisionResult> {
   const reads = await decodeStepReads(e.dir)
   const model = await loadModel(e.dir, { intraOpThreads: opts.threads })
   let engine: EngineBenchRow[]
@@ -268,9 +326,16 @@ async function measurePrecision(e: Export, meter: BandwidthMeter, opts: PresetOp
   let ceiling: ComputeCeiling | undefined
   try {
     // Right before the step timings, so both see the machine in the same state.
-    bandwidth = [await meter.measure(opts.threads), ...(opts.threads === cpus().length ? [] : [await meter.measure(cpus().length)])]
+    bandwidth = [
+      await meter.measure(opts.threads),
+      ...(opts.threads === cpus().length ? [] : [await meter.measure(cpus().length)]),
+    ]
     const batches = opts.preset === 'full' ? [1] : opts.quick ? [1, 4] : CONCURRENCIES
-    engine = await benchEngine([{ graph: e.name, model }], { batches, steps: opts.quick || opts.preset === 'full' ? 3 : 8, warmup: opts.quick ? 1 : 2 })
+    engine = await benchEngine([{ graph: e.name, model }], {
+      batches,
+      steps: opts.quick || opts.preset === 'full' ? 3 : 8,
+      warmup: opts.quick ? 1 : 2,
+    })
     if (opts.preset === 'small') {
       ceiling = await measureComputeCeiling(presetSizes(opts.preset, opts.layers), e.precision.linear, opts.threads)
       prompts = await promptsFor(model, opts.quick ? 1 : 2)
@@ -288,12 +353,19 @@ async function measurePrecision(e: Export, meter: BandwidthMeter, opts: PresetOp
     exportEstimateGB: exportBytesEstimate(presetSizes(opts.preset, opts.layers), e.precision) / GB,
     reads,
     bandwidth,
-    floor: { threads: atThreads.threads, copyMs: floorMs(atThreads.copyReadGBps), scanMs: floorMs(atThreads.scanReadGBps) },
+    floor: {
+      threads: atThreads.threads,
+      copyMs: floorMs(atThreads.copyReadGBps),
+      scanMs: floorMs(atThreads.scanReadGBps),
+    },
     engine,
     ...(ceiling === undefined ? {} : { ceiling }),
   }
   if (prompts === undefined) return result
-  const beside = llama !== undefined && e.ggufFile !== undefined ? { runner: await openLlamaCpp(llama, e.ggufFile.path, opts.threads), gguf: e.ggufFile } : undefined
+  const beside =
+    llama !== undefined && e.ggufFile !== undefined
+      ? { runner: await openLlamaCpp(llama, e.ggufFile.path, opts.threads), gguf: e.ggufFile }
+      : undefined
   try {
     return { ...result, ...(await measureServer(e.dir, prompts, opts, beside)) }
   } finally {
@@ -327,8 +399,10 @@ async function promptsFor(model: KelixModel, count: number): Promise<Prompts> {
     const { blocks } = await engine.preparePrompt([{ role: 'user', content }], { addGenerationPrompt: true })
     return Array.from({ length: blocks.length }, (_, i) => blocks.firstId(i))
   }
-  const text = (i: number, words: number) => `Note ${String(i).padStart(2, '0')}: ${Array.from({ length: words }, (_, w) => WORDS[(w * 7 + Math.floor(w / WORDS.length)) % WORDS.length]).join(' ')}.`
-  const positions = async (content: string) => (await engine.preparePrompt([{ role: 'user', content }], { addGenerationPrompt: true })).blocks.length
+  const text = (i: number, words: number) =>
+    `Note ${String(i).padStart(2, '0')}: ${Array.from({ length: words }, (_, w) => WORDS[(w * 7 + Math.floor(w / WORDS.length)) % WORDS.length]).join(' ')}.`
+  const positions = async (content: string) =>
+    (await engine.preparePrompt([{ role: 'user', content }], { addGenerationPrompt: true })).blocks.length
   // The most words that stay within TTFT_POSITIONS (positions grow with the word count).
   let lo = 1
   let hi = 2 * TTFT_POSITIONS
@@ -339,7 +413,12 @@ async function promptsFor(model: KelixModel, count: number): Promise<Prompts> {
   }
   const texts = Array.from({ length: count }, (_, i) => text(i, lo))
   const long = await Promise.all(texts.map(ids))
-  return { texts, positions: long.map((p) => p.length), ids: long, shortIds: await ids((shortMessages(0)[0] as { content: string }).content) }
+  return {
+    texts,
+    positions: long.map((p) => p.length),
+    ids: long,
+    shortIds: await ids((shortMessages(0)[0] as { content: string }).content),
+  }
 }
 
 /** The server on the export: memory after load, the closed loops, TTFT, memory after the run. */
@@ -361,17 +440,35 @@ async function measureServer(
       const run = await closedLoop(short, c, Math.max(4, c))
       const s = summarise(run)
       const tokensPerRequest = run.samples.reduce((n, x) => n + x.tokens, 0) / run.samples.length
-      serving.push({ concurrency: c, requests: s.requests, failed: s.failed, outputTokensPerSecond: s.outputTokensPerSecond, tokensPerRequest, ttftP50Ms: s.ttftP50Ms, itlP50Ms: s.itlP50Ms, e2eP50Ms: s.e2eP50Ms })
+      serving.push({
+        concurrency: c,
+        requests: s.requests,
+        failed: s.failed,
+        outputTokensPerSecond: s.outputTokensPerSecond,
+        tokensPerRequest,
+        ttftP50Ms: s.ttftP50Ms,
+        itlP50Ms: s.itlP50Ms,
+        e2eP50Ms: s.e2eP50Ms,
+      })
       const llama = await beside?.runner.closedLoop(prompts.shortIds, ANSWER_TOKENS, c)
       if (llama !== undefined) theirs.push(llama)
-      console.log(`  c${c}: ${s.outputTokensPerSecond.toFixed(1)} tokens/s${llama === undefined ? '' : `, llama.cpp ${llama.outputTokensPerSecond.toFixed(1)}`}`)
+      console.log(
+        `  c${c}: ${s.outputTokensPerSecond.toFixed(1)} tokens/s${llama === undefined ? '' : `, llama.cpp ${llama.outputTokensPerSecond.toFixed(1)}`}`,
+      )
     }
     // A few tokens, not one: a first token that decodes to no text yet would leave no content chunk to time.
-    const long: LoadOptions = { ...base, request: (i) => ({ messages: [{ role: 'user', content: prompts.texts[i] as string }], maxTokens: 4 }) }
+    const long: LoadOptions = {
+      ...base,
+      request: (i) => ({ messages: [{ role: 'user', content: prompts.texts[i] as string }], maxTokens: 4 }),
+    }
     const ttft = (await closedLoop(long, 1, prompts.texts.length)).samples.map((s) => s.ttftMs ?? Number.NaN)
     console.log(`  TTFT at ${prompts.positions.join('/')} positions: ${ttft.map((t) => t.toFixed(0)).join(', ')} ms`)
     const afterRun = await residentMemory(server.pid)
-    const result = { serving, ttft: { promptPositions: prompts.positions, ms: ttft, p50Ms: median(ttft) }, memory: { afterLoad, afterRun } }
+    const result = {
+      serving,
+      ttft: { promptPositions: prompts.positions, ms: ttft, p50Ms: median(ttft) },
+      memory: { afterLoad, afterRun },
+    }
     if (beside === undefined) return result
     const theirTtft = await beside.runner.ttft(prompts.ids)
     console.log(`  llama.cpp TTFT: ${theirTtft.map((t) => t.toFixed(0)).join(', ')} ms`)
@@ -389,10 +486,24 @@ async function measureServer(
 }
 
 /** `node dist/server/main.js` on `dir`, as users run it; its pid for /proc. */
-async function startServer(dir: string, threads: number): Promise<{ baseUrl: string; pid: number; model: string; imEnd: number; stop: () => Promise<void> }> {
+async function startServer(
+  dir: string,
+  threads: number,
+): Promise<{ baseUrl: string; pid: number; model: string; imEnd: number; stop: () => Promise<void> }> {
   const port = await freePort()
-  const env = { ...process.env, KELIX_MODEL_DIR: dir, KELIX_PORT: String(port), KELIX_HOST: '127.0.0.1', KELIX_LOG_LEVEL: 'warn', KELIX_INTRA_OP_THREADS: String(threads) }
-  const child = spawn(process.execPath, ['dist/server/main.js'], { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'] })
+  const env = {
+    ...process.env,
+    KELIX_MODEL_DIR: dir,
+    KELIX_PORT: String(port),
+    KELIX_HOST: '127.0.0.1',
+    KELIX_LOG_LEVEL: 'warn',
+    KELIX_INTRA_OP_THREADS: String(threads),
+  }
+  const child = spawn(process.execPath, ['dist/server/main.js'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
   const stop = async () => {
     if (child.exitCode !== null) return
     const exited = new Promise((done) => child.once('exit', done))
@@ -403,8 +514,16 @@ async function startServer(dir: string, threads: number): Promise<{ baseUrl: str
     const baseUrl = `http://127.0.0.1:${port}`
     await waitReady(baseUrl, child)
     const models = (await (await fetch(`${baseUrl}/v1/models`)).json()) as { data: Array<{ id: string }> }
-    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { special_tokens: { im_end: number } }
-    return { baseUrl, pid: child.pid as number, model: models.data[0]?.id as string, imEnd: config.special_tokens.im_end, stop }
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as {
+      special_tokens: { im_end: number }
+    }
+    return {
+      baseUrl,
+      pid: child.pid as number,
+      model: models.data[0]?.id as string,
+      imEnd: config.special_tokens.im_end,
+      stop,
+    }
   } catch (err) {
     await stop()
     throw err
@@ -415,11 +534,28 @@ async function startServer(dir: string, threads: number): Promise<{ baseUrl: str
 export function printPresetBench(r: PresetResult): void {
   const mb = (n: number) => n / 1e6
   const b1 = (p: PrecisionResult) => p.engine.find((row) => row.batch === 1) as EngineBenchRow
-  console.log(`\n${r.model}: ${r.sizes.layers} layers, hidden ${r.sizes.hidden}, ${r.sizes.heads}/${r.sizes.kvHeads} heads of ${r.sizes.headDim}, FFN ${r.sizes.intermediate}, vocabulary ${r.sizes.vocab}`)
+  console.log(
+    `\n${r.model}: ${r.sizes.layers} layers, hidden ${r.sizes.hidden}, ${r.sizes.heads}/${r.sizes.kvHeads} heads of ${r.sizes.headDim}, FFN ${r.sizes.intermediate}, vocabulary ${r.sizes.vocab}`,
+  )
   console.log(`${cpus().length} cores, ONNX Runtime ${r.threads} intra-op thread(s) (the server's); MB = 10^6 bytes\n`)
-  console.log('Memory bandwidth, bytes read per second (copy: TypedArray.set, which also writes as many; scan: Buffer.indexOf, reads only)\n')
-  console.log(formatTable(r.precisions.flatMap((p) => p.bandwidth.map((b) => ({ 'measured before': p.name, threads: b.threads, 'copy read GB/s': b.copyReadGBps, 'scan read GB/s': b.scanReadGBps })))))
-  console.log('\nBatch-1 decode step against the floor (weights read per step ÷ read rate at the engine\'s thread count)\n')
+  console.log(
+    'Memory bandwidth, bytes read per second (copy: TypedArray.set, which also writes as many; scan: Buffer.indexOf, reads only)\n',
+  )
+  console.log(
+    formatTable(
+      r.precisions.flatMap((p) =>
+        p.bandwidth.map((b) => ({
+          'measured before': p.name,
+          threads: b.threads,
+          'copy read GB/s': b.copyReadGBps,
+          'scan read GB/s': b.scanReadGBps,
+        })),
+      ),
+    ),
+  )
+  console.log(
+    "\nBatch-1 decode step against the floor (weights read per step ÷ read rate at the engine's thread count)\n",
+  )
   console.log(
     formatTable(
       r.precisions.map((p) => ({
@@ -455,13 +591,23 @@ export function printPresetBench(r: PresetResult): void {
   )
   const ceilings = r.precisions.filter((p) => p.ceiling !== undefined)
   if (ceilings.length > 0) {
-    console.log('\nCompute ceiling: the kernel\'s FLOP rate at 32 rows ÷ 2 FLOPs per weight a token multiplies (LLM, head text rows, block decoder)\n')
+    console.log(
+      "\nCompute ceiling: the kernel's FLOP rate at 32 rows ÷ 2 FLOPs per weight a token multiplies (LLM, head text rows, block decoder)\n",
+    )
     console.log(
       formatTable(
         ceilings.map((p) => {
           const c = p.ceiling as ComputeCeiling
           const widest = p.engine.reduce((a, b) => (b.batch > a.batch ? b : a))
-          return { precision: p.name, kernel: c.kernel, 'GFLOP/s': c.gflops, 'weights/token (M)': c.weightsPerToken / 1e6, 'ceiling tok/s': c.tokensPerSecond, [`batch ${widest.batch} tok/s`]: widest.tokensPerSecond, 'of ceiling': widest.tokensPerSecond / c.tokensPerSecond }
+          return {
+            precision: p.name,
+            kernel: c.kernel,
+            'GFLOP/s': c.gflops,
+            'weights/token (M)': c.weightsPerToken / 1e6,
+            'ceiling tok/s': c.tokensPerSecond,
+            [`batch ${widest.batch} tok/s`]: widest.tokensPerSecond,
+            'of ceiling': widest.tokensPerSecond / c.tokensPerSecond,
+          }
         }),
       ),
     )
@@ -480,7 +626,9 @@ export function printPresetBench(r: PresetResult): void {
           'ttft p50 ms': s.ttftP50Ms,
           'itl p50 ms': s.itlP50Ms,
           'e2e p50 ms': s.e2eP50Ms,
-          'served ÷ raw': s.outputTokensPerSecond / (p.engine.find((row) => row.batch === s.concurrency)?.tokensPerSecond ?? Number.NaN),
+          'served ÷ raw':
+            s.outputTokensPerSecond /
+            (p.engine.find((row) => row.batch === s.concurrency)?.tokensPerSecond ?? Number.NaN),
         })),
       ),
     ),
@@ -515,7 +663,9 @@ function printLlamaCpp(r: PresetResult, served: readonly PrecisionResult[]): voi
     console.log(`\nllama.cpp: not run (${r.llamaCpp.skipped})`)
     return
   }
-  console.log(`\nllama.cpp side by side (node-llama-cpp ${r.llamaCpp.version}, prebuilt CPU binaries, ${r.llamaCpp.threads} thread(s); the same LLM weights as GGUF, the head's text rows, no block decoder)\n`)
+  console.log(
+    `\nllama.cpp side by side (node-llama-cpp ${r.llamaCpp.version}, prebuilt CPU binaries, ${r.llamaCpp.threads} thread(s); the same LLM weights as GGUF, the head's text rows, no block decoder)\n`,
+  )
   console.log(
     formatTable(
       served.flatMap((p) =>
@@ -538,5 +688,14 @@ function printLlamaCpp(r: PresetResult, served: readonly PrecisionResult[]): voi
     ),
   )
   console.log('\nTTFT of the long prompt (same token ids), p50 ms\n')
-  console.log(formatTable(served.map((p) => ({ precision: p.name, positions: [...new Set(p.ttft?.promptPositions)].join('/'), ours: p.ttft?.p50Ms ?? Number.NaN, 'llama.cpp': p.llamaCpp?.ttft.p50Ms ?? Number.NaN }))))
+  console.log(
+    formatTable(
+      served.map((p) => ({
+        precision: p.name,
+        positions: [...new Set(p.ttft?.promptPositions)].join('/'),
+        ours: p.ttft?.p50Ms ?? Number.NaN,
+        'llama.cpp': p.llamaCpp?.ttft.p50Ms ?? Number.NaN,
+      })),
+    ),
+  )
 }

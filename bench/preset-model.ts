@@ -35,7 +35,18 @@ export interface PresetPrecision {
  * follow the LLM's hidden size (kelixTensorSpecs).
  */
 export function qwen3SmallSizes(layers = 28): KelixCheckpointSizes {
-  return { ...kelix8bSizes(layers), hidden: 1024, layers, heads: 16, kvHeads: 8, headDim: 128, intermediate: 3072, maxSeqLen: 40960, ropeBase: 1e6, normEps: 1e-6 }
+  return {
+    ...kelix8bSizes(layers),
+    hidden: 1024,
+    layers,
+    heads: 16,
+    kvHeads: 8,
+    headDim: 128,
+    intermediate: 3072,
+    maxSeqLen: 40960,
+    ropeBase: 1e6,
+    normEps: 1e-6,
+  }
 }
 
 export function presetSizes(preset: PresetName, layers?: number): KelixCheckpointSizes {
@@ -51,7 +62,8 @@ export function presetSizes(preset: PresetName, layers?: number): KelixCheckpoin
  * embedding table in fp16 (1.8 GB instead of 3.6).
  */
 export function presetPrecisions(preset: PresetName): PresetPrecision[] {
-  if (preset === 'full') return [{ name: 'int4', precision: { linear: 'int4', lmHead: 'int8', embedding: 'fp16' }, gguf: 'Q4_0' }]
+  if (preset === 'full')
+    return [{ name: 'int4', precision: { linear: 'int4', lmHead: 'int8', embedding: 'fp16' }, gguf: 'Q4_0' }]
   return [
     { name: 'fp32', precision: { linear: 'fp32', lmHead: 'fp32', embedding: 'fp32' }, gguf: 'F32' },
     { name: 'int8', precision: { linear: 'int8', lmHead: 'int8', embedding: 'fp32' }, gguf: 'Q8_0' },
@@ -94,9 +106,16 @@ export function exportBytesEstimate(sizes: KelixCheckpointSizes, p: Precision): 
   const layerLinear = /^model\.model\.layers\.\d+\.(attn|mlp)\.[^.]+\.weight$/
   let bytes = 4 * sizes.codebooks * sizes.codesPerBook * sizes.quantizer.codeDim
   for (const { key, shape } of checkpointSpecs(sizes)) {
-    if (/quantizer\.\d+\.embedding\.weight$/.test(key) || key.includes('up_projectors.') || key.includes('token_head.final_norm')) continue
-    if (key.endsWith('token_head.position_embedding.weight')) bytes += 4 * (sizes.codebooks + 1) * sizes.blockDecoder.dModel
-    else if (key.endsWith('tok_embeddings.embed_tokens.weight')) bytes += (p.embedding === 'fp16' ? 2 : 4) * elements(shape)
+    if (
+      /quantizer\.\d+\.embedding\.weight$/.test(key) ||
+      key.includes('up_projectors.') ||
+      key.includes('token_head.final_norm')
+    )
+      continue
+    if (key.endsWith('token_head.position_embedding.weight'))
+      bytes += 4 * (sizes.codebooks + 1) * sizes.blockDecoder.dModel
+    else if (key.endsWith('tok_embeddings.embed_tokens.weight'))
+      bytes += (p.embedding === 'fp16' ? 2 : 4) * elements(shape)
     else if (layerLinear.test(key)) bytes += matrixBytes(shape, p.linear)
     else if (key === 'model.model.output.weight') bytes += matrixBytes(shape, p.lmHead)
     else bytes += 4 * elements(shape)
@@ -111,8 +130,15 @@ export function exportBytesEstimate(sizes: KelixCheckpointSizes, p: Precision): 
 export function ggufBytesEstimate(s: KelixCheckpointSizes, type: GgmlType): number {
   const q = s.heads * s.headDim
   const kv = s.kvHeads * s.headDim
-  const layer = ggmlBytes(type, s.hidden * (q + 2 * kv) + q * s.hidden + 3 * s.hidden * s.intermediate) + 4 * (2 * s.hidden + 2 * s.headDim)
-  return s.layers * layer + ggmlBytes(type === 'F32' ? 'F32' : 'Q8_0', s.textVocab * s.hidden) + 4 * s.textVocab * s.hidden + 4 * s.hidden
+  const layer =
+    ggmlBytes(type, s.hidden * (q + 2 * kv) + q * s.hidden + 3 * s.hidden * s.intermediate) +
+    4 * (2 * s.hidden + 2 * s.headDim)
+  return (
+    s.layers * layer +
+    ggmlBytes(type === 'F32' ? 'F32' : 'Q8_0', s.textVocab * s.hidden) +
+    4 * s.textVocab * s.hidden +
+    4 * s.hidden
+  )
 }
 
 /** Bytes of the files in `dir`. */
@@ -133,7 +159,10 @@ export function isCheckpointComplete(dir: string): boolean {
  * The bf16 checkpoint in `dir`, written unless a complete one is there (a
  * `--keep` run's, for the same sizes: the directory name carries them).
  */
-export async function ensureCheckpoint(dir: string, sizes: KelixCheckpointSizes): Promise<{ seconds: number; reused: boolean }> {
+export async function ensureCheckpoint(
+  dir: string,
+  sizes: KelixCheckpointSizes,
+): Promise<{ seconds: number; reused: boolean }> {
   if (isCheckpointComplete(dir)) return { seconds: 0, reused: true }
   const specs = checkpointSpecs(sizes)
   const largest = specs.reduce((a, b) => (elements(b.shape) > elements(a.shape) ? b : a))
@@ -144,7 +173,11 @@ export async function ensureCheckpoint(dir: string, sizes: KelixCheckpointSizes)
 }
 
 /** The export at `precision`, converted unless a complete one is there (the converter writes config.json last, atomically). */
-export async function ensureExport(checkpoint: string, out: string, precision: Precision): Promise<{ seconds: number; reused: boolean }> {
+export async function ensureExport(
+  checkpoint: string,
+  out: string,
+  precision: Precision,
+): Promise<{ seconds: number; reused: boolean }> {
   if (existsSync(join(out, 'config.json'))) return { seconds: 0, reused: true }
   const started = performance.now()
   await convertCheckpoint({ from: checkpoint, out, overwrite: true, precision })

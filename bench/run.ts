@@ -68,24 +68,44 @@ const values = (() => {
   }
 })()
 const mode = values.mode ?? 'all'
-if (!['engine', 'serve', 'all', 'convert', 'image', 'sampling', 'grammar'].includes(mode)) usage(`--mode must be engine, serve, all, convert, image, sampling or grammar, got ${mode}`)
+if (!['engine', 'serve', 'all', 'convert', 'image', 'sampling', 'grammar'].includes(mode))
+  usage(`--mode must be engine, serve, all, convert, image, sampling or grammar, got ${mode}`)
 const preset = values.preset
-if (preset !== undefined && preset !== 'small' && preset !== 'full') usage(`--preset must be small or full, got ${preset}`)
+if (preset !== undefined && preset !== 'small' && preset !== 'full')
+  usage(`--preset must be small or full, got ${preset}`)
 const layers = values.layers === undefined ? undefined : Number(values.layers)
 
 // The convert and sampling modes and the presets do not need the tiny model.
 const needsModel = mode !== 'convert' && mode !== 'sampling' && preset === undefined
 if (needsModel) await ensureTinyModel(DEFAULT_MODEL_DIR)
 const model = needsModel ? await loadModel(DEFAULT_MODEL_DIR) : undefined
-const machine = { model: model?.config.name ?? 'kelix-8b shapes (synthetic)', node: process.version, cores: cpus().length, date: new Date().toISOString() }
+const machine = {
+  model: model?.config.name ?? 'kelix-8b shapes (synthetic)',
+  node: process.version,
+  cores: cpus().length,
+  date: new Date().toISOString(),
+}
 await mkdir(new URL('./results/', import.meta.url), { recursive: true })
-const write = (name: string, result: object) => writeFile(new URL(`./results/${name}.json`, import.meta.url), `${JSON.stringify({ ...machine, ...result }, null, 2)}\n`)
+const write = (name: string, result: object) =>
+  writeFile(
+    new URL(`./results/${name}.json`, import.meta.url),
+    `${JSON.stringify({ ...machine, ...result }, null, 2)}\n`,
+  )
 
 if (preset !== undefined) {
-  if (layers !== undefined && (!Number.isInteger(layers) || layers < 1)) usage(`--layers must be a positive integer, got ${values.layers}`)
+  if (layers !== undefined && (!Number.isInteger(layers) || layers < 1))
+    usage(`--layers must be a positive integer, got ${values.layers}`)
   // The server's thread count: the step timings and the served numbers then describe the same engine.
   const threads = Number(process.env.KELIX_INTRA_OP_THREADS ?? defaultIntraOpThreads())
-  const outcome = await benchPreset({ preset, quick: values.quick ?? false, keep: values.keep ?? false, dir: values.dir ?? tmpdir(), threads, llamaCpp: !(values['no-llama-cpp'] ?? false), ...(layers === undefined ? {} : { layers }) })
+  const outcome = await benchPreset({
+    preset,
+    quick: values.quick ?? false,
+    keep: values.keep ?? false,
+    dir: values.dir ?? tmpdir(),
+    threads,
+    llamaCpp: !(values['no-llama-cpp'] ?? false),
+    ...(layers === undefined ? {} : { layers }),
+  })
   if (!outcome.ran) {
     console.log(`--preset ${preset}: not run: ${outcome.reason}`)
     process.exitCode = 1
@@ -95,7 +115,12 @@ if (preset !== undefined) {
     console.log(`\nwrote bench/results/preset-${preset}.json`)
   }
 } else if (mode === 'convert') {
-  const result = await benchConvert({ layers: layers ?? 36, keep: values.keep ?? false, dir: values.dir ?? tmpdir(), cpuProfile: values['cpu-prof'] ?? false })
+  const result = await benchConvert({
+    layers: layers ?? 36,
+    keep: values.keep ?? false,
+    dir: values.dir ?? tmpdir(),
+    cpuProfile: values['cpu-prof'] ?? false,
+  })
   printConvertBench(result)
   await write('convert', { mode: 'convert', ...result })
   console.log('\nwrote bench/results/convert.json')
@@ -104,7 +129,9 @@ if (preset !== undefined) {
 if (mode === 'sampling') {
   const rows = benchSampling({ quick: values.quick ?? false })
   const ms = (x: number) => x.toFixed(3)
-  console.log(`Sampler.sample per row, ${VOCAB} ids (Node ${process.version}, ${cpus().length} cores); ms, before = the pre-fast-path sampler\n`)
+  console.log(
+    `Sampler.sample per row, ${VOCAB} ids (Node ${process.version}, ${cpus().length} cores); ms, before = the pre-fast-path sampler\n`,
+  )
   console.log(
     formatTable(
       rows.map((r) => ({
@@ -118,12 +145,19 @@ if (mode === 'sampling') {
         speedup: `${(r.beforeP50Ms / r.afterP50Ms).toFixed(1)}x`,
         'ids differ': r.mismatches,
         // How often top_p needed a closer total (nucleus.ts), of the timed calls (warm-up included).
-        'top_p sums': r.nucleus === undefined ? '' : r.nucleus.plain > 0 ? `plain ${r.nucleus.plain}` : `${r.nucleus.upperRangeSum}/${r.nucleus.rowSum}/${r.nucleus.exactSum}`,
+        'top_p sums':
+          r.nucleus === undefined
+            ? ''
+            : r.nucleus.plain > 0
+              ? `plain ${r.nucleus.plain}`
+              : `${r.nucleus.upperRangeSum}/${r.nucleus.rowSum}/${r.nucleus.exactSum}`,
       })),
     ),
   )
   await write('sampling', { mode: 'sampling', vocab: VOCAB, rows })
-  console.log('\ntop_p sums: calls (of warm-up and timed ones) that needed the upper-range / whole-row / exact total; plain: calls on the plain path')
+  console.log(
+    '\ntop_p sums: calls (of warm-up and timed ones) that needed the upper-range / whole-row / exact total; plain: calls on the plain path',
+  )
   console.log('wrote bench/results/sampling.json')
 }
 
@@ -132,16 +166,38 @@ if (mode === 'grammar') {
   const dir = values['model-dir'] ?? DEFAULT_MODEL_DIR
   const grammarModel = await loadModel(dir, { intraOpThreads: threads })
   const result = await benchGrammar(grammarModel, { rounds: values.quick ? 1 : 3 })
-  console.log(`Constrained decoding, ${result.model}, batch ${result.batch}, ${result.tokensPerAnswer} tokens per answer, raw engine (${threads} thread(s))\n`)
-  console.log(formatTable(result.rounds.map((r) => ({ side: r.side, steps: r.steps, tokens: r.tokens, 'tokens/s': r.tokensPerSecond, 'mask ms/step': r.maskMsPerStep, 'sampling ms/step': r.samplingMsPerStep }))))
-  console.log(`\nconstrained ÷ free throughput (median of rounds): ${result.ratio.toFixed(3)}; masks ${result.maskMsPerStep.toFixed(2)} ms per step`)
+  console.log(
+    `Constrained decoding, ${result.model}, batch ${result.batch}, ${result.tokensPerAnswer} tokens per answer, raw engine (${threads} thread(s))\n`,
+  )
+  console.log(
+    formatTable(
+      result.rounds.map((r) => ({
+        side: r.side,
+        steps: r.steps,
+        tokens: r.tokens,
+        'tokens/s': r.tokensPerSecond,
+        'mask ms/step': r.maskMsPerStep,
+        'sampling ms/step': r.samplingMsPerStep,
+      })),
+    ),
+  )
+  console.log(
+    `\nconstrained ÷ free throughput (median of rounds): ${result.ratio.toFixed(3)}; masks ${result.maskMsPerStep.toFixed(2)} ms per step`,
+  )
   await write(`grammar-${result.model}`, { mode: 'grammar', ...result })
   console.log(`wrote bench/results/grammar-${result.model}.json`)
 }
 
 if (mode === 'image') {
   const threads = Number(process.env.KELIX_INTRA_OP_THREADS ?? defaultIntraOpThreads())
-  const result = await benchImages({ modelDir: DEFAULT_MODEL_DIR, threads, quick: values.quick ?? false, real: !(values['no-real'] ?? false), keep: values.keep ?? false, dir: values.dir ?? tmpdir() })
+  const result = await benchImages({
+    modelDir: DEFAULT_MODEL_DIR,
+    threads,
+    quick: values.quick ?? false,
+    real: !(values['no-real'] ?? false),
+    keep: values.keep ?? false,
+    dir: values.dir ?? tmpdir(),
+  })
   printImageBench(result)
   await write('image', { mode: 'image', ...result })
   console.log('\nwrote bench/results/image.json')
@@ -206,10 +262,18 @@ if ((mode === 'serve' || mode === 'all') && model !== undefined) {
       })),
     ),
   )
-  console.log(`\nTargets: ${rounds} rounds, each measuring every side back to back (c32: 64 requests to the server and the raw engine, 32 to the max_num_seqs=1 server; c1: 8 single requests to each, alternating); median and range of the per-round ratio\n`)
+  console.log(
+    `\nTargets: ${rounds} rounds, each measuring every side back to back (c32: 64 requests to the server and the raw engine, 32 to the max_num_seqs=1 server; c1: 8 single requests to each, alternating); median and range of the per-round ratio\n`,
+  )
   console.log(
     formatTable(
-      result.ratios.map((r) => ({ target: r.target, 'answer tokens': r.answerTokens, median: r.median, min: r.min, max: r.max })),
+      result.ratios.map((r) => ({
+        target: r.target,
+        'answer tokens': r.answerTokens,
+        median: r.median,
+        min: r.min,
+        max: r.max,
+      })),
     ),
   )
   console.log('')

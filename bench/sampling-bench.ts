@@ -46,7 +46,8 @@ function gaussian(rng: Rng): number {
 export function syntheticRow(rng: Rng, std: number, top?: number): Float32Array {
   const row = Float32Array.from({ length: VOCAB }, () => std * gaussian(rng))
   if (top !== undefined) {
-    for (let j = 0; j < 30; j++) row[Math.floor(rng.nextFloat() * VOCAB)] = top - 2 * Math.log(1 + j) + 0.5 * gaussian(rng)
+    for (let j = 0; j < 30; j++)
+      row[Math.floor(rng.nextFloat() * VOCAB)] = top - 2 * Math.log(1 + j) + 0.5 * gaussian(rng)
   }
   row[MASKED_ID] = -Infinity
   return row
@@ -58,7 +59,12 @@ const KINDS: Record<string, (rng: Rng) => Float32Array> = {
   flat: (rng) => syntheticRow(rng, 1),
 }
 
-const sampling = (over: Partial<SamplingParams>): SamplingParams => ({ ...GREEDY, temperature: 1, seed: undefined, ...over })
+const sampling = (over: Partial<SamplingParams>): SamplingParams => ({
+  ...GREEDY,
+  temperature: 1,
+  seed: undefined,
+  ...over,
+})
 
 const CASES: Array<{ name: string; params: SamplingParams; kinds: string[] }> = [
   { name: 'T=1 top_p 0.9', params: sampling({ topP: 0.9 }), kinds: ['peaked', 'moderate', 'flat'] },
@@ -73,7 +79,12 @@ function percentile(sorted: readonly number[], q: number): number {
 }
 
 /** Times `calls` samples cycling over `rows` after `warmup` untimed ones; returns the ids and the sorted times. */
-function timeSampler(sample: (row: Float32Array, rng: Rng) => number, rows: Float32Array[], warmup: number, calls: number): { ids: number[]; ms: number[] } {
+function timeSampler(
+  sample: (row: Float32Array, rng: Rng) => number,
+  rows: Float32Array[],
+  warmup: number,
+  calls: number,
+): { ids: number[]; ms: number[] } {
   const rng = new Rng(1)
   for (let i = 0; i < warmup; i++) sample(rows[i % rows.length]!, rng)
   const ids: number[] = []
@@ -89,10 +100,12 @@ function timeSampler(sample: (row: Float32Array, rng: Rng) => number, rows: Floa
 }
 
 export function benchSampling(opts: { quick: boolean }): SamplingBenchRow[] {
-  const rows = Object.fromEntries(Object.entries(KINDS).map(([kind, make], k) => {
-    const rng = new Rng(100 + k)
-    return [kind, Array.from({ length: opts.quick ? 4 : ROWS_PER_KIND }, () => make(rng))]
-  }))
+  const rows = Object.fromEntries(
+    Object.entries(KINDS).map(([kind, make], k) => {
+      const rng = new Rng(100 + k)
+      return [kind, Array.from({ length: opts.quick ? 4 : ROWS_PER_KIND }, () => make(rng))]
+    }),
+  )
   // V8 needs a few hundred calls before the sampler runs at its steady speed.
   const warmup = opts.quick ? 50 : 300
   const calls = opts.quick ? 50 : 300
@@ -109,7 +122,9 @@ export function benchSampling(opts: { quick: boolean }): SamplingBenchRow[] {
         const old = timeSampler((row, rng) => before.sample(row, 0, VOCAB, history, rng).id, kindRows, warmup, calls)
         const paths = { ...nucleusPaths }
         const now = timeSampler((row, rng) => after.sample(row, 0, VOCAB, history, rng).id, kindRows, warmup, calls)
-        const nucleus = Object.fromEntries(Object.entries(nucleusPaths).map(([k, v]) => [k, v - paths[k as keyof typeof paths]])) as SamplingBenchRow['nucleus']
+        const nucleus = Object.fromEntries(
+          Object.entries(nucleusPaths).map(([k, v]) => [k, v - paths[k as keyof typeof paths]]),
+        ) as SamplingBenchRow['nucleus']
         out.push({
           rows: kind,
           case: c.name,

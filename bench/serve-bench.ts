@@ -58,7 +58,11 @@ function imageLoad(baseUrl: string, model: string) {
   let images = 0
   const done = (async () => {
     for (let i = 0; !stopped; i++) {
-      const res = await fetch(`${baseUrl}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: `Image ${i}: a lighthouse at dusk`, seed: i }) })
+      const res = await fetch(`${baseUrl}/v1/images/generations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model, prompt: `Image ${i}: a lighthouse at dusk`, seed: i }),
+      })
       if (res.ok) images += ((await res.json()) as { data: unknown[] }).data.length
     }
   })()
@@ -66,13 +70,24 @@ function imageLoad(baseUrl: string, model: string) {
 }
 
 function textRequest(answerTokens: number): (i: number) => LoadRequest {
-  return (i) => ({ messages: [{ role: 'user', content: `Request ${i}: tell me about the numbers operators watch in Grafana.` }], maxTokens: answerTokens })
+  return (i) => ({
+    messages: [{ role: 'user', content: `Request ${i}: tell me about the numbers operators watch in Grafana.` }],
+    maxTokens: answerTokens,
+  })
 }
 
 function imageRequest(png: Uint8Array): (i: number) => LoadRequest {
   const url = `data:image/png;base64,${Buffer.from(png).toString('base64')}`
   return (i) => ({
-    messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: `Image request ${i}: what is in it?` }] }],
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'image_url', image_url: { url } },
+          { type: 'text', text: `Image request ${i}: what is in it?` },
+        ],
+      },
+    ],
     maxTokens: TABLE_ANSWER_TOKENS,
   })
 }
@@ -84,7 +99,11 @@ function imageRequest(png: Uint8Array): (i: number) => LoadRequest {
  * (an idle one costs no CPU), each round measures every side back to back,
  * and each ratio is the median over rounds.
  */
-export async function benchServe(model: KelixModel, png: Uint8Array, opts: { quick: boolean; rounds: number }): Promise<ServeResult> {
+export async function benchServe(
+  model: KelixModel,
+  png: Uint8Array,
+  opts: { quick: boolean; rounds: number },
+): Promise<ServeResult> {
   const concurrencies = [1, 4, 16, 32]
   const requestsAt = (c: number) => (opts.quick ? Math.max(4, c) : Math.max(8, 2 * c))
   const imEnd = model.config.special_tokens.im_end
@@ -105,23 +124,62 @@ export async function benchServe(model: KelixModel, png: Uint8Array, opts: { qui
     await closedLoop({ ...single, request: text }, 2, 4)
     await rawClosedLoop(engine, 4, 16, TABLE_ANSWER_TOKENS)
 
-    for (const c of concurrencies) rows.push({ target: 'raw engine', prompt: 'text', load: 'closed', concurrency: c, ...(await rawClosedLoop(engine, c, requestsAt(c), TABLE_ANSWER_TOKENS)) })
+    for (const c of concurrencies)
+      rows.push({
+        target: 'raw engine',
+        prompt: 'text',
+        load: 'closed',
+        concurrency: c,
+        ...(await rawClosedLoop(engine, c, requestsAt(c), TABLE_ANSWER_TOKENS)),
+      })
     for (const c of concurrencies) {
       if (c === 32) await eventLoopP99(batched.baseUrl) // resets the server's delay histogram
-      rows.push({ target: 'server', prompt: 'text', load: 'closed', concurrency: c, ...summarise(await closedLoop({ ...batched, request: text }, c, requestsAt(c))) })
+      rows.push({
+        target: 'server',
+        prompt: 'text',
+        load: 'closed',
+        concurrency: c,
+        ...summarise(await closedLoop({ ...batched, request: text }, c, requestsAt(c))),
+      })
       if (c === 32) eventLoopDelayP99Ms = await eventLoopP99(batched.baseUrl)
     }
-    for (const c of [4, 16]) rows.push({ target: 'server', prompt: 'image', load: 'closed', concurrency: c, ...summarise(await closedLoop({ ...batched, request: imageRequest(png) }, c, requestsAt(c))) })
+    for (const c of [4, 16])
+      rows.push({
+        target: 'server',
+        prompt: 'image',
+        load: 'closed',
+        concurrency: c,
+        ...summarise(await closedLoop({ ...batched, request: imageRequest(png) }, c, requestsAt(c))),
+      })
     const images = imageLoad(batched.baseUrl, model.config.name)
     const imageStarted = performance.now()
     await new Promise((resolve) => setTimeout(resolve, opts.quick ? 3000 : 10_000))
     imagesPerMinute = ((await images.stop()) * 60_000) / (performance.now() - imageStarted)
     const beside = imageLoad(batched.baseUrl, model.config.name)
-    rows.push({ target: 'server', prompt: 'text + image gen', load: 'closed', concurrency: 4, ...summarise(await closedLoop({ ...batched, request: text }, 4, requestsAt(4))) })
+    rows.push({
+      target: 'server',
+      prompt: 'text + image gen',
+      load: 'closed',
+      concurrency: 4,
+      ...summarise(await closedLoop({ ...batched, request: text }, 4, requestsAt(4))),
+    })
     await beside.stop()
     const rate = opts.quick ? 4 : 8
-    rows.push({ target: 'server', prompt: 'text', load: `open ${rate}/s`, concurrency: 0, ...summarise(await openLoop({ ...batched, request: text }, rate, opts.quick ? 2000 : 5000)) })
-    for (const c of [1, 32]) rows.push({ target: 'server max_num_seqs=1', prompt: 'text', load: 'closed', concurrency: c, ...summarise(await closedLoop({ ...single, request: text }, c, opts.quick ? 8 : 32)) })
+    rows.push({
+      target: 'server',
+      prompt: 'text',
+      load: `open ${rate}/s`,
+      concurrency: 0,
+      ...summarise(await openLoop({ ...batched, request: text }, rate, opts.quick ? 2000 : 5000)),
+    })
+    for (const c of [1, 32])
+      rows.push({
+        target: 'server max_num_seqs=1',
+        prompt: 'text',
+        load: 'closed',
+        concurrency: c,
+        ...summarise(await closedLoop({ ...single, request: text }, c, opts.quick ? 8 : 32)),
+      })
 
     for (const answerTokens of TARGET_ANSWER_TOKENS) {
       const request = textRequest(answerTokens)
@@ -143,7 +201,11 @@ export async function benchServe(model: KelixModel, png: Uint8Array, opts: { qui
  * Decode rate of one request alone, raw engine and server alternating request
  * by request, so the machine's drift hits both sides alike.
  */
-async function c1DecodePairs(engine: Engine, load: LoadOptions, answerTokens: number): Promise<Pick<TargetRound, 'rawC1Decode' | 'serverC1Decode'>> {
+async function c1DecodePairs(
+  engine: Engine,
+  load: LoadOptions,
+  answerTokens: number,
+): Promise<Pick<TargetRound, 'rawC1Decode' | 'serverC1Decode'>> {
   let raw = 0
   let server = 0
   for (let pair = 0; pair < C1_PAIRS; pair++) {
@@ -169,7 +231,13 @@ function targetRatios(rounds: readonly TargetRound[]): TargetRatio[] {
     const mine = rounds.filter((r) => r.answerTokens === answerTokens)
     return TARGETS.map(({ target, ratio }) => {
       const values = mine.map(ratio).sort((a, b) => a - b)
-      return { target, answerTokens, median: median(values), min: values[0] ?? Number.NaN, max: values.at(-1) ?? Number.NaN }
+      return {
+        target,
+        answerTokens,
+        median: median(values),
+        min: values[0] ?? Number.NaN,
+        max: values.at(-1) ?? Number.NaN,
+      }
     })
   })
 }
@@ -180,7 +248,12 @@ function targetRatios(rounds: readonly TargetRound[]): TargetRatio[] {
  * server's scheduler admits them. One engine serves every call, so its
  * prefix cache is as warm as a running server's.
  */
-async function rawClosedLoop(engine: Engine, concurrency: number, total: number, answerTokens: number): Promise<{ outputTokensPerSecond: number; decodeRate: number }> {
+async function rawClosedLoop(
+  engine: Engine,
+  concurrency: number,
+  total: number,
+  answerTokens: number,
+): Promise<{ outputTokensPerSecond: number; decodeRate: number }> {
   const model = engine.model
   const sampling = { ...GREEDY, logitBias: new Map([[model.config.special_tokens.im_end, -100]]) }
   const request = textRequest(answerTokens)
@@ -218,17 +291,26 @@ async function rawClosedLoop(engine: Engine, concurrency: number, total: number,
       }
     }
   }
-  return { outputTokensPerSecond: tokens / ((performance.now() - started) / 1000), decodeRate: decodeSteps / (decodeMs / 1000) }
+  return {
+    outputTokensPerSecond: tokens / ((performance.now() - started) / 1000),
+    decodeRate: decodeSteps / (decodeMs / 1000),
+  }
 }
 let rawSequences = 0
 
 /** The server as users run it: compiled, `node dist/server/main.js`. */
 export function buildServer(): void {
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  })
 }
 
 /** Starts one server per environment, side by side; stops them all after `body`. */
-async function withServers(envs: ReadonlyArray<Record<string, string>>, body: (baseUrls: string[]) => Promise<void>): Promise<void> {
+async function withServers(
+  envs: ReadonlyArray<Record<string, string>>,
+  body: (baseUrls: string[]) => Promise<void>,
+): Promise<void> {
   const children: ChildProcess[] = []
   try {
     const baseUrls = await Promise.all(
@@ -261,7 +343,10 @@ async function withServers(envs: ReadonlyArray<Record<string, string>>, body: (b
 export async function waitReady(baseUrl: string, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 600; i++) {
     if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode}`)
-    const ok = await fetch(`${baseUrl}/health/ready`).then((r) => r.ok, () => false)
+    const ok = await fetch(`${baseUrl}/health/ready`).then(
+      (r) => r.ok,
+      () => false,
+    )
     if (ok) return
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
@@ -273,7 +358,9 @@ export function freePort(): Promise<number> {
     const server = createServer()
     server.listen(0, '127.0.0.1', () => {
       const address = server.address()
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))))
+      server.close(() =>
+        typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')),
+      )
     })
   })
 }

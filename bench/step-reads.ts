@@ -48,8 +48,17 @@ async function initializers(dir: string, file: string): Promise<Initializer[]> {
   const walk = (g: onnxProto.onnx.IGraphProto) => {
     for (const t of g.initializer ?? []) {
       const field = (key: string) => t.externalData?.find((e) => e.key === key)?.value ?? undefined
-      const inline = (t.rawData?.length ?? 0) + 4 * (t.floatData?.length ?? 0) + 8 * (t.int64Data?.length ?? 0) + 4 * (t.int32Data?.length ?? 0)
-      found.push({ name: t.name ?? '', dims: (t.dims ?? []).map(Number), location: field('location'), bytes: field('length') === undefined ? inline : Number(field('length')) })
+      const inline =
+        (t.rawData?.length ?? 0) +
+        4 * (t.floatData?.length ?? 0) +
+        8 * (t.int64Data?.length ?? 0) +
+        4 * (t.int32Data?.length ?? 0)
+      found.push({
+        name: t.name ?? '',
+        dims: (t.dims ?? []).map(Number),
+        location: field('location'),
+        bytes: field('length') === undefined ? inline : Number(field('length')),
+      })
     }
     for (const node of g.node ?? []) for (const a of node.attribute ?? []) if (a.g != null) walk(a.g)
   }
@@ -70,7 +79,8 @@ export async function decodeStepReads(dir: string, blockSize = 9): Promise<StepR
   const block = (await initializers(dir, MODEL_FILES.blockDecoder)).filter((t) => !isEmbedding(t))
   const text = block.filter((t) => headPart(t) === 'text')
   const codebook0 = block.filter((t) => headPart(t) === 'codebook_0')
-  if (text.length === 0 || codebook0.length === 0) throw new Error(`${MODEL_FILES.blockDecoder} has no LM head parts (an export without vocab_part?)`)
+  if (text.length === 0 || codebook0.length === 0)
+    throw new Error(`${MODEL_FILES.blockDecoder} has no LM head parts (an export without vocab_part?)`)
   const decoderBytes = sum(decoder.filter((t) => !isEmbedding(t)))
   const blockDecoderBytes = sum(block.filter((t) => headPart(t) === undefined))
   const lmHeadTextBytes = sum(text)

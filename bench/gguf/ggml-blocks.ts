@@ -29,7 +29,8 @@ const BLOCK: Readonly<Record<GgmlType, { values: number; bytes: number }>> = {
 /** Bytes of `count` values of `type`; a count that is not whole blocks is a RangeError. */
 export function ggmlBytes(type: GgmlType, count: number): number {
   const { values, bytes } = BLOCK[type]
-  if (count % values !== 0) throw new RangeError(`${type} stores blocks of ${values} values; ${count} is not a multiple`)
+  if (count % values !== 0)
+    throw new RangeError(`${type} stores blocks of ${values} values; ${count} is not a multiple`)
   return (count / values) * bytes
 }
 

@@ -31,8 +31,17 @@ export interface GgufTensor {
 
 const pad = (n: number) => Math.ceil(n / ALIGNMENT) * ALIGNMENT
 
-export async function writeGguf(path: string, metadata: GgufMetadata, tensors: readonly GgufTensor[]): Promise<{ bytes: number }> {
-  const sizes = tensors.map((t) => ggmlBytes(t.type, t.dims.reduce((a, b) => a * b, 1)))
+export async function writeGguf(
+  path: string,
+  metadata: GgufMetadata,
+  tensors: readonly GgufTensor[],
+): Promise<{ bytes: number }> {
+  const sizes = tensors.map((t) =>
+    ggmlBytes(
+      t.type,
+      t.dims.reduce((a, b) => a * b, 1),
+    ),
+  )
   const offsets: number[] = []
   let dataBytes = 0
   for (const size of sizes) {
@@ -58,7 +67,10 @@ export async function writeGguf(path: string, metadata: GgufMetadata, tensors: r
     await file.write(infos, 0, infos.length, head.length)
     for (const [i, t] of tensors.entries()) {
       const data = await t.data()
-      if (data.length !== sizes[i]) throw new Error(`GGUF tensor ${t.name}: ${data.length} bytes produced, ${sizes[i]} expected for ${t.type} [${t.dims.join(', ')}]`)
+      if (data.length !== sizes[i])
+        throw new Error(
+          `GGUF tensor ${t.name}: ${data.length} bytes produced, ${sizes[i]} expected for ${t.type} [${t.dims.join(', ')}]`,
+        )
       await file.write(data, 0, data.length, dataStart + (offsets[i] as number))
     }
     // The last tensor's padding: the file ends on the alignment, as llama.cpp writes it.

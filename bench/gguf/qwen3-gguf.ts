@@ -37,13 +37,29 @@ export async function writeQwen3Gguf(opts: Qwen3GgufOptions): Promise<{ bytes: n
   const headType: GgmlType = type === 'F32' ? 'F32' : 'Q8_0'
   const ckpt = await Checkpoint.open(opts.checkpoint)
   try {
-    const rows = (key: string, count: number, as: GgmlType) => async () => encodeGgml(as, await ckpt.readRows(key, 0, count))
+    const rows = (key: string, count: number, as: GgmlType) => async () =>
+      encodeGgml(as, await ckpt.readRows(key, 0, count))
     const whole = (key: string, as: GgmlType) => async () => encodeGgml(as, await ckpt.read(key))
-    const matrix = (name: string, key: string, out: number, inDim: number, as: GgmlType = type): GgufTensor => ({ name, dims: [inDim, out], type: as, data: whole(key, as) })
-    const vector = (name: string, key: string, length: number): GgufTensor => ({ name, dims: [length], type: 'F32', data: whole(key, 'F32') })
+    const matrix = (name: string, key: string, out: number, inDim: number, as: GgmlType = type): GgufTensor => ({
+      name,
+      dims: [inDim, out],
+      type: as,
+      data: whole(key, as),
+    })
+    const vector = (name: string, key: string, length: number): GgufTensor => ({
+      name,
+      dims: [length],
+      type: 'F32',
+      data: whole(key, 'F32'),
+    })
     const llm = 'model.model'
     const tensors: GgufTensor[] = [
-      { name: 'token_embd.weight', dims: [s.hidden, s.textVocab], type: 'F32', data: rows(`${llm}.tok_embeddings.embed_tokens.weight`, s.textVocab, 'F32') },
+      {
+        name: 'token_embd.weight',
+        dims: [s.hidden, s.textVocab],
+        type: 'F32',
+        data: rows(`${llm}.tok_embeddings.embed_tokens.weight`, s.textVocab, 'F32'),
+      },
     ]
     const q = s.heads * s.headDim
     const kv = s.kvHeads * s.headDim

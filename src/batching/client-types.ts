@@ -6,13 +6,33 @@
  *   const gen = await engine.submit(request, { signal })   // admission, images, prompt: all done here
  *   for await (const event of gen.events) { … }            // deltas, then one finish per choice
  *
- * `submit` rejects with a `GenerationError` (stable `code`) before anything is
+ * `submit` rejects with a `KelixError` (stable `code`) before anything is
  * streamed: queue full, draining, bad image, context overflow. Only a failure
  * after that (the engine died) arrives as an `error` event.
  */
-import type { ChatMessage, EchoedPrompt, FinishReason, ResponseFormat, SamplingParams, TokenLogprob } from '../engine/types.js'
+import type { ErrorCode } from '../errors/catalog.js'
+import type { KelixError } from '../errors/kelix-error.js'
+import type {
+  ChatMessage,
+  EchoedPrompt,
+  FinishReason,
+  ResponseFormat,
+  SamplingParams,
+  TokenLogprob,
+} from '../engine/types.js'
 
-export type { ChatMessage, ContentPart, EchoedPrompt, EchoedToken, FinishReason, ImageDetail, ImageInput, ResponseFormat, SamplingParams, TokenLogprob } from '../engine/types.js'
+export type {
+  ChatMessage,
+  ContentPart,
+  EchoedPrompt,
+  EchoedToken,
+  FinishReason,
+  ImageDetail,
+  ImageInput,
+  ResponseFormat,
+  SamplingParams,
+  TokenLogprob,
+} from '../engine/types.js'
 
 /** A completions prompt: text tokenized as it is (no chat template), or token ids. */
 export type PlainPrompt = { text: string } | { ids: number[] }
@@ -27,7 +47,7 @@ export interface GenerateRequest {
   sampling: SamplingParams
   /** Blocks (tokens) to generate at most per choice; undefined: the rest of the context (capped by `maxNewTokensLimit`). */
   maxNewTokens?: number
-  /** Cap on the default `maxNewTokens`. */
+  /** Cap on the default `maxNewTokens` (the server's max tokens, the model's generation default). */
   maxNewTokensLimit?: number
   /** Most prompt positions (images included) this request may have; refused at submit past it. */
   maxPromptTokens?: number
@@ -68,7 +88,7 @@ export type GenerationEvent =
   /** The prompt, when `echo` asked for it: before any delta. */
   | ({ type: 'prompt' } & EchoedPrompt)
   | { type: 'done'; usage: Usage; timings: RequestTimings }
-  | { type: 'error'; code: GenerationErrorCode; message: string }
+  | { type: 'error'; error: KelixError }
 
 export interface Generation {
   /** Known once `submit` resolves. */
@@ -100,7 +120,7 @@ export type ImageEvent =
   | { type: 'partial'; index: number; partialIndex: number; png: Uint8Array }
   | { type: 'image'; index: number; png: Uint8Array }
   | { type: 'done'; usage: ImageUsage; timings: RequestTimings }
-  | { type: 'error'; code: GenerationErrorCode; message: string }
+  | { type: 'error'; error: KelixError }
 
 export interface ImageUsage {
   promptTokens: number
@@ -129,6 +149,21 @@ export interface ImageCapabilities {
   denoiseSteps: number
 }
 
+/**
+ * The model's defaults for what a request does not say (config.json
+ * `generation`, as vLLM takes a model's generation_config.json): the routes
+ * fill a text request's omitted sampling fields, and cap its default
+ * max tokens, with them.
+ */
+export interface GenerationDefaults {
+  /** Cap on the blocks a request without max tokens gets (else the rest of the context). */
+  maxNewTokens: number
+  temperature: number
+  topP: number
+  /** 0: no top-k filter. */
+  topK: number
+}
+
 /** A place in the waiting queue, taken before any slow work (image downloads); release it if the request is dropped. */
 export interface AdmissionTicket {
   release(): void
@@ -150,7 +185,7 @@ export interface EngineClient {
    * caller's arrays are detached afterwards.
    */
   submit(request: GenerateRequest, opts?: { signal?: AbortSignal; ticket?: AdmissionTicket }): Promise<Generation>
-  /** The prompt's positions as the engine lays them out; a bad prompt is the GenerationError `submit` would give. */
+  /** The prompt's positions as the engine lays them out; a bad prompt is the KelixError `submit` would give. */
   tokenize(input: TokenizeInput): Promise<Tokenized>
   /** Text token ids back to text; an id outside the text vocabulary is `invalid_prompt`. */
   detokenize(ids: number[]): Promise<string>
@@ -158,6 +193,8 @@ export interface EngineClient {
   ready(): boolean
   /** The served model's context length in positions. */
   readonly maxContext: number
+  /** The served model's defaults for what a request leaves out. */
+  readonly generationDefaults: GenerationDefaults
   /** The execution provider the graphs run on (`cpu`, `cuda`, `webgpu`); undefined while the engine is down. */
   readonly executionProvider: string | undefined
   /** Stops admitting (503), lets running requests finish, then resolves. */
@@ -174,37 +211,6 @@ export interface Tokenized {
   ids: number[]
   /** Of the positions, those an image takes. */
   imagePositions: number
-}
-
-/** Stable codes of everything `submit` or an `error` event can report. */
-export const GENERATION_ERRORS = {
-  queue_full: { status: 429, message: 'the waiting queue is full' },
-  queue_tokens_full: { status: 429, message: 'the waiting queue holds too many tokens' },
-  draining: { status: 503, message: 'the server is shutting down' },
-  engine_unavailable: { status: 503, message: 'the engine is not running' },
-  timeout: { status: 408, message: 'the request ran past its time limit' },
-  context_length_exceeded: { status: 400, message: 'the prompt and max tokens exceed the context' },
-  invalid_image: { status: 400, message: 'an image could not be used' },
-  image_too_large: { status: 400, message: 'an image has too many pixels' },
-  invalid_prompt: { status: 400, message: 'the prompt could not be built' },
-  invalid_sampling: { status: 400, message: 'a sampling parameter is out of range' },
-  invalid_response_format: { status: 400, message: 'the response format cannot be enforced' },
-  image_generation_unsupported: { status: 400, message: 'the model does not generate images' },
-  engine_failed: { status: 500, message: 'the engine failed while generating' },
-} as const
-
-export type GenerationErrorCode = keyof typeof GENERATION_ERRORS
-
-export class GenerationError extends Error {
-  override readonly name = 'GenerationError'
-  constructor(
-    readonly code: GenerationErrorCode,
-    message: string,
-    /** Seconds a client should wait before retrying (429 and 503). */
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(message)
-  }
 }
 
 /** One finished request, as metrics see it. */
@@ -251,7 +257,7 @@ export interface StepRecord {
 export interface EngineObserver {
   requestFinished(record: RequestRecord): void
   /** A request refused before it ran: queue_full, queue_tokens_full, draining, invalid_image, … */
-  requestRejected(code: GenerationErrorCode): void
+  requestRejected(code: ErrorCode): void
   step(record: StepRecord): void
   /** The queue gauges between steps (the loop went idle, or a request left without a step). */
   gauges(state: Pick<StepRecord, 'running' | 'waiting' | 'kvUsage'>): void

@@ -7,7 +7,17 @@
  *   host ◄──step (every sequence's new tokens, one message per step)── worker
  *   host ──abort / drain / shutdown──► worker
  */
-import type { GenerateRequest, GenerationErrorCode, ImageCapabilities, ImageRequest, StepRecord, TokenizeInput, Tokenized } from './client-types.js'
+import type { WireError } from '../errors/kelix-error.js'
+import type {
+  GenerateRequest,
+  GenerationDefaults,
+  ImageCapabilities,
+  ImageRequest,
+  StepRecord,
+  TokenizeInput,
+  Tokenized,
+} from './client-types.js'
+import type { LimitNames } from './limits.js'
 import type { EchoedPrompt, FinishReason, TokenLogprob } from '../engine/types.js'
 
 /** What the API layer needs to know about the loaded model. */
@@ -22,6 +32,8 @@ export interface ModelInfo {
   maxImagePositions: number
   /** Undefined for a chat-only export. */
   images: ImageCapabilities | undefined
+  /** config.json `generation`: what a request that does not say gets. */
+  generation: GenerationDefaults
   /** The execution providers in use (the first runs the graphs) and those skipped, with why. */
   providers: { inUse: string[]; skipped: Array<{ provider: string; reason: string }> }
 }
@@ -31,7 +43,7 @@ export interface SchedulingLimits {
   maxNumSeqs: number
   /** Most blocks per step, decodes and prefill chunks together. */
   maxBatchedTokens: number
-  /** KV capacity in positions over all sequences; default: room for maxNumSeqs full contexts, capped. */
+  /** KV capacity in positions over all sequences; must hold the model's context (./limits.ts checks how the limits combine). */
   kvCapacity: number
   /** KV page size in positions. */
   pageSize: number
@@ -42,6 +54,8 @@ export interface WorkerOptions {
   executionProviders: Array<'cpu' | 'cuda' | 'webgpu'>
   intraOpThreads: number | undefined
   limits: SchedulingLimits
+  /** How the worker's refusal of a bad combination of limits names them (the server: flags and variables). */
+  limitNames: LimitNames
   maxImagePixels: number
   /** Positions of prompt prefixes the engine keeps for reuse; 0 turns prefix caching off. */
   prefixCachePositions: number
@@ -80,17 +94,19 @@ export interface SequenceUpdate {
 
 export type WorkerToHost =
   | { type: 'ready'; model: ModelInfo }
-  | { type: 'failed'; error: { code: string; message: string } }
+  | { type: 'failed'; error: WireError }
   | { type: 'admitted'; reqId: string; promptTokens: number; imagePositions: number; images: ImageStats[] }
-  | { type: 'rejected'; reqId: string; code: GenerationErrorCode; message: string }
+  | { type: 'rejected'; reqId: string; error: WireError }
   | { type: 'step'; updates: SequenceUpdate[]; started: StartedRequest[]; record: StepRecord }
   | { type: 'stats'; askId: number; stats: EngineStats }
-  | { type: 'tokenized'; askId: number; result: Tokenized | { text: string } | { code: GenerationErrorCode; message: string } }
+  | { type: 'tokenized'; askId: number; result: Tokenized | { text: string } | { error: WireError } }
   | { type: 'gauges'; running: number; waiting: number; kvUsage: number }
   | { type: 'imageProgress'; reqId: string; index: number; phase: 'tokens' | 'denoise'; step: number; total: number }
   | { type: 'imagePartial'; reqId: string; index: number; partialIndex: number; png: Uint8Array }
   | { type: 'image'; reqId: string; index: number; png: Uint8Array; denoiseStepMs: number[] }
-  | { type: 'imageFailed'; reqId: string; message: string }
+  | { type: 'imageFailed'; reqId: string; error: WireError }
+  /** A line for the host's logger: the worker has none (a failed step, a sequence ended in error). */
+  | { type: 'log'; level: 'error' | 'warn'; message: string; fields: Record<string, string | number> }
 
 /** The worker's bookkeeping, for leak checks: all zero when idle. */
 export interface EngineStats {

@@ -42,7 +42,13 @@ export interface BlockDecoderOptions {
 }
 
 /** `table` is the shared embedding table (decoder.ts `embeddingTable`), which decoder.onnx reads too. */
-export function buildBlockDecoder(ctx: Ctx, arch: Architecture, table: SharedWeight, opts: BlockDecoderOptions = {}, precision: Precision = FP32): BuiltGraph {
+export function buildBlockDecoder(
+  ctx: Ctx,
+  arch: Architecture,
+  table: SharedWeight,
+  opts: BlockDecoderOptions = {},
+  precision: Precision = FP32,
+): BuiltGraph {
   const vocabParts = opts.vocabParts ?? true
   const { g } = ctx
   const { config } = arch
@@ -52,25 +58,34 @@ export function buildBlockDecoder(ctx: Ctx, arch: Architecture, table: SharedWei
   const blockIds = g.input('block_ids', 'int64', ['batch', 'slots'])
   const part = vocabParts ? g.input('vocab_part', 'int64', []) : undefined
 
-  const rows = g.op('Concat', [
-    g.op('Unsqueeze', [hiddenState, g.ints([1])]),
-    embeddingRows(g, table, blockIds),
-  ], { axis: int(1) })
+  const rows = g.op('Concat', [g.op('Unsqueeze', [hiddenState, g.ints([1])]), embeddingRows(g, table, blockIds)], {
+    axis: int(1),
+  })
   const length = g.op('Shape', [rows], { start: int(1), end: int(2) })
   // Only the first block_size rows of the learned slot table are ever used.
   const slotKey = `${HEAD}.position_embedding.weight`
-  const slotTable = g.weight(slotKey, [config.block_size, width], ctx.w.rows(slotKey, [arch.blockDecoder.positionRows, width], 0, config.block_size))
+  const slotTable = g.weight(
+    slotKey,
+    [config.block_size, width],
+    ctx.w.rows(slotKey, [arch.blockDecoder.positionRows, width], 0, config.block_size),
+  )
   const slots = g.op('Slice', [slotTable, g.ints([0]), length, g.ints([0])])
   let z = g.op('Add', [linear(ctx, `${HEAD}.input_linear`, rows, hidden, width, { bias: true }), slots])
 
   const bias = causalBias(ctx, length)
-  for (let i = 0; i < arch.blockDecoder.layers; i++) z = slotLayer(ctx, `${HEAD}.transformer.layers.${i}`, z, bias, config.block_decoder)
+  for (let i = 0; i < arch.blockDecoder.layers; i++)
+    z = slotLayer(ctx, `${HEAD}.transformer.layers.${i}`, z, bias, config.block_decoder)
 
   const last = (t: string) => g.op('Gather', [t, g.intScalar(-1)], { axis: int(1) })
   const out = g.op('Add', [last(rows), linear(ctx, `${HEAD}.output_linear`, last(z), width, hidden, { bias: true })])
   const normed = rmsNorm(ctx, `${LLM_PREFIX}.norm.scale`, out, hidden, eps)
   if (part === undefined) {
-    g.output('logits', 'float32', ['batch', config.vocab.vocab_size], wholeLmHead(ctx, config, normed, precision.lmHead))
+    g.output(
+      'logits',
+      'float32',
+      ['batch', config.vocab.vocab_size],
+      wholeLmHead(ctx, config, normed, precision.lmHead),
+    )
   } else {
     g.output('logits', 'float32', ['batch', 'part_vocab'], lmHeadByPart(ctx, config, normed, part, precision.lmHead))
   }
@@ -78,13 +93,22 @@ export function buildBlockDecoder(ctx: Ctx, arch: Architecture, table: SharedWei
 }
 
 /** One pre-norm transformer layer over the slots: LayerNorms, attention with biases, SwiGLU. */
-function slotLayer(ctx: Ctx, layer: string, z: string, bias: string, sizes: Architecture['config']['block_decoder']): string {
+function slotLayer(
+  ctx: Ctx,
+  layer: string,
+  z: string,
+  bias: string,
+  sizes: Architecture['config']['block_decoder'],
+): string {
   const { g } = ctx
   const { hidden_size: width, num_heads: heads, intermediate_size: inner } = sizes
   const headDim = width / heads
-  const split = (t: string) => g.op('Transpose', [g.op('Reshape', [t, g.ints([0, 0, heads, headDim])])], { perm: ints([0, 2, 1, 3]) })
+  const split = (t: string) =>
+    g.op('Transpose', [g.op('Reshape', [t, g.ints([0, 0, heads, headDim])])], { perm: ints([0, 2, 1, 3]) })
   const a = layerNorm(ctx, `${layer}.sa_norm`, z, width, LAYER_NORM_EPS)
-  const [q, k, v] = (['q', 'k', 'v'] as const).map((n) => split(linear(ctx, `${layer}.attn.${n}_proj`, a, width, width, { bias: true })))
+  const [q, k, v] = (['q', 'k', 'v'] as const).map((n) =>
+    split(linear(ctx, `${layer}.attn.${n}_proj`, a, width, width, { bias: true })),
+  )
   const context = attend(g, q as string, k as string, v as string, { rank: 4, headDim }, bias)
   const merged = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 2, 1, 3]) }), g.ints([0, 0, width])])
   z = g.op('Add', [z, linear(ctx, `${layer}.attn.output_proj`, merged, width, width, { bias: true })])
@@ -97,6 +121,9 @@ function causalBias(ctx: Ctx, length: string): string {
   const { g } = ctx
   const n = g.op('Squeeze', [length, g.ints([0])])
   const range = g.op('Range', [g.intScalar(0), n, g.intScalar(1)])
-  const allowed = g.op('LessOrEqual', [g.op('Unsqueeze', [range, g.ints([0])]), g.op('Unsqueeze', [range, g.ints([1])])])
+  const allowed = g.op('LessOrEqual', [
+    g.op('Unsqueeze', [range, g.ints([0])]),
+    g.op('Unsqueeze', [range, g.ints([1])]),
+  ])
   return g.op('Where', [allowed, g.scalar(0), g.scalar(MASKED)])
 }

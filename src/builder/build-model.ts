@@ -20,7 +20,6 @@ import type { Precision } from './precision.js'
 import { writeTinyCheckpoint, writeTinyDitCheckpoint, writeTinyVaeCheckpoint } from './tiny-checkpoint.js'
 import { TINY_BUILDER_VERSION, TINY_CONFIG, TINY_SEED } from './tiny.js'
 
-
 export interface TinyModelOptions {
   seed?: number
   /** The decoder's cache outputs; tests and the benchmark build the conventional `present` form too. */
@@ -42,7 +41,9 @@ export async function buildTinyModel(dir: string, options: TinyModelOptions = {}
  */
 export async function ensureTinyModel(dir = DEFAULT_MODEL_DIR): Promise<boolean> {
   if (await builtByCurrentBuilder(dir)) return false
-  await writeModelDirAtomically(dir, (staging) => writeTinyModel(staging, {}), { replace: existsSync(join(dir, 'config.json')) })
+  await writeModelDirAtomically(dir, (staging) => writeTinyModel(staging, {}), {
+    replace: existsSync(join(dir, 'config.json')),
+  })
   return true
 }
 
@@ -87,6 +88,9 @@ async function builtByCurrentBuilder(dir: string): Promise<boolean> {
 export async function hashModelDir(dir: string): Promise<Record<string, string>> {
   const names = (await readdir(dir)).sort()
   const hashes: Record<string, string> = {}
-  for (const name of names) hashes[name] = createHash('sha256').update(await readFile(join(dir, name))).digest('hex')
+  for (const name of names)
+    hashes[name] = createHash('sha256')
+      .update(await readFile(join(dir, name)))
+      .digest('hex')
   return hashes
 }

@@ -6,4 +6,7 @@
 import { buildTiny } from '../cli/build-tiny.js'
 import { runCommand } from '../cli/command.js'
 
-process.exitCode = await runCommand(buildTiny, process.argv.slice(2), { prog: 'build:model', usage: 'npm run build:model --' })
+process.exitCode = await runCommand(buildTiny, process.argv.slice(2), {
+  prog: 'build:model',
+  usage: 'npm run build:model --',
+})

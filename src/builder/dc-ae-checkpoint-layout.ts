@@ -91,15 +91,21 @@ const GLU_EXPAND = 4
 export function dcAeDecoderTensorSpecs(s: DcAeSizes): TensorSpec[] {
   const specs: TensorSpec[] = []
   const conv = (key: string, out: number, inPerGroup: number, kernel: number, bias: boolean, gain = 1) => {
-    specs.push({ key: `${key}.weight`, shape: [out, inPerGroup, kernel, kernel], init: { std: gain / Math.sqrt(inPerGroup * kernel * kernel) } })
+    specs.push({
+      key: `${key}.weight`,
+      shape: [out, inPerGroup, kernel, kernel],
+      init: { std: gain / Math.sqrt(inPerGroup * kernel * kernel) },
+    })
     if (bias) specs.push({ key: `${key}.bias`, shape: [out], init: { std: BIAS_STD } })
   }
-  const linear = (key: string, out: number, inDim: number) => specs.push({ key: `${key}.weight`, shape: [out, inDim], init: { std: 1 / Math.sqrt(inDim) } })
+  const linear = (key: string, out: number, inDim: number) =>
+    specs.push({ key: `${key}.weight`, shape: [out, inDim], init: { std: 1 / Math.sqrt(inDim) } })
   const rmsNorm = (key: string, dim: number) => {
     specs.push({ key: `${key}.weight`, shape: [dim], init: { std: 0.1, center: 1 } })
     specs.push({ key: `${key}.bias`, shape: [dim], init: { std: BIAS_STD } })
   }
-  const upsample = (key: string, out: number, inDim: number) => conv(`${key}.conv`, s.upsampleBlockType === 'interpolate' ? out : 4 * out, inDim, 3, true)
+  const upsample = (key: string, out: number, inDim: number) =>
+    conv(`${key}.conv`, s.upsampleBlockType === 'interpolate' ? out : 4 * out, inDim, 3, true)
 
   const n = s.blockOutChannels.length
   const width = (i: number) => s.blockOutChannels[i] as number
@@ -134,7 +140,13 @@ interface SpecWriters {
 }
 
 /** An EfficientViTBlock's tensors: multi-scale attention (`attn`), then GLUMBConv (`conv_out`). */
-function efficientVitSpecs(block: string, c: number, kernels: readonly number[], headDim: number, w: SpecWriters): void {
+function efficientVitSpecs(
+  block: string,
+  c: number,
+  kernels: readonly number[],
+  headDim: number,
+  w: SpecWriters,
+): void {
   const inner = Math.floor(c / headDim) * headDim
   for (const name of ['to_q', 'to_k', 'to_v']) w.linear(`${block}.attn.${name}`, inner, c)
   kernels.forEach((k, s) => {

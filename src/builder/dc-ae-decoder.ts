@@ -49,7 +49,8 @@ interface Feature {
 /** The decoder graph for latents of `latentSize`² (image side = latentSize × config.upsamplingFactor). */
 export function buildDcAeDecoder(ctx: Ctx, config: DcAeConfig, latentSize: number): BuiltGraph {
   const { g } = ctx
-  if (!Number.isInteger(latentSize) || latentSize <= 0) throw new Error(`latent size ${latentSize} is not a positive integer`)
+  if (!Number.isInteger(latentSize) || latentSize <= 0)
+    throw new Error(`latent size ${latentSize} is not a positive integer`)
   const imageSize = latentSize * config.upsamplingFactor
   const latents = g.input('latents', 'float32', ['batch', config.latentChannels, latentSize, latentSize])
   // The DiT works on latents × scaling_factor; the decoder takes them back (`latents / scaling_factor`, float32).
@@ -58,10 +59,15 @@ export function buildDcAeDecoder(ctx: Ctx, config: DcAeConfig, latentSize: numbe
   for (let i = config.stages.length - 1; i >= 0; i--) f = decoderStage(ctx, config, i, f)
   const image = decoderOut(ctx, config, f)
   if (image.side !== imageSize || image.channels !== config.imageChannels) {
-    throw new Error(`the decoder gives [${image.channels}, ${image.side}, ${image.side}], expected [${config.imageChannels}, ${imageSize}, ${imageSize}]`)
+    throw new Error(
+      `the decoder gives [${image.channels}, ${image.side}, ${image.side}], expected [${config.imageChannels}, ${imageSize}, ${imageSize}]`,
+    )
   }
   g.output('image', 'float32', ['batch', config.imageChannels, imageSize, imageSize], image.x)
-  return g.finish(DC_AE_DECODER_OPSET, 'Kelix VAE decoder: DC-AE (diffusers AutoencoderDC), latents in the DiT space to raw pixels, nominally [-1, 1]')
+  return g.finish(
+    DC_AE_DECODER_OPSET,
+    'Kelix VAE decoder: DC-AE (diffusers AutoencoderDC), latents in the DiT space to raw pixels, nominally [-1, 1]',
+  )
 }
 
 /** conv_in, plus the latents with each channel repeated to its width (diffusers' repeat_interleave) when in_shortcut. */
@@ -80,11 +86,18 @@ function decoderStage(ctx: Ctx, config: DcAeConfig, i: number, input: Feature): 
   let f = input
   let index = 0
   if (i < config.stages.length - 1 && stage.layers > 0) {
-    f = upsample(ctx, `${key}.${index++}`, f, { out: stage.channels, interpolate: config.upsampleBlockType === 'interpolate', shortcut: true })
+    f = upsample(ctx, `${key}.${index++}`, f, {
+      out: stage.channels,
+      interpolate: config.upsampleBlockType === 'interpolate',
+      shortcut: true,
+    })
   }
   for (let l = 0; l < stage.layers; l++) {
     const block = `${key}.${index++}`
-    f = stage.blockType === 'ResBlock' ? resBlock(ctx, block, f, stage) : efficientVitBlock(ctx, block, f, stage, config.attentionHeadDim)
+    f =
+      stage.blockType === 'ResBlock'
+        ? resBlock(ctx, block, f, stage)
+        : efficientVitBlock(ctx, block, f, stage, config.attentionHeadDim)
   }
   return f
 }
@@ -93,17 +106,31 @@ function decoderStage(ctx: Ctx, config: DcAeConfig, i: number, input: Feature): 
 function decoderOut(ctx: Ctx, config: DcAeConfig, f: Feature): Feature {
   const normed = { ...f, x: activation(ctx.g, config.convActFn, channelRmsNorm(ctx, `${PREFIX}.norm_out`, f)) }
   const key = `${PREFIX}.conv_out`
-  if ((config.stages[0] as DcAeStage).layers > 0) return conv(ctx, key, normed, { out: config.imageChannels, kernel: 3, bias: true })
-  return upsample(ctx, key, normed, { out: config.imageChannels, interpolate: config.upsampleBlockType === 'interpolate', shortcut: false })
+  if ((config.stages[0] as DcAeStage).layers > 0)
+    return conv(ctx, key, normed, { out: config.imageChannels, kernel: 3, bias: true })
+  return upsample(ctx, key, normed, {
+    out: config.imageChannels,
+    interpolate: config.upsampleBlockType === 'interpolate',
+    shortcut: false,
+  })
 }
 
 /** DCUpBlock2d: the side doubled, `out` channels, plus (shortcut) the input's channels repeated and pixel-shuffled. */
-function upsample(ctx: Ctx, key: string, f: Feature, opts: { out: number; interpolate: boolean; shortcut: boolean }): Feature {
+function upsample(
+  ctx: Ctx,
+  key: string,
+  f: Feature,
+  opts: { out: number; interpolate: boolean; shortcut: boolean },
+): Feature {
   const { g } = ctx
   let x: Feature
   if (opts.interpolate) {
     // torch's nearest ×2: source index floor(dst / 2).
-    const resized = g.op('Resize', [f.x, '', g.floats([1, 1, 2, 2])], { mode: str('nearest'), coordinate_transformation_mode: str('asymmetric'), nearest_mode: str('floor') })
+    const resized = g.op('Resize', [f.x, '', g.floats([1, 1, 2, 2])], {
+      mode: str('nearest'),
+      coordinate_transformation_mode: str('asymmetric'),
+      nearest_mode: str('floor'),
+    })
     x = conv(ctx, `${key}.conv`, { ...f, x: resized, side: f.side * 2 }, { out: opts.out, kernel: 3, bias: true })
   } else {
     x = depthToSpace(g, conv(ctx, `${key}.conv`, f, { out: opts.out * 4, kernel: 3, bias: true }))
@@ -136,7 +163,13 @@ function efficientVitBlock(ctx: Ctx, key: string, f: Feature, stage: DcAeStage, 
  * consecutive channels, each group's thirds being one head's q, k and v: this
  * mixes heads of q, k and v exactly as diffusers' reshape does.
  */
-function multiscaleAttention(ctx: Ctx, key: string, f: Feature, kernelSizes: readonly number[], headDim: number): Feature {
+function multiscaleAttention(
+  ctx: Ctx,
+  key: string,
+  f: Feature,
+  kernelSizes: readonly number[],
+  headDim: number,
+): Feature {
   const { g } = ctx
   const inner = Math.floor(f.channels / headDim) * headDim
   const qkvChannels = 3 * inner
@@ -145,14 +178,29 @@ function multiscaleAttention(ctx: Ctx, key: string, f: Feature, kernelSizes: rea
   const scales = [qkv.x]
   kernelSizes.forEach((kernel, s) => {
     const scaleKey = `${key}.to_qkv_multiscale.${s}`
-    const aggregated = conv(ctx, `${scaleKey}.proj_in`, qkv, { out: qkvChannels, kernel, bias: false, groups: qkvChannels })
-    scales.push(conv(ctx, `${scaleKey}.proj_out`, aggregated, { out: qkvChannels, kernel: 1, bias: false, groups: qkvChannels / headDim }).x)
+    const aggregated = conv(ctx, `${scaleKey}.proj_in`, qkv, {
+      out: qkvChannels,
+      kernel,
+      bias: false,
+      groups: qkvChannels,
+    })
+    scales.push(
+      conv(ctx, `${scaleKey}.proj_out`, aggregated, {
+        out: qkvChannels,
+        kernel: 1,
+        bias: false,
+        groups: qkvChannels / headDim,
+      }).x,
+    )
   })
   const allChannels = qkvChannels * scales.length
   const heads = allChannels / (3 * headDim)
   const pixels = f.side * f.side
   // [B, heads, 3·d, H·W]; `0` keeps the batch dimension.
-  const grouped = g.op('Reshape', [scales.length === 1 ? qkv.x : g.op('Concat', scales, { axis: int(1) }), g.ints([0, heads, 3 * headDim, pixels])])
+  const grouped = g.op('Reshape', [
+    scales.length === 1 ? qkv.x : g.op('Concat', scales, { axis: int(1) }),
+    g.ints([0, heads, 3 * headDim, pixels]),
+  ])
   const third = (n: number) => g.op('Slice', [grouped, g.ints([n * headDim]), g.ints([(n + 1) * headDim]), g.ints([2])])
   const q = g.op('Relu', [third(0)])
   const k = g.op('Relu', [third(1)])
@@ -160,7 +208,11 @@ function multiscaleAttention(ctx: Ctx, key: string, f: Feature, kernelSizes: rea
   // diffusers picks the linear form when H·W > head_dim, else the quadratic one (the same function summed in
   // another order); the side is fixed at build time, so the choice is too.
   const attended = pixels > headDim ? linearAttention(g, q, k, v, headDim) : quadraticAttention(g, q, k, v)
-  const merged: Feature = { ...f, x: g.op('Reshape', [attended, g.ints([0, heads * headDim, f.side, f.side])]), channels: heads * headDim }
+  const merged: Feature = {
+    ...f,
+    x: g.op('Reshape', [attended, g.ints([0, heads * headDim, f.side, f.side])]),
+    channels: heads * headDim,
+  }
   const out = pointwise(ctx, `${key}.to_out`, merged, f.channels, false)
   return { ...f, x: g.op('Add', [channelRmsNorm(ctx, `${key}.norm_out`, out), f.x]) }
 }
@@ -190,7 +242,12 @@ function gluMbConv(ctx: Ctx, key: string, f: Feature): Feature {
   const { g } = ctx
   const hidden = GLU_EXPAND * f.channels
   const inverted = conv(ctx, `${key}.conv_inverted`, f, { out: 2 * hidden, kernel: 1, bias: true })
-  const depth = conv(ctx, `${key}.conv_depth`, { ...inverted, x: silu(g, inverted.x) }, { out: 2 * hidden, kernel: 3, bias: true, groups: 2 * hidden })
+  const depth = conv(
+    ctx,
+    `${key}.conv_depth`,
+    { ...inverted, x: silu(g, inverted.x) },
+    { out: 2 * hidden, kernel: 3, bias: true, groups: 2 * hidden },
+  )
   const half = (n: number) => g.op('Slice', [depth.x, g.ints([n * hidden]), g.ints([(n + 1) * hidden]), g.ints([1])])
   const gated: Feature = { ...f, x: g.op('Mul', [half(0), silu(g, half(1))]), channels: hidden }
   const out = conv(ctx, `${key}.conv_point`, gated, { out: f.channels, kernel: 1, bias: false })
@@ -198,7 +255,12 @@ function gluMbConv(ctx: Ctx, key: string, f: Feature): Feature {
 }
 
 /** A Conv2d `key` (stride 1, padding k // 2), its weight stored [out, in / groups, k, k] as ONNX wants it. */
-function conv(ctx: Ctx, key: string, f: Feature, opts: { out: number; kernel: number; bias: boolean; groups?: number }): Feature {
+function conv(
+  ctx: Ctx,
+  key: string,
+  f: Feature,
+  opts: { out: number; kernel: number; bias: boolean; groups?: number },
+): Feature {
   const { g, w } = ctx
   const groups = opts.groups ?? 1
   const { kernel: k, out } = opts
@@ -206,7 +268,12 @@ function conv(ctx: Ctx, key: string, f: Feature, opts: { out: number; kernel: nu
   const inputs = [f.x, g.weight(`${key}.weight`, weightShape, w.tensor(`${key}.weight`, weightShape))]
   if (opts.bias) inputs.push(g.weight(`${key}.bias`, [out], w.bias(`${key}.bias`, out)))
   const pad = Math.floor(k / 2)
-  const x = g.op('Conv', inputs, { kernel_shape: ints([k, k]), pads: ints([pad, pad, pad, pad]), strides: ints([1, 1]), group: int(groups) })
+  const x = g.op('Conv', inputs, {
+    kernel_shape: ints([k, k]),
+    pads: ints([pad, pad, pad, pad]),
+    strides: ints([1, 1]),
+    group: int(groups),
+  })
   return { x, channels: out, side: f.side }
 }
 
@@ -232,7 +299,8 @@ function channelRmsNorm(ctx: Ctx, key: string, f: Feature): string {
 
 /** Each channel repeated `repeats` times in place (torch's repeat_interleave on dim 1): c → c·r … c·r + r − 1. */
 function repeatChannels(g: GraphBuilder, f: Feature, repeats: number): Feature {
-  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`cannot repeat ${f.channels} channels ${repeats} times`)
+  if (!Number.isInteger(repeats) || repeats < 1)
+    throw new Error(`cannot repeat ${f.channels} channels ${repeats} times`)
   if (repeats === 1) return f
   const expanded = g.op('Expand', [g.op('Unsqueeze', [f.x, g.ints([2])]), g.ints([1, 1, repeats, 1, 1])])
   const channels = f.channels * repeats
@@ -241,7 +309,11 @@ function repeatChannels(g: GraphBuilder, f: Feature, repeats: number): Feature {
 
 /** torch's pixel_shuffle(·, 2): DepthToSpace in CRD mode. */
 function depthToSpace(g: GraphBuilder, f: Feature): Feature {
-  return { x: g.op('DepthToSpace', [f.x], { blocksize: int(2), mode: str('CRD') }), channels: f.channels / 4, side: f.side * 2 }
+  return {
+    x: g.op('DepthToSpace', [f.x], { blocksize: int(2), mode: str('CRD') }),
+    channels: f.channels / 4,
+    side: f.side * 2,
+  }
 }
 
 function activation(g: GraphBuilder, act: DcAeActivation, x: string): string {

@@ -27,8 +27,9 @@ import type { KelixConfig } from '../engine/model-config.js'
 import type { Architecture } from './architecture.js'
 import { asFloat16 } from './float16.js'
 import { int, ints, SharedWeight, type BuiltGraph, type GraphBuilder } from './graph.js'
-import { applyRope, linear, MASKED, rmsNorm, swiGlu, type Ctx as LayerCtx } from './layers.js'
+import { applyRope, linear, MASKED, rmsNorm, skipRmsNorm, swiGlu, type Ctx as LayerCtx } from './layers.js'
 import { FP32, type EmbeddingPrecision, type Precision } from './precision.js'
+import { inMemory } from './tensor-data.js'
 import type { CheckpointWeights } from './weights.js'
 
 type Ctx = LayerCtx<CheckpointWeights>
@@ -44,8 +45,24 @@ export const DECODER_OPSET = 17
  */
 export type CacheOutputs = 'delta' | 'present' | 'both'
 
+/**
+ * `portable`: standard ONNX operators only (ONNX Runtime fuses the RMSNorms
+ * itself). `fused`: ONNX Runtime's contrib kernels where the exported pattern
+ * stays unfused: SkipSimplifiedLayerNormalization for each residual Add and the
+ * RMSNorm after it, RotaryEmbedding for the rotate-half RoPE.
+ */
+export const DECODER_OPS = ['fused', 'portable'] as const
+export type DecoderOps = (typeof DECODER_OPS)[number]
+
 /** `table` is the shared embedding table (`embeddingTable`), written once beside the graphs. */
-export function buildDecoder(layerCtx: Ctx, arch: Architecture, table: SharedWeight, cacheOutputs: CacheOutputs = 'delta', precision: Precision = FP32): BuiltGraph {
+export function buildDecoder(
+  layerCtx: Ctx,
+  arch: Architecture,
+  table: SharedWeight,
+  cacheOutputs: CacheOutputs = 'delta',
+  precision: Precision = FP32,
+  ops: DecoderOps = 'portable',
+): BuiltGraph {
   const ctx: Ctx = { ...layerCtx, linearPrecision: precision.linear }
   const { g } = ctx
   const { config } = arch
@@ -60,22 +77,40 @@ export function buildDecoder(layerCtx: Ctx, arch: Architecture, table: SharedWei
 
   let x = blockEmbedding(g, config, blockIds, table)
   const bias = attentionBias(g, attentionMask, positionIds)
-  const rope = ropeTables(g, positionIds, llm.head_dim, llm.rope_theta)
+  const rope =
+    ops === 'fused' ? fusedRope(g, positionIds, llm) : ropeTables(g, positionIds, llm.head_dim, llm.rope_theta)
+  /** RMSNorm of x + `add` (the sublayer output not yet added), and that sum. */
+  const norm = (scaleKey: string, add: string | undefined) => {
+    if (ops === 'fused' && add !== undefined)
+      return skipRmsNorm(ctx, scaleKey, x, add, llm.hidden_size, llm.rms_norm_eps)
+    const sum = add === undefined ? x : g.op('Add', [x, add])
+    return { normed: rmsNorm(ctx, scaleKey, sum, llm.hidden_size, llm.rms_norm_eps), sum }
+  }
+  let mlpOut: string | undefined
 
   past.forEach((layerPast, i) => {
     const prefix = `${LLM_PREFIX}.layers.${i}`
-    const attn = selfAttention(ctx, config, prefix, rmsNorm(ctx, `${prefix}.sa_norm.scale`, x, llm.hidden_size, llm.rms_norm_eps), layerPast, bias, rope)
-    x = g.op('Add', [x, attn.output])
-    const mlpIn = rmsNorm(ctx, `${prefix}.mlp_norm.scale`, x, llm.hidden_size, llm.rms_norm_eps)
-    x = g.op('Add', [x, swiGlu(ctx, `${prefix}.mlp`, mlpIn, llm.hidden_size, arch.llmIntermediateSize)])
+    const attnIn = norm(`${prefix}.sa_norm.scale`, mlpOut)
+    x = attnIn.sum
+    const attn = selfAttention(ctx, config, prefix, attnIn.normed, layerPast, bias, rope)
+    const mlpIn = norm(`${prefix}.mlp_norm.scale`, attn.output)
+    x = mlpIn.sum
+    mlpOut = swiGlu(ctx, `${prefix}.mlp`, mlpIn.normed, llm.hidden_size, arch.llmIntermediateSize)
     for (const kind of ['key', 'value'] as const) {
       if (cacheOutputs !== 'delta') {
         const present = g.op('Concat', [layerPast[kind], attn.delta[kind]], { axis: int(2) })
         g.output(`present.${i}.${kind}`, 'float32', ['batch', llm.num_key_value_heads, 'total', llm.head_dim], present)
       }
-      if (cacheOutputs !== 'present') g.output(`present_delta.${i}.${kind}`, 'float32', ['batch', llm.num_key_value_heads, 'seq', llm.head_dim], attn.delta[kind])
+      if (cacheOutputs !== 'present')
+        g.output(
+          `present_delta.${i}.${kind}`,
+          'float32',
+          ['batch', llm.num_key_value_heads, 'seq', llm.head_dim],
+          attn.delta[kind],
+        )
     }
   })
+  if (mlpOut !== undefined) x = g.op('Add', [x, mlpOut])
   g.output('hidden_states', 'float32', ['batch', 'seq', llm.hidden_size], x)
   return g.finish(DECODER_OPSET, 'Kelix LLM decoder over blocks with KV cache')
 }
@@ -102,7 +137,9 @@ export function embeddingTable(w: CheckpointWeights, config: KelixConfig, precis
   const shape = [config.vocab.vocab_size, config.llm.hidden_size]
   const rows = w.tensor(key, shape)
   const file = MODEL_FILES.embeddings
-  return precision === 'fp32' ? new SharedWeight(file, key, 'float32', rows) : new SharedWeight(file, key, 'float16', asFloat16(rows))
+  return precision === 'fp32'
+    ? new SharedWeight(file, key, 'float32', rows)
+    : new SharedWeight(file, key, 'float16', asFloat16(rows))
 }
 
 /** float32 rows of the embedding table for `ids`; a float16 table's gathered rows alone are cast back. */
@@ -128,19 +165,46 @@ function attentionBias(g: GraphBuilder, attentionMask: string, positionIds: stri
   return g.op('Unsqueeze', [g.op('Where', [allowed, g.scalar(0), g.scalar(MASKED)]), g.ints([1])])
 }
 
-interface Rope {
-  cos: string
-  sin: string
-  width: number
-}
+/** cos/sin as the graph applies them: tables to multiply by (portable), or the contrib kernel's caches (fused). */
+type Rope =
+  | { kind: 'tables'; cos: string; sin: string; width: number }
+  | { kind: 'kernel'; positionIds: string; cosCache: string; sinCache: string }
 
 /** cos/sin tables [B,1,S,head_dim] for rotate-half RoPE at each block's position. */
 function ropeTables(g: GraphBuilder, positionIds: string, headDim: number, theta: number): Rope {
   const half = headDim / 2
   const inverseFrequency = Float32Array.from({ length: half }, (_, i) => 1 / Math.pow(theta, (2 * i) / headDim))
-  const freqs = g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(1) }), g.ints([-1])]), g.floats([...inverseFrequency])])
+  const freqs = g.op('Mul', [
+    g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: int(1) }), g.ints([-1])]),
+    g.floats([...inverseFrequency]),
+  ])
   const angles = g.op('Unsqueeze', [g.op('Concat', [freqs, freqs], { axis: int(-1) }), g.ints([1])])
-  return { cos: g.op('Cos', [angles]), sin: g.op('Sin', [angles]), width: headDim }
+  return { kind: 'tables', cos: g.op('Cos', [angles]), sin: g.op('Sin', [angles]), width: headDim }
+}
+
+/** RotaryEmbedding's caches [max_position, head_dim / 2], angles in float64 before rounding to float32. */
+function fusedRope(g: GraphBuilder, positionIds: string, llm: KelixConfig['llm']): Rope {
+  const half = llm.head_dim / 2
+  const positions = llm.max_position_embeddings
+  const cos = new Float32Array(positions * half)
+  const sin = new Float32Array(positions * half)
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = p / Math.pow(llm.rope_theta, (2 * i) / llm.head_dim)
+      cos[p * half + i] = Math.cos(angle)
+      sin[p * half + i] = Math.sin(angle)
+    }
+  }
+  // Not parameters of the model: 0 in the summary's count.
+  const cache = (name: string, values: Float32Array) =>
+    g.storedWeight(`${LLM_PREFIX}.rope.${name}`, 'float32', [positions, half], inMemory([positions, half], values), 0)
+  return { kind: 'kernel', positionIds, cosCache: cache('cos_cache', cos), sinCache: cache('sin_cache', sin) }
+}
+
+/** Rotate-half RoPE on [B,N,S,d]. */
+function rotate(g: GraphBuilder, x: string, rope: Rope): string {
+  if (rope.kind === 'tables') return applyRope(g, x, rope.cos, rope.sin, rope.width)
+  return g.msOp('RotaryEmbedding', [x, rope.positionIds, rope.cosCache, rope.sinCache], { interleaved: int(0) })
 }
 
 interface KV {
@@ -163,19 +227,31 @@ interface KV {
  */
 function selfAttention(ctx: Ctx, config: KelixConfig, prefix: string, h: string, past: KV, bias: string, rope: Rope) {
   const { g } = ctx
-  const { hidden_size: hidden, num_attention_heads: qHeads, num_key_value_heads: kvHeads, head_dim: headDim, rms_norm_eps: eps } = config.llm
+  const {
+    hidden_size: hidden,
+    num_attention_heads: qHeads,
+    num_key_value_heads: kvHeads,
+    head_dim: headDim,
+    rms_norm_eps: eps,
+  } = config.llm
   const rep = qHeads / kvHeads
   const heads = (name: string, count: number, norm: boolean) => {
-    let t = g.op('Reshape', [linear(ctx, `${prefix}.attn.${name}_proj`, h, hidden, count * headDim), g.ints([0, 0, count, headDim])])
+    let t = g.op('Reshape', [
+      linear(ctx, `${prefix}.attn.${name}_proj`, h, hidden, count * headDim),
+      g.ints([0, 0, count, headDim]),
+    ])
     if (norm) t = rmsNorm(ctx, `${prefix}.attn.${name}_norm.scale`, t, headDim, eps)
     return g.op('Transpose', [t], { perm: ints([0, 2, 1, 3]) })
   }
-  const rotate = (t: string) => applyRope(g, t, rope.cos, rope.sin, rope.width)
-  const q = rotate(heads('q', qHeads, true))
-  const delta: KV = { key: rotate(heads('k', kvHeads, true)), value: heads('v', kvHeads, false) }
-  const grouped = g.op('Reshape', [g.op('Mul', [q, g.scalar(1 / Math.sqrt(headDim))]), g.ints([0, kvHeads, rep, -1, headDim])])
+  const q = rotate(g, heads('q', qHeads, true), rope)
+  const delta: KV = { key: rotate(g, heads('k', kvHeads, true), rope), value: heads('v', kvHeads, false) }
+  const grouped = g.op('Reshape', [
+    g.op('Mul', [q, g.scalar(1 / Math.sqrt(headDim))]),
+    g.ints([0, kvHeads, rep, -1, headDim]),
+  ])
   const perGroup = (t: string) => g.op('Unsqueeze', [t, g.ints([2])])
-  const scoresAgainst = (keys: string) => g.op('MatMul', [grouped, g.op('Transpose', [perGroup(keys)], { perm: ints([0, 1, 2, 4, 3]) })])
+  const scoresAgainst = (keys: string) =>
+    g.op('MatMul', [grouped, g.op('Transpose', [perGroup(keys)], { perm: ints([0, 1, 2, 4, 3]) })])
   const pastSlots = g.op('Shape', [past.key], { start: int(2), end: int(3) })
   // [B,Hkv,rep,S,T]: the [B,1,1,S,T] bias broadcasts over heads.
   const scores = g.op('Concat', [scoresAgainst(past.key), scoresAgainst(delta.key)], { axis: int(-1) })
@@ -183,7 +259,13 @@ function selfAttention(ctx: Ctx, config: KelixConfig, prefix: string, h: string,
   const total = g.op('Shape', [scores], { start: int(4), end: int(5) })
   const pastProbs = g.op('Slice', [probs, g.ints([0]), pastSlots, g.ints([4])])
   const newProbs = g.op('Slice', [probs, pastSlots, total, g.ints([4])])
-  const context = g.op('Add', [g.op('MatMul', [pastProbs, perGroup(past.value)]), g.op('MatMul', [newProbs, perGroup(delta.value)])])
-  const merged = g.op('Reshape', [g.op('Transpose', [g.op('Reshape', [context, g.ints([0, qHeads, -1, headDim])])], { perm: ints([0, 2, 1, 3]) }), g.ints([0, 0, qHeads * headDim])])
+  const context = g.op('Add', [
+    g.op('MatMul', [pastProbs, perGroup(past.value)]),
+    g.op('MatMul', [newProbs, perGroup(delta.value)]),
+  ])
+  const merged = g.op('Reshape', [
+    g.op('Transpose', [g.op('Reshape', [context, g.ints([0, qHeads, -1, headDim])])], { perm: ints([0, 2, 1, 3]) }),
+    g.ints([0, 0, qHeads * headDim]),
+  ])
   return { output: linear(ctx, `${prefix}.attn.output_proj`, merged, qHeads * headDim, hidden), delta }
 }

@@ -143,11 +143,24 @@ export class GraphBuilder {
    * (`Uint16Array`) or bytes. `parameters` is what the summary counts (default
    * its elements).
    */
-  storedWeight(name: string, dtype: StoredType, dims: readonly number[], data: TensorData<Elements>, parameters = elementCount(dims)): string {
+  storedWeight(
+    name: string,
+    dtype: StoredType,
+    dims: readonly number[],
+    data: TensorData<Elements>,
+    parameters = elementCount(dims),
+  ): string {
     if (data.dims.length !== dims.length || data.dims.some((d, i) => d !== dims[i])) {
-      throw new Error(`weight ${name}: data of shape [${data.dims.join(', ')}] for a weight of shape [${dims.join(', ')}]`)
+      throw new Error(
+        `weight ${name}: data of shape [${data.dims.join(', ')}] for a weight of shape [${dims.join(', ')}]`,
+      )
     }
-    const initializer: proto.ITensorProto = { name, dims: [...dims], dataType: ELEMENT_TYPE[dtype], dataLocation: onnx.TensorProto.DataLocation.EXTERNAL }
+    const initializer: proto.ITensorProto = {
+      name,
+      dims: [...dims],
+      dataType: ELEMENT_TYPE[dtype],
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    }
     this.initializers.push(initializer)
     this.shared.external.push({ initializer, data, bytesPerElement: BYTES_PER_ELEMENT[dtype], parameters })
     return name
@@ -189,17 +202,31 @@ export class GraphBuilder {
 
   /** A one-output node of ONNX Runtime's `com.microsoft` domain (MatMulNBits); the model then imports the domain. */
   msOp(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}): string {
+    return this.msOpN(opType, inputs, [true], attrs)[0] as string
+  }
+
+  /** A `com.microsoft` node with several outputs; `used[i]` false leaves optional output i unnamed (''). */
+  msOpN(
+    opType: string,
+    inputs: readonly string[],
+    used: readonly boolean[],
+    attrs: Record<string, AttrValue> = {},
+  ): string[] {
     const name = this.fresh(opType)
-    this.nodes.push({ opType, domain: MS_DOMAIN, name, input: [...inputs], output: [name], attribute: encodeAttributes(attrs) })
+    const output = used.map((u, i) => (u ? (used.length === 1 ? name : `${name}_${i}`) : ''))
+    this.nodes.push({ opType, domain: MS_DOMAIN, name, input: [...inputs], output, attribute: encodeAttributes(attrs) })
     this.shared.usesMsDomain = true
-    return name
+    return output
   }
 
   /** Ends the graph as an ONNX model (IR 8, default domain at `opset`), to be saved. */
   finish(opset: number, docString: string): BuiltGraph {
     const { external } = this.shared
     const bytes = external.reduce((sum, w) => sum + elementCount(w.data.dims) * w.bytesPerElement, 0)
-    return { weights: { count: external.length, bytes }, save: (path, onWeight) => this.save(path, opset, docString, onWeight) }
+    return {
+      weights: { count: external.length, bytes },
+      save: (path, onWeight) => this.save(path, opset, docString, onWeight),
+    }
   }
 
   /**
@@ -221,7 +248,12 @@ export class GraphBuilder {
    * to `path`.data, one weight at a time, as each weight's producer yields them.
    */
   private async save(path: string, opset: number, docString = '', onWeight?: WeightWritten): Promise<SavedGraph> {
-    const { bytes: dataBytes, parameters } = await writeExternalData(`${path}.data`, `${basename(path)}.data`, this.shared.external, onWeight)
+    const { bytes: dataBytes, parameters } = await writeExternalData(
+      `${path}.data`,
+      `${basename(path)}.data`,
+      this.shared.external,
+      onWeight,
+    )
     const bytes = this.encode(opset, docString)
     const graphFile = await open(path, 'w')
     try {
@@ -239,7 +271,10 @@ export class GraphBuilder {
       producerName: 'kelix-serve-builder',
       producerVersion: '1',
       docString,
-      opsetImport: [{ domain: '', version: opset }, ...(this.shared.usesMsDomain ? [{ domain: MS_DOMAIN, version: MS_DOMAIN_VERSION }] : [])],
+      opsetImport: [
+        { domain: '', version: opset },
+        ...(this.shared.usesMsDomain ? [{ domain: MS_DOMAIN, version: MS_DOMAIN_VERSION }] : []),
+      ],
       graph: this.toGraph(),
     })
     return onnx.ModelProto.encode(model).finish()
@@ -247,7 +282,13 @@ export class GraphBuilder {
 
   /** The graph itself, for a `graph` attribute when this is a subgraph. */
   toGraph(): proto.IGraphProto {
-    return { name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers }
+    return {
+      name: this.name,
+      node: this.nodes,
+      input: this.inputs,
+      output: this.outputs,
+      initializer: this.initializers,
+    }
   }
 
   private tensor(name: string, dtype: DType, dims: readonly number[], data: InlineData): string {
@@ -294,7 +335,12 @@ function encodeAttributes(attrs: Record<string, AttrValue>): proto.IAttributePro
  * time as its producer yields values, and points each initializer at its bytes
  * in `location` (the file's name as the graph refers to it).
  */
-async function writeExternalData(path: string, location: string, weights: readonly ExternalWeight[], onWeight?: WeightWritten): Promise<{ bytes: number; parameters: number }> {
+async function writeExternalData(
+  path: string,
+  location: string,
+  weights: readonly ExternalWeight[],
+  onWeight?: WeightWritten,
+): Promise<{ bytes: number; parameters: number }> {
   const data = await open(path, 'w')
   let end = 0
   let parameters = 0
@@ -304,12 +350,24 @@ async function writeExternalData(path: string, location: string, weights: readon
       const count = elementCount(tensor.dims)
       let written = 0
       await tensor.write(async (at, values) => {
-        if (at < 0 || at + values.length > count) throw new Error(`weight ${String(initializer.name)}: values [${at}, ${at + values.length}) outside its ${count} elements`)
-        if (values.BYTES_PER_ELEMENT !== bytesPerElement) throw new Error(`weight ${String(initializer.name)}: ${values.BYTES_PER_ELEMENT}-byte values for ${bytesPerElement}-byte elements`)
-        await data.write(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), 0, values.byteLength, offset + at * bytesPerElement)
+        if (at < 0 || at + values.length > count)
+          throw new Error(
+            `weight ${String(initializer.name)}: values [${at}, ${at + values.length}) outside its ${count} elements`,
+          )
+        if (values.BYTES_PER_ELEMENT !== bytesPerElement)
+          throw new Error(
+            `weight ${String(initializer.name)}: ${values.BYTES_PER_ELEMENT}-byte values for ${bytesPerElement}-byte elements`,
+          )
+        await data.write(
+          new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+          0,
+          values.byteLength,
+          offset + at * bytesPerElement,
+        )
         written += values.length
       })
-      if (written !== count) throw new Error(`weight ${String(initializer.name)}: ${written} values written for ${count} elements`)
+      if (written !== count)
+        throw new Error(`weight ${String(initializer.name)}: ${written} values written for ${count} elements`)
       const length = count * bytesPerElement
       initializer.externalData = externalLocation(location, offset, length)
       end = offset + length
@@ -356,12 +414,24 @@ export class SharedWeight implements BuiltGraph {
   /** An initializer that reads the whole file: at offset 0, so it is known before the file is written. */
   initializer(): proto.ITensorProto {
     const { name, dtype, data } = this
-    return { name, dims: [...data.dims], dataType: ELEMENT_TYPE[dtype], dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: externalLocation(this.file, 0, this.weights.bytes) }
+    return {
+      name,
+      dims: [...data.dims],
+      dataType: ELEMENT_TYPE[dtype],
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: externalLocation(this.file, 0, this.weights.bytes),
+    }
   }
 
   async save(path: string, onWeight?: WeightWritten): Promise<SavedGraph> {
-    if (basename(path) !== this.file) throw new Error(`the shared weight ${this.name} lives in ${this.file}, not ${basename(path)}`)
-    const weight: ExternalWeight = { initializer: this.initializer(), data: this.data, bytesPerElement: BYTES_PER_ELEMENT[this.dtype], parameters: elementCount(this.data.dims) }
+    if (basename(path) !== this.file)
+      throw new Error(`the shared weight ${this.name} lives in ${this.file}, not ${basename(path)}`)
+    const weight: ExternalWeight = {
+      initializer: this.initializer(),
+      data: this.data,
+      bytesPerElement: BYTES_PER_ELEMENT[this.dtype],
+      parameters: elementCount(this.data.dims),
+    }
     const { bytes, parameters } = await writeExternalData(path, this.file, [weight], onWeight)
     return { graphBytes: 0, dataBytes: bytes, parameters }
   }

@@ -21,7 +21,16 @@ export interface KelixCheckpointSizes {
   maxSeqLen: number
   ropeBase: number
   normEps: number
-  vision: { width: number; layers: number; heads: number; mlp: number; patchSize: number; positionTable: number; layerNormEps: number; ropeTheta: number }
+  vision: {
+    width: number
+    layers: number
+    heads: number
+    mlp: number
+    patchSize: number
+    positionTable: number
+    layerNormEps: number
+    ropeTheta: number
+  }
   quantizer: { codeDim: number; tableWidth: number; upProjection: number }
   blockDecoder: { dModel: number; heads: number; layers: number; feedForward: number; positionRows: number }
   /** Special ids: eos (<|im_end|>), image pad, vision start/end, <eob>. */
@@ -202,7 +211,11 @@ export function kelixTensorSpecs(s: KelixCheckpointSizes): TensorSpec[] {
   const v = s.vision
   const vit = 'visual_tokenizer.visual'
   const patchValues = 3 * v.patchSize * v.patchSize
-  specs.push({ key: `${vit}.embeddings.patch_embedding.weight`, shape: [v.width, 3, v.patchSize, v.patchSize], init: { std: 1 / Math.sqrt(patchValues) } })
+  specs.push({
+    key: `${vit}.embeddings.patch_embedding.weight`,
+    shape: [v.width, 3, v.patchSize, v.patchSize],
+    init: { std: 1 / Math.sqrt(patchValues) },
+  })
   specs.push({ key: `${vit}.embeddings.patch_embedding.bias`, shape: [v.width], init: { std: 0.02 } })
   table(`${vit}.embeddings.position_embedding.weight`, [v.positionTable * v.positionTable, v.width], 0.5)
   table(`${vit}.embeddings.packing_position_embedding.weight`, [32768, v.width], 0.02)
@@ -227,7 +240,11 @@ export function kelixTensorSpecs(s: KelixCheckpointSizes): TensorSpec[] {
     linear(`${p}.embedding_proj`, q.codeDim, q.tableWidth, true)
     norm(`${p}.q_norm`, q.codeDim, 'weight', true)
     norm(`${p}.z_norm`, q.codeDim, 'weight', true)
-    specs.push({ key: `visual_tokenizer.up_projectors.${k}.weight`, shape: [q.upProjection, q.codeDim], init: { std: 1 / Math.sqrt(q.codeDim) } })
+    specs.push({
+      key: `visual_tokenizer.up_projectors.${k}.weight`,
+      shape: [q.upProjection, q.codeDim],
+      init: { std: 1 / Math.sqrt(q.codeDim) },
+    })
   }
   return specs
 }

@@ -16,7 +16,14 @@ export interface Ctx<W extends Weights = Weights> {
 }
 
 /** x @ W (+ b) for the Linear `name` (`name.weight` stored [out, in], `name.bias`). */
-export function linear(ctx: Ctx, name: string, x: string, inDim: number, outDim: number, opts: { bias?: boolean } = {}): string {
+export function linear(
+  ctx: Ctx,
+  name: string,
+  x: string,
+  inDim: number,
+  outDim: number,
+  opts: { bias?: boolean } = {},
+): string {
   const key = `${name}.weight`
   const precision = ctx.linearPrecision ?? 'fp32'
   const y = isQuantized(precision)
@@ -32,11 +39,23 @@ export function linear(ctx: Ctx, name: string, x: string, inDim: number, outDim:
  * initializers `name` (uint8 codes) and `name.scales`, in the graph `g` itself
  * so ONNX Runtime pre-packs them.
  */
-export function matMulNBits(g: GraphBuilder, x: string, name: string, rows: TensorData, precision: QuantizedPrecision): string {
+export function matMulNBits(
+  g: GraphBuilder,
+  x: string,
+  name: string,
+  rows: TensorData,
+  precision: QuantizedPrecision,
+): string {
   const q = blockQuantized(rows, bitsOf(precision))
   const codes = g.storedWeight(name, 'uint8', q.codes.dims, q.codes, q.n * q.k)
   const scales = g.storedWeight(`${name}.scales`, 'float32', q.scales.dims, q.scales, 0)
-  return g.msOp('MatMulNBits', [x, codes, scales], { K: int(q.k), N: int(q.n), bits: int(q.bits), block_size: int(QUANT_BLOCK), accuracy_level: int(ACCURACY_LEVEL) })
+  return g.msOp('MatMulNBits', [x, codes, scales], {
+    K: int(q.k),
+    N: int(q.n),
+    bits: int(q.bits),
+    block_size: int(QUANT_BLOCK),
+    accuracy_level: int(ACCURACY_LEVEL),
+  })
 }
 
 /**
@@ -50,6 +69,29 @@ export function rmsNorm(ctx: Ctx, scaleKey: string, x: string, dim: number, eps:
   const scale = g.weight(scaleKey, [dim], ctx.w.scale(scaleKey, dim))
   const meanSquare = g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)])], { axes: ints([-1]), keepdims: int(1) })
   return g.op('Mul', [g.op('Div', [x, g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(eps)])])]), scale])
+}
+
+/**
+ * RMSNorm of `x + residual`, and that sum (the next residual), as ONNX
+ * Runtime's fused SkipSimplifiedLayerNormalization: one kernel where the
+ * exported pattern is an Add the runtime leaves unfused beside its RMSNorm.
+ */
+export function skipRmsNorm(
+  ctx: Ctx,
+  scaleKey: string,
+  x: string,
+  residual: string,
+  dim: number,
+  eps: number,
+): { normed: string; sum: string } {
+  const scale = ctx.g.weight(scaleKey, [dim], ctx.w.scale(scaleKey, dim))
+  const [normed, , , sum] = ctx.g.msOpN(
+    'SkipSimplifiedLayerNormalization',
+    [x, residual, scale],
+    [true, false, false, true],
+    { epsilon: float(eps) },
+  )
+  return { normed: normed as string, sum: sum as string }
 }
 
 /** LayerNorm over the last axis with learned `name.weight` and `name.bias`. */
@@ -87,7 +129,14 @@ export function swiGlu(ctx: Ctx, name: string, x: string, dim: number, inner: nu
  * softmax(q k^T * scale + bias) v over the last two axes. q [..., Sq, d],
  * k and v [..., Sk, d]; `bias` broadcasts to [..., Sq, Sk] (0 or a large negative).
  */
-export function attend(g: GraphBuilder, q: string, k: string, v: string, shape: { rank: number; headDim: number }, bias?: string): string {
+export function attend(
+  g: GraphBuilder,
+  q: string,
+  k: string,
+  v: string,
+  shape: { rank: number; headDim: number },
+  bias?: string,
+): string {
   const { rank, headDim } = shape
   const kT = g.op('Transpose', [k], { perm: ints(transposeLastTwo(rank)) })
   let scores = g.op('Mul', [g.op('MatMul', [q, kT]), g.scalar(1 / Math.sqrt(headDim))])

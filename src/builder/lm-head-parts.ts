@@ -33,25 +33,46 @@ import type { CheckpointWeights } from './weights.js'
 const LM_HEAD = `${LLM_PREFIX}.output.weight`
 
 /** logits [batch, vocab_size] = x [batch, hidden] @ the whole LM head (the older form, one MatMul). */
-export function wholeLmHead(ctx: Ctx<CheckpointWeights>, config: KelixConfig, x: string, precision: WeightPrecision = 'fp32'): string {
+export function wholeLmHead(
+  ctx: Ctx<CheckpointWeights>,
+  config: KelixConfig,
+  x: string,
+  precision: WeightPrecision = 'fp32',
+): string {
   const shape = [config.vocab.vocab_size, config.llm.hidden_size]
   if (isQuantized(precision)) return matMulNBits(ctx.g, x, LM_HEAD, ctx.w.tensor(LM_HEAD, shape), precision)
-  return ctx.g.op('MatMul', [x, ctx.g.weight(LM_HEAD, [shape[1] as number, shape[0] as number], ctx.w.transposed(LM_HEAD, shape))])
+  return ctx.g.op('MatMul', [
+    x,
+    ctx.g.weight(LM_HEAD, [shape[1] as number, shape[0] as number], ctx.w.transposed(LM_HEAD, shape)),
+  ])
 }
 
 /** logits [batch, part size] = x [batch, hidden] @ `part`'s rows of the LM head, transposed. */
-export function lmHeadByPart(ctx: Ctx<CheckpointWeights>, config: KelixConfig, x: string, part: string, precision: WeightPrecision = 'fp32'): string {
+export function lmHeadByPart(
+  ctx: Ctx<CheckpointWeights>,
+  config: KelixConfig,
+  x: string,
+  part: string,
+  precision: WeightPrecision = 'fp32',
+): string {
   const { hidden_size: hidden } = config.llm
   const { vocab_size: vocab, num_codebooks: books } = config.vocab
   const leaf = (part: VocabPart, name: string): Leaf => ({
     part,
     emit(g) {
       const [lo, hi] = vocabPartRange(config, part)
-      if (isQuantized(precision)) return matMulNBits(g, x, `${LM_HEAD}.${name}`, ctx.w.rows(LM_HEAD, [vocab, hidden], lo, hi), precision)
-      return g.op('MatMul', [x, g.weight(`${LM_HEAD}.${name}`, [hidden, hi - lo], ctx.w.transposed(LM_HEAD, [vocab, hidden], [lo, hi]))])
+      if (isQuantized(precision))
+        return matMulNBits(g, x, `${LM_HEAD}.${name}`, ctx.w.rows(LM_HEAD, [vocab, hidden], lo, hi), precision)
+      return g.op('MatMul', [
+        x,
+        g.weight(`${LM_HEAD}.${name}`, [hidden, hi - lo], ctx.w.transposed(LM_HEAD, [vocab, hidden], [lo, hi])),
+      ])
     },
   })
-  const leaves = [leaf(TEXT_PART, 'text'), ...Array.from({ length: books }, (_, k) => leaf(codebookPart(k), `codebook_${k}`))]
+  const leaves = [
+    leaf(TEXT_PART, 'text'),
+    ...Array.from({ length: books }, (_, k) => leaf(codebookPart(k), `codebook_${k}`)),
+  ]
   return select(ctx.g, part, leaves, 1)
 }
 
@@ -72,5 +93,8 @@ function select(g: GraphBuilder, part: string, leaves: readonly Leaf[], mid = le
     return graph(sub.toGraph())
   }
   const below = g.op('Less', [part, g.intScalar(split)])
-  return g.op('If', [below], { then_branch: branch(leaves.slice(0, mid), `parts_below_${split}`), else_branch: branch(leaves.slice(mid), `parts_from_${split}`) })
+  return g.op('If', [below], {
+    then_branch: branch(leaves.slice(0, mid), `parts_below_${split}`),
+    else_branch: branch(leaves.slice(mid), `parts_from_${split}`),
+  })
 }

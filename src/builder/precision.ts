@@ -52,5 +52,10 @@ export function bitsOf(p: QuantizedPrecision): QuantBits {
 export function precisionConfig(p: Precision): Record<string, unknown> | undefined {
   if (p.linear === 'fp32' && p.lmHead === 'fp32' && p.embedding === 'fp32') return undefined
   const quantized = isQuantized(p.linear) || isQuantized(p.lmHead)
-  return { linear: p.linear, lm_head: p.lmHead, embedding: p.embedding, ...(quantized ? { block_size: QUANT_BLOCK, accuracy_level: ACCURACY_LEVEL } : {}) }
+  return {
+    linear: p.linear,
+    lm_head: p.lmHead,
+    embedding: p.embedding,
+    ...(quantized ? { block_size: QUANT_BLOCK, accuracy_level: ACCURACY_LEVEL } : {}),
+  }
 }

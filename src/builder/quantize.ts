@@ -57,14 +57,18 @@ export function quantizeRows(values: Float32Array, k: number, bits: QuantBits): 
       const start = r * k + b * QUANT_BLOCK
       const end = r * k + Math.min(k, (b + 1) * QUANT_BLOCK)
       let extreme = 0
-      for (let i = start; i < end; i++) if (Math.abs(values[i] as number) > Math.abs(extreme)) extreme = values[i] as number
+      for (let i = start; i < end; i++)
+        if (Math.abs(values[i] as number) > Math.abs(extreme)) extreme = values[i] as number
       const scale = Math.fround(extreme / -zero)
       block.fill(zero)
-      if (scale !== 0) for (let i = start; i < end; i++) block[i - start] = Math.min(top, Math.max(0, Math.round((values[i] as number) / scale) + zero))
+      if (scale !== 0)
+        for (let i = start; i < end; i++)
+          block[i - start] = Math.min(top, Math.max(0, Math.round((values[i] as number) / scale) + zero))
       scales[r * blocks + b] = scale
       const out = r * rowBytes + b * blob
       if (bits === 8) codes.set(block, out)
-      else for (let j = 0; j < blob; j++) codes[out + j] = (block[2 * j] as number) | ((block[2 * j + 1] as number) << 4)
+      else
+        for (let j = 0; j < blob; j++) codes[out + j] = (block[2 * j] as number) | ((block[2 * j + 1] as number) << 4)
     }
   }
   return { codes, scales }
@@ -103,12 +107,14 @@ export interface BlockQuantized {
  */
 export function blockQuantized(rows: TensorData, bits: QuantBits): BlockQuantized {
   const [n, k] = rows.dims
-  if (rows.dims.length !== 2 || n === undefined || k === undefined) throw new Error(`a quantized weight is [N, K], got [${rows.dims.join(', ')}]`)
+  if (rows.dims.length !== 2 || n === undefined || k === undefined)
+    throw new Error(`a quantized weight is [N, K], got [${rows.dims.join(', ')}]`)
   const { blocks, rowBytes } = quantLayout(k, bits)
   let kept: Float32Array | undefined
   const eachPiece = (use: (firstRow: number, q: QuantizedRows) => Promise<void>) =>
     rows.write(async (at, values) => {
-      if (at % k !== 0 || values.length % k !== 0) throw new Error(`quantizing [${n}, ${k}]: a piece of ${values.length} values at ${at} is not whole rows`)
+      if (at % k !== 0 || values.length % k !== 0)
+        throw new Error(`quantizing [${n}, ${k}]: a piece of ${values.length} values at ${at} is not whole rows`)
       await use(at / k, quantizeRows(values, k, bits))
     })
   return {
@@ -137,4 +143,3 @@ export function blockQuantized(rows: TensorData, bits: QuantBits): BlockQuantize
     },
   }
 }
-

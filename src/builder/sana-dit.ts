@@ -73,7 +73,10 @@ export function buildSanaDit(ctx: Ctx, spec: SanaDitSpec): BuiltGraph {
 
   let x = patchEmbedding(ctx, latents, c)
   const t = timestepEmbedding(ctx, timestep, c.hidden)
-  const t6 = g.op('Reshape', [linear(ctx, 't_block.1', silu(g, t), c.hidden, 6 * c.hidden, { bias: true }), g.ints([0, 6, c.hidden])])
+  const t6 = g.op('Reshape', [
+    linear(ctx, 't_block.1', silu(g, t), c.hidden, 6 * c.hidden, { bias: true }),
+    g.ints([0, 6, c.hidden]),
+  ])
   const y = captionEmbedding(ctx, spec, condition, unconditional)
   const bias = crossAttentionBias(g, conditionMask, unconditional)
   const shared: Shared = { t, t6, y, bias, ones: g.scalar(1, [c.hidden]) }
@@ -94,13 +97,20 @@ export function buildSanaConnector(ctx: Ctx, spec: SanaDitSpec): BuiltGraph {
   checkSpec(spec)
   if (c.connectorChannels === null) throw new Error('this DiT has no diffusion_connector (use_connector is false)')
   const condition = g.input('condition', 'float32', ['batch', length, c.connectorChannels])
-  g.output('connected', 'float32', ['batch', length, c.captionChannels], diffusionConnector(ctx, condition, c.connectorChannels, c.captionChannels))
+  g.output(
+    'connected',
+    'float32',
+    ['batch', length, c.captionChannels],
+    diffusionConnector(ctx, condition, c.connectorChannels, c.captionChannels),
+  )
   return g.finish(SANA_DIT_OPSET, 'Kelix-DiT diffusion_connector (a test graph)')
 }
 
 function checkSpec({ config: c, conditionLength }: SanaDitSpec): void {
-  if (!Number.isInteger(conditionLength) || conditionLength < 1) throw new Error(`condition length ${conditionLength} is not a positive integer`)
-  if (c.inputSize % c.patchSize !== 0) throw new Error(`input_size ${c.inputSize} is not a multiple of patch_size ${c.patchSize}`)
+  if (!Number.isInteger(conditionLength) || conditionLength < 1)
+    throw new Error(`condition length ${conditionLength} is not a positive integer`)
+  if (c.inputSize % c.patchSize !== 0)
+    throw new Error(`input_size ${c.inputSize} is not a multiple of patch_size ${c.patchSize}`)
 }
 
 /** [B,C,S,S] → [B,T,D]: the patch Conv (x_embedder.proj), tokens row-major over the patch grid, plus the position table when use_pe. */
@@ -109,12 +119,22 @@ function patchEmbedding(ctx: Ctx, latents: string, c: SanaDitConfig): string {
   const p = c.patchSize
   const side = c.inputSize / p
   const weightKey = 'x_embedder.proj.weight'
-  const weight = g.weight(weightKey, [c.hidden, c.inChannels, p, p], w.tensor(weightKey, [c.hidden, c.inChannels, p, p]))
+  const weight = g.weight(
+    weightKey,
+    [c.hidden, c.inChannels, p, p],
+    w.tensor(weightKey, [c.hidden, c.inChannels, p, p]),
+  )
   const bias = g.weight('x_embedder.proj.bias', [c.hidden], w.bias('x_embedder.proj.bias', c.hidden))
   // PatchEmbedMS pads an odd kernel by p // 2 (0 for patch 1); the output side is still S / p.
   const pad = p % 2 === 1 ? (p - 1) / 2 : 0
-  const grid = g.op('Conv', [latents, weight, bias], { kernel_shape: ints([p, p]), strides: ints([p, p]), pads: ints([pad, pad, pad, pad]) })
-  const tokens = g.op('Transpose', [g.op('Reshape', [grid, g.ints([0, c.hidden, side * side])])], { perm: ints([0, 2, 1]) })
+  const grid = g.op('Conv', [latents, weight, bias], {
+    kernel_shape: ints([p, p]),
+    strides: ints([p, p]),
+    pads: ints([pad, pad, pad, pad]),
+  })
+  const tokens = g.op('Transpose', [g.op('Reshape', [grid, g.ints([0, c.hidden, side * side])])], {
+    perm: ints([0, 2, 1]),
+  })
   if (c.positionEmbedding === null) return tokens
   // The reference recomputes this table at every call and never reads the stored `pos_embed`.
   const table = sinCosPositionTable(c.hidden, side, c.positionEmbedding.interpolation)
@@ -184,7 +204,10 @@ function diffusionConnector(ctx: Ctx, condition: string, inDim: number, captionD
 function captionEmbedding(ctx: Ctx, spec: SanaDitSpec, condition: string, unconditional: string): string {
   const { g, w } = ctx
   const { config: c, conditionLength: length } = spec
-  const caption = c.connectorChannels === null ? condition : diffusionConnector(ctx, condition, c.connectorChannels, c.captionChannels)
+  const caption =
+    c.connectorChannels === null
+      ? condition
+      : diffusionConnector(ctx, condition, c.connectorChannels, c.captionChannels)
   const nullKey = 'y_embedder.y_embedding'
   const nullCaption = g.weight(nullKey, [length, c.captionChannels], w.tensor(nullKey, [length, c.captionChannels]))
   const chosen = g.op('Where', [g.op('Reshape', [unconditional, g.ints([-1, 1, 1])]), nullCaption, caption])
@@ -195,7 +218,11 @@ function captionEmbedding(ctx: Ctx, spec: SanaDitSpec, condition: string, uncond
 
 /** [B,L] 0/1 mask → [B,1,1,L] additive bias (1 − m)·(−10000); an unconditional row's mask is all ones. */
 function crossAttentionBias(g: GraphBuilder, mask: string, unconditional: string): string {
-  const real = g.op('Where', [g.op('Reshape', [unconditional, g.ints([-1, 1])]), g.scalar(1), g.op('Cast', [mask], { to: int(1) })])
+  const real = g.op('Where', [
+    g.op('Reshape', [unconditional, g.ints([-1, 1])]),
+    g.scalar(1),
+    g.op('Cast', [mask], { to: int(1) }),
+  ])
   const bias = g.op('Mul', [g.op('Sub', [g.scalar(1), real]), g.scalar(PADDING_SCORE)])
   return g.op('Unsqueeze', [bias, g.ints([1, 2])])
 }
@@ -205,7 +232,9 @@ function sanaBlock(ctx: Ctx, prefix: string, input: string, s: Shared, c: SanaDi
   const tableKey = `${prefix}.scale_shift_table`
   const table = g.weight(tableKey, [6, c.hidden], w.tensor(tableKey, [6, c.hidden]))
   // Each [B,1,D]: shift, scale, gate of the attention, then of the FFN.
-  const [shift1, scale1, gate1, shift2, scale2, gate2] = g.opN('Split', [g.op('Add', [table, s.t6])], 6, { axis: int(1) }) as [string, string, string, string, string, string]
+  const [shift1, scale1, gate1, shift2, scale2, gate2] = g.opN('Split', [g.op('Add', [table, s.t6])], 6, {
+    axis: int(1),
+  }) as [string, string, string, string, string, string]
   let x = input
   const attn = linearAttention(ctx, `${prefix}.attn`, modulate(g, plainNorm(g, x, s.ones), shift1, scale1), c)
   x = g.op('Add', [x, g.op('Mul', [gate1, attn])])
@@ -223,7 +252,8 @@ function sanaBlock(ctx: Ctx, prefix: string, input: string, s: Shared, c: SanaDi
 function linearAttention(ctx: Ctx, prefix: string, x: string, c: SanaDitConfig): string {
   const { g } = ctx
   const heads = c.hidden / c.linearHeadDim
-  const project = (name: string) => g.op('Reshape', [linear(ctx, `${prefix}.${name}`, x, c.hidden, c.hidden), g.ints([0, 0, heads, c.linearHeadDim])])
+  const project = (name: string) =>
+    g.op('Reshape', [linear(ctx, `${prefix}.${name}`, x, c.hidden, c.hidden), g.ints([0, 0, heads, c.linearHeadDim])])
   const q = g.op('Transpose', [g.op('Relu', [project('to_q')])], { perm: ints([0, 2, 1, 3]) }) // [B,h,T,d]
   const kT = g.op('Transpose', [g.op('Relu', [project('to_k')])], { perm: ints([0, 2, 3, 1]) }) // [B,h,d,T]
   const v = g.op('Transpose', [project('to_v')], { perm: ints([0, 2, 1, 3]) }) // [B,h,T,d]
@@ -239,7 +269,16 @@ function crossAttention(ctx: Ctx, prefix: string, x: string, s: Shared, c: SanaD
   const { g } = ctx
   const headDim = c.hidden / c.crossHeads
   const heads = (name: string, from: string) =>
-    g.op('Transpose', [g.op('Reshape', [linear(ctx, `${prefix}.${name}`, from, c.hidden, c.hidden, { bias: true }), g.ints([0, 0, c.crossHeads, headDim])])], { perm: ints([0, 2, 1, 3]) })
+    g.op(
+      'Transpose',
+      [
+        g.op('Reshape', [
+          linear(ctx, `${prefix}.${name}`, from, c.hidden, c.hidden, { bias: true }),
+          g.ints([0, 0, c.crossHeads, headDim]),
+        ]),
+      ],
+      { perm: ints([0, 2, 1, 3]) },
+    )
   const context = attend(g, heads('q_linear', x), heads('to_k', s.y), heads('to_v', s.y), { rank: 4, headDim }, s.bias)
   const merged = g.op('Reshape', [g.op('Transpose', [context], { perm: ints([0, 2, 1, 3]) }), g.ints([0, 0, c.hidden])])
   return linear(ctx, `${prefix}.proj`, merged, c.hidden, c.hidden, { bias: true })
@@ -256,13 +295,29 @@ function gluMbConv(ctx: Ctx, prefix: string, tokens: string, c: SanaDitConfig): 
   const conv = (name: string, shape: number[], bias: boolean) => {
     const key = `${prefix}.${name}.conv`
     const weight = g.weight(`${key}.weight`, shape, w.tensor(`${key}.weight`, shape))
-    return bias ? [weight, g.weight(`${key}.bias`, [shape[0] as number], w.bias(`${key}.bias`, shape[0] as number))] : [weight]
+    return bias
+      ? [weight, g.weight(`${key}.bias`, [shape[0] as number], w.bias(`${key}.bias`, shape[0] as number))]
+      : [weight]
   }
-  const grid = g.op('Reshape', [g.op('Transpose', [tokens], { perm: ints([0, 2, 1]) }), g.ints([0, c.hidden, side, side])])
-  const inverted = silu(g, g.op('Conv', [grid, ...conv('inverted_conv', [wide, c.hidden, 1, 1], true)], { kernel_shape: ints([1, 1]) }))
-  const depthwise = g.op('Conv', [inverted, ...conv('depth_conv', [wide, 1, 3, 3], true)], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]), group: int(wide) })
+  const grid = g.op('Reshape', [
+    g.op('Transpose', [tokens], { perm: ints([0, 2, 1]) }),
+    g.ints([0, c.hidden, side, side]),
+  ])
+  const inverted = silu(
+    g,
+    g.op('Conv', [grid, ...conv('inverted_conv', [wide, c.hidden, 1, 1], true)], { kernel_shape: ints([1, 1]) }),
+  )
+  const depthwise = g.op('Conv', [inverted, ...conv('depth_conv', [wide, 1, 3, 3], true)], {
+    kernel_shape: ints([3, 3]),
+    pads: ints([1, 1, 1, 1]),
+    group: int(wide),
+  })
   const [value, gate] = g.opN('Split', [depthwise], 2, { axis: int(1) }) as [string, string]
-  const point = g.op('Conv', [g.op('Mul', [value, silu(g, gate)]), ...conv('point_conv', [c.hidden, c.ffnInner, 1, 1], false)], { kernel_shape: ints([1, 1]) })
+  const point = g.op(
+    'Conv',
+    [g.op('Mul', [value, silu(g, gate)]), ...conv('point_conv', [c.hidden, c.ffnInner, 1, 1], false)],
+    { kernel_shape: ints([1, 1]) },
+  )
   return g.op('Transpose', [g.op('Reshape', [point, g.ints([0, c.hidden, side * side])])], { perm: ints([0, 2, 1]) })
 }
 
@@ -271,12 +326,23 @@ function finalLayer(ctx: Ctx, x: string, s: Shared, c: SanaDitConfig): string {
   const { g, w } = ctx
   const tableKey = 'final_layer.scale_shift_table'
   const table = g.weight(tableKey, [2, c.hidden], w.tensor(tableKey, [2, c.hidden]))
-  const [shift, scale] = g.opN('Split', [g.op('Add', [table, g.op('Unsqueeze', [s.t, g.ints([1])])])], 2, { axis: int(1) }) as [string, string]
+  const [shift, scale] = g.opN('Split', [g.op('Add', [table, g.op('Unsqueeze', [s.t, g.ints([1])])])], 2, {
+    axis: int(1),
+  }) as [string, string]
   const p = c.patchSize
-  const out = linear(ctx, 'final_layer.linear', modulate(g, plainNorm(g, x, s.ones), shift, scale), c.hidden, p * p * c.outChannels, { bias: true })
+  const out = linear(
+    ctx,
+    'final_layer.linear',
+    modulate(g, plainNorm(g, x, s.ones), shift, scale),
+    c.hidden,
+    p * p * c.outChannels,
+    { bias: true },
+  )
   const velocity = unpatchify(g, out, c)
   // pred_sigma: the first half of the channels is the velocity (forward_with_dpmsolver's chunk).
-  return c.outChannels === c.inChannels ? velocity : g.op('Slice', [velocity, g.ints([0]), g.ints([c.inChannels]), g.ints([1])])
+  return c.outChannels === c.inChannels
+    ? velocity
+    : g.op('Slice', [velocity, g.ints([0]), g.ints([c.inChannels]), g.ints([1])])
 }
 
 /** [B,T,p·p·C'] → [B,C',S,S]: token (h,w), patch offset (p,q), channel → channel, h·p, w·q. */
@@ -284,7 +350,10 @@ function unpatchify(g: GraphBuilder, tokens: string, c: SanaDitConfig): string {
   const p = c.patchSize
   const side = c.inputSize / p
   const grid = g.op('Reshape', [tokens, g.ints([0, side, side, p, p, c.outChannels])])
-  return g.op('Reshape', [g.op('Transpose', [grid], { perm: ints([0, 5, 1, 3, 2, 4]) }), g.ints([0, c.outChannels, c.inputSize, c.inputSize])])
+  return g.op('Reshape', [
+    g.op('Transpose', [grid], { perm: ints([0, 5, 1, 3, 2, 4]) }),
+    g.ints([0, c.outChannels, c.inputSize, c.inputSize]),
+  ])
 }
 
 function modulate(g: GraphBuilder, x: string, shift: string, scale: string): string {

@@ -44,7 +44,8 @@ export async function collect(tensor: TensorData): Promise<Float32Array> {
 
 /** The same values under other dims (a view: the element count must match). */
 export function reshaped(tensor: TensorData, dims: readonly number[]): TensorData {
-  if (elementCount(dims) !== elementCount(tensor.dims)) throw new Error(`cannot view [${tensor.dims.join(', ')}] as [${dims.join(', ')}]`)
+  if (elementCount(dims) !== elementCount(tensor.dims))
+    throw new Error(`cannot view [${tensor.dims.join(', ')}] as [${dims.join(', ')}]`)
   return { dims, write: (put) => tensor.write(put) }
 }
 
@@ -53,7 +54,9 @@ export function stacked(parts: readonly TensorData[]): TensorData {
   const first = parts[0]
   if (first === undefined) throw new Error('nothing to stack')
   const size = elementCount(first.dims)
-  for (const part of parts) if (elementCount(part.dims) !== size) throw new Error(`cannot stack [${part.dims.join(', ')}] on [${first.dims.join(', ')}]`)
+  for (const part of parts)
+    if (elementCount(part.dims) !== size)
+      throw new Error(`cannot stack [${part.dims.join(', ')}] on [${first.dims.join(', ')}]`)
   return {
     dims: [parts.length, ...first.dims],
     async write(put) {

@@ -7,9 +7,11 @@ import type { KelixConfig } from '../engine/model-config.js'
 import { CHAT_TEMPLATE } from './chat-template.js'
 
 /** Qwen2's pre-tokenizer pattern, in the Oniguruma syntax tokenizer.json carries. */
-const QWEN2_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+const QWEN2_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 /** The same pattern for JavaScript, used only to learn merges. */
-const QWEN2_SPLIT_JS = /'(?:[sStTmMdD]|[rR][eE]|[vV][eE]|[lL][lL])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu
+const QWEN2_SPLIT_JS =
+  /'(?:[sStTmMdD]|[rR][eE]|[vV][eE]|[lL][lL])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu
 
 const CORPUS = `You are a helpful assistant. The image shows a cat sitting on a red chair near the window.
 What is in this picture? Describe the scene in one sentence. There are two dogs playing in the park,
@@ -103,11 +105,22 @@ export function buildTokenizerFiles(config: KelixConfig): TokenizerFiles {
   charOf.forEach((ch, b) => (vocab[ch] = b))
   merges.forEach(([a, b], i) => (vocab[a + b] = 256 + i))
 
-  const special = [{ id: endOfText, content: '<|endoftext|>' }, ...Object.entries(SPECIAL_TOKEN_TEXT).map(([key, content]) => ({
-    id: config.special_tokens[key as keyof typeof SPECIAL_TOKEN_TEXT],
+  const special = [
+    { id: endOfText, content: '<|endoftext|>' },
+    ...Object.entries(SPECIAL_TOKEN_TEXT).map(([key, content]) => ({
+      id: config.special_tokens[key as keyof typeof SPECIAL_TOKEN_TEXT],
+      content,
+    })),
+  ].sort((a, b) => a.id - b.id)
+  const addedTokens = special.map(({ id, content }) => ({
+    id,
     content,
-  }))].sort((a, b) => a.id - b.id)
-  const addedTokens = special.map(({ id, content }) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }))
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }))
 
   const tokenizerJson = {
     version: '1.0',

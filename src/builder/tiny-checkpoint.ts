@@ -6,7 +6,12 @@
  * tiny and real differ only in sizes.
  */
 import { writeCheckpoint, type TensorToWrite } from '../convert/checkpoint.js'
-import { keyeArConfig, kelixTensorSpecs, type KelixCheckpointSizes, type TensorSpec } from './kelix-checkpoint-layout.js'
+import {
+  keyeArConfig,
+  kelixTensorSpecs,
+  type KelixCheckpointSizes,
+  type TensorSpec,
+} from './kelix-checkpoint-layout.js'
 import { elementCount } from './tensor-data.js'
 import { buildTokenizerFiles } from './text-tokenizer.js'
 import { dcAeConfigJson, dcAeDecoderTensorSpecs } from './dc-ae-checkpoint-layout.js'
@@ -58,7 +63,9 @@ export function seededTensors(specs: readonly TensorSpec[], seed: number): Map<s
 /** One tensor's deterministic random values, as its spec's init says (for writers that hold one tensor at a time). */
 export function seededValues(random: SeededWeights, { key, shape, init }: TensorSpec): Float32Array {
   const size = elementCount(shape)
-  return init.center === undefined ? random.random(key, size, init.std) : random.around(key, size, init.center, init.std)
+  return init.center === undefined
+    ? random.random(key, size, init.std)
+    : random.around(key, size, init.center, init.std)
 }
 
 /** Writes the tiny Kelix-DiT checkpoint (SanaConfig, bf16 shards) for `seed` into `dir`. */
@@ -88,7 +95,9 @@ export async function writeTinyCheckpoint(dir: string, seed: number): Promise<vo
   const tensors = seededTensors(kelixTensorSpecs(TINY_CHECKPOINT_SIZES), seed)
   const head = tensors.get('model.model.output.weight')?.data
   const hidden = TINY_CONFIG.llm.hidden_size
-  head?.subarray(TINY_CONFIG.special_tokens.im_end * hidden, (TINY_CONFIG.special_tokens.im_end + 1) * hidden).forEach((v, i, row) => (row[i] = v * TINY_SIZES.imEndRowScale))
+  head
+    ?.subarray(TINY_CONFIG.special_tokens.im_end * hidden, (TINY_CONFIG.special_tokens.im_end + 1) * hidden)
+    .forEach((v, i, row) => (row[i] = v * TINY_SIZES.imEndRowScale))
   const { tokenizerJson, tokenizerConfig } = buildTokenizerFiles(TINY_CONFIG)
   const pixelsPerPosition = (TINY_CONFIG.vision.patch_size * TINY_CONFIG.vision.merge_size) ** 2
   await writeCheckpoint(dir, tensors, {

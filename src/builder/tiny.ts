@@ -15,13 +15,19 @@ export const TINY_SEED = 0x4b656c78 // "Kelx"
  * Written into config.json as `builder`; bump it whenever the builder's output
  * changes, so a model directory built by an older checkout is rebuilt.
  */
-export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-9'
+export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-10'
 
 export const TINY_CONFIG: ImageGenerationKelixConfig = {
   format: 'kelix-onnx',
   format_version: 1,
   name: 'kelix-tiny',
-  vocab: { text_vocab_size: 512, num_codebooks: 8, codebook_size: 512, visual_id_offset: 512, vocab_size: 512 + 8 * 512 },
+  vocab: {
+    text_vocab_size: 512,
+    num_codebooks: 8,
+    codebook_size: 512,
+    visual_id_offset: 512,
+    vocab_size: 512 + 8 * 512,
+  },
   special_tokens: {
     im_start: 501,
     im_end: 502,

@@ -40,14 +40,22 @@ export function buildVisualTokenizer(ctx: Ctx, arch: Architecture, codebooks: Te
   const grid = g.input('grid_hw', 'int64', [2])
 
   const tableKey = `${VIT}.embeddings.position_embedding.weight`
-  const table = g.weight(tableKey, [1, width, side, side], reshaped(ctx.w.transposed(tableKey, [side * side, width]), [1, width, side, side]))
+  const table = g.weight(
+    tableKey,
+    [1, width, side, side],
+    reshaped(ctx.w.transposed(tableKey, [side * side, width]), [1, width, side, side]),
+  )
   const resized = g.op('Resize', [table, '', '', g.op('Concat', [g.ints([1, width]), grid], { axis: int(0) })], {
     mode: str('linear'),
     coordinate_transformation_mode: str('half_pixel'),
   })
   const positions = g.op('Transpose', [g.op('Reshape', [resized, g.ints([width, -1])])], { perm: ints([1, 0]) })
   const patchKey = `${VIT}.embeddings.patch_embedding`
-  const patchWeight = g.weight(`${patchKey}.weight`, [patchValues, width], ctx.w.transposed(`${patchKey}.weight`, [width, 3, patch, patch]))
+  const patchWeight = g.weight(
+    `${patchKey}.weight`,
+    [patchValues, width],
+    ctx.w.transposed(`${patchKey}.weight`, [width, 3, patch, patch]),
+  )
   const patchBias = g.weight(`${patchKey}.bias`, [width], ctx.w.bias(`${patchKey}.bias`, width))
   let x = g.op('Add', [g.op('Add', [g.op('MatMul', [patches, patchWeight]), patchBias]), positions])
 
@@ -86,11 +94,17 @@ function gridRope(ctx: Ctx, grid: string, spec: VisionEncoderSpec): GridRope {
   const { g } = ctx
   const headDim = spec.width / spec.heads
   const quarter = headDim / 4
-  const inverseFrequency = Array.from({ length: quarter }, (_, i) => 1 / Math.pow(spec.ropeTheta, (2 * i) / (headDim / 2)))
+  const inverseFrequency = Array.from(
+    { length: quarter },
+    (_, i) => 1 / Math.pow(spec.ropeTheta, (2 * i) / (headDim / 2)),
+  )
   const cols = g.op('Slice', [grid, g.ints([1]), g.ints([2])])
   const index = g.op('Range', [g.intScalar(0), g.op('ReduceProd', [grid], { keepdims: int(0) }), g.intScalar(1)])
-  const angles = (ids: string) => g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [ids], { to: int(1) }), g.ints([1])]), g.floats(inverseFrequency)])
-  const perAxis = g.op('Concat', [angles(g.op('Div', [index, cols])), angles(g.op('Mod', [index, cols]))], { axis: int(1) })
+  const angles = (ids: string) =>
+    g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [ids], { to: int(1) }), g.ints([1])]), g.floats(inverseFrequency)])
+  const perAxis = g.op('Concat', [angles(g.op('Div', [index, cols])), angles(g.op('Mod', [index, cols]))], {
+    axis: int(1),
+  })
   const full = g.op('Unsqueeze', [g.op('Concat', [perAxis, perAxis], { axis: int(1) }), g.ints([1])])
   return { cos: g.op('Cos', [full]), sin: g.op('Sin', [full]) }
 }
@@ -100,7 +114,11 @@ function encoderLayer(ctx: Ctx, prefix: string, x: string, spec: VisionEncoderSp
   const { width, heads } = spec
   const headDim = width / heads
   const a = layerNorm(ctx, `${prefix}.sa_norm`, x, width, spec.layerNormEps)
-  const project = (n: string) => g.op('Reshape', [linear(ctx, `${prefix}.attn.${n}_proj`, a, width, width, { bias: true }), g.ints([-1, heads, headDim])])
+  const project = (n: string) =>
+    g.op('Reshape', [
+      linear(ctx, `${prefix}.attn.${n}_proj`, a, width, width, { bias: true }),
+      g.ints([-1, heads, headDim]),
+    ])
   const rotated = (n: string) => applyRope(g, project(n), rope.cos, rope.sin, headDim)
   const byHead = (t: string) => g.op('Transpose', [t], { perm: ints([1, 0, 2]) })
   const context = attend(g, byHead(rotated('q')), byHead(rotated('k')), byHead(project('v')), { rank: 3, headDim })
@@ -122,18 +140,29 @@ function nearestCodes(ctx: Ctx, arch: Architecture, features: string, codebooks:
   const { num_codebooks: books, codebook_size: codes } = arch.config.vocab
   const dim = arch.quantizer.codeDim
   const sub = g.op('Reshape', [features, g.ints([-1, books, dim])])
-  const standardised = g.op('LayerNormalization', [sub, g.scalar(1, [dim]), g.scalar(0, [dim])], { axis: int(-1), epsilon: float(PROJECTOR_EPS) })
+  const standardised = g.op('LayerNormalization', [sub, g.scalar(1, [dim]), g.scalar(0, [dim])], {
+    axis: int(-1),
+    epsilon: float(PROJECTOR_EPS),
+  })
   // Each sub-vector's own LayerNorm, as one [K, dim] scale and shift applied after a unit LayerNorm.
   const zNorm = (part: 'weight' | 'bias') => {
     const key = (k: number) => `${PREFIX}.quantizer.${k}.z_norm.${part}`
-    const rows = Array.from({ length: books }, (_, k) => (part === 'weight' ? ctx.w.scale(key(k), dim) : ctx.w.bias(key(k), dim)))
+    const rows = Array.from({ length: books }, (_, k) =>
+      part === 'weight' ? ctx.w.scale(key(k), dim) : ctx.w.bias(key(k), dim),
+    )
     return g.weight(`${PREFIX}.quantizer.z_norm.${part}`, [books, dim], stacked(rows))
   }
   const normed = g.op('Add', [g.op('Mul', [standardised, zNorm('weight')]), zNorm('bias')])
   const table = g.weight(`${PREFIX}.quantizer.codebooks`, [books, codes, dim], codebooks)
-  const halfSquaredNorm = g.op('Mul', [g.op('ReduceSumSquare', [table], { axes: ints([2]), keepdims: int(0) }), g.scalar(0.5)])
+  const halfSquaredNorm = g.op('Mul', [
+    g.op('ReduceSumSquare', [table], { axes: ints([2]), keepdims: int(0) }),
+    g.scalar(0.5),
+  ])
   const scores = g.op('Sub', [
-    g.op('MatMul', [g.op('Transpose', [normed], { perm: ints([1, 0, 2]) }), g.op('Transpose', [table], { perm: ints([0, 2, 1]) })]),
+    g.op('MatMul', [
+      g.op('Transpose', [normed], { perm: ints([1, 0, 2]) }),
+      g.op('Transpose', [table], { perm: ints([0, 2, 1]) }),
+    ]),
     g.op('Unsqueeze', [halfSquaredNorm, g.ints([1])]),
   ])
   const nearest = g.op('ArgMax', [scores], { axis: int(2), keepdims: int(0) })

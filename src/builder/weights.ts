@@ -54,7 +54,7 @@ export class SeededWeights {
       let z = state
       z = Math.imul(z ^ (z >>> 16), 0x85ebca6b)
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
-      out[i] = (((z ^ (z >>> 16)) >>> 0) / 0x1_0000_0000 * 2 - 1) * halfWidth
+      out[i] = ((((z ^ (z >>> 16)) >>> 0) / 0x1_0000_0000) * 2 - 1) * halfWidth
     }
     return out
   }

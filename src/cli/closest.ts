@@ -9,7 +9,9 @@
  */
 export function editDistance(a: string, b: string): number {
   // rows[i][j]: the distance between a's first i characters and b's first j.
-  const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)))
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  )
   const at = (i: number, j: number) => rows[i]![j]!
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {

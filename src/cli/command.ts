@@ -37,7 +37,11 @@ export function unknownFlag(flag: string, known: readonly string[]): UsageError 
 }
 
 /** Runs `command`; a CommandError becomes `prog: message` on stderr and its exit code. */
-export async function runCommand(command: Command, argv: string[], invocation: { prog: string; usage: string }): Promise<number> {
+export async function runCommand(
+  command: Command,
+  argv: string[],
+  invocation: { prog: string; usage: string },
+): Promise<number> {
   try {
     return await command(argv, invocation.usage)
   } catch (err) {

@@ -4,14 +4,17 @@
  * (OpenOneRec/Kelix-SFT) into a model directory Kelix Serve serves. Prints
  * progress, then a summary.
  */
+import { DECODER_OPS } from '../builder/decoder.js'
 import { EMBEDDING_PRECISIONS, WEIGHT_PRECISIONS } from '../builder/precision.js'
 import { convertCheckpoint, type ConversionSummary } from '../convert/convert.js'
-import { ConvertError } from '../convert/errors.js'
 import { consoleProgress } from '../convert/progress.js'
 import { CommandError, UsageError, type Command } from './command.js'
 import { parseFlags } from './flags.js'
+import { KelixError } from '../errors/kelix-error.js'
 
-const help = (usage: string) => `Usage: ${usage} --from CHECKPOINT_DIR [--dit DIT_DIR --vae VAE_DIR] --out MODEL_DIR [options]
+const help = (
+  usage: string,
+) => `Usage: ${usage} --from CHECKPOINT_DIR [--dit DIT_DIR --vae VAE_DIR] --out MODEL_DIR [options]
 
 Converts a Kelix checkpoint in the published layout (config.json with KeyeARConfig,
 safetensors shards and model.safetensors.index.json, tokenizer files) into a model
@@ -40,6 +43,9 @@ images; without them it is a chat-only export.
                                    the LM head (default int8 when --precision is int8 or int4,
                                    else fp32)
   --embedding-precision fp32|fp16  the embedding table (default fp32)
+  --decoder-ops fused|portable     the LLM graph's operators: ONNX Runtime's fused kernels
+                                   (SkipSimplifiedLayerNormalization, RotaryEmbedding), or
+                                   standard ONNX only, for other runtimes (default fused)
   -h, --help                       this text`
 
 const OPTIONS = {
@@ -58,6 +64,7 @@ const OPTIONS = {
   precision: { type: 'string' },
   'lm-head-precision': { type: 'string' },
   'embedding-precision': { type: 'string' },
+  'decoder-ops': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -71,7 +78,7 @@ export const convert: Command = async (argv, usage) => {
   try {
     printSummary(opts.out, await convertCheckpoint({ ...opts, progress: consoleProgress() }))
   } catch (err) {
-    if (err instanceof ConvertError) throw new CommandError(`${err.code}: ${err.message}`)
+    if (err instanceof KelixError) throw new CommandError(`${err.code}: ${err.message}`)
     throw err
   }
   return 0
@@ -80,7 +87,8 @@ export const convert: Command = async (argv, usage) => {
 type ConvertFlags = ReturnType<typeof parseFlags<typeof OPTIONS>>
 
 function options(parsed: ConvertFlags) {
-  if (parsed.from === undefined || parsed.out === undefined) throw new UsageError('--from and --out are required (see --help)')
+  if (parsed.from === undefined || parsed.out === undefined)
+    throw new UsageError('--from and --out are required (see --help)')
   const cap = positiveInteger(parsed, 'low-detail-max-positions')
   const grid = positiveInteger(parsed, 'image-grid')
   const steps = positiveInteger(parsed, 'steps')
@@ -89,8 +97,10 @@ function options(parsed: ConvertFlags) {
   const linear = oneOf(parsed, 'precision', WEIGHT_PRECISIONS)
   const lmHead = oneOf(parsed, 'lm-head-precision', WEIGHT_PRECISIONS)
   const embedding = oneOf(parsed, 'embedding-precision', EMBEDDING_PRECISIONS)
+  const decoderOps = oneOf(parsed, 'decoder-ops', DECODER_OPS)
   const marker = parsed['row-marker']
-  if (marker !== undefined && !marker.includes('{row}')) throw new UsageError(`--row-marker must contain {row}, got ${JSON.stringify(marker)}`)
+  if (marker !== undefined && !marker.includes('{row}'))
+    throw new UsageError(`--row-marker must contain {row}, got ${JSON.stringify(marker)}`)
   return {
     from: parsed.from,
     out: parsed.out,
@@ -100,6 +110,7 @@ function options(parsed: ConvertFlags) {
     ...(marker === undefined ? {} : { rowMarker: marker }),
     ...(parsed.dit === undefined ? {} : { dit: parsed.dit }),
     ...(parsed.vae === undefined ? {} : { vae: parsed.vae }),
+    ...(decoderOps === undefined ? {} : { decoderOps }),
     precision: {
       ...(linear === undefined ? {} : { linear }),
       ...(lmHead === undefined ? {} : { lmHead }),
@@ -125,7 +136,8 @@ function positiveInteger(parsed: Record<string, unknown>, flag: string): number 
 function oneOf<T extends string>(parsed: Record<string, unknown>, flag: string, values: readonly T[]): T | undefined {
   const text = parsed[flag] as string | undefined
   if (text === undefined) return undefined
-  if (!(values as readonly string[]).includes(text)) throw new UsageError(`--${flag} must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}, got ${text}`)
+  if (!(values as readonly string[]).includes(text))
+    throw new UsageError(`--${flag} must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}, got ${text}`)
   return text as T
 }
 
@@ -141,12 +153,24 @@ function printSummary(out: string, s: ConversionSummary): void {
   const gb = (bytes: number) => `${(bytes / 1e9).toFixed(3)} GB`
   console.log(`\nwrote ${out} (${s.config.name}) in ${s.seconds.toFixed(1)} s`)
   const precision = s.config.precision as { linear: string; lm_head: string; embedding: string } | undefined
-  if (precision !== undefined) console.log(`  precision: linear layers ${precision.linear}, LM head ${precision.lm_head}, embedding table ${precision.embedding}`)
-  for (const g of s.graphs) console.log(`  ${g.file.padEnd(22)} ${(g.parameters / 1e6).toFixed(1).padStart(9)} M parameters  ${gb(g.dataBytes)} data  ${(g.graphBytes / 1024).toFixed(0)} KiB graph`)
+  if (precision !== undefined)
+    console.log(
+      `  precision: linear layers ${precision.linear}, LM head ${precision.lm_head}, embedding table ${precision.embedding}`,
+    )
+  for (const g of s.graphs)
+    console.log(
+      `  ${g.file.padEnd(22)} ${(g.parameters / 1e6).toFixed(1).padStart(9)} M parameters  ${gb(g.dataBytes)} data  ${(g.graphBytes / 1024).toFixed(0)} KiB graph`,
+    )
   if (s.unused.length > 0) {
     console.log('  not used by any graph:')
-    for (const u of s.unused) console.log(`    ${u.family} (${u.tensors} tensor${u.tensors === 1 ? '' : 's'}, ${(u.parameters / 1e6).toFixed(2)} M parameters)`)
+    for (const u of s.unused)
+      console.log(
+        `    ${u.family} (${u.tensors} tensor${u.tensors === 1 ? '' : 's'}, ${(u.parameters / 1e6).toFixed(2)} M parameters)`,
+      )
   }
-  for (const p of s.partlyUsed) console.log(`  read in part: ${p.family} (${p.tensors} tensor${p.tensors === 1 ? '' : 's'}, rows ${p.rows} of ${p.of} each)`)
+  for (const p of s.partlyUsed)
+    console.log(
+      `  read in part: ${p.family} (${p.tensors} tensor${p.tensors === 1 ? '' : 's'}, rows ${p.rows} of ${p.of} each)`,
+    )
   if (s.unindexed.length > 0) console.log(`  in a shard but not in the index (ignored): ${s.unindexed.join(', ')}`)
 }

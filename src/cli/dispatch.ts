@@ -46,8 +46,13 @@ export const kelixServe: Command = async (argv, usage) => {
 }
 
 function unknownSubcommand(name: string, prog: string): UsageError {
-  const near = closest(name, SUBCOMMANDS.map((s) => s.name))
-  return new UsageError(`unknown subcommand ${name} ${near === undefined ? `(see ${prog} --help)` : `(did you mean ${near}?)`}`)
+  const near = closest(
+    name,
+    SUBCOMMANDS.map((s) => s.name),
+  )
+  return new UsageError(
+    `unknown subcommand ${name} ${near === undefined ? `(see ${prog} --help)` : `(did you mean ${near}?)`}`,
+  )
 }
 
 /** A server flag before any subcommand is the likeliest slip: say where it goes. */

@@ -8,11 +8,23 @@
  *   requests finish, the rest end with an error event ─► close the listener ─► exit 0.
  * A second signal, or the drain deadline passed by 10 s, exits 1 at once.
  */
+import { accessSync, constants, statSync } from 'node:fs'
+import { pino } from 'pino'
 import { ensureTinyModel } from '../builder/build-model.js'
 import { startEngine, type LocalEngineClient } from '../batching/http-thread/engine-client.js'
-import { EngineStartError } from '../batching/http-thread/worker-supervisor.js'
+import { KelixError } from '../errors/kelix-error.js'
 import { buildApp } from '../server/app.js'
-import { ConfigError, helpText, loadServerConfig, SERVER_FLAGS, UnknownFlagError, wantsHelp, type ServerConfig } from '../server/config.js'
+import {
+  ConfigError,
+  helpText,
+  limitSettingNames,
+  loadServerConfig,
+  schedulingLimits,
+  SERVER_FLAGS,
+  UnknownFlagError,
+  wantsHelp,
+  type ServerConfig,
+} from '../server/config.js'
 import { createMetrics } from '../server/metrics.js'
 import { CommandError, UsageError, unknownFlag, type Command } from './command.js'
 
@@ -29,21 +41,44 @@ export const serve: Command = async (argv, usage) => {
     return 0
   }
   const config = readConfig(argv)
-  if (config.embeddedModel && (await ensureTinyModel(config.modelDir))) console.log(`built the embedded model at ${config.modelDir}`)
+  if (config.embeddedModel && (await ensureTinyModel(config.modelDir)))
+    console.log(`built the embedded model at ${config.modelDir}`)
+  checkModelDirAccess(config.modelDir)
   const metrics = createMetrics()
   const engine = await start(config, metrics)
   const app = await buildApp({
     logger: { level: config.logLevel },
     engine,
-    model: { id: config.servedModelName ?? engine.model.name, aliases: config.modelAliases, created: Math.floor(Date.now() / 1000) },
+    model: {
+      id: config.servedModelName ?? engine.model.name,
+      aliases: config.modelAliases,
+      created: Math.floor(Date.now() / 1000),
+    },
     config,
     metrics,
   })
-  for (const { provider, reason } of engine.model.providers.skipped) app.log.warn({ provider, reason }, `execution provider ${provider} skipped: it could not be loaded`)
+  for (const { provider, reason } of engine.model.providers.skipped)
+    app.log.warn({ provider, reason }, `execution provider ${provider} skipped: it could not be loaded`)
   app.log.info({ providers: engine.model.providers.inUse }, `execution provider in use: ${engine.executionProvider}`)
   await listen(app, engine, config)
   shutDownOnSignals(app, engine, config)
   return new Promise<number>(() => {})
+}
+
+/**
+ * A model directory this user may not open (no search permission on it or on
+ * a parent): the loader would only see files that seem not to exist, so say
+ * what is wrong here. A path that does not exist or is not a directory is
+ * left to the loader (MODEL_DIR_MISSING).
+ */
+function checkModelDirAccess(dir: string): void {
+  try {
+    if (statSync(dir).isDirectory()) accessSync(dir, constants.X_OK)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EACCES' || code === 'EPERM')
+      throw new CommandError(`cannot read the model directory ${dir}: permission denied (${code})`)
+  }
 }
 
 /** A positional MODEL_DIR (first, as in `vllm serve MODEL`) is `--model-dir`. */
@@ -56,7 +91,8 @@ function readConfig(argv: string[]): ServerConfig {
   try {
     return loadServerConfig(process.env, positional ? [`--model-dir=${first}`, ...rest] : argv)
   } catch (err) {
-    if (err instanceof UnknownFlagError && !err.flag.startsWith('-')) throw new UsageError(`unexpected argument ${err.flag}: give MODEL_DIR first, then flags`)
+    if (err instanceof UnknownFlagError && !err.flag.startsWith('-'))
+      throw new UsageError(`unexpected argument ${err.flag}: give MODEL_DIR first, then flags`)
     if (err instanceof UnknownFlagError) throw unknownFlag(err.flag, SERVER_FLAGS)
     if (err instanceof ConfigError) throw new UsageError(err.message)
     throw err
@@ -70,16 +106,19 @@ async function start(config: ServerConfig, metrics: ReturnType<typeof createMetr
       executionProviders: config.executionProviders,
       maxImagePixels: config.maxImagePixels,
       prefixCachePositions: config.prefixCachePositions,
-      limits: { maxNumSeqs: config.maxNumSeqs, maxBatchedTokens: Math.max(config.maxBatchedTokens, config.maxNumSeqs), kvCapacity: config.kvCapacity },
+      limits: schedulingLimits(config),
+      limitNames: limitSettingNames(),
       maxWaiting: config.maxWaiting,
       maxWaitingTokens: config.maxWaitingTokens,
       hungAfterMs: config.engineHungMs,
       observer: metrics.observer,
+      // The worker's own lines (a failed step, a worker that died), in the server's log format and level.
+      logger: pino({ level: config.logLevel }).child({ component: 'engine' }),
       ...(config.intraOpThreads === undefined ? {} : { intraOpThreads: config.intraOpThreads }),
     })
   } catch (err) {
     // The loader's code and message name the file or directory at fault.
-    if (err instanceof EngineStartError) throw new CommandError(`${err.code}: ${err.message}`)
+    if (err instanceof KelixError) throw new CommandError(`${err.code}: ${err.message}`)
     throw err
   }
 }

@@ -67,7 +67,8 @@ export class CheckpointTensors implements CheckpointWeights {
     const dims = [hi - lo, ...shape.slice(1)]
     return {
       dims,
-      write: (put) => this.eachPiece(key, lo, hi, width, this.pieces.copy, (first, values) => put((first - lo) * width, values)),
+      write: (put) =>
+        this.eachPiece(key, lo, hi, width, this.pieces.copy, (first, values) => put((first - lo) * width, values)),
     }
   }
 
@@ -79,7 +80,10 @@ export class CheckpointTensors implements CheckpointWeights {
     const count = hi - lo
     return {
       dims: [width, count],
-      write: (put) => this.eachPiece(key, lo, hi, width, this.pieces.transpose, (first, values) => putTransposed(put, values, first - lo, values.length / width, width, count)),
+      write: (put) =>
+        this.eachPiece(key, lo, hi, width, this.pieces.transpose, (first, values) =>
+          putTransposed(put, values, first - lo, values.length / width, width, count),
+        ),
     }
   }
 
@@ -95,7 +99,14 @@ export class CheckpointTensors implements CheckpointWeights {
   }
 
   /** Reads rows [lo, hi) in pieces of at most `piece` values (at least one row). */
-  private async eachPiece(key: string, lo: number, hi: number, width: number, piece: number, use: (first: number, values: Float32Array) => Promise<void>): Promise<void> {
+  private async eachPiece(
+    key: string,
+    lo: number,
+    hi: number,
+    width: number,
+    piece: number,
+    use: (first: number, values: Float32Array) => Promise<void>,
+  ): Promise<void> {
     const step = Math.max(1, Math.floor(piece / Math.max(1, width)))
     for (let first = lo; first < hi; first += step) {
       const count = Math.min(step, hi - first)
@@ -108,7 +119,14 @@ export class CheckpointTensors implements CheckpointWeights {
  * Writes rows [first, first + rows) of a [*, width] matrix into its [width, total]
  * transpose: one put per output row, or one put when the piece is the whole matrix.
  */
-async function putTransposed(put: PutValues, values: Float32Array, first: number, rows: number, width: number, total: number): Promise<void> {
+async function putTransposed(
+  put: PutValues,
+  values: Float32Array,
+  first: number,
+  rows: number,
+  width: number,
+  total: number,
+): Promise<void> {
   const block = transpose(values, rows, width)
   if (rows === total) return put(0, block)
   for (let c = 0; c < width; c++) await put(c * total + first, block.subarray(c * rows, (c + 1) * rows))

@@ -9,7 +9,6 @@
 import { mkdir, readdir, readFile, stat, writeFile, type FileHandle } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { elementCount } from '../builder/tensor-data.js'
-import { ConvertError } from './errors.js'
 import { isJsonObject } from './json-object.js'
 import {
   checkShape,
@@ -25,6 +24,7 @@ import {
   type StoredTensor,
   type TensorShape,
 } from './safetensors.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export type { ProduceTensor, TensorShape } from './safetensors.js'
 
@@ -61,7 +61,7 @@ export class Checkpoint {
    */
   static async open(dir: string): Promise<Checkpoint> {
     const info = await stat(dir).catch(() => undefined)
-    if (!info?.isDirectory()) throw new ConvertError('CHECKPOINT_DIR_MISSING', `${dir} is not a directory`)
+    if (!info?.isDirectory()) throw new KelixError('CHECKPOINT_DIR_MISSING', `${dir} is not a directory`)
     const found = (await exists(join(dir, INDEX_FILE))) ? await readIndexed(dir) : await readUnindexed(dir)
     return new Checkpoint(dir, found.tensors, found.unindexed)
   }
@@ -84,7 +84,8 @@ export class Checkpoint {
   /** Where `key` lies; CHECKPOINT_KEY_MISSING when the checkpoint has no such tensor. */
   tensor(key: string): StoredTensor {
     const tensor = this.tensors.get(key)
-    if (tensor === undefined) throw new ConvertError('CHECKPOINT_KEY_MISSING', `no tensor ${key} in the checkpoint ${this.dir}`)
+    if (tensor === undefined)
+      throw new KelixError('CHECKPOINT_KEY_MISSING', `no tensor ${key} in the checkpoint ${this.dir}`)
     return tensor
   }
 
@@ -97,10 +98,10 @@ export class Checkpoint {
     const tensor = this.tensor(key)
     if (tensor.shape.length !== shape.length || tensor.shape.some((d, i) => d !== shape[i])) {
       const reason = why === undefined ? '' : ` (${why})`
-      throw new ConvertError(
+      throw new KelixError(
         'CHECKPOINT_SHAPE_MISMATCH',
         `${key} has shape [${tensor.shape.join(', ')}], expected [${shape.join(', ')}]${reason}`,
-        basename(tensor.file),
+        { file: basename(tensor.file) },
       )
     }
     return tensor
@@ -125,10 +126,10 @@ export class Checkpoint {
     const file = basename(tensor.file)
     const rows = tensor.shape[0] ?? 1
     if (first + count > rows) {
-      throw new ConvertError(
+      throw new KelixError(
         'CHECKPOINT_SHAPE_MISMATCH',
         `rows [${first}, ${first + count}) of ${key} were asked for but its shape is [${tensor.shape.join(', ')}]`,
-        file,
+        { file: file },
       )
     }
     const elementBytes = ELEMENT_BYTES[tensor.dtype]
@@ -177,7 +178,7 @@ export async function readCheckpointFile(dir: string, file: string): Promise<str
   try {
     return await readFile(join(dir, file), 'utf8')
   } catch {
-    throw new ConvertError('CHECKPOINT_FILE_MISSING', `not found in ${dir}`, file)
+    throw new KelixError('CHECKPOINT_FILE_MISSING', `not found in ${dir}`, { file: file })
   }
 }
 
@@ -199,7 +200,11 @@ export interface WriteCheckpointOptions {
  * `dir` is created if missing; files already there with other names are kept.
  * Options and every tensor's data are checked before anything is written.
  */
-export async function writeCheckpoint(dir: string, tensors: ReadonlyMap<string, TensorToWrite>, opts: WriteCheckpointOptions): Promise<void> {
+export async function writeCheckpoint(
+  dir: string,
+  tensors: ReadonlyMap<string, TensorToWrite>,
+  opts: WriteCheckpointOptions,
+): Promise<void> {
   checkWriteOptions(opts, tensors.size)
   for (const key of [...tensors.keys()].sort(compareKeys)) {
     const { shape, data } = tensors.get(key) as TensorToWrite
@@ -263,7 +268,8 @@ export async function writeCheckpointStreaming(
 function checkWriteOptions(opts: WriteCheckpointOptions, tensorCount: number): void {
   const { dtype, shardBytes, extraFiles = {} } = opts
   if (dtype !== 'BF16' && dtype !== 'F32') throw optionInvalid(`dtype is ${String(dtype)}; expected BF16 or F32`)
-  if (!Number.isSafeInteger(shardBytes) || shardBytes <= 0) throw optionInvalid(`shardBytes is ${shardBytes}; expected a positive integer`)
+  if (!Number.isSafeInteger(shardBytes) || shardBytes <= 0)
+    throw optionInvalid(`shardBytes is ${shardBytes}; expected a positive integer`)
   if (tensorCount === 0) throw optionInvalid('there are no tensors to write')
   for (const name of Object.keys(extraFiles)) {
     if (!isPlainFileName(name) || name === INDEX_FILE || name.endsWith('.safetensors')) {
@@ -291,14 +297,17 @@ async function readIndexed(dir: string): Promise<{ tensors: Map<string, StoredTe
     if (shards.has(shard)) continue
     const path = join(dir, shard)
     if (!(await exists(path))) {
-      throw new ConvertError('CHECKPOINT_FILE_MISSING', `named by ${INDEX_FILE} (for ${key}) but not found in ${dir}`, shard)
+      throw new KelixError('CHECKPOINT_FILE_MISSING', `named by ${INDEX_FILE} (for ${key}) but not found in ${dir}`, {
+        file: shard,
+      })
     }
     shards.set(shard, (await readSafetensorsHeader(path)).tensors)
   }
   const tensors = new Map<string, StoredTensor>()
   for (const [key, shard] of weightMap) {
     const tensor = shards.get(shard)?.get(key)
-    if (tensor === undefined) throw indexInvalid(`weight_map puts ${key} in ${shard}, which has no such tensor`, INDEX_FILE)
+    if (tensor === undefined)
+      throw indexInvalid(`weight_map puts ${key} in ${shard}, which has no such tensor`, INDEX_FILE)
     tensors.set(key, tensor)
   }
   const unindexed = [...shards.values()].flatMap((inShard) => [...inShard.keys()]).filter((key) => !weightMap.has(key))
@@ -312,13 +321,14 @@ async function readUnindexed(dir: string): Promise<{ tensors: Map<string, Stored
     .map((entry) => entry.name)
     .sort(compareKeys)
   if (names.length === 0) {
-    throw new ConvertError('CHECKPOINT_FILE_MISSING', `${dir} has neither ${INDEX_FILE} nor any *.safetensors file`)
+    throw new KelixError('CHECKPOINT_FILE_MISSING', `${dir} has neither ${INDEX_FILE} nor any *.safetensors file`)
   }
   const tensors = new Map<string, StoredTensor>()
   for (const name of names) {
     for (const [key, tensor] of (await readSafetensorsHeader(join(dir, name))).tensors) {
       const earlier = tensors.get(key)
-      if (earlier !== undefined) throw indexInvalid(`tensor ${key} is in both ${basename(earlier.file)} and ${name}`, name)
+      if (earlier !== undefined)
+        throw indexInvalid(`tensor ${key} is in both ${basename(earlier.file)} and ${name}`, name)
       tensors.set(key, tensor)
     }
   }
@@ -341,7 +351,10 @@ async function readWeightMap(path: string): Promise<Map<string, string>> {
   for (const [key, shard] of entries) {
     // A plain name only: the index must not send the reader outside the directory.
     if (typeof shard !== 'string' || !isPlainFileName(shard)) {
-      throw indexInvalid(`weight_map gives ${key} the shard ${JSON.stringify(shard)}, not a file name in the directory`, INDEX_FILE)
+      throw indexInvalid(
+        `weight_map gives ${key} the shard ${JSON.stringify(shard)}, not a file name in the directory`,
+        INDEX_FILE,
+      )
     }
     shards.set(key, shard)
   }
@@ -362,10 +375,10 @@ function isPlainFileName(name: string): boolean {
   return name !== '' && name !== '.' && name !== '..' && !/[/\\]/.test(name)
 }
 
-function indexInvalid(detail: string, file: string): ConvertError {
-  return new ConvertError('CHECKPOINT_INDEX_INVALID', detail, file)
+function indexInvalid(detail: string, file: string): KelixError {
+  return new KelixError('CHECKPOINT_INDEX_INVALID', detail, { file: file })
 }
 
-function optionInvalid(detail: string): ConvertError {
-  return new ConvertError('CONVERT_OPTION_INVALID', detail)
+function optionInvalid(detail: string): KelixError {
+  return new KelixError('CONVERT_OPTION_INVALID', detail)
 }

@@ -40,7 +40,8 @@ export function precomputedCodebooks(weights: CheckpointWeights, arch: Architect
       try {
         for (const [k, parts] of keys.entries()) {
           const feeds: Record<string, ort.Tensor> = {}
-          for (const [name, tensor] of Object.entries(parts)) feeds[name] = new ort.Tensor('float32', await collect(tensor), [...tensor.dims])
+          for (const [name, tensor] of Object.entries(parts))
+            feeds[name] = new ort.Tensor('float32', await collect(tensor), [...tensor.dims])
           const out = await session.run(feeds)
           await put(k * codes * codeDim, (out.codebook as ort.Tensor).data as Float32Array)
         }
@@ -60,6 +61,11 @@ function codebookGraph(codes: number, tableWidth: number, codeDim: number): Uint
   const scale = g.input('scale', 'float32', [codeDim])
   const shift = g.input('shift', 'float32', [codeDim])
   const projected = g.op('Add', [g.op('MatMul', [rows, projection]), bias])
-  g.output('codebook', 'float32', [codes, codeDim], g.op('LayerNormalization', [projected, scale, shift], { axis: int(-1), epsilon: float(EPS) }))
+  g.output(
+    'codebook',
+    'float32',
+    [codes, codeDim],
+    g.op('LayerNormalization', [projected, scale, shift], { axis: int(-1), epsilon: float(EPS) }),
+  )
   return g.toBytes(OPSET)
 }

@@ -17,7 +17,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import type { Architecture } from '../builder/architecture.js'
 import { buildBlockDecoder, type BlockDecoderOptions } from '../builder/block-decoder.js'
-import { buildDecoder, embeddingTable, type CacheOutputs } from '../builder/decoder.js'
+import { buildDecoder, embeddingTable, type CacheOutputs, type DecoderOps } from '../builder/decoder.js'
 import { GraphBuilder, type BuiltGraph } from '../builder/graph.js'
 import { precisionConfig, resolvePrecision, type Precision } from '../builder/precision.js'
 import { buildVisualTokenizer } from '../builder/visual-tokenizer.js'
@@ -26,15 +26,26 @@ import type { KelixConfig } from '../engine/model-config.js'
 import { Checkpoint, readCheckpointFile } from './checkpoint.js'
 import { CheckpointTensors } from './checkpoint-weights.js'
 import { precomputedCodebooks } from './codebooks.js'
-import { ConvertError } from './errors.js'
 import { writeModelDirAtomically } from './model-dir.js'
-import { imageDecoderDirs, openImageDecoder, type ImageGenerationOptions, type OpenedImageDecoder } from './image-decoder.js'
+import {
+  imageDecoderDirs,
+  openImageDecoder,
+  type ImageGenerationOptions,
+  type OpenedImageDecoder,
+} from './image-decoder.js'
 import { parseJsonObject } from './json-object.js'
 import { KEYE_CONFIG_FILE, parseKeyeConfig } from './keye-config.js'
 import { SILENT, type Progress } from './progress.js'
-import { checkLoadable, deriveArchitecture, PREPROCESSOR_FILE, TOKENIZER_FILE, type ServedOptions } from './served-config.js'
+import {
+  checkLoadable,
+  deriveArchitecture,
+  PREPROCESSOR_FILE,
+  TOKENIZER_FILE,
+  type ServedOptions,
+} from './served-config.js'
 import { shapeReason } from './shape-reasons.js'
 import { partlyUsedFamilies, unusedFamilies, type PartlyUsedFamily, type UnusedFamily } from './unused-keys.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json'
 const CHAT_TEMPLATE_FILE = 'chat_template.json'
@@ -49,6 +60,8 @@ export interface ConvertOptions extends Partial<ServedOptions>, ImageDecoderOpti
   progress?: Progress
   /** The decoder's cache outputs (default `delta`, what the server wants). */
   cacheOutputs?: CacheOutputs
+  /** The decoder's operators (default `fused`: ONNX Runtime's contrib kernels; `portable`: standard ONNX only). */
+  decoderOps?: DecoderOps
   /** How the LLM's weights are stored (default fp32 throughout; the LM head follows the linears: precision.ts). */
   precision?: Partial<Precision>
 }
@@ -83,15 +96,20 @@ export interface ConversionSummary {
 export async function convertCheckpoint(options: ConvertOptions): Promise<ConversionSummary> {
   const out = resolve(options.out)
   if (!options.overwrite && existsSync(out) && (await readdir(out)).length > 0) {
-    throw new ConvertError('CONVERT_OUTPUT_EXISTS', `${out} exists and is not empty (pass --overwrite to replace it)`)
+    throw new KelixError('CONVERT_OUTPUT_EXISTS', `${out} exists and is not empty (pass --overwrite to replace it)`)
   }
-  return writeModelDirAtomically(out, (staging) => writeConvertedModel(options.from, staging, { ...options, name: options.name ?? basename(out) }), { replace: true })
+  return writeModelDirAtomically(
+    out,
+    (staging) => writeConvertedModel(options.from, staging, { ...options, name: options.name ?? basename(out) }),
+    { replace: true },
+  )
 }
 
 /** What `writeConvertedModel` adds to the served options. */
 export interface WriteOptions extends ServedOptions, ImageDecoderOptions {
   progress?: Progress
   cacheOutputs?: CacheOutputs
+  decoderOps?: DecoderOps
   blockDecoder?: BlockDecoderOptions
   /** How the LLM's weights are stored (completed by `resolvePrecision`: default fp32 throughout). */
   precision?: Partial<Precision>
@@ -100,7 +118,11 @@ export interface WriteOptions extends ServedOptions, ImageDecoderOptions {
 }
 
 /** Writes the converted model into `dir`, which exists and is empty. */
-export async function writeConvertedModel(from: string, dir: string, options: WriteOptions): Promise<ConversionSummary> {
+export async function writeConvertedModel(
+  from: string,
+  dir: string,
+  options: WriteOptions,
+): Promise<ConversionSummary> {
   const started = performance.now()
   const checkpoint = await Checkpoint.open(from)
   let imageDecoder: OpenedImageDecoder | undefined
@@ -112,8 +134,20 @@ export async function writeConvertedModel(from: string, dir: string, options: Wr
     const precision = resolvePrecision(options.precision)
     const graphs = buildGraphs(arch, weights, precision, options)
     const dirs = imageDecoderDirs(from, options)
-    if (dirs !== undefined) imageDecoder = await openImageDecoder(dirs, arch.config, { tokenizerJson: files.tokenizer, tokenizerConfig: files.tokenizerConfig }, options.imageGeneration)
-    const unused = [...unusedFamilies(checkpoint.keys().filter((key) => !weights.used.has(key)), (key) => checkpoint.parameterCount(key)), ...(imageDecoder?.unused ?? [])]
+    if (dirs !== undefined)
+      imageDecoder = await openImageDecoder(
+        dirs,
+        arch.config,
+        { tokenizerJson: files.tokenizer, tokenizerConfig: files.tokenizerConfig },
+        options.imageGeneration,
+      )
+    const unused = [
+      ...unusedFamilies(
+        checkpoint.keys().filter((key) => !weights.used.has(key)),
+        (key) => checkpoint.parameterCount(key),
+      ),
+      ...(imageDecoder?.unused ?? []),
+    ]
 
     const quantization = precisionConfig(precision)
     const config = {
@@ -135,7 +169,14 @@ export async function writeConvertedModel(from: string, dir: string, options: Wr
     }
     // Last: a directory without config.json is not a model, so one cut short never looks loadable.
     await writeFile(join(dir, MODEL_FILES.config), `${JSON.stringify(config, null, 2)}\n`)
-    return { config, graphs: summaries, unused, partlyUsed: partlyUsedFamilies(weights.partlyUsed), unindexed: checkpoint.unindexedKeys(), seconds: (performance.now() - started) / 1000 }
+    return {
+      config,
+      graphs: summaries,
+      unused,
+      partlyUsed: partlyUsedFamilies(weights.partlyUsed),
+      unindexed: checkpoint.unindexedKeys(),
+      seconds: (performance.now() - started) / 1000,
+    }
   } finally {
     await checkpoint.close()
     await imageDecoder?.close()
@@ -143,13 +184,35 @@ export async function writeConvertedModel(from: string, dir: string, options: Wr
 }
 
 /** The three understanding graphs; building them checks every key they read. */
-function buildGraphs(arch: Architecture, weights: CheckpointTensors, precision: Precision, options: WriteOptions): Record<string, BuiltGraph> {
+function buildGraphs(
+  arch: Architecture,
+  weights: CheckpointTensors,
+  precision: Precision,
+  options: WriteOptions,
+): Record<string, BuiltGraph> {
   const ctx = (name: string) => ({ g: new GraphBuilder(name), w: weights })
   const table = embeddingTable(weights, arch.config, precision.embedding)
   return {
-    [MODEL_FILES.visualTokenizer]: buildVisualTokenizer(ctx('kelix_visual_tokenizer'), arch, precomputedCodebooks(weights, arch)),
-    [MODEL_FILES.decoder]: buildDecoder(ctx('kelix_decoder'), arch, table, options.cacheOutputs, precision),
-    [MODEL_FILES.blockDecoder]: buildBlockDecoder(ctx('kelix_block_decoder'), arch, table, options.blockDecoder, precision),
+    [MODEL_FILES.visualTokenizer]: buildVisualTokenizer(
+      ctx('kelix_visual_tokenizer'),
+      arch,
+      precomputedCodebooks(weights, arch),
+    ),
+    [MODEL_FILES.decoder]: buildDecoder(
+      ctx('kelix_decoder'),
+      arch,
+      table,
+      options.cacheOutputs,
+      precision,
+      options.decoderOps ?? 'fused',
+    ),
+    [MODEL_FILES.blockDecoder]: buildBlockDecoder(
+      ctx('kelix_block_decoder'),
+      arch,
+      table,
+      options.blockDecoder,
+      precision,
+    ),
     // Written once, read by both: the OS holds it once however many sessions map it.
     [table.file]: table,
   }
@@ -166,23 +229,36 @@ interface CheckpointFiles {
 
 async function readCheckpointFiles(from: string): Promise<CheckpointFiles> {
   const required = (file: string) => readCheckpointFile(from, file)
-  const optional = async (file: string, code: JsonErrorCode) => (existsSync(join(from, file)) ? jsonObject(await readFile(join(from, file), 'utf8'), file, code) : undefined)
+  const optional = async (file: string, code: JsonErrorCode) =>
+    existsSync(join(from, file)) ? jsonObject(await readFile(join(from, file), 'utf8'), file, code) : undefined
   const config = await required(KEYE_CONFIG_FILE)
   const tokenizerText = await required(TOKENIZER_FILE)
   const tokenizer = jsonObject(tokenizerText, TOKENIZER_FILE, 'CHECKPOINT_TOKENIZER_MISMATCH')
-  const tokenizerConfig = jsonObject(await required(TOKENIZER_CONFIG_FILE), TOKENIZER_CONFIG_FILE, 'CHECKPOINT_TOKENIZER_MISMATCH')
+  const tokenizerConfig = jsonObject(
+    await required(TOKENIZER_CONFIG_FILE),
+    TOKENIZER_CONFIG_FILE,
+    'CHECKPOINT_TOKENIZER_MISMATCH',
+  )
   if (typeof tokenizerConfig.chat_template !== 'string') {
     const template = (await optional(CHAT_TEMPLATE_FILE, 'CHECKPOINT_TOKENIZER_MISMATCH'))?.chat_template
     if (typeof template !== 'string') {
-      throw new ConvertError('CHECKPOINT_TOKENIZER_MISMATCH', `no chat_template here or in ${CHAT_TEMPLATE_FILE}`, TOKENIZER_CONFIG_FILE)
+      throw new KelixError('CHECKPOINT_TOKENIZER_MISMATCH', `no chat_template here or in ${CHAT_TEMPLATE_FILE}`, {
+        file: TOKENIZER_CONFIG_FILE,
+      })
     }
     tokenizerConfig.chat_template = template
   }
-  return { config, tokenizerText, tokenizer, tokenizerConfig, processor: await optional(PREPROCESSOR_FILE, 'CHECKPOINT_CONFIG_INVALID') }
+  return {
+    config,
+    tokenizerText,
+    tokenizer,
+    tokenizerConfig,
+    processor: await optional(PREPROCESSOR_FILE, 'CHECKPOINT_CONFIG_INVALID'),
+  }
 }
 
 type JsonErrorCode = 'CHECKPOINT_TOKENIZER_MISMATCH' | 'CHECKPOINT_CONFIG_INVALID'
 
 function jsonObject(text: string, file: string, code: JsonErrorCode): Record<string, unknown> {
-  return parseJsonObject(text, (detail) => new ConvertError(code, detail, file))
+  return parseJsonObject(text, (detail) => new KelixError(code, detail, { file: file }))
 }

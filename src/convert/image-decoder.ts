@@ -22,10 +22,10 @@ import type { TokenizerData } from '../engine/model.js'
 import { Checkpoint, readCheckpointFile } from './checkpoint.js'
 import { CheckpointTensors } from './checkpoint-weights.js'
 import { parseDcAeConfig, type DcAeConfig } from './dc-ae-config.js'
-import { ConvertError } from './errors.js'
 import { chooseGrid, spanLengths } from './image-grid.js'
 import { parseSanaConfig, sanaConditionLength, type SanaDitConfig } from './sana-config.js'
 import { familyOf, unusedFamilies, type UnusedFamily } from './unused-keys.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 /** Where a release that bundles its image decoder keeps the two checkpoints, inside the LLM's directory. */
 export const BUNDLED_DIRS = { dit: 'dit', vae: 'vae' } as const
@@ -48,14 +48,20 @@ export interface ImageGenerationOptions {
 }
 
 /** The two checkpoints given, or found in `from`; both or neither (a chat-only export). */
-export function imageDecoderDirs(from: string, given: { dit?: string | undefined; vae?: string | undefined }): ImageDecoderDirs | undefined {
+export function imageDecoderDirs(
+  from: string,
+  given: { dit?: string | undefined; vae?: string | undefined },
+): ImageDecoderDirs | undefined {
   const bundled = (name: string) => (existsSync(join(from, name, 'config.json')) ? join(from, name) : undefined)
   const dit = given.dit ?? bundled(BUNDLED_DIRS.dit)
   const vae = given.vae ?? bundled(BUNDLED_DIRS.vae)
   if (dit === undefined && vae === undefined) return undefined
   if (dit === undefined || vae === undefined) {
     const [have, missing] = dit === undefined ? ['VAE', 'DiT (--dit)'] : ['DiT', 'VAE (--vae)']
-    throw new ConvertError('CONVERT_OPTION_INVALID', `a ${have} checkpoint is given but no ${missing}: image generation needs both`)
+    throw new KelixError(
+      'CONVERT_OPTION_INVALID',
+      `a ${have} checkpoint is given but no ${missing}: image generation needs both`,
+    )
   }
   return { dit, vae }
 }
@@ -69,7 +75,12 @@ export interface OpenedImageDecoder {
 }
 
 /** Opens both checkpoints, checks them, and builds both graphs (every key's shape checked here, nothing written). */
-export async function openImageDecoder(dirs: ImageDecoderDirs, served: KelixConfig, tokenizer: TokenizerData, options: ImageGenerationOptions = {}): Promise<OpenedImageDecoder> {
+export async function openImageDecoder(
+  dirs: ImageDecoderDirs,
+  served: KelixConfig,
+  tokenizer: TokenizerData,
+  options: ImageGenerationOptions = {},
+): Promise<OpenedImageDecoder> {
   const ditConfigFile = join(dirs.dit, 'config.json')
   const vaeConfigFile = join(dirs.vae, 'config.json')
   const dit = parseSanaConfig(await readCheckpointFile(dirs.dit, 'config.json'), ditConfigFile)
@@ -90,13 +101,33 @@ export async function openImageDecoder(dirs: ImageDecoderDirs, served: KelixConf
     const ditWeights = new CheckpointTensors(ditCheckpoint)
     const vaeWeights = new CheckpointTensors(vaeCheckpoint)
     const graphs = {
-      [MODEL_FILES.dit]: buildSanaDit({ g: new GraphBuilder('kelix_dit'), w: ditWeights }, { config: dit, conditionLength }),
-      [MODEL_FILES.vaeDecoder]: buildDcAeDecoder({ g: new GraphBuilder('kelix_vae_decoder'), w: vaeWeights }, vae, dit.inputSize),
+      [MODEL_FILES.dit]: buildSanaDit(
+        { g: new GraphBuilder('kelix_dit'), w: ditWeights },
+        { config: dit, conditionLength },
+      ),
+      [MODEL_FILES.vaeDecoder]: buildDcAeDecoder(
+        { g: new GraphBuilder('kelix_vae_decoder'), w: vaeWeights },
+        vae,
+        dit.inputSize,
+      ),
     }
     const unused = [
-      ...prefixed('dit', unusedFamilies(ditCheckpoint.keys().filter((k) => !ditWeights.used.has(k)), (k) => ditCheckpoint.parameterCount(k))),
+      ...prefixed(
+        'dit',
+        unusedFamilies(
+          ditCheckpoint.keys().filter((k) => !ditWeights.used.has(k)),
+          (k) => ditCheckpoint.parameterCount(k),
+        ),
+      ),
       // The encoder is one family: the summary names what is left out, not its 100 layers.
-      ...prefixed('vae', unusedFamilies(vaeCheckpoint.keys().filter((k) => !vaeWeights.used.has(k)), (k) => vaeCheckpoint.parameterCount(k), (k) => (k.startsWith('encoder.') ? 'encoder.*' : familyOf(k)))),
+      ...prefixed(
+        'vae',
+        unusedFamilies(
+          vaeCheckpoint.keys().filter((k) => !vaeWeights.used.has(k)),
+          (k) => vaeCheckpoint.parameterCount(k),
+          (k) => (k.startsWith('encoder.') ? 'encoder.*' : familyOf(k)),
+        ),
+      ),
     ]
     const config: ImageGenerationConfig = {
       grid,
@@ -107,7 +138,13 @@ export async function openImageDecoder(dirs: ImageDecoderDirs, served: KelixConf
       steps: options.steps ?? KELIX_SAMPLER.steps,
       shift: options.shift ?? KELIX_SAMPLER.shift,
       guidance: options.guidance ?? KELIX_SAMPLER.guidance,
-      dit: { hidden_size: dit.hidden, num_layers: dit.depth, num_heads: dit.crossHeads, patch_size: dit.patchSize, intermediate_size: dit.ffnInner },
+      dit: {
+        hidden_size: dit.hidden,
+        num_layers: dit.depth,
+        num_heads: dit.crossHeads,
+        patch_size: dit.patchSize,
+        intermediate_size: dit.ffnInner,
+      },
     }
     return { config, graphs, unused, close }
   } catch (err) {
@@ -121,13 +158,25 @@ function checkFit(dit: SanaDitConfig, vae: DcAeConfig, served: KelixConfig, ditF
   const conditionWidth = dit.connectorChannels ?? dit.captionChannels
   const field = dit.connectorChannels === null ? 'caption_channels (no connector)' : 'connector_channels'
   if (conditionWidth !== served.llm.hidden_size) {
-    throw new ConvertError('CHECKPOINT_CONFIG_INVALID', `${field} is ${conditionWidth}, but the LLM's hidden size (qwen_config.embed_dim) is ${served.llm.hidden_size}: the DiT is conditioned on the LLM's hidden states`, ditFile)
+    throw new KelixError(
+      'CHECKPOINT_CONFIG_INVALID',
+      `${field} is ${conditionWidth}, but the LLM's hidden size (qwen_config.embed_dim) is ${served.llm.hidden_size}: the DiT is conditioned on the LLM's hidden states`,
+      { file: ditFile },
+    )
   }
   if (vae.latentChannels !== dit.inChannels) {
-    throw new ConvertError('CHECKPOINT_CONFIG_INVALID', `latent_channels is ${vae.latentChannels}, but the DiT's in_channels is ${dit.inChannels}`, vaeFile)
+    throw new KelixError(
+      'CHECKPOINT_CONFIG_INVALID',
+      `latent_channels is ${vae.latentChannels}, but the DiT's in_channels is ${dit.inChannels}`,
+      { file: vaeFile },
+    )
   }
   if (vae.upsamplingFactor !== dit.vaeDownsampleRate) {
-    throw new ConvertError('CHECKPOINT_CONFIG_INVALID', `the decoder upsamples ${vae.upsamplingFactor}×, but the DiT's vae_downsample_rate is ${dit.vaeDownsampleRate}`, vaeFile)
+    throw new KelixError(
+      'CHECKPOINT_CONFIG_INVALID',
+      `the decoder upsamples ${vae.upsamplingFactor}×, but the DiT's vae_downsample_rate is ${dit.vaeDownsampleRate}`,
+      { file: vaeFile },
+    )
   }
 }
 

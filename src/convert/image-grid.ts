@@ -7,7 +7,7 @@ import type { KelixConfig } from '../engine/model-config.js'
 import { imageSpanLength } from '../engine/image-gen/condition.js'
 import type { TokenizerData } from '../engine/model.js'
 import { TextTokenizer } from '../engine/text/tokenizer.js'
-import { ConvertError } from './errors.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 /** Kelix's trained grid: 18×18 positions (504 px ÷ 28), a 442-position condition with its row markers. */
 export const KELIX_IMAGE_GRID = 18
@@ -23,16 +23,27 @@ export function spanLengths(config: KelixConfig, tokenizer: TokenizerData): (gri
  * The grid to serve: `requested` when its span fits `conditionLength` (refused otherwise), else
  * Kelix's 18 or, when the condition is shorter than its span, the largest grid that fits.
  */
-export function chooseGrid(spanOf: (grid: number) => number, conditionLength: number, requested: number | undefined): number {
+export function chooseGrid(
+  spanOf: (grid: number) => number,
+  conditionLength: number,
+  requested: number | undefined,
+): number {
   if (requested !== undefined) {
     const span = spanOf(requested)
     if (span > conditionLength) {
-      throw new ConvertError('CONVERT_OPTION_INVALID', `--image-grid ${requested} writes a ${span}-position span, longer than the DiT's condition length ${conditionLength} (rows of y_embedder.y_embedding); the largest grid that fits is ${largestFitting(spanOf, conditionLength, requested)}`)
+      throw new KelixError(
+        'CONVERT_OPTION_INVALID',
+        `--image-grid ${requested} writes a ${span}-position span, longer than the DiT's condition length ${conditionLength} (rows of y_embedder.y_embedding); the largest grid that fits is ${largestFitting(spanOf, conditionLength, requested)}`,
+      )
     }
     return requested
   }
   const grid = largestFitting(spanOf, conditionLength, KELIX_IMAGE_GRID)
-  if (grid === 0) throw new ConvertError('CHECKPOINT_CONFIG_INVALID', `the DiT's condition length ${conditionLength} (rows of y_embedder.y_embedding) is shorter than the span of a 1×1 image (${spanOf(1)} positions)`)
+  if (grid === 0)
+    throw new KelixError(
+      'CHECKPOINT_CONFIG_INVALID',
+      `the DiT's condition length ${conditionLength} (rows of y_embedder.y_embedding) is shorter than the span of a 1×1 image (${spanOf(1)} positions)`,
+    )
   return grid
 }
 

@@ -3,8 +3,8 @@
  * as the converter reads it: the sizes of every part, and the flags whose other
  * values the graphs do not implement, refused by name.
  */
-import { ConvertError } from './errors.js'
 import { isJsonObject, parseJsonObject } from './json-object.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export const KEYE_CONFIG_FILE = 'config.json'
 
@@ -59,7 +59,9 @@ type Json = Record<string, unknown>
 export function parseKeyeConfig(text: string): KeyeConfig {
   const json = parseJsonObject(text, invalid)
   if (json.__class__ !== 'KeyeARConfig') {
-    throw invalid(`__class__ is ${JSON.stringify(json.__class__)}, expected "KeyeARConfig" (the Kelix-SFT checkpoint; a DiT checkpoint says "SanaConfig")`)
+    throw invalid(
+      `__class__ is ${JSON.stringify(json.__class__)}, expected "KeyeARConfig" (the Kelix-SFT checkpoint; a DiT checkpoint says "SanaConfig")`,
+    )
   }
   const qwen = section(json, 'qwen_config')
   const tok = section(json, 'tokenizer_config')
@@ -75,7 +77,15 @@ export function parseKeyeConfig(text: string): KeyeConfig {
   q.expect('k_norm', true)
   q.expect('tie_word_embeddings', false)
   q.expect('hidden_act', 'silu')
-  for (const flag of ['q_proj_bias', 'k_proj_bias', 'v_proj_bias', 'attention_bias', 'use_sliding_window', 'skip_output_layer']) q.expectIfPresent(flag, false)
+  for (const flag of [
+    'q_proj_bias',
+    'k_proj_bias',
+    'v_proj_bias',
+    'attention_bias',
+    'use_sliding_window',
+    'skip_output_layer',
+  ])
+    q.expectIfPresent(flag, false)
   for (const field of ['rope_scaling', 'pre_embedding_size', 'pre_embedding_tokens']) q.expectIfPresent(field, null)
   t.expect('split_dim', false)
   t.expect('pre_llm_align', false)
@@ -140,28 +150,76 @@ function relationProblems(c: KeyeConfig, raw: { tok: Json; head: Json; qwen: Jso
     if (!ok) problems.push(message)
   }
   const { qwen, vision, blockDecoder } = c
-  need(raw.tok.codebook_size === qwen.codebookSize, `tokenizer_config.codebook_size (${String(raw.tok.codebook_size)}) differs from qwen_config.codebook_size (${qwen.codebookSize})`)
-  need(raw.tok.n_q_tokens === qwen.codebooks, `tokenizer_config.n_q_tokens (${String(raw.tok.n_q_tokens)}) differs from qwen_config.n_q_tokens (${qwen.codebooks})`)
-  need(raw.tok.split_voc === qwen.codebooks, `tokenizer_config.split_voc (${String(raw.tok.split_voc)}) must equal n_q_tokens (${qwen.codebooks}): each quantizer has its own slice of the codes`)
-  need(raw.tok.llm_hidden_size === qwen.hidden, `tokenizer_config.llm_hidden_size (${String(raw.tok.llm_hidden_size)}) differs from qwen_config.embed_dim (${qwen.hidden})`)
-  need(qwen.codebookSize % qwen.codebooks === 0, `qwen_config.codebook_size (${qwen.codebookSize}) is not a multiple of n_q_tokens (${qwen.codebooks})`)
-  need(qwen.heads % qwen.kvHeads === 0, `qwen_config.num_heads (${qwen.heads}) is not a multiple of num_kv_heads (${qwen.kvHeads})`)
+  need(
+    raw.tok.codebook_size === qwen.codebookSize,
+    `tokenizer_config.codebook_size (${String(raw.tok.codebook_size)}) differs from qwen_config.codebook_size (${qwen.codebookSize})`,
+  )
+  need(
+    raw.tok.n_q_tokens === qwen.codebooks,
+    `tokenizer_config.n_q_tokens (${String(raw.tok.n_q_tokens)}) differs from qwen_config.n_q_tokens (${qwen.codebooks})`,
+  )
+  need(
+    raw.tok.split_voc === qwen.codebooks,
+    `tokenizer_config.split_voc (${String(raw.tok.split_voc)}) must equal n_q_tokens (${qwen.codebooks}): each quantizer has its own slice of the codes`,
+  )
+  need(
+    raw.tok.llm_hidden_size === qwen.hidden,
+    `tokenizer_config.llm_hidden_size (${String(raw.tok.llm_hidden_size)}) differs from qwen_config.embed_dim (${qwen.hidden})`,
+  )
+  need(
+    qwen.codebookSize % qwen.codebooks === 0,
+    `qwen_config.codebook_size (${qwen.codebookSize}) is not a multiple of n_q_tokens (${qwen.codebooks})`,
+  )
+  need(
+    qwen.heads % qwen.kvHeads === 0,
+    `qwen_config.num_heads (${qwen.heads}) is not a multiple of num_kv_heads (${qwen.kvHeads})`,
+  )
   need(qwen.headDim % 2 === 0, `qwen_config.head_dim (${qwen.headDim}) must be even for RoPE`)
-  need(vision.hidden % vision.heads === 0 && (vision.hidden / vision.heads) % 4 === 0, `tokenizer_config.vision_config: hidden_size / num_attention_heads (${vision.hidden}/${vision.heads}) must be a multiple of 4 for the 2-D RoPE`)
-  need(Math.floor(vision.imageSize / vision.patchSize) > 0, `tokenizer_config.vision_config.image_size (${vision.imageSize}) is smaller than patch_size (${vision.patchSize})`)
-  need(blockDecoder.dModel % blockDecoder.heads === 0, `token_decoder_config.d_model (${blockDecoder.dModel}) is not a multiple of nhead (${blockDecoder.heads})`)
-  need(blockDecoder.maxLength === qwen.codebooks + 1, `token_decoder_config.max_length (${blockDecoder.maxLength}) must be n_q_tokens + 1 (${qwen.codebooks + 1})`)
-  need(blockDecoder.positionRows >= blockDecoder.maxLength, `token_decoder_config.max_pos_length (${blockDecoder.positionRows}) is below max_length (${blockDecoder.maxLength})`)
-  need(raw.head.input_dim === qwen.hidden, `token_decoder_config.input_dim (${String(raw.head.input_dim)}) differs from qwen_config.embed_dim (${qwen.hidden})`)
-  need(raw.head.eos_token === qwen.eobTokenId, `token_decoder_config.eos_token (${String(raw.head.eos_token)}) differs from qwen_config.q_eos_token (${qwen.eobTokenId})`)
-  for (const [name, id] of Object.entries({ eos_token_id: qwen.eosTokenId, image_token_id: qwen.imageTokenId, vision_start_token_id: qwen.visionStartTokenId, vision_end_token_id: qwen.visionEndTokenId, q_eos_token: qwen.eobTokenId })) {
-    need(id < qwen.vocabSize, `qwen_config.${name} (${id}) is outside the text vocabulary (vocab_size ${qwen.vocabSize})`)
+  need(
+    vision.hidden % vision.heads === 0 && (vision.hidden / vision.heads) % 4 === 0,
+    `tokenizer_config.vision_config: hidden_size / num_attention_heads (${vision.hidden}/${vision.heads}) must be a multiple of 4 for the 2-D RoPE`,
+  )
+  need(
+    Math.floor(vision.imageSize / vision.patchSize) > 0,
+    `tokenizer_config.vision_config.image_size (${vision.imageSize}) is smaller than patch_size (${vision.patchSize})`,
+  )
+  need(
+    blockDecoder.dModel % blockDecoder.heads === 0,
+    `token_decoder_config.d_model (${blockDecoder.dModel}) is not a multiple of nhead (${blockDecoder.heads})`,
+  )
+  need(
+    blockDecoder.maxLength === qwen.codebooks + 1,
+    `token_decoder_config.max_length (${blockDecoder.maxLength}) must be n_q_tokens + 1 (${qwen.codebooks + 1})`,
+  )
+  need(
+    blockDecoder.positionRows >= blockDecoder.maxLength,
+    `token_decoder_config.max_pos_length (${blockDecoder.positionRows}) is below max_length (${blockDecoder.maxLength})`,
+  )
+  need(
+    raw.head.input_dim === qwen.hidden,
+    `token_decoder_config.input_dim (${String(raw.head.input_dim)}) differs from qwen_config.embed_dim (${qwen.hidden})`,
+  )
+  need(
+    raw.head.eos_token === qwen.eobTokenId,
+    `token_decoder_config.eos_token (${String(raw.head.eos_token)}) differs from qwen_config.q_eos_token (${qwen.eobTokenId})`,
+  )
+  for (const [name, id] of Object.entries({
+    eos_token_id: qwen.eosTokenId,
+    image_token_id: qwen.imageTokenId,
+    vision_start_token_id: qwen.visionStartTokenId,
+    vision_end_token_id: qwen.visionEndTokenId,
+    q_eos_token: qwen.eobTokenId,
+  })) {
+    need(
+      id < qwen.vocabSize,
+      `qwen_config.${name} (${id}) is outside the text vocabulary (vocab_size ${qwen.vocabSize})`,
+    )
   }
   return problems
 }
 
-function invalid(detail: string): ConvertError {
-  return new ConvertError('CHECKPOINT_CONFIG_INVALID', detail, KEYE_CONFIG_FILE)
+function invalid(detail: string): KelixError {
+  return new KelixError('CHECKPOINT_CONFIG_INVALID', detail, { file: KEYE_CONFIG_FILE })
 }
 
 function section(parent: Json, name: string, path = ''): Json {
@@ -175,7 +233,8 @@ function reader(obj: Json, path: string) {
   const field = (name: string) => `${path}.${name}`
   const number = (name: string, ok: (n: number) => boolean, what: string): number => {
     const value = obj[name]
-    if (typeof value !== 'number' || !ok(value)) throw invalid(`${field(name)} is ${JSON.stringify(value)}, expected ${what}`)
+    if (typeof value !== 'number' || !ok(value))
+      throw invalid(`${field(name)} is ${JSON.stringify(value)}, expected ${what}`)
     return value
   }
   return {
@@ -183,10 +242,16 @@ function reader(obj: Json, path: string) {
     id: (name: string) => number(name, (n) => Number.isInteger(n) && n >= 0, 'a token id'),
     positive: (name: string) => number(name, (n) => n > 0, 'a positive number'),
     expect(name: string, wanted: unknown) {
-      if (obj[name] !== wanted) throw invalid(`${field(name)} is ${JSON.stringify(obj[name])}; the converter implements only ${JSON.stringify(wanted)}`)
+      if (obj[name] !== wanted)
+        throw invalid(
+          `${field(name)} is ${JSON.stringify(obj[name])}; the converter implements only ${JSON.stringify(wanted)}`,
+        )
     },
     expectIfPresent(name: string, wanted: unknown) {
-      if (name in obj && obj[name] !== wanted) throw invalid(`${field(name)} is ${JSON.stringify(obj[name])}; the converter implements only ${JSON.stringify(wanted)}`)
+      if (name in obj && obj[name] !== wanted)
+        throw invalid(
+          `${field(name)} is ${JSON.stringify(obj[name])}; the converter implements only ${JSON.stringify(wanted)}`,
+        )
     },
   }
 }

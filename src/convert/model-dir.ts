@@ -13,7 +13,11 @@ import { basename, dirname, join } from 'node:path'
  * `dir`. With `replace`, whatever is at `dir` is removed first; without it, a
  * model another process put there first (same name, finished earlier) is kept.
  */
-export async function writeModelDirAtomically<T>(dir: string, write: (staging: string) => Promise<T>, opts: { replace: boolean }): Promise<T> {
+export async function writeModelDirAtomically<T>(
+  dir: string,
+  write: (staging: string) => Promise<T>,
+  opts: { replace: boolean },
+): Promise<T> {
   await mkdir(dirname(dir), { recursive: true })
   const staging = join(dirname(dir), `.${basename(dir)}.converting-${process.pid}-${Date.now()}`)
   await mkdir(staging)

@@ -10,8 +10,8 @@
 import { open, type FileHandle } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { elementCount } from '../builder/tensor-data.js'
-import { ConvertError } from './errors.js'
 import { isJsonObject } from './json-object.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 /** The element types the converter reads (the published checkpoints are all BF16; diffusers' VAE is F32). */
 export type StoredDtype = 'BF16' | 'F16' | 'F32'
@@ -55,7 +55,10 @@ export async function readSafetensorsHeader(
     }
     const headerBytes = Number(headerLength)
     if (8 + headerBytes > fileSize) {
-      throw shardInvalid(file, `the header length is ${headerBytes} bytes but the file has only ${fileSize - 8} after it`)
+      throw shardInvalid(
+        file,
+        `the header length is ${headerBytes} bytes but the file has only ${fileSize - 8} after it`,
+      )
     }
     const header = parseHeader(await readExactly(handle, 8, new Uint8Array(headerBytes), file), file)
     return checkEntries(header, path, 8 + headerBytes, fileSize)
@@ -70,7 +73,7 @@ export async function openShard(path: string): Promise<FileHandle> {
     return await open(path, 'r')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new ConvertError('CHECKPOINT_FILE_MISSING', `not found in ${dirname(path)}`, basename(path))
+      throw new KelixError('CHECKPOINT_FILE_MISSING', `not found in ${dirname(path)}`, { file: basename(path) })
     }
     throw err
   }
@@ -80,12 +83,20 @@ export async function openShard(path: string): Promise<FileHandle> {
  * Fills `into` from `position` by positional reads. A file that ends first
  * (it shrank since its header was read) is CHECKPOINT_SHARD_INVALID naming `file`.
  */
-export async function readExactly(handle: FileHandle, position: number, into: Uint8Array, file: string): Promise<Uint8Array> {
+export async function readExactly(
+  handle: FileHandle,
+  position: number,
+  into: Uint8Array,
+  file: string,
+): Promise<Uint8Array> {
   let done = 0
   while (done < into.byteLength) {
     const { bytesRead } = await handle.read(into, done, into.byteLength - done, position + done)
     if (bytesRead === 0) {
-      throw shardInvalid(file, `read ${done} of ${into.byteLength} bytes at byte ${position}: the file ends at byte ${position + done}`)
+      throw shardInvalid(
+        file,
+        `read ${done} of ${into.byteLength} bytes at byte ${position}: the file ends at byte ${position + done}`,
+      )
     }
     done += bytesRead
   }
@@ -111,7 +122,8 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1
  */
 export function decodeInto(bytes: Uint8Array, dtype: StoredDtype, out: Float32Array, at: number): void {
   const size = ELEMENT_BYTES[dtype]
-  if (bytes.byteLength % size !== 0) throw new RangeError(`${bytes.byteLength} bytes are not a whole number of ${dtype} elements`)
+  if (bytes.byteLength % size !== 0)
+    throw new RangeError(`${bytes.byteLength} bytes are not a whole number of ${dtype} elements`)
   const count = bytes.byteLength / size
   if (at < 0 || at + count > out.length) throw new RangeError(`${count} elements at ${at} do not fit ${out.length}`)
   const bits = new Uint32Array(out.buffer, out.byteOffset + at * 4, count)
@@ -215,13 +227,18 @@ export async function writeSafetensorsStreaming(
 }
 
 /** The bytes before the data: the 8-byte header length and the padded JSON header of `sorted` tensors. */
-function safetensorsHeader(sorted: ReadonlyArray<TensorShape>, dtype: 'BF16' | 'F32', metadata: Record<string, string>, file: string): Uint8Array {
+function safetensorsHeader(
+  sorted: ReadonlyArray<TensorShape>,
+  dtype: 'BF16' | 'F32',
+  metadata: Record<string, string>,
+  file: string,
+): Uint8Array {
   const entries: string[] = []
   let offset = 0
   for (const [i, { key, shape }] of sorted.entries()) {
     checkShape(key, shape, file)
     if (key === METADATA_KEY || key === sorted[i - 1]?.key) {
-      throw new ConvertError('CONVERT_OPTION_INVALID', `tensor key ${key} is reserved or given twice`, file)
+      throw new KelixError('CONVERT_OPTION_INVALID', `tensor key ${key} is reserved or given twice`, { file: file })
     }
     const end = offset + elementCount(shape) * ELEMENT_BYTES[dtype]
     // Built by hand, not from an object: an object would move integer-like keys to the front.
@@ -240,7 +257,7 @@ function safetensorsHeader(sorted: ReadonlyArray<TensorShape>, dtype: 'BF16' | '
 
 /** Writes all of `bytes` at `position` (a write may be partial); returns the position after them. */
 async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<number> {
-  for (let done = 0; done < bytes.byteLength; ) {
+  for (let done = 0; done < bytes.byteLength;) {
     const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done)
     if (bytesWritten === 0) throw new Error(`wrote 0 of ${bytes.byteLength - done} bytes at byte ${position + done}`)
     done += bytesWritten
@@ -252,14 +269,22 @@ async function writeFully(handle: FileHandle, bytes: Uint8Array, position: numbe
 export function checkTensorData(key: string, shape: readonly number[], data: Float32Array, file?: string): void {
   checkShape(key, shape, file)
   if (data.length !== elementCount(shape)) {
-    throw new ConvertError('CHECKPOINT_SHAPE_MISMATCH', `tensor ${key} has ${data.length} values but shape [${shape.join(', ')}] needs ${elementCount(shape)}`, file)
+    throw new KelixError(
+      'CHECKPOINT_SHAPE_MISMATCH',
+      `tensor ${key} has ${data.length} values but shape [${shape.join(', ')}] needs ${elementCount(shape)}`,
+      { file: file },
+    )
   }
 }
 
 /** Throws CHECKPOINT_SHAPE_MISMATCH when `shape` is not a list of non-negative integers. */
 export function checkShape(key: string, shape: readonly number[], file?: string): void {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new ConvertError('CHECKPOINT_SHAPE_MISMATCH', `tensor ${key} has shape ${JSON.stringify(shape)}, not a list of non-negative integers`, file)
+    throw new KelixError(
+      'CHECKPOINT_SHAPE_MISMATCH',
+      `tensor ${key} has shape ${JSON.stringify(shape)}, not a list of non-negative integers`,
+      { file: file },
+    )
   }
 }
 
@@ -327,19 +352,32 @@ function checkEntry(key: string, entry: unknown, path: string, dataStart: number
   }
   const range = byteRange(offsets)
   if (range === undefined) {
-    throw shardInvalid(file, `tensor ${key} has data_offsets ${JSON.stringify(offsets)}, not [begin, end] integers with begin <= end`)
+    throw shardInvalid(
+      file,
+      `tensor ${key} has data_offsets ${JSON.stringify(offsets)}, not [begin, end] integers with begin <= end`,
+    )
   }
   const [begin, end] = range
   if (!Object.hasOwn(ELEMENT_BYTES, dtype)) {
-    throw new ConvertError('CHECKPOINT_DTYPE_UNSUPPORTED', `tensor ${key} has dtype ${dtype}; only BF16, F16 and F32 are read`, file)
+    throw new KelixError(
+      'CHECKPOINT_DTYPE_UNSUPPORTED',
+      `tensor ${key} has dtype ${dtype}; only BF16, F16 and F32 are read`,
+      { file: file },
+    )
   }
   const stored = dtype as StoredDtype
   const needed = elementCount(shape) * ELEMENT_BYTES[stored]
   if (end - begin !== needed) {
-    throw shardInvalid(file, `tensor ${key} (${stored}, shape [${shape.join(', ')}]) needs ${needed} bytes but its data_offsets [${begin}, ${end}] hold ${end - begin}`)
+    throw shardInvalid(
+      file,
+      `tensor ${key} (${stored}, shape [${shape.join(', ')}]) needs ${needed} bytes but its data_offsets [${begin}, ${end}] hold ${end - begin}`,
+    )
   }
   if (dataStart + end > fileSize) {
-    throw shardInvalid(file, `the file ends at byte ${fileSize} but the tensor ${key} needs bytes up to ${dataStart + end}`)
+    throw shardInvalid(
+      file,
+      `the file ends at byte ${fileSize} but the tensor ${key} needs bytes up to ${dataStart + end}`,
+    )
   }
   return { key, dtype: stored, shape: shape as number[], file: path, dataOffset: dataStart + begin, byteLength: needed }
 }
@@ -358,8 +396,12 @@ function checkNoOverlap(tensors: StoredTensor[], dataStart: number, file: string
     const previous = ranges[i - 1] as StoredTensor
     const current = ranges[i] as StoredTensor
     if (current.dataOffset < previous.dataOffset + previous.byteLength) {
-      const range = (t: StoredTensor): string => `[${t.dataOffset - dataStart}, ${t.dataOffset - dataStart + t.byteLength}]`
-      throw shardInvalid(file, `tensors ${previous.key} ${range(previous)} and ${current.key} ${range(current)} overlap`)
+      const range = (t: StoredTensor): string =>
+        `[${t.dataOffset - dataStart}, ${t.dataOffset - dataStart + t.byteLength}]`
+      throw shardInvalid(
+        file,
+        `tensors ${previous.key} ${range(previous)} and ${current.key} ${range(current)} overlap`,
+      )
     }
   }
 }
@@ -375,6 +417,6 @@ function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 }
 
-function shardInvalid(file: string, detail: string): ConvertError {
-  return new ConvertError('CHECKPOINT_SHARD_INVALID', detail, file)
+function shardInvalid(file: string, detail: string): KelixError {
+  return new KelixError('CHECKPOINT_SHARD_INVALID', detail, { file: file })
 }

@@ -6,8 +6,8 @@
  * default (muse/config/model_config.py), as the reference loads it.
  */
 import type { Checkpoint } from './checkpoint.js'
-import { ConvertError } from './errors.js'
 import { parseJsonObject } from './json-object.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export const SANA_CONFIG_FILE = 'config.json'
 
@@ -91,14 +91,19 @@ type Json = Record<string, unknown>
 
 /** Parses and checks the text of a DiT checkpoint's config.json. */
 export function parseSanaConfig(text: string, file = SANA_CONFIG_FILE): SanaDitConfig {
-  const invalid = (detail: string) => new ConvertError('CHECKPOINT_CONFIG_INVALID', detail, file)
+  const invalid = (detail: string) => new KelixError('CHECKPOINT_CONFIG_INVALID', detail, { file: file })
   const json = parseJsonObject(text, invalid)
   if (json.__class__ !== 'SanaConfig') {
-    throw invalid(`__class__ is ${JSON.stringify(json.__class__)}, expected "SanaConfig" (the Kelix-DiT checkpoint; the LLM checkpoint says "KeyeARConfig")`)
+    throw invalid(
+      `__class__ is ${JSON.stringify(json.__class__)}, expected "SanaConfig" (the Kelix-DiT checkpoint; the LLM checkpoint says "KeyeARConfig")`,
+    )
   }
   // The reference's config classes forbid extra fields: an unknown one is a newer architecture flag.
   const unknown = Object.keys(json).filter((k) => k !== '__class__' && !(k in SANA_CONFIG_DEFAULTS))
-  if (unknown.length > 0) throw invalid(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}: not a SanaConfig field the converter knows, so not implemented`)
+  if (unknown.length > 0)
+    throw invalid(
+      `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}: not a SanaConfig field the converter knows, so not implemented`,
+    )
   const f = reader({ ...SANA_CONFIG_DEFAULTS, ...json }, invalid)
 
   refuseUnimplemented(f)
@@ -134,7 +139,10 @@ export function sanaConditionLength(checkpoint: Checkpoint): number {
   const { shape } = checkpoint.tensor(NULL_CAPTION_KEY)
   const rows = shape[0]
   if (shape.length !== 2 || rows === undefined || rows < 1) {
-    throw new ConvertError('CHECKPOINT_SHAPE_MISMATCH', `${NULL_CAPTION_KEY} has shape [${shape.join(', ')}], expected [condition length, caption_channels]`)
+    throw new KelixError(
+      'CHECKPOINT_SHAPE_MISMATCH',
+      `${NULL_CAPTION_KEY} has shape [${shape.join(', ')}], expected [condition length, caption_channels]`,
+    )
   }
   return rows
 }
@@ -165,18 +173,25 @@ function relationProblems(c: SanaDitConfig): string[] {
     if (!ok) problems.push(message)
   }
   need(c.hidden % c.crossHeads === 0, `hidden_size (${c.hidden}) is not a multiple of num_heads (${c.crossHeads})`)
-  need(c.hidden % c.linearHeadDim === 0, `hidden_size (${c.hidden}) is not a multiple of linear_head_dim (${c.linearHeadDim})`)
+  need(
+    c.hidden % c.linearHeadDim === 0,
+    `hidden_size (${c.hidden}) is not a multiple of linear_head_dim (${c.linearHeadDim})`,
+  )
   need(c.inputSize % c.patchSize === 0, `input_size (${c.inputSize}) is not a multiple of patch_size (${c.patchSize})`)
   need(c.ffnInner > 0, `hidden_size · mlp_ratio gives an FFN width of ${c.ffnInner}`)
   // The sin-cos table splits the width in two axes of sin and cos halves.
-  need(c.positionEmbedding === null || c.hidden % 4 === 0, `use_pe needs hidden_size (${c.hidden}) to be a multiple of 4`)
+  need(
+    c.positionEmbedding === null || c.hidden % 4 === 0,
+    `use_pe needs hidden_size (${c.hidden}) to be a multiple of 4`,
+  )
   return problems
 }
 
 /** Typed field access that names the field and the value it found. */
-function reader(obj: Json, invalid: (detail: string) => ConvertError) {
+function reader(obj: Json, invalid: (detail: string) => KelixError) {
   const show = (name: string) => `${name} is ${JSON.stringify(obj[name])}`
-  const notImplemented = (name: string, wanted: string) => invalid(`${show(name)}: not implemented (the converter implements only ${wanted})`)
+  const notImplemented = (name: string, wanted: string) =>
+    invalid(`${show(name)}: not implemented (the converter implements only ${wanted})`)
   const number = (name: string, ok: (n: number) => boolean, what: string): number => {
     const value = obj[name]
     if (typeof value !== 'number' || !ok(value)) throw invalid(`${show(name)}, expected ${what}`)
@@ -198,7 +213,8 @@ function reader(obj: Json, invalid: (detail: string) => ConvertError) {
     },
     expectList(name: string, wanted: readonly unknown[]) {
       const value = obj[name]
-      if (!Array.isArray(value) || value.length !== wanted.length || value.some((v, i) => v !== wanted[i])) throw notImplemented(name, JSON.stringify(wanted))
+      if (!Array.isArray(value) || value.length !== wanted.length || value.some((v, i) => v !== wanted[i]))
+        throw notImplemented(name, JSON.stringify(wanted))
     },
   }
 }

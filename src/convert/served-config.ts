@@ -9,9 +9,9 @@ import type { Architecture } from '../builder/architecture.js'
 import type { KelixConfig, SpecialTokens } from '../engine/model-config.js'
 import { parseConfig } from '../engine/model-config.js'
 import { DEFAULT_ROW_MARKER } from '../engine/prompt/image-blocks.js'
-import { ConvertError } from './errors.js'
 import { isJsonObject } from './json-object.js'
 import type { KeyeConfig } from './keye-config.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export const TOKENIZER_FILE = 'tokenizer.json'
 export const PREPROCESSOR_FILE = 'preprocessor_config.json'
@@ -23,7 +23,13 @@ export const PREPROCESSOR_FILE = 'preprocessor_config.json'
  * most 28·28·1280 pixels (1,280 positions, Qwen2-VL's default and Kelix's
  * training maximum), mean = std = 0.5 (SigLIP's).
  */
-export const PROCESSOR_DEFAULTS = { minPositions: 1, maxPositions: 1280, mergeSize: 2, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } as const
+export const PROCESSOR_DEFAULTS = {
+  minPositions: 1,
+  maxPositions: 1280,
+  mergeSize: 2,
+  mean: [0.5, 0.5, 0.5],
+  std: [0.5, 0.5, 0.5],
+} as const
 
 /** Settings a release does not carry: the deployment's choices. */
 export interface ServedOptions {
@@ -37,7 +43,12 @@ export interface ServedOptions {
   generation?: KelixConfig['generation']
 }
 
-export const DEFAULT_GENERATION: KelixConfig['generation'] = { max_new_tokens: 1024, temperature: 0.7, top_p: 0.9, top_k: 0 }
+export const DEFAULT_GENERATION: KelixConfig['generation'] = {
+  max_new_tokens: 1024,
+  temperature: 0.7,
+  top_p: 0.9,
+  top_k: 0,
+}
 
 type Json = Record<string, unknown>
 
@@ -52,7 +63,12 @@ const SPECIAL_STRINGS: Record<Exclude<keyof SpecialTokens, 'eob'>, string> = {
   mm_pos_end: '<|mm_pos_end|>',
 }
 
-export function deriveArchitecture(keye: KeyeConfig, tokenizerJson: Json, processor: Json | undefined, options: ServedOptions): Architecture {
+export function deriveArchitecture(
+  keye: KeyeConfig,
+  tokenizerJson: Json,
+  processor: Json | undefined,
+  options: ServedOptions,
+): Architecture {
   const { qwen, vision, quantizer, blockDecoder } = keye
   const perBook = qwen.codebookSize / qwen.codebooks
   const bounds = processorBounds(processor, vision.patchSize)
@@ -61,7 +77,13 @@ export function deriveArchitecture(keye: KeyeConfig, tokenizerJson: Json, proces
     format: 'kelix-onnx',
     format_version: 1,
     name: options.name,
-    vocab: { text_vocab_size: qwen.vocabSize, num_codebooks: qwen.codebooks, codebook_size: perBook, visual_id_offset: qwen.vocabSize, vocab_size: qwen.vocabSize + qwen.codebookSize },
+    vocab: {
+      text_vocab_size: qwen.vocabSize,
+      num_codebooks: qwen.codebooks,
+      codebook_size: perBook,
+      visual_id_offset: qwen.vocabSize,
+      vocab_size: qwen.vocabSize + qwen.codebookSize,
+    },
     special_tokens: specialTokens(keye, tokenizerJson),
     block_size: blockDecoder.maxLength,
     vision: {
@@ -85,7 +107,11 @@ export function deriveArchitecture(keye: KeyeConfig, tokenizerJson: Json, proces
       rms_norm_eps: qwen.normEps,
       kv_dtype: 'float32',
     },
-    block_decoder: { hidden_size: blockDecoder.dModel, num_heads: blockDecoder.heads, intermediate_size: blockDecoder.feedForward },
+    block_decoder: {
+      hidden_size: blockDecoder.dModel,
+      num_heads: blockDecoder.heads,
+      intermediate_size: blockDecoder.feedForward,
+    },
     generation: options.generation ?? DEFAULT_GENERATION,
   }
   checkLoadable(config)
@@ -111,14 +137,20 @@ export function checkLoadable(config: KelixConfig): void {
   try {
     parseConfig(JSON.stringify(config))
   } catch (err) {
-    throw new ConvertError('CONVERT_OPTION_INVALID', `the derived config.json would not load: ${(err as Error).message}`)
+    throw new KelixError('CONVERT_OPTION_INVALID', `the derived config.json would not load: ${(err as Error).message}`)
   }
 }
 
 /** Special ids: the config's where it names them, checked against the tokenizer's strings; the rest found by string. */
 function specialTokens(keye: KeyeConfig, tokenizerJson: Json): SpecialTokens {
-  const added = Array.isArray(tokenizerJson.added_tokens) ? (tokenizerJson.added_tokens as Array<{ id?: unknown; content?: unknown }>) : []
-  const byContent = new Map(added.filter((t) => typeof t.content === 'string' && typeof t.id === 'number').map((t) => [t.content as string, t.id as number]))
+  const added = Array.isArray(tokenizerJson.added_tokens)
+    ? (tokenizerJson.added_tokens as Array<{ id?: unknown; content?: unknown }>)
+    : []
+  const byContent = new Map(
+    added
+      .filter((t) => typeof t.content === 'string' && typeof t.id === 'number')
+      .map((t) => [t.content as string, t.id as number]),
+  )
   const contentOf = new Map([...byContent].map(([content, id]) => [id, content]))
   const find = (name: keyof typeof SPECIAL_STRINGS): number => {
     const id = byContent.get(SPECIAL_STRINGS[name])
@@ -142,17 +174,22 @@ function specialTokens(keye: KeyeConfig, tokenizerJson: Json): SpecialTokens {
     ['vision_end_token_id', keye.qwen.visionEndTokenId, tokens.vision_end],
   ]
   for (const [field, configId, tokenizerId] of fromConfig) {
-    if (configId !== tokenizerId) throw mismatch(`config.json qwen_config.${field} is ${configId}, but the tokenizer gives ${JSON.stringify(contentOf.get(tokenizerId))} id ${tokenizerId}`)
+    if (configId !== tokenizerId)
+      throw mismatch(
+        `config.json qwen_config.${field} is ${configId}, but the tokenizer gives ${JSON.stringify(contentOf.get(tokenizerId))} id ${tokenizerId}`,
+      )
   }
-  if (!contentOf.has(tokens.eob)) throw mismatch(`config.json qwen_config.q_eos_token is ${tokens.eob}, but no added token has that id`)
+  if (!contentOf.has(tokens.eob))
+    throw mismatch(`config.json qwen_config.q_eos_token is ${tokens.eob}, but no added token has that id`)
   for (const [name, id] of Object.entries(tokens)) {
-    if (id >= keye.qwen.vocabSize) throw mismatch(`special_tokens.${name} id ${id} is outside the text vocabulary (${keye.qwen.vocabSize})`)
+    if (id >= keye.qwen.vocabSize)
+      throw mismatch(`special_tokens.${name} id ${id} is outside the text vocabulary (${keye.qwen.vocabSize})`)
   }
   return tokens
 }
 
-function mismatch(detail: string): ConvertError {
-  return new ConvertError('CHECKPOINT_TOKENIZER_MISMATCH', detail, TOKENIZER_FILE)
+function mismatch(detail: string): KelixError {
+  return new KelixError('CHECKPOINT_TOKENIZER_MISMATCH', detail, { file: TOKENIZER_FILE })
 }
 
 interface ProcessorBounds {
@@ -173,25 +210,44 @@ function processorBounds(processor: Json | undefined, patchSize: number): Proces
   const size = isJsonObject(p.size) ? p.size : {}
   const numberAt = (value: unknown, name: string): number | undefined => {
     if (value === undefined || value === null) return undefined
-    if (typeof value !== 'number' || !(value > 0)) throw new ConvertError('CHECKPOINT_CONFIG_INVALID', `${name} is ${JSON.stringify(value)}, expected a positive number`, PREPROCESSOR_FILE)
+    if (typeof value !== 'number' || !(value > 0))
+      throw new KelixError(
+        'CHECKPOINT_CONFIG_INVALID',
+        `${name} is ${JSON.stringify(value)}, expected a positive number`,
+        { file: PREPROCESSOR_FILE },
+      )
     return value
   }
   const merge = numberAt(p.merge_size, 'merge_size') ?? PROCESSOR_DEFAULTS.mergeSize
   const releasePatch = numberAt(p.patch_size, 'patch_size')
   if (releasePatch !== undefined && releasePatch !== patchSize) {
-    throw new ConvertError('CHECKPOINT_CONFIG_INVALID', `patch_size is ${releasePatch}, but the vision config's patch_size is ${patchSize}`, PREPROCESSOR_FILE)
+    throw new KelixError(
+      'CHECKPOINT_CONFIG_INVALID',
+      `patch_size is ${releasePatch}, but the vision config's patch_size is ${patchSize}`,
+      { file: PREPROCESSOR_FILE },
+    )
   }
   const pixelsPerPosition = (patchSize * merge) ** 2
   const minPixels = numberAt(p.min_pixels, 'min_pixels') ?? numberAt(size.shortest_edge, 'size.shortest_edge')
   const maxPixels = numberAt(p.max_pixels, 'max_pixels') ?? numberAt(size.longest_edge, 'size.longest_edge')
-  const minPositions = minPixels === undefined ? PROCESSOR_DEFAULTS.minPositions : Math.max(1, Math.ceil(minPixels / pixelsPerPosition))
-  const maxPositions = maxPixels === undefined ? PROCESSOR_DEFAULTS.maxPositions : Math.floor(maxPixels / pixelsPerPosition)
+  const minPositions =
+    minPixels === undefined ? PROCESSOR_DEFAULTS.minPositions : Math.max(1, Math.ceil(minPixels / pixelsPerPosition))
+  const maxPositions =
+    maxPixels === undefined ? PROCESSOR_DEFAULTS.maxPositions : Math.floor(maxPixels / pixelsPerPosition)
   const channels = (value: unknown, name: string, fallback: readonly number[]): number[] => {
     if (value === undefined) return [...fallback]
     if (!Array.isArray(value) || value.length !== 3 || value.some((v) => typeof v !== 'number')) {
-      throw new ConvertError('CHECKPOINT_CONFIG_INVALID', `${name} is ${JSON.stringify(value)}, expected three numbers`, PREPROCESSOR_FILE)
+      throw new KelixError('CHECKPOINT_CONFIG_INVALID', `${name} is ${JSON.stringify(value)}, expected three numbers`, {
+        file: PREPROCESSOR_FILE,
+      })
     }
     return value as number[]
   }
-  return { minPositions, maxPositions, mergeSize: merge, mean: channels(p.image_mean, 'image_mean', PROCESSOR_DEFAULTS.mean), std: channels(p.image_std, 'image_std', PROCESSOR_DEFAULTS.std) }
+  return {
+    minPositions,
+    maxPositions,
+    mergeSize: merge,
+    mean: channels(p.image_mean, 'image_mean', PROCESSOR_DEFAULTS.mean),
+    std: channels(p.image_std, 'image_std', PROCESSOR_DEFAULTS.std),
+  }
 }

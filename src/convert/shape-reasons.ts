@@ -17,6 +17,7 @@ export function shapeReason(c: KeyeConfig, key: string): string | undefined {
   if (key.startsWith('visual_tokenizer.visual.')) {
     return `vision_config.hidden_size ${vision.hidden}, intermediate_size ${vision.intermediate}, patch_size ${vision.patchSize}, image_size ${vision.imageSize}`
   }
-  if (key.startsWith('visual_tokenizer.')) return `vision_config.hidden_size ${vision.hidden} (merged ×4), qwen_config.embed_dim ${qwen.hidden}, tokenizer_config.embedding_dim ${quantizer.codeDim} × n_q_tokens ${qwen.codebooks}`
+  if (key.startsWith('visual_tokenizer.'))
+    return `vision_config.hidden_size ${vision.hidden} (merged ×4), qwen_config.embed_dim ${qwen.hidden}, tokenizer_config.embedding_dim ${quantizer.codeDim} × n_q_tokens ${qwen.codebooks}`
   return undefined
 }

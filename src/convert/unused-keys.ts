@@ -21,7 +21,11 @@ export function familyOf(key: string): string {
   return key.replace(/\.\d+(?=\.|$)/g, '.{i}')
 }
 
-export function unusedFamilies(keys: readonly string[], parameters: (key: string) => number, familyOfKey: (key: string) => string = familyOf): UnusedFamily[] {
+export function unusedFamilies(
+  keys: readonly string[],
+  parameters: (key: string) => number,
+  familyOfKey: (key: string) => string = familyOf,
+): UnusedFamily[] {
   const families = new Map<string, UnusedFamily>()
   for (const key of keys) {
     const family = familyOfKey(key)

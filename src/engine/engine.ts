@@ -11,9 +11,9 @@
  * Which sequences run and how many blocks each computes is the scheduler's
  * decision (src/batching); the engine only executes a plan.
  */
+import { newTokenBudget } from './context-length.js'
 import { decodeBlocks } from './decode/block-decoding.js'
 import { runDecoder, type DecoderRow } from './decode/decoder-call.js'
-import { EngineError } from './errors.js'
 import { ImageTokenizer, type ImageTiming } from './images/image-tokenizer.js'
 import { HostKvStore } from './kv/host-kv-store.js'
 import { PREFIX_CHUNK } from './kv/prefix-cache.js'
@@ -30,6 +30,7 @@ import { Sequence, type SequenceOptions, type SequenceOutput } from './sequence.
 import { renderPrompt } from './text/chat-prompt.js'
 import { TextTokenizer } from './text/tokenizer.js'
 import type { ChatMessage, EchoedPrompt, ResponseFormat } from './types.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export interface EngineOptions {
   /** Largest decoded image, in pixels, checked before decoding. Default 50 megapixels. */
@@ -98,7 +99,10 @@ export class Engine {
     readonly model: KelixModel,
     options: EngineOptions = {},
   ) {
-    this.kv = new HostKvStore(model.config, options.prefixCachePositions === undefined ? {} : { prefixCachePositions: options.prefixCachePositions })
+    this.kv = new HostKvStore(
+      model.config,
+      options.prefixCachePositions === undefined ? {} : { prefixCachePositions: options.prefixCachePositions },
+    )
     this.tokenizer = new TextTokenizer(model.tokenizer, model.config)
     this.responseGrammars = new ResponseGrammars(model, this.tokenizer)
     this.images = new ImageTokenizer(model.visualTokenizer, model.config, {
@@ -108,11 +112,18 @@ export class Engine {
   }
 
   /** Renders the chat template, tokenizes the text and the images, and lays out the blocks. */
-  async preparePrompt(messages: readonly ChatMessage[], opts: { addGenerationPrompt: boolean }): Promise<PreparedPrompt> {
+  async preparePrompt(
+    messages: readonly ChatMessage[],
+    opts: { addGenerationPrompt: boolean },
+  ): Promise<PreparedPrompt> {
     const template = this.model.tokenizer.tokenizerConfig.chat_template as string
     const pieces = renderPrompt(this.tokenizer, template, [...messages], opts)
     const images: ImageTiming[] = []
-    const visuals = await Promise.all(pieces.map((p) => (p.kind === 'image' ? this.images.tokenize(p.image, (timing) => images.push(timing)) : undefined)))
+    const visuals = await Promise.all(
+      pieces.map((p) =>
+        p.kind === 'image' ? this.images.tokenize(p.image, (timing) => images.push(timing)) : undefined,
+      ),
+    )
     const { block_size: blockSize, special_tokens: special } = this.model.config
     const blocks = new BlockBuffer(blockSize, special.eob, 256)
     const encodeMarker = (text: string) => this.tokenizer.encodeOrdinary(text)
@@ -136,7 +147,7 @@ export class Engine {
    */
   preparePlainPrompt(prompt: { text: string } | { ids: readonly number[] }): PreparedPrompt {
     const ids = 'text' in prompt ? this.tokenizer.encode(prompt.text) : prompt.ids
-    if (ids.length === 0) throw new EngineError('PROMPT_TOKENS_INVALID', 'the prompt is empty')
+    if (ids.length === 0) throw new KelixError('invalid_prompt', 'the prompt is empty')
     this.checkTextIds(ids)
     const { block_size: blockSize, special_tokens: special } = this.model.config
     const blocks = new BlockBuffer(blockSize, special.eob, ids.length)
@@ -148,16 +159,20 @@ export class Engine {
   checkTextIds(ids: readonly number[]): void {
     const [lo, hi] = vocabPartRange(this.model.config, TEXT_PART)
     const bad = ids.findIndex((id) => !Number.isInteger(id) || id < lo || id >= hi)
-    if (bad >= 0) throw new EngineError('PROMPT_TOKENS_INVALID', `prompt token ${bad} is ${ids[bad]}, not a text token id (0 to ${hi - 1})`)
+    if (bad >= 0)
+      throw new KelixError('invalid_prompt', `prompt token ${bad} is ${ids[bad]}, not a text token id (0 to ${hi - 1})`)
   }
 
   /** Registers a sequence over its own copy of the prompt; nothing runs until a step plans it. */
   add(id: string, prompt: PreparedPrompt, options: SequenceOptions): void {
     try {
       if (this.sequences.has(id)) throw new Error(`sequence ${id} already exists`)
-      if (prompt.blocks.length + options.maxNewTokens > this.model.config.llm.max_position_embeddings) {
-        throw new EngineError('CONTEXT_LENGTH_EXCEEDED', `prompt of ${prompt.blocks.length} positions plus ${options.maxNewTokens} new tokens exceeds the context of ${this.model.config.llm.max_position_embeddings}`)
-      }
+      newTokenBudget({
+        context: this.contextLength,
+        promptTokens: prompt.blocks.length,
+        imagePositions: prompt.imagePositions,
+        requested: options.maxNewTokens,
+      })
       this.sequences.set(id, new Sequence(id, this.model, this.tokenizer, prompt.blocks.clone(), options))
     } catch (err) {
       options.constraint?.dispose()
@@ -178,11 +193,19 @@ export class Engine {
    * opened) plus <|vision_start|>, then the grid grammar. The span's hidden
    * states are captured as it is computed; read them with `imageCondition`.
    */
-  addImageGeneration(id: string, prompt: PreparedPrompt, options: Omit<SequenceOptions, 'grammar' | 'maxNewTokens' | 'stop' | 'stopTokenIds'> & { grid: number }): void {
+  addImageGeneration(
+    id: string,
+    prompt: PreparedPrompt,
+    options: Omit<SequenceOptions, 'grammar' | 'maxNewTokens' | 'stop' | 'stopTokenIds'> & { grid: number },
+  ): void {
     const blocks = prompt.blocks.clone()
     blocks.push([this.model.config.special_tokens.vision_start])
     const grammar = this.grammarFor(options.grid)
-    this.add(id, { ...prompt, blocks }, { sampling: options.sampling, maxNewTokens: grammar.length, stop: [], stopTokenIds: [], grammar })
+    this.add(
+      id,
+      { ...prompt, blocks },
+      { sampling: options.sampling, maxNewTokens: grammar.length, stop: [], stopTokenIds: [], grammar },
+    )
   }
 
   /** Blocks an image generation of this grid writes after its prompt. */
@@ -197,6 +220,11 @@ export class Engine {
       this.grammars.set(grid, grammar)
     }
     return grammar
+  }
+
+  /** The model's context, positions: a sequence's prompt and generated blocks together never pass it. */
+  get contextLength(): number {
+    return this.model.config.llm.max_position_embeddings
   }
 
   get(id: string): Sequence | undefined {
@@ -216,25 +244,51 @@ export class Engine {
     await this.prepareMasks(rows)
     const { due: ready, finishing, scoring } = await llm
     for (const row of rows) this.rememberPrompt(this.sequences.get(row.seqId) as Sequence)
-    for (const s of scoring) s.seq.promptLogprobs.push(...(await promptLogprobs(this.model, this.tokenizer, s.states, s.nextIds, s.seq.options.echo?.logprobs ?? 0)))
+    for (const s of scoring)
+      s.seq.promptLogprobs.push(
+        ...(await promptLogprobs(this.model, this.tokenizer, s.states, s.nextIds, s.seq.options.echo?.logprobs ?? 0)),
+      )
     this.timings.llmMs += performance.now() - llmStart
     this.timings.steps++
     const outputs = new Map<string, StepOutput>()
-    for (const p of plan) outputs.set(p.id, { tokenIds: [], text: '', logprobs: undefined, finishReason: undefined, sampled: false })
+    for (const p of plan)
+      outputs.set(p.id, { tokenIds: [], text: '', logprobs: undefined, finishReason: undefined, sampled: false })
     for (const seq of finishing) outputs.set(seq.id, { ...seq.finishImage(), sampled: false })
-    const prompts = new Map(ready.filter((d) => d.seq.options.echo !== undefined && !d.seq.promptReported).map((d) => [d.seq.id, this.echoed(d.seq)]))
+    const prompts = new Map(
+      ready
+        .filter((d) => d.seq.options.echo !== undefined && !d.seq.promptReported)
+        .map((d) => [d.seq.id, this.echoed(d.seq)]),
+    )
     // max_tokens 0: the prompt alone (scored), nothing sampled.
     for (const { seq } of ready.filter((d) => d.seq.options.maxNewTokens === 0)) {
       seq.finishReason = 'length'
-      outputs.set(seq.id, { tokenIds: [], text: '', logprobs: undefined, finishReason: 'length', sampled: false, ...withPrompt(prompts.get(seq.id)) })
+      outputs.set(seq.id, {
+        tokenIds: [],
+        text: '',
+        logprobs: undefined,
+        finishReason: 'length',
+        sampled: false,
+        ...withPrompt(prompts.get(seq.id)),
+      })
     }
     const due = ready.filter((d) => d.seq.options.maxNewTokens > 0)
     if (due.length > 0) {
       const hidden = this.model.config.llm.hidden_size
       const states = new Float32Array(due.length * hidden)
       due.forEach((d, i) => states.set(d.hidden, i * hidden))
-      const blocks = await decodeBlocks(this.model, states, due.map((d) => d.seq), this.timings)
-      due.forEach((d, i) => outputs.set(d.seq.id, { ...d.seq.accept(blocks[i] as number[]), sampled: true, ...withPrompt(prompts.get(d.seq.id)) }))
+      const blocks = await decodeBlocks(
+        this.model,
+        states,
+        due.map((d) => d.seq),
+        this.timings,
+      )
+      due.forEach((d, i) =>
+        outputs.set(d.seq.id, {
+          ...d.seq.accept(blocks[i] as number[]),
+          sampled: true,
+          ...withPrompt(prompts.get(d.seq.id)),
+        }),
+      )
     }
     return outputs
   }
@@ -245,12 +299,20 @@ export class Engine {
     const ids = Array.from({ length: seq.promptLength }, (_, i) => seq.blocks.firstId(i))
     if (seq.options.echo?.logprobs === undefined) return { text: this.tokenizer.decode(ids), logprobs: undefined }
     const first = ids[0] as number
-    const head = { id: first, text: this.tokenizer.tokenText(first), bytes: [...this.tokenizer.tokenBytes(first)], logprob: null, top: [] }
+    const head = {
+      id: first,
+      text: this.tokenizer.tokenText(first),
+      bytes: [...this.tokenizer.tokenBytes(first)],
+      logprob: null,
+      top: [],
+    }
     return { text: this.tokenizer.decode(ids), logprobs: [head, ...seq.promptLogprobs] }
   }
 
   /** decoder.onnx over the rows' new blocks: decodes, then prefill chunks, in separate calls. */
-  private async runLlm(rows: readonly DecoderRow[]): Promise<{ due: Array<{ seq: Sequence; hidden: Float32Array }>; finishing: Sequence[]; scoring: PromptScoring[] }> {
+  private async runLlm(
+    rows: readonly DecoderRow[],
+  ): Promise<{ due: Array<{ seq: Sequence; hidden: Float32Array }>; finishing: Sequence[]; scoring: PromptScoring[] }> {
     const due: Array<{ seq: Sequence; hidden: Float32Array }> = []
     const finishing: Sequence[] = []
     const scoring: PromptScoring[] = []
@@ -263,7 +325,12 @@ export class Engine {
         const rowStates = states.subarray(r * width * hidden, (r * width + row.newSlots) * hidden)
         seq.captureStates(seq.numComputed, rowStates, row.newSlots)
         const scored = promptPositionsToScore(seq, row.newSlots)
-        if (scored !== undefined) scoring.push({ seq, states: rowStates.slice((scored.from - seq.numComputed) * hidden, (scored.to - seq.numComputed) * hidden), nextIds: scored.nextIds })
+        if (scored !== undefined)
+          scoring.push({
+            seq,
+            states: rowStates.slice((scored.from - seq.numComputed) * hidden, (scored.to - seq.numComputed) * hidden),
+            nextIds: scored.nextIds,
+          })
         seq.numComputed += row.newSlots
         if (seq.caughtUp && seq.awaitingFinalCompute) finishing.push(seq)
         else if (seq.caughtUp) due.push({ seq, hidden: lastHidden.subarray(r * hidden, (r + 1) * hidden) })
@@ -274,7 +341,12 @@ export class Engine {
 
   /** The grammar masks of constrained rows that will sample this step (their blocks all computed after it). */
   private async prepareMasks(rows: readonly DecoderRow[]): Promise<void> {
-    const sampling = rows.map((row) => this.sequences.get(row.seqId) as Sequence).filter((seq, i) => seq.constraint !== undefined && seq.numComputed + (rows[i] as DecoderRow).newSlots === seq.blocks.length)
+    const sampling = rows
+      .map((row) => this.sequences.get(row.seqId) as Sequence)
+      .filter(
+        (seq, i) =>
+          seq.constraint !== undefined && seq.numComputed + (rows[i] as DecoderRow).newSlots === seq.blocks.length,
+      )
     for (const seq of sampling) this.timings.maskMs += await (seq.constraint as TokenConstraint).prepare()
   }
 
@@ -297,7 +369,8 @@ export class Engine {
     if (seq.finishReason !== undefined) throw new Error(`step plans finished sequence ${p.id}`)
     if ((p.cachedBlocks ?? 0) > 0) this.reusePrompt(seq, p.cachedBlocks as number)
     const remaining = seq.blocks.length - seq.numComputed
-    if (p.numBlocks < 1 || p.numBlocks > remaining) throw new Error(`step plans ${p.numBlocks} blocks for ${p.id}, which has ${remaining} uncomputed`)
+    if (p.numBlocks < 1 || p.numBlocks > remaining)
+      throw new Error(`step plans ${p.numBlocks} blocks for ${p.id}, which has ${remaining} uncomputed`)
     return { seqId: p.id, newSlots: p.numBlocks, blocks: seq.blocks.view(seq.numComputed, p.numBlocks) }
   }
 
@@ -329,7 +402,8 @@ export class Engine {
   private reusePrompt(seq: Sequence, blocks: number): void {
     if (seq.numComputed > 0) throw new Error(`step asks ${seq.id} to reuse cached blocks after it started computing`)
     const reused = this.kv.reusePrefix(seq.id, seq.blocks.view(0, blocks))
-    if (reused !== blocks) throw new Error(`step asks ${seq.id} to reuse ${blocks} cached blocks; the prefix cache holds ${reused}`)
+    if (reused !== blocks)
+      throw new Error(`step asks ${seq.id} to reuse ${blocks} cached blocks; the prefix cache holds ${reused}`)
     seq.numComputed = reused
     seq.cachedPromptBlocks = reused
   }
@@ -357,7 +431,10 @@ interface PromptScoring {
  * whose next token is a prompt token and not yet scored (a preempted prompt is
  * computed again, and scored once).
  */
-function promptPositionsToScore(seq: Sequence, newSlots: number): { from: number; to: number; nextIds: number[] } | undefined {
+function promptPositionsToScore(
+  seq: Sequence,
+  newSlots: number,
+): { from: number; to: number; nextIds: number[] } | undefined {
   if (seq.options.echo?.logprobs === undefined) return undefined
   const from = Math.max(seq.numComputed, seq.promptLogprobs.length)
   const to = Math.min(seq.numComputed + newSlots, seq.promptLength - 1)

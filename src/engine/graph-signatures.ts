@@ -42,9 +42,21 @@ export function kvName(kind: 'past' | 'present' | 'delta', layer: number, part: 
 }
 
 export function decoderSignature(c: KelixConfig): GraphSignature {
-  const { num_layers: layers, num_key_value_heads: kvHeads, head_dim: headDim, hidden_size: hidden, kv_dtype: kvType } = c.llm
+  const {
+    num_layers: layers,
+    num_key_value_heads: kvHeads,
+    head_dim: headDim,
+    hidden_size: hidden,
+    kv_dtype: kvType,
+  } = c.llm
   const perLayer = (kind: 'past' | 'present' | 'delta', length: string): ValueSpec[] =>
-    Array.from({ length: layers }, (_, i) => (['key', 'value'] as const).map((part) => ({ name: kvName(kind, i, part), type: kvType, shape: ['batch', kvHeads, length, headDim] }))).flat()
+    Array.from({ length: layers }, (_, i) =>
+      (['key', 'value'] as const).map((part) => ({
+        name: kvName(kind, i, part),
+        type: kvType,
+        shape: ['batch', kvHeads, length, headDim],
+      })),
+    ).flat()
   return {
     file: MODEL_FILES.decoder,
     inputs: [
@@ -129,7 +141,10 @@ export interface DeclaredValue {
 }
 
 /** Every way `declared` departs from `signature`, in words that name the value. */
-export function signatureProblems(signature: GraphSignature, declared: { inputs: readonly DeclaredValue[]; outputs: readonly DeclaredValue[] }): string[] {
+export function signatureProblems(
+  signature: GraphSignature,
+  declared: { inputs: readonly DeclaredValue[]; outputs: readonly DeclaredValue[] },
+): string[] {
   const problems: string[] = []
   const check = (role: 'input' | 'output', specs: ValueSpec[], values: readonly DeclaredValue[], required: boolean) => {
     for (const spec of specs) {
@@ -140,13 +155,17 @@ export function signatureProblems(signature: GraphSignature, declared: { inputs:
       }
       if (value.type !== spec.type) problems.push(`${role} ${spec.name} has type ${value.type}, expected ${spec.type}`)
       if (value.shape.length !== spec.shape.length) {
-        problems.push(`${role} ${spec.name} has rank ${value.shape.length} [${value.shape.join(', ')}], expected [${spec.shape.join(', ')}]`)
+        problems.push(
+          `${role} ${spec.name} has rank ${value.shape.length} [${value.shape.join(', ')}], expected [${spec.shape.join(', ')}]`,
+        )
         continue
       }
       spec.shape.forEach((dim, i) => {
         const got = value.shape[i]
         if (typeof dim === 'number' && typeof got === 'number' && got !== dim) {
-          problems.push(`${role} ${spec.name} has size ${got} at axis ${i}, expected ${dim} ([${value.shape.join(', ')}] vs [${spec.shape.join(', ')}])`)
+          problems.push(
+            `${role} ${spec.name} has size ${got} at axis ${i}, expected ${dim} ([${value.shape.join(', ')}] vs [${spec.shape.join(', ')}])`,
+          )
         }
       })
     }
@@ -157,10 +176,13 @@ export function signatureProblems(signature: GraphSignature, declared: { inputs:
   const sets = signature.oneOf ?? []
   const names = new Set(declared.outputs.map((v) => v.name))
   if (sets.length > 0 && !sets.some((set) => set.outputs.every((spec) => names.has(spec.name)))) {
-    problems.push(`declares no complete set of cache outputs: expected ${sets.map((set) => set.label).join(' or ')} for every layer`)
+    problems.push(
+      `declares no complete set of cache outputs: expected ${sets.map((set) => set.label).join(' or ')} for every layer`,
+    )
   }
   for (const value of declared.inputs) {
-    if (!signature.inputs.some((s) => s.name === value.name)) problems.push(`unexpected input ${value.name} (the engine would not feed it)`)
+    if (!signature.inputs.some((s) => s.name === value.name))
+      problems.push(`unexpected input ${value.name} (the engine would not feed it)`)
   }
   return problems
 }

@@ -3,7 +3,7 @@
  * The schema below is the contract; `docs/model-format.md` explains each field.
  */
 import { Ajv, type JSONSchemaType } from 'ajv'
-import { EngineError } from './errors.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export interface SpecialTokens {
   im_start: number
@@ -106,7 +106,18 @@ const rgb = { type: 'array', items: { type: 'number' }, minItems: 3, maxItems: 3
 
 const schema: JSONSchemaType<KelixConfig> = {
   type: 'object',
-  required: ['format', 'format_version', 'name', 'vocab', 'special_tokens', 'block_size', 'vision', 'llm', 'block_decoder', 'generation'],
+  required: [
+    'format',
+    'format_version',
+    'name',
+    'vocab',
+    'special_tokens',
+    'block_size',
+    'vision',
+    'llm',
+    'block_decoder',
+    'generation',
+  ],
   properties: {
     format: { type: 'string', const: 'kelix-onnx' },
     format_version: { type: 'integer', const: 1 },
@@ -139,7 +150,15 @@ const schema: JSONSchemaType<KelixConfig> = {
     block_size: positiveInt,
     vision: {
       type: 'object',
-      required: ['patch_size', 'merge_size', 'min_positions', 'max_positions', 'low_detail_max_positions', 'image_mean', 'image_std'],
+      required: [
+        'patch_size',
+        'merge_size',
+        'min_positions',
+        'max_positions',
+        'low_detail_max_positions',
+        'image_mean',
+        'image_std',
+      ],
       properties: {
         patch_size: positiveInt,
         merge_size: positiveInt,
@@ -153,7 +172,17 @@ const schema: JSONSchemaType<KelixConfig> = {
     },
     llm: {
       type: 'object',
-      required: ['num_layers', 'hidden_size', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'max_position_embeddings', 'rope_theta', 'rms_norm_eps', 'kv_dtype'],
+      required: [
+        'num_layers',
+        'hidden_size',
+        'num_attention_heads',
+        'num_key_value_heads',
+        'head_dim',
+        'max_position_embeddings',
+        'rope_theta',
+        'rms_norm_eps',
+        'kv_dtype',
+      ],
       properties: {
         num_layers: positiveInt,
         hidden_size: positiveInt,
@@ -184,7 +213,17 @@ const schema: JSONSchemaType<KelixConfig> = {
     image_generation: {
       type: 'object',
       nullable: true,
-      required: ['grid', 'condition_length', 'latent_channels', 'latent_size', 'image_size', 'steps', 'shift', 'guidance', 'dit'],
+      required: [
+        'grid',
+        'condition_length',
+        'latent_channels',
+        'latent_size',
+        'image_size',
+        'steps',
+        'shift',
+        'guidance',
+        'dit',
+      ],
       properties: {
         grid: positiveInt,
         condition_length: positiveInt,
@@ -197,7 +236,13 @@ const schema: JSONSchemaType<KelixConfig> = {
         dit: {
           type: 'object',
           required: ['hidden_size', 'num_layers', 'num_heads', 'patch_size', 'intermediate_size'],
-          properties: { hidden_size: positiveInt, num_layers: positiveInt, num_heads: positiveInt, patch_size: positiveInt, intermediate_size: positiveInt },
+          properties: {
+            hidden_size: positiveInt,
+            num_layers: positiveInt,
+            num_heads: positiveInt,
+            patch_size: positiveInt,
+            intermediate_size: positiveInt,
+          },
         },
       },
     },
@@ -212,14 +257,14 @@ export function parseConfig(text: string, file = 'config.json'): KelixConfig {
   try {
     json = JSON.parse(text)
   } catch (err) {
-    throw new EngineError('MODEL_CONFIG_INVALID', `not valid JSON (${(err as Error).message})`, file)
+    throw new KelixError('MODEL_CONFIG_INVALID', `not valid JSON (${(err as Error).message})`, { file: file })
   }
   if (!validate(json)) {
     const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`)
-    throw new EngineError('MODEL_CONFIG_INVALID', problems.join('; '), file)
+    throw new KelixError('MODEL_CONFIG_INVALID', problems.join('; '), { file: file })
   }
   const problems = consistencyProblems(json)
-  if (problems.length > 0) throw new EngineError('MODEL_CONFIG_INVALID', problems.join('; '), file)
+  if (problems.length > 0) throw new KelixError('MODEL_CONFIG_INVALID', problems.join('; '), { file: file })
   return json
 }
 
@@ -228,11 +273,15 @@ function consistencyProblems(c: KelixConfig): string[] {
   const problems: string[] = []
   const { vocab, llm, vision } = c
   if (vocab.visual_id_offset < vocab.text_vocab_size) {
-    problems.push(`vocab.visual_id_offset (${vocab.visual_id_offset}) overlaps the text vocabulary (${vocab.text_vocab_size})`)
+    problems.push(
+      `vocab.visual_id_offset (${vocab.visual_id_offset}) overlaps the text vocabulary (${vocab.text_vocab_size})`,
+    )
   }
   const expectedVocab = vocab.visual_id_offset + vocab.num_codebooks * vocab.codebook_size
   if (vocab.vocab_size !== expectedVocab) {
-    problems.push(`vocab.vocab_size is ${vocab.vocab_size}, expected visual_id_offset + num_codebooks * codebook_size = ${expectedVocab}`)
+    problems.push(
+      `vocab.vocab_size is ${vocab.vocab_size}, expected visual_id_offset + num_codebooks * codebook_size = ${expectedVocab}`,
+    )
   }
   if (c.block_size !== vocab.num_codebooks + 1) {
     problems.push(`block_size is ${c.block_size}, expected num_codebooks + 1 = ${vocab.num_codebooks + 1}`)
@@ -241,14 +290,23 @@ function consistencyProblems(c: KelixConfig): string[] {
     if (id >= vocab.text_vocab_size) problems.push(`special_tokens.${name} (${id}) is outside the text vocabulary`)
   }
   if (llm.num_attention_heads % llm.num_key_value_heads !== 0) {
-    problems.push(`llm.num_attention_heads (${llm.num_attention_heads}) is not a multiple of llm.num_key_value_heads (${llm.num_key_value_heads})`)
+    problems.push(
+      `llm.num_attention_heads (${llm.num_attention_heads}) is not a multiple of llm.num_key_value_heads (${llm.num_key_value_heads})`,
+    )
   }
   if (llm.head_dim % 2 !== 0) problems.push(`llm.head_dim (${llm.head_dim}) must be even for RoPE`)
   if (vision.min_positions > vision.max_positions) {
-    problems.push(`vision.min_positions (${vision.min_positions}) exceeds vision.max_positions (${vision.max_positions})`)
+    problems.push(
+      `vision.min_positions (${vision.min_positions}) exceeds vision.max_positions (${vision.max_positions})`,
+    )
   }
-  if (vision.low_detail_max_positions > vision.max_positions || vision.low_detail_max_positions < vision.min_positions) {
-    problems.push(`vision.low_detail_max_positions (${vision.low_detail_max_positions}) must lie within [min_positions, max_positions]`)
+  if (
+    vision.low_detail_max_positions > vision.max_positions ||
+    vision.low_detail_max_positions < vision.min_positions
+  ) {
+    problems.push(
+      `vision.low_detail_max_positions (${vision.low_detail_max_positions}) must lie within [min_positions, max_positions]`,
+    )
   }
   if (vision.image_std.some((s) => s <= 0)) problems.push('vision.image_std must be positive')
   return c.image_generation === undefined ? problems : [...problems, ...imageGenerationProblems(c.image_generation)]
@@ -258,7 +316,9 @@ function imageGenerationProblems(ig: ImageGenerationConfig): string[] {
   const problems: string[] = []
   const shortestSpan = minimumImageSpan(ig.grid)
   if (ig.condition_length < shortestSpan) {
-    problems.push(`image_generation.condition_length (${ig.condition_length}) is shorter than the span of a ${ig.grid}×${ig.grid} grid (at least 2 + grid·(grid + 3) = ${shortestSpan})`)
+    problems.push(
+      `image_generation.condition_length (${ig.condition_length}) is shorter than the span of a ${ig.grid}×${ig.grid} grid (at least 2 + grid·(grid + 3) = ${shortestSpan})`,
+    )
   }
   return problems
 }

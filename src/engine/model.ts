@@ -7,7 +7,6 @@ import { existsSync, lstatSync, statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import ort from 'onnxruntime-node'
-import { EngineError } from './errors.js'
 import { chooseProviders, type ExecutionProvider, type ProviderChoice } from './providers.js'
 import {
   blockDecoderSignature,
@@ -20,6 +19,7 @@ import {
   type GraphSignature,
 } from './graph-signatures.js'
 import { generatesImages, parseConfig, type ImageGenerationKelixConfig, type KelixConfig } from './model-config.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export type { ExecutionProvider } from './providers.js'
 
@@ -70,16 +70,21 @@ export interface KelixModel {
 }
 
 export async function loadModel(dir: string, options: LoadOptions = {}): Promise<KelixModel> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new EngineError('MODEL_DIR_MISSING', `${dir} is not a directory`)
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new KelixError('MODEL_DIR_MISSING', `${dir} is not a directory`)
   const configPath = join(dir, MODEL_FILES.config)
-  if (!existsSync(configPath)) throw new EngineError('MODEL_FILE_MISSING', `required by the model format but not found in ${dir}`, MODEL_FILES.config)
+  if (!existsSync(configPath))
+    throw new KelixError('MODEL_FILE_MISSING', `required by the model format but not found in ${dir}`, {
+      file: MODEL_FILES.config,
+    })
   const config = parseConfig(await readFile(configPath, 'utf8'))
   // The image decoder's files are required exactly when config.json describes image generation.
   const imageFiles: string[] = [MODEL_FILES.dit, MODEL_FILES.vaeDecoder]
   for (const file of Object.values(MODEL_FILES)) {
     if (!generatesImages(config) && imageFiles.includes(file)) continue
     const why = imageFiles.includes(file) ? 'required by config.json image_generation' : 'required by the model format'
-    if (!existsSync(join(dir, file))) throw new EngineError('MODEL_FILE_MISSING', `${why} but not found in ${dir}`, file)
+    if (!existsSync(join(dir, file)))
+      throw new KelixError('MODEL_FILE_MISSING', `${why} but not found in ${dir}`, { file: file })
   }
   const tokenizer = await readTokenizer(dir, config)
 
@@ -92,16 +97,25 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const open = async (file: string, signatureOf: (inputNames: readonly string[]) => GraphSignature) => {
     const session = await openSession(join(dir, file), file, sessionOptions)
     opened.push(session)
-    const problems = signatureProblems(signatureOf(session.inputNames), { inputs: session.inputMetadata.map(declared), outputs: session.outputMetadata.map(declared) })
-    if (problems.length > 0) throw new EngineError('MODEL_GRAPH_MISMATCH', problems.join('; '), file)
+    const problems = signatureProblems(signatureOf(session.inputNames), {
+      inputs: session.inputMetadata.map(declared),
+      outputs: session.outputMetadata.map(declared),
+    })
+    if (problems.length > 0) throw new KelixError('MODEL_GRAPH_MISMATCH', problems.join('; '), { file: file })
     return session
   }
   try {
     const visualTokenizer = await open(MODEL_FILES.visualTokenizer, () => visualTokenizerSignature(config))
     const decoder = await open(MODEL_FILES.decoder, () => decoderSignature(config))
-    const blockDecoder = await open(MODEL_FILES.blockDecoder, (inputs) => blockDecoderSignature(config, inputs.includes('vocab_part')))
+    const blockDecoder = await open(MODEL_FILES.blockDecoder, (inputs) =>
+      blockDecoderSignature(config, inputs.includes('vocab_part')),
+    )
     const imageDecoder = generatesImages(config)
-      ? { config, dit: await open(MODEL_FILES.dit, () => ditSignature(config)), vaeDecoder: await open(MODEL_FILES.vaeDecoder, () => vaeDecoderSignature(config)) }
+      ? {
+          config,
+          dit: await open(MODEL_FILES.dit, () => ditSignature(config)),
+          vaeDecoder: await open(MODEL_FILES.vaeDecoder, () => vaeDecoderSignature(config)),
+        }
       : undefined
     let disposed = false
     return {
@@ -132,17 +146,28 @@ export function modelSessionOptions(options: LoadOptions = {}): ort.InferenceSes
   return {
     executionProviders: options.executionProviders ?? ['cpu'],
     graphOptimizationLevel: 'all',
-    extra: { session: { intra_op: { allow_spinning: options.allowSpinning === true ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: options.allowSpinning === true ? '1' : '0' },
+        inter_op: { allow_spinning: '0' },
+      },
+    },
     ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
   }
 }
 
-async function openSession(path: string, file: string, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+async function openSession(
+  path: string,
+  file: string,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
   refuseLinked(`${path}.data`, file)
   try {
     return await ort.InferenceSession.create(path, options)
   } catch (err) {
-    throw new EngineError('MODEL_GRAPH_INVALID', `ONNX Runtime could not load it: ${(err as Error).message}`, file)
+    throw new KelixError('MODEL_GRAPH_INVALID', `ONNX Runtime could not load it: ${(err as Error).message}`, {
+      file: file,
+    })
   }
 }
 
@@ -151,7 +176,11 @@ function refuseLinked(data: string, file: string): void {
   const link = existsSync(data) ? lstatSync(data) : undefined
   if (link !== undefined && (link.isSymbolicLink() || link.nlink > 1)) {
     const kind = link.isSymbolicLink() ? 'a symbolic link' : `a file with ${link.nlink} hard links`
-    throw new EngineError('MODEL_GRAPH_INVALID', `its external data ${basename(data)} is ${kind}; ONNX Runtime reads external data only from a regular file with one link: copy it into the model directory`, file)
+    throw new KelixError(
+      'MODEL_GRAPH_INVALID',
+      `its external data ${basename(data)} is ${kind}; ONNX Runtime reads external data only from a regular file with one link: copy it into the model directory`,
+      { file: file },
+    )
   }
 }
 
@@ -166,17 +195,22 @@ async function readTokenizer(dir: string, config: KelixConfig): Promise<Tokenize
     try {
       return JSON.parse(await readFile(join(dir, file), 'utf8')) as Record<string, unknown>
     } catch (err) {
-      throw new EngineError('MODEL_TOKENIZER_MISMATCH', `not valid JSON (${(err as Error).message})`, file)
+      throw new KelixError('MODEL_TOKENIZER_MISMATCH', `not valid JSON (${(err as Error).message})`, { file: file })
     }
   }
   const tokenizerJson = await readJson(MODEL_FILES.tokenizer)
   const tokenizerConfig = await readJson(MODEL_FILES.tokenizerConfig)
   const added = new Set((tokenizerJson.added_tokens as Array<{ id: number }> | undefined)?.map((t) => t.id) ?? [])
   for (const [name, id] of Object.entries(config.special_tokens)) {
-    if (!added.has(id)) throw new EngineError('MODEL_TOKENIZER_MISMATCH', `config.json gives special_tokens.${name} id ${id}, but no added token has that id`, MODEL_FILES.tokenizer)
+    if (!added.has(id))
+      throw new KelixError(
+        'MODEL_TOKENIZER_MISMATCH',
+        `config.json gives special_tokens.${name} id ${id}, but no added token has that id`,
+        { file: MODEL_FILES.tokenizer },
+      )
   }
   if (typeof tokenizerConfig.chat_template !== 'string') {
-    throw new EngineError('MODEL_TOKENIZER_MISMATCH', 'chat_template is missing', MODEL_FILES.tokenizerConfig)
+    throw new KelixError('MODEL_TOKENIZER_MISMATCH', 'chat_template is missing', { file: MODEL_FILES.tokenizerConfig })
   }
   return { tokenizerJson, tokenizerConfig }
 }

@@ -24,7 +24,11 @@ export interface OfflineResult {
   prompt?: EchoedPrompt
 }
 
-export async function generateAll(engine: Engine, requests: readonly OfflineRequest[], opts: { chunk?: number } = {}): Promise<Map<string, OfflineResult>> {
+export async function generateAll(
+  engine: Engine,
+  requests: readonly OfflineRequest[],
+  opts: { chunk?: number } = {},
+): Promise<Map<string, OfflineResult>> {
   const chunk = opts.chunk ?? Number.POSITIVE_INFINITY
   const results = new Map<string, OfflineResult>()
   for (const r of requests) {

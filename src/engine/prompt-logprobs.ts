@@ -17,7 +17,13 @@ import type { TokenLogprob } from './types.js'
  * states of positions `first …` (`count` of them); `nextIds[i]` is the token
  * after state i.
  */
-export async function promptLogprobs(model: KelixModel, tokenizer: TextTokenizer, states: Float32Array, nextIds: readonly number[], top: number): Promise<TokenLogprob[]> {
+export async function promptLogprobs(
+  model: KelixModel,
+  tokenizer: TextTokenizer,
+  states: Float32Array,
+  nextIds: readonly number[],
+  top: number,
+): Promise<TokenLogprob[]> {
   const { eob } = model.config.special_tokens
   const buf = new Int32Array(Math.max(1, top))
   const token = (id: number) => ({ id, text: tokenizer.tokenText(id), bytes: [...tokenizer.tokenBytes(id)] })

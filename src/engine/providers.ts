@@ -8,7 +8,7 @@
  */
 import ort from 'onnxruntime-node'
 import onnxProto from 'onnx-proto'
-import { EngineError } from './errors.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu'
 
@@ -22,7 +22,10 @@ export interface ProviderChoice {
 /** Loads a one-node graph on `provider` alone; throws ONNX Runtime's error when it cannot. */
 export type ProviderProbe = (provider: ExecutionProvider) => Promise<void>
 
-export async function chooseProviders(requested: readonly ExecutionProvider[], probe: ProviderProbe = probeProvider): Promise<ProviderChoice> {
+export async function chooseProviders(
+  requested: readonly ExecutionProvider[],
+  probe: ProviderProbe = probeProvider,
+): Promise<ProviderChoice> {
   const skipped: ProviderChoice['skipped'] = []
   for (const [i, provider] of requested.entries()) {
     try {
@@ -32,13 +35,17 @@ export async function chooseProviders(requested: readonly ExecutionProvider[], p
       skipped.push({ provider, reason: reasonOf(provider, err) })
     }
   }
-  throw new EngineError('EXECUTION_PROVIDER_UNAVAILABLE', `none of ${requested.join(', ')} could be loaded: ${skipped.map((s) => `${s.provider}: ${s.reason}`).join('; ')}`)
+  throw new KelixError(
+    'EXECUTION_PROVIDER_UNAVAILABLE',
+    `none of ${requested.join(', ')} could be loaded: ${skipped.map((s) => `${s.provider}: ${s.reason}`).join('; ')}`,
+  )
 }
 
 /** ONNX Runtime's first line, with what it usually means for the provider. */
 function reasonOf(provider: ExecutionProvider, err: unknown): string {
   const line = (err instanceof Error ? err.message : String(err)).split('\n')[0]?.trim() ?? ''
-  if (provider === 'cuda' && /Failed to load shared library/.test(line)) return `${line} (the CUDA provider or the CUDA 13 / cuDNN 9 libraries it needs are not installed; README: GPUs)`
+  if (provider === 'cuda' && /Failed to load shared library/.test(line))
+    return `${line} (the CUDA provider or the CUDA 13 / cuDNN 9 libraries it needs are not installed; README: GPUs)`
   return line
 }
 
@@ -47,11 +54,19 @@ let probeGraph: Uint8Array | undefined
 /** y = Identity(x), float [1]: the smallest graph every provider can take. */
 function identityGraph(): Uint8Array {
   const { onnx } = onnxProto
-  const tensor = (name: string) => ({ name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimValue: 1 }] } } } })
+  const tensor = (name: string) => ({
+    name,
+    type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimValue: 1 }] } } },
+  })
   const model = onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [{ domain: '', version: 17 }],
-    graph: { name: 'probe', node: [{ opType: 'Identity', input: ['x'], output: ['y'] }], input: [tensor('x')], output: [tensor('y')] },
+    graph: {
+      name: 'probe',
+      node: [{ opType: 'Identity', input: ['x'], output: ['y'] }],
+      input: [tensor('x')],
+      output: [tensor('y')],
+    },
   })
   return onnx.ModelProto.encode(model).finish()
 }

@@ -5,6 +5,7 @@
  *   blocks:  [ prompt … | generated … ]
  *             ^computed^  (numComputed ≤ blocks.length; a step computes the rest, then samples)
  */
+import { reachedLength } from './context-length.js'
 import type { KelixModel } from './model.js'
 import type { PartLogits, SlotChooser } from './decode/block-decoding.js'
 import type { TokenConstraint } from './grammar/token-constraint.js'
@@ -36,7 +37,6 @@ export interface SequenceOptions {
    */
   echo?: { logprobs: number | undefined }
 }
-
 
 /** Last-layer hidden states of an image span, one row per position from `start`. */
 export interface SpanCapture {
@@ -110,7 +110,8 @@ export class Sequence implements SlotChooser {
     const hidden = this.model.config.llm.hidden_size
     for (let j = 0; j < count; j++) {
       const at = firstPosition + j - capture.start
-      if (at >= 0 && (at + 1) * hidden <= capture.states.length) capture.states.set(states.subarray(j * hidden, (j + 1) * hidden), at * hidden)
+      if (at >= 0 && (at + 1) * hidden <= capture.states.length)
+        capture.states.set(states.subarray(j * hidden, (j + 1) * hidden), at * hidden)
     }
   }
 
@@ -158,7 +159,13 @@ export class Sequence implements SlotChooser {
     if (this.options.constraint?.accept(tokenId) === false) {
       // Not part of the answer: the sequence ends here, in error.
       this.finishReason = 'stop'
-      return { tokenIds: [], text: '', logprobs: undefined, finishReason: 'stop', failure: `the response format's grammar refused token ${tokenId}` }
+      return {
+        tokenIds: [],
+        text: '',
+        logprobs: undefined,
+        finishReason: 'stop',
+        failure: `the response format's grammar refused token ${tokenId}`,
+      }
     }
     this.blocks.push(ids)
     this.generatedIds.push(tokenId)
@@ -219,7 +226,12 @@ export class Sequence implements SlotChooser {
   }
 
   private outOfRoom(): boolean {
-    return this.generatedIds.length >= this.options.maxNewTokens || this.blocks.length >= this.model.config.llm.max_position_embeddings
+    return reachedLength(
+      this.generatedIds.length,
+      this.options.maxNewTokens,
+      this.blocks.length,
+      this.model.config.llm.max_position_embeddings,
+    )
   }
 
   private flushText(): string {
@@ -229,7 +241,17 @@ export class Sequence implements SlotChooser {
   private logprobsFor(tokenId: number): TokenLogprob[] | undefined {
     const sample = this.lastSample
     if (this.options.sampling.topLogprobs === undefined || sample === undefined) return undefined
-    const token = (id: number) => ({ id, text: this.tokenizer.tokenText(id), bytes: [...this.tokenizer.tokenBytes(id)] })
-    return [{ ...token(tokenId), logprob: sample.logprob as number, top: (sample.top ?? []).map((t) => ({ ...token(t.id), logprob: t.logprob })) }]
+    const token = (id: number) => ({
+      id,
+      text: this.tokenizer.tokenText(id),
+      bytes: [...this.tokenizer.tokenBytes(id)],
+    })
+    return [
+      {
+        ...token(tokenId),
+        logprob: sample.logprob as number,
+        top: (sample.top ?? []).map((t) => ({ ...token(t.id), logprob: t.logprob })),
+      },
+    ]
   }
 }

@@ -80,4 +80,5 @@ export interface EchoedPrompt {
  * any JSON object, or JSON that validates against `schema`. `strict` refuses
  * properties and array items the schema does not name.
  */
-export type ResponseFormat = { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown>; strict: boolean }
+export type ResponseFormat =
+  { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown>; strict: boolean }

@@ -25,7 +25,8 @@ export function codebookPart(codebook: number): VocabPart {
 export function vocabPartRange(config: KelixConfig, part: VocabPart): [number, number] {
   const { text_vocab_size: text, num_codebooks: books, codebook_size: size, visual_id_offset: offset } = config.vocab
   if (part === TEXT_PART) return [0, text]
-  if (!Number.isInteger(part) || part < 1 || part > books) throw new RangeError(`vocab part ${part} is not 0 … ${books}`)
+  if (!Number.isInteger(part) || part < 1 || part > books)
+    throw new RangeError(`vocab part ${part} is not 0 … ${books}`)
   const lo = offset + (part - 1) * size
   return [lo, lo + size]
 }

@@ -61,7 +61,12 @@ export function ipv6Bytes(address: string): Uint8Array | undefined {
   const tailV4: number[] = []
   const lastColon = text.lastIndexOf(':')
   if (isIPv4(text.slice(lastColon + 1))) {
-    tailV4.push(...text.slice(lastColon + 1).split('.').map(Number))
+    tailV4.push(
+      ...text
+        .slice(lastColon + 1)
+        .split('.')
+        .map(Number),
+    )
     head = `${text.slice(0, lastColon + 1)}0:0`
   }
   const [left = '', right] = head.split('::')

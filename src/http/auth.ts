@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { ApiError } from './api-errors.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export interface AuthOptions {
   /** Accepted keys; empty disables authentication. */
@@ -52,11 +52,11 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
     if (token !== undefined && keyMatches(token, keys)) return
     void reply.header('www-authenticate', 'Bearer')
     if (token === undefined) {
-      throw new ApiError(
+      throw new KelixError(
         'invalid_api_key',
         "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
       )
     }
-    throw new ApiError('invalid_api_key', 'Incorrect API key provided.')
+    throw new KelixError('invalid_api_key', 'Incorrect API key provided.')
   })
 }

@@ -1,12 +1,11 @@
 /**
- * Anything thrown while answering a request → the ApiError to send. The one
- * place where fastify's, multipart's and the engine's errors meet the API
- * catalog; a client's mistake is never a 5xx.
+ * Anything thrown while answering a request → the KelixError to send. The one
+ * place where fastify's and multipart's errors meet the catalog; a client's
+ * mistake is never a 5xx, and a cause we did not foresee is logged, never sent.
  */
-import { GenerationError } from '../batching/client-types.js'
-import { ApiError, fromGenerationError } from './api-errors.js'
-import { apiErrorFromValidation } from './validation.js'
 import type { ErrorObject } from 'ajv'
+import { KelixError } from '../errors/kelix-error.js'
+import { errorFromValidation } from './validation.js'
 
 interface FrameworkError {
   code?: string
@@ -23,22 +22,25 @@ const TOO_LARGE: Record<string, string> = {
   FST_FIELDS_LIMIT: "The request has more multipart fields than this server accepts (only 'request')",
 }
 
-export function toApiError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err
-  if (err instanceof GenerationError) return fromGenerationError(err)
+export function toKelixError(err: unknown): KelixError {
+  if (err instanceof KelixError) return err
   const e = err as FrameworkError
-  if (e.validation !== undefined) return apiErrorFromValidation(e.validation)
+  if (e.validation !== undefined) return errorFromValidation(e.validation)
   const code = e.code ?? ''
   const tooLarge = TOO_LARGE[code]
-  if (tooLarge !== undefined) return new ApiError('request_too_large', `${tooLarge}.`)
+  if (tooLarge !== undefined) return new KelixError('request_too_large', `${tooLarge}.`)
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return new ApiError('unsupported_media_type', 'Unsupported Content-Type: send application/json, or multipart/form-data with the JSON in a field named \'request\'.')
+    return new KelixError(
+      'unsupported_media_type',
+      "Unsupported Content-Type: send application/json, or multipart/form-data with the JSON in a field named 'request'.",
+    )
   }
-  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new ApiError('invalid_request_error', 'The request body is empty; expected a JSON object.')
+  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY')
+    return new KelixError('invalid_request_error', 'The request body is empty; expected a JSON object.')
   if (e instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
-    return new ApiError('invalid_request_error', 'The request body is not valid JSON.')
+    return new KelixError('invalid_request_error', 'The request body is not valid JSON.')
   }
   const status = e.statusCode
-  if (status !== undefined && status >= 400 && status < 500) return new ApiError('invalid_request_error', e.message)
-  return new ApiError('server_error', 'The server had an error while processing your request.')
+  if (status !== undefined && status >= 400 && status < 500) return new KelixError('invalid_request_error', e.message)
+  return new KelixError('server_error', 'The server had an error while processing your request.')
 }

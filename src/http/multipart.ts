@@ -10,7 +10,7 @@
  */
 import multipart from '@fastify/multipart'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { ApiError } from './api-errors.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export interface MultipartLimits {
   /** Most file parts (413 past it). */
@@ -39,7 +39,13 @@ export async function installMultipart(app: FastifyInstance, limits: MultipartLi
   await app.register(multipart, {
     throwFileSizeLimit: true,
     // Only `request` is expected among the fields; a few more get a clearer error from readMultipartBody than a 413.
-    limits: { files: limits.maxFiles + 1, fileSize: Math.max(limits.maxFileBytes, limits.maxFieldBytes), fieldSize: limits.maxFieldBytes, fields: 4, parts: limits.maxFiles + 5 },
+    limits: {
+      files: limits.maxFiles + 1,
+      fileSize: Math.max(limits.maxFileBytes, limits.maxFieldBytes),
+      fieldSize: limits.maxFieldBytes,
+      fields: 4,
+      parts: limits.maxFiles + 5,
+    },
   })
 }
 
@@ -57,23 +63,53 @@ async function readMultipartBody(request: FastifyRequest, limits: MultipartLimit
       // `curl -F request=@body.json` and a Blob in FormData send the JSON as a file.
       json = (await part.toBuffer()).toString('utf8')
     } else if (part.type === 'file') {
-      if (files.has(part.fieldname)) throw new ApiError('invalid_request_error', `Two file parts are named '${part.fieldname}'; file part names must be unique.`, part.fieldname)
-      if (files.size === limits.maxFiles) throw new ApiError('request_too_large', `The request has more than ${limits.maxFiles} file parts; this server accepts at most ${limits.maxFiles} images per request.`)
+      if (files.has(part.fieldname))
+        throw new KelixError(
+          'invalid_request_error',
+          `Two file parts are named '${part.fieldname}'; file part names must be unique.`,
+          { param: part.fieldname },
+        )
+      if (files.size === limits.maxFiles)
+        throw new KelixError(
+          'request_too_large',
+          `The request has more than ${limits.maxFiles} file parts; this server accepts at most ${limits.maxFiles} images per request.`,
+        )
       const bytes = new Uint8Array(await part.toBuffer())
-      if (bytes.length > limits.maxFileBytes) throw new ApiError('request_too_large', `The file part '${part.fieldname}' has more than ${limits.maxFileBytes} bytes; this server accepts at most ${limits.maxFileBytes} per image.`, part.fieldname)
+      if (bytes.length > limits.maxFileBytes)
+        throw new KelixError(
+          'request_too_large',
+          `The file part '${part.fieldname}' has more than ${limits.maxFileBytes} bytes; this server accepts at most ${limits.maxFileBytes} per image.`,
+          { param: part.fieldname },
+        )
       files.set(part.fieldname, { bytes, filename: part.filename, mimetype: part.mimetype })
     } else if (part.fieldname === 'request') {
-      if (part.valueTruncated) throw new ApiError('request_too_large', "The multipart field 'request' is larger than the body limit.", 'request')
+      if (part.valueTruncated)
+        throw new KelixError('request_too_large', "The multipart field 'request' is larger than the body limit.", {
+          param: 'request',
+        })
       json = typeof part.value === 'string' ? part.value : JSON.stringify(part.value)
     } else {
-      throw new ApiError('unknown_parameter', `Unknown multipart field '${part.fieldname}': the JSON body goes in a field named 'request', images in file parts.`, part.fieldname)
+      throw new KelixError(
+        'unknown_parameter',
+        `Unknown multipart field '${part.fieldname}': the JSON body goes in a field named 'request', images in file parts.`,
+        { param: part.fieldname },
+      )
     }
   }
-  if (json === undefined) throw new ApiError('missing_required_parameter', "Missing required multipart field 'request' holding the JSON body.", 'request')
+  if (json === undefined)
+    throw new KelixError(
+      'missing_required_parameter',
+      "Missing required multipart field 'request' holding the JSON body.",
+      { param: 'request' },
+    )
   try {
     request.body = JSON.parse(json)
   } catch (err) {
-    throw new ApiError('invalid_request_error', `The multipart field 'request' is not valid JSON: ${(err as Error).message}`, 'request')
+    throw new KelixError(
+      'invalid_request_error',
+      `The multipart field 'request' is not valid JSON: ${(err as Error).message}`,
+      { param: 'request' },
+    )
   }
   attachments.set(request, files)
 }

@@ -42,11 +42,14 @@ export interface RemoteImageOptions {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
-const systemResolve = async (hostname: string): Promise<ResolvedAddress[]> => dnsLookup(hostname, { all: true, verbatim: true })
+const systemResolve = async (hostname: string): Promise<ResolvedAddress[]> =>
+  dnsLookup(hostname, { all: true, verbatim: true })
 
 export function hostAllowed(hostname: string, allowed: readonly string[]): boolean {
   const host = hostname.toLowerCase()
-  return allowed.some((pattern) => (pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern))
+  return allowed.some((pattern) =>
+    pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern,
+  )
 }
 
 /** Downloads an allowed remote image; rejects with a message fit for the client. */
@@ -74,24 +77,30 @@ export class RemoteImageFetcher implements RemoteImageSource {
         if (!REDIRECTS.has(response.statusCode ?? 0)) return await this.readBody(response, deadline)
         response.resume()
         const location = response.headers.location
-        if (location === undefined) throw new RemoteImageError(`the server answered ${response.statusCode} without a Location`)
-        if (redirects >= this.options.maxRedirects) throw new RemoteImageError(`more than ${this.options.maxRedirects} redirects`)
+        if (location === undefined)
+          throw new RemoteImageError(`the server answered ${response.statusCode} without a Location`)
+        if (redirects >= this.options.maxRedirects)
+          throw new RemoteImageError(`more than ${this.options.maxRedirects} redirects`)
         current = new URL(location, current)
       }
     } catch (err) {
       if (err instanceof RemoteImageError) throw err
       if (signal.aborted) throw new RemoteImageError('the client closed the request')
       if (deadline.aborted) throw new RemoteImageError(`no complete answer within ${this.options.timeoutMs} ms`)
-      throw new RemoteImageError(`the download failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+      throw new RemoteImageError(
+        `the download failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      )
     }
   }
 
   /** The host name to connect to, once the URL passes the static checks. */
   private checkUrl(url: URL): string {
-    if (url.protocol !== 'https:') throw new RemoteImageError(`${url.protocol.slice(0, -1)} URLs are not fetched (${url.origin}); only https`)
+    if (url.protocol !== 'https:')
+      throw new RemoteImageError(`${url.protocol.slice(0, -1)} URLs are not fetched (${url.origin}); only https`)
     if (url.username !== '' || url.password !== '') throw new RemoteImageError('URLs with credentials are not fetched')
     const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1')
-    if (!hostAllowed(hostname, this.options.allowedHosts)) throw new RemoteImageError(`the host '${hostname}' is not on this server's allow-list`)
+    if (!hostAllowed(hostname, this.options.allowedHosts))
+      throw new RemoteImageError(`the host '${hostname}' is not on this server's allow-list`)
     return hostname
   }
 
@@ -109,7 +118,10 @@ export class RemoteImageFetcher implements RemoteImageSource {
     if (addresses.length === 0) throw new RemoteImageError(`the host '${hostname}' could not be resolved`)
     for (const { address } of addresses) {
       const reason = this.addressPolicy(address)
-      if (reason !== undefined) throw new RemoteImageError(`'${hostname}' resolves to ${address}, ${reason}; images are only fetched from public addresses`)
+      if (reason !== undefined)
+        throw new RemoteImageError(
+          `'${hostname}' resolves to ${address}, ${reason}; images are only fetched from public addresses`,
+        )
     }
     return addresses[0]!
   }

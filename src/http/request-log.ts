@@ -69,7 +69,12 @@ export function installRequestLog(app: FastifyInstance, metrics?: ResponseObserv
         ...request.stats,
         ...(clientLeft ? { clientLeft: true } : {}),
       }
-      metrics?.httpOnResponse(request.routeOptions.url, request.method, line.status, (performance.now() - started) / 1000)
+      metrics?.httpOnResponse(
+        request.routeOptions.url,
+        request.method,
+        line.status,
+        (performance.now() - started) / 1000,
+      )
       if (isProbe(request.url)) request.log.debug(line, 'request completed')
       else request.log.info(line, 'request completed')
     })

@@ -38,7 +38,8 @@ export class SseWriter {
     res.once('close', onClose)
     const tick = Math.max(5, Math.floor(options.heartbeatMs / 4))
     this.timer = setInterval(() => {
-      if (Date.now() - this.lastWrite >= options.heartbeatMs && !res.writableNeedDrain) void this.write(': keep-alive\n\n')
+      if (Date.now() - this.lastWrite >= options.heartbeatMs && !res.writableNeedDrain)
+        void this.write(': keep-alive\n\n')
     }, tick)
     this.timer.unref()
   }

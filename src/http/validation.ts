@@ -6,7 +6,8 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import type { FastifySchemaCompiler } from 'fastify'
-import { ApiError, type ApiErrorCode } from './api-errors.js'
+import type { ErrorCode } from '../errors/catalog.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 const ajv = new Ajv({
   allErrors: false,
@@ -30,7 +31,10 @@ export const strictValidatorCompiler: FastifySchemaCompiler<object> = ({ schema 
 /** `/messages/0/content` → `messages[0].content`. */
 export function paramFromPointer(pointer: string): string {
   if (pointer === '') return ''
-  const segments = pointer.slice(1).split('/').map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
+  const segments = pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
   return segments.reduce((param, segment) => childParam(param, segment), '')
 }
 
@@ -47,35 +51,49 @@ function describe(data: unknown): string {
   return JSON.stringify(data)
 }
 
-const article = (type: string) => (type === 'array' || type === 'object' || type === 'integer' ? `an ${type}` : `a ${type}`)
+const article = (type: string) =>
+  type === 'array' || type === 'object' || type === 'integer' ? `an ${type}` : `a ${type}`
 
-const depth = (e: ErrorObject) => e.instancePath.split('/').length + (e.keyword === 'required' || e.keyword === 'additionalProperties' ? 1 : 0)
+const depth = (e: ErrorObject) =>
+  e.instancePath.split('/').length + (e.keyword === 'required' || e.keyword === 'additionalProperties' ? 1 : 0)
 const composite = (e: ErrorObject) => e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'if'
 
 /**
  * The error a client most needs: the deepest one (the branch that matched
  * furthest), with every `type` alternative at that place merged.
  */
-export function apiErrorFromValidation(errors: readonly ErrorObject[]): ApiError {
+export function errorFromValidation(errors: readonly ErrorObject[]): KelixError {
   const concrete = errors.filter((e) => !composite(e))
   const candidates = concrete.length > 0 ? concrete : errors
   const deepest = Math.max(...candidates.map(depth))
   const atDeepest = candidates.filter((e) => depth(e) === deepest)
   // A non-type error here comes from the alternative whose type matched: the one the client meant.
   const first = atDeepest.find((e) => e.keyword !== 'type') ?? atDeepest[0]
-  if (first === undefined) return new ApiError('invalid_request_error', 'The request body is invalid.')
-  if (first.instancePath === '' && first.keyword === 'type') return new ApiError('invalid_type', `The request body must be a JSON object, but got ${describe(first.data)}.`)
+  if (first === undefined) return new KelixError('invalid_request_error', 'The request body is invalid.')
+  if (first.instancePath === '' && first.keyword === 'type')
+    return new KelixError('invalid_type', `The request body must be a JSON object, but got ${describe(first.data)}.`)
   if (first.keyword === 'type') {
-    const types = [...new Set(atDeepest.filter((e) => e.keyword === 'type' && e.instancePath === first.instancePath).flatMap((e) => String(e.params.type).split(',')))]
+    const types = [
+      ...new Set(
+        atDeepest
+          .filter((e) => e.keyword === 'type' && e.instancePath === first.instancePath)
+          .flatMap((e) => String(e.params.type).split(',')),
+      ),
+    ]
     const param = paramFromPointer(first.instancePath)
-    return new ApiError('invalid_type', `Invalid type for '${param}': expected ${types.map(article).join(' or ')}, but got ${describe(first.data)} instead.`, param)
+    return new KelixError(
+      'invalid_type',
+      `Invalid type for '${param}': expected ${types.map(article).join(' or ')}, but got ${describe(first.data)} instead.`,
+      { param },
+    )
   }
   return fromSingleError(first)
 }
 
-function fromSingleError(e: ErrorObject): ApiError {
+function fromSingleError(e: ErrorObject): KelixError {
   const param = paramFromPointer(e.instancePath)
-  const make = (code: ApiErrorCode, message: string, at = param) => new ApiError(code, message, at === '' ? null : at)
+  const make = (code: ErrorCode, message: string, at = param) =>
+    new KelixError(code, message, at === '' ? {} : { param: at })
   const p = e.params as Record<string, unknown>
   switch (e.keyword) {
     case 'required': {
@@ -87,22 +105,40 @@ function fromSingleError(e: ErrorObject): ApiError {
       return make('unknown_parameter', `Unrecognized request argument supplied: '${unknown}'.`, unknown)
     }
     case 'enum':
-      return make('invalid_value', `Invalid value for '${param}': expected one of ${listValues(p.allowedValues as unknown[])}, but got ${JSON.stringify(e.data)} instead.`)
+      return make(
+        'invalid_value',
+        `Invalid value for '${param}': expected one of ${listValues(p.allowedValues as unknown[])}, but got ${JSON.stringify(e.data)} instead.`,
+      )
     case 'const':
-      return make('invalid_value', `Invalid value for '${param}': expected ${JSON.stringify(p.allowedValue)}, but got ${JSON.stringify(e.data)} instead.`)
+      return make(
+        'invalid_value',
+        `Invalid value for '${param}': expected ${JSON.stringify(p.allowedValue)}, but got ${JSON.stringify(e.data)} instead.`,
+      )
     case 'discriminator':
       return fromDiscriminator(e, param)
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
     case 'exclusiveMaximum':
-      return make('invalid_value', `Invalid '${param}': expected a value ${String(p.comparison)} ${String(p.limit)}, but got ${describe(e.data)} instead.`)
+      return make(
+        'invalid_value',
+        `Invalid '${param}': expected a value ${String(p.comparison)} ${String(p.limit)}, but got ${describe(e.data)} instead.`,
+      )
     case 'minItems':
-      return make('invalid_value', `Invalid '${param}': expected an array with at least ${String(p.limit)} item${p.limit === 1 ? '' : 's'}, but got ${(e.data as unknown[]).length}.`)
+      return make(
+        'invalid_value',
+        `Invalid '${param}': expected an array with at least ${String(p.limit)} item${p.limit === 1 ? '' : 's'}, but got ${(e.data as unknown[]).length}.`,
+      )
     case 'maxItems':
-      return make('invalid_value', `Invalid '${param}': expected an array with at most ${String(p.limit)} items, but got ${(e.data as unknown[]).length}.`)
+      return make(
+        'invalid_value',
+        `Invalid '${param}': expected an array with at most ${String(p.limit)} items, but got ${(e.data as unknown[]).length}.`,
+      )
     case 'minLength':
-      return make('invalid_value', `Invalid '${param}': expected a string of at least ${String(p.limit)} character${p.limit === 1 ? '' : 's'}.`)
+      return make(
+        'invalid_value',
+        `Invalid '${param}': expected a string of at least ${String(p.limit)} character${p.limit === 1 ? '' : 's'}.`,
+      )
     case 'maxLength':
       return make('invalid_value', `Invalid '${param}': expected a string of at most ${String(p.limit)} characters.`)
     case 'propertyNames':
@@ -114,17 +150,31 @@ function fromSingleError(e: ErrorObject): ApiError {
   }
 }
 
-function fromDiscriminator(e: ErrorObject, param: string): ApiError {
+function fromDiscriminator(e: ErrorObject, param: string): KelixError {
   const p = e.params as { error: 'tag' | 'mapping'; tag: string; tagValue: unknown }
   const tagParam = childParam(param, p.tag)
-  if (p.error === 'tag' && p.tagValue === undefined) return new ApiError('missing_required_parameter', `Missing required parameter: '${tagParam}'.`, tagParam)
-  if (p.error === 'tag') return new ApiError('invalid_type', `Invalid type for '${tagParam}': expected a string, but got ${describe(p.tagValue)} instead.`, tagParam)
-  const branches = ((e.parentSchema as { oneOf?: Array<{ properties?: Record<string, { const?: unknown; enum?: unknown[] }> }> }).oneOf ?? [])
+  if (p.error === 'tag' && p.tagValue === undefined)
+    return new KelixError('missing_required_parameter', `Missing required parameter: '${tagParam}'.`, {
+      param: tagParam,
+    })
+  if (p.error === 'tag')
+    return new KelixError(
+      'invalid_type',
+      `Invalid type for '${tagParam}': expected a string, but got ${describe(p.tagValue)} instead.`,
+      { param: tagParam },
+    )
+  const branches =
+    (e.parentSchema as { oneOf?: Array<{ properties?: Record<string, { const?: unknown; enum?: unknown[] }> }> })
+      .oneOf ?? []
   const allowed = branches.flatMap((b) => {
     const tag = b.properties?.[p.tag]
     return tag?.enum ?? (tag?.const === undefined ? [] : [tag.const])
   })
-  return new ApiError('invalid_value', `Invalid value for '${tagParam}': expected one of ${listValues(allowed)}, but got ${JSON.stringify(p.tagValue)} instead.`, tagParam)
+  return new KelixError(
+    'invalid_value',
+    `Invalid value for '${tagParam}': expected one of ${listValues(allowed)}, but got ${JSON.stringify(p.tagValue)} instead.`,
+    { param: tagParam },
+  )
 }
 
 function listValues(values: readonly unknown[]): string {

@@ -7,17 +7,31 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ChatMessage, EngineClient, Generation } from '../batching/client-types.js'
-import { ApiError } from '../http/api-errors.js'
 import { attachmentsOf, multipartBodyReader, type MultipartLimits } from '../http/multipart.js'
 import { SseWriter } from '../http/sse.js'
 import { strictValidatorCompiler } from '../http/validation.js'
 import { clientGoneSignal, engineCall, noteModel, recordTimings } from './generation-call.js'
 import type { RemoteImageSource } from '../http/remote-image.js'
 import { collectChoices, writeStream } from './chat/output.js'
-import { checkModel, checkRequest, promptEstimate, resolveMessages, toGenerateRequest, type ModelNames, type RequestLimits } from './chat/request.js'
+import {
+  checkModel,
+  checkRequest,
+  promptEstimate,
+  resolveMessages,
+  toGenerateRequest,
+  type ModelNames,
+  type RequestLimits,
+} from './chat/request.js'
 import { ChunkFactory, chatCompletion, completionMeta, type CompletionMeta } from './chat/response.js'
 import { toolCalling, type ToolCalling } from './chat/tools.js'
-import { chatCompletionChunkSchema, chatCompletionSchema, chatRequestSchema, errorSchema, type ChatRequestBody } from './chat/schema.js'
+import {
+  chatCompletionChunkSchema,
+  chatCompletionSchema,
+  chatRequestSchema,
+  errorSchema,
+  type ChatRequestBody,
+} from './chat/schema.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export interface ChatRouteOptions {
   engine: EngineClient
@@ -42,7 +56,10 @@ const routeSchema = {
 function loggable(messages: readonly ChatMessage[]): unknown {
   return messages.map((m) => ({
     role: m.role,
-    content: typeof m.content === 'string' ? m.content : m.content.map((p) => (p.type === 'text' ? p.text : { image_bytes: p.image.bytes.length })),
+    content:
+      typeof m.content === 'string'
+        ? m.content
+        : m.content.map((p) => (p.type === 'text' ? p.text : { image_bytes: p.image.bytes.length })),
   }))
 }
 
@@ -50,19 +67,32 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
   const { engine, model, limits } = opts
 
   /** Everything that can fail because of the request, up to an admitted generation. */
-  async function admit(request: FastifyRequest, body: ChatRequestBody, calling: ToolCalling | undefined, signal: AbortSignal): Promise<Generation> {
+  async function admit(
+    request: FastifyRequest,
+    body: ChatRequestBody,
+    calling: ToolCalling | undefined,
+    signal: AbortSignal,
+  ): Promise<Generation> {
     const attachments = attachmentsOf(request)
     // The queue place comes first, so an overloaded server refuses before downloading any image.
-    const ticket = await engineCall(() => engine.reserve(promptEstimate(body.messages, attachments?.size ?? 0)))
+    const ticket = await engineCall('messages', () =>
+      engine.reserve(promptEstimate(body.messages, attachments?.size ?? 0)),
+    )
     let generation: Generation
     try {
       const sources = { attachments, remote: opts.remoteImages, maxImageBytes: limits.maxImageBytes, signal }
       const messages = await resolveMessages(body.messages, sources, limits.maxImagesPerRequest)
       if (opts.logPrompts) request.stats.messages = loggable(messages)
       // The engine aborts the generation when `signal` does (the client left).
-      generation = await engineCall(() => engine.submit(toGenerateRequest(body, messages, limits, calling), { signal, ticket })).catch((err: unknown) => {
+      generation = await engineCall('messages', () =>
+        engine.submit(toGenerateRequest(body, messages, limits, engine.generationDefaults, calling), {
+          signal,
+          ticket,
+        }),
+      ).catch((err: unknown) => {
         // With tool calling the grammar is the tools' (tools.ts): name them, not response_format.
-        if (calling !== undefined && err instanceof ApiError && err.param === 'response_format') throw new ApiError(err.code, `Invalid 'tools': ${err.message}`, 'tools')
+        if (calling !== undefined && err instanceof KelixError && err.fields.param === 'response_format')
+          throw new KelixError(err.code, `Invalid 'tools': ${err.message}`, { param: 'tools' })
         throw err
       })
     } catch (err) {
@@ -73,11 +103,20 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
     return generation
   }
 
-  async function stream(request: FastifyRequest, reply: FastifyReply, body: ChatRequestBody, generation: Generation, meta: CompletionMeta, calling: ToolCalling | undefined): Promise<void> {
+  async function stream(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    body: ChatRequestBody,
+    generation: Generation,
+    meta: CompletionMeta,
+    calling: ToolCalling | undefined,
+  ): Promise<void> {
     const includeUsage = body.stream_options?.include_usage === true
     const chunks = new ChunkFactory(meta, includeUsage)
     reply.hijack()
-    const writer = new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, { heartbeatMs: opts.sseHeartbeatMs })
+    const writer = new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, {
+      heartbeatMs: opts.sseHeartbeatMs,
+    })
     const outcome = await writeStream(generation, body.n ?? 1, writer, chunks, includeUsage, calling)
     recordTimings(request.stats, outcome)
     if (outcome.errorCode !== undefined) request.stats.errorCode = outcome.errorCode
@@ -96,7 +135,7 @@ export async function chatCompletionRoutes(app: FastifyInstance, opts: ChatRoute
       Object.assign(request.stats, { model: body.model, stream: body.stream === true, n: body.n ?? 1 })
       const meta = completionMeta(model.id, model.systemFingerprint)
       checkModel(body.model, model)
-      checkRequest(body, limits, engine.maxContext)
+      checkRequest(body, limits)
       const calling = toolCalling(body)
       const signal = clientGoneSignal(reply)
       const generation = await admit(request, body, calling, signal)

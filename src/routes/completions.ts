@@ -14,10 +14,25 @@ import { strictValidatorCompiler } from '../http/validation.js'
 import { checkModel, type ModelNames, type RequestLimits } from './chat/request.js'
 import { errorSchema } from './chat/schema.js'
 import { CompletionChoices } from './completions/choices.js'
-import { collectCompletion, completionObject, writeCompletionStream, type CompletionMeta } from './completions/output.js'
-import { checkCompletionRequest, plainPromptEstimate, promptsOf, toCompletionGenerateRequest } from './completions/request.js'
-import { completionChunkSchema, completionRequestSchema, completionSchema, type CompletionRequestBody } from './completions/schema.js'
-import { clientGoneSignal, engineCall, noteModel, promptParam, recordTimings } from './generation-call.js'
+import {
+  collectCompletion,
+  completionObject,
+  writeCompletionStream,
+  type CompletionMeta,
+} from './completions/output.js'
+import {
+  checkCompletionRequest,
+  plainPromptEstimate,
+  promptsOf,
+  toCompletionGenerateRequest,
+} from './completions/request.js'
+import {
+  completionChunkSchema,
+  completionRequestSchema,
+  completionSchema,
+  type CompletionRequestBody,
+} from './completions/schema.js'
+import { clientGoneSignal, engineCall, noteModel, recordTimings } from './generation-call.js'
 
 export interface CompletionRouteOptions {
   engine: EngineClient
@@ -41,9 +56,16 @@ export async function completionRoutes(app: FastifyInstance, opts: CompletionRou
     const generations: Generation[] = []
     try {
       for (const prompt of promptsOf(body)) {
-        const ticket = await engineCall(() => engine.reserve(plainPromptEstimate(prompt)))
+        const ticket = await engineCall('prompt', () => engine.reserve(plainPromptEstimate(prompt)))
         try {
-          generations.push(await engineCall(() => engine.submit(toCompletionGenerateRequest(body, prompt, limits), { signal, ticket })))
+          generations.push(
+            await engineCall('prompt', () =>
+              engine.submit(toCompletionGenerateRequest(body, prompt, limits, engine.generationDefaults), {
+                signal,
+                ticket,
+              }),
+            ),
+          )
         } catch (err) {
           ticket.release()
           throw err
@@ -51,29 +73,51 @@ export async function completionRoutes(app: FastifyInstance, opts: CompletionRou
       }
     } catch (err) {
       for (const g of generations) g.abort()
-      promptParam('prompt')(err)
+      throw err
     }
     return generations
   }
 
   app.post(
     '/v1/completions',
-    { schema: routeSchema, validatorCompiler: strictValidatorCompiler, preValidation: [noteModel], config: { eventStream: completionChunkSchema } },
+    {
+      schema: routeSchema,
+      validatorCompiler: strictValidatorCompiler,
+      preValidation: [noteModel],
+      config: { eventStream: completionChunkSchema },
+    },
     async (request: FastifyRequest, reply: FastifyReply) => {
       const body = request.body as CompletionRequestBody
       checkModel(body.model, model)
       const prompts = promptsOf(body)
-      checkCompletionRequest(body, prompts, limits, engine.maxContext)
+      checkCompletionRequest(body, prompts, limits)
       Object.assign(request.stats, { model: body.model, stream: body.stream === true, n: body.n ?? 1 })
-      const meta: CompletionMeta = { id: `cmpl-${randomBytes(16).toString('hex')}`, created: Math.floor(Date.now() / 1000), model: model.id, systemFingerprint: model.systemFingerprint }
+      const meta: CompletionMeta = {
+        id: `cmpl-${randomBytes(16).toString('hex')}`,
+        created: Math.floor(Date.now() / 1000),
+        model: model.id,
+        systemFingerprint: model.systemFingerprint,
+      }
       const signal = clientGoneSignal(reply)
       const generations = await admit(body, signal)
       request.stats.promptTokens = generations.reduce((n, g) => n + g.promptTokens, 0)
-      const choices = new CompletionChoices(prompts.length, body.n ?? 1, body.logprobs !== undefined && body.logprobs !== null)
+      const choices = new CompletionChoices(
+        prompts.length,
+        body.n ?? 1,
+        body.logprobs !== undefined && body.logprobs !== null,
+      )
       if (body.stream === true) {
         reply.hijack()
-        const writer = new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, { heartbeatMs: opts.sseHeartbeatMs })
-        const outcome = await writeCompletionStream(generations, choices, writer, meta, body.stream_options?.include_usage === true)
+        const writer = new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, {
+          heartbeatMs: opts.sseHeartbeatMs,
+        })
+        const outcome = await writeCompletionStream(
+          generations,
+          choices,
+          writer,
+          meta,
+          body.stream_options?.include_usage === true,
+        )
         recordTimings(request.stats, outcome)
         if (outcome.errorCode !== undefined) request.stats.errorCode = outcome.errorCode
         return reply

@@ -1,12 +1,11 @@
 /**
  * What the generating routes (chat completions, completions) share around an
- * engine call: noticing the client leave, turning the engine's typed refusal
- * into the API error, and the request log's model, usage and timings.
+ * engine call: noticing the client leave, naming the prompt field in the
+ * engine's refusals, and the request log's model, usage and timings.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { GenerationError } from '../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../http/api-errors.js'
 import type { RequestStats } from '../http/request-log.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 /** Aborts when the client goes away before the response is complete. */
 export function clientGoneSignal(reply: FastifyReply): AbortSignal {
@@ -17,32 +16,32 @@ export function clientGoneSignal(reply: FastifyReply): AbortSignal {
   return controller.signal
 }
 
-/** Runs an engine call, turning its typed refusal into the API error. */
-export async function engineCall<T>(call: () => Promise<T> | T): Promise<T> {
+/**
+ * Runs an engine call. A refusal about the prompt names this route's prompt
+ * field (`messages`, `prompt`, `input`, `tokens`) unless it names a field itself:
+ * the engine does not know which field the prompt came from.
+ */
+export async function engineCall<T>(promptField: string, call: () => Promise<T> | T): Promise<T> {
   try {
     return await call()
   } catch (err) {
-    if (err instanceof GenerationError) throw fromGenerationError(err)
+    if (err instanceof KelixError && err.spec.aboutPrompt === true && err.fields.param === undefined)
+      throw err.withFields({ param: promptField })
     throw err
   }
 }
 
-export function recordTimings(stats: RequestStats, outcome: { usage?: { completionTokens: number } | undefined; timings?: { queueMs: number; firstTokenMs: number | undefined } | undefined }): void {
+export function recordTimings(
+  stats: RequestStats,
+  outcome: {
+    usage?: { completionTokens: number } | undefined
+    timings?: { queueMs: number; firstTokenMs: number | undefined } | undefined
+  },
+): void {
   if (outcome.usage !== undefined) stats.completionTokens = outcome.usage.completionTokens
   if (outcome.timings !== undefined) {
     stats.queueMs = Math.round(outcome.timings.queueMs)
     if (outcome.timings.firstTokenMs !== undefined) stats.ttftMs = Math.round(outcome.timings.firstTokenMs)
-  }
-}
-
-/**
- * For a `.catch`: the engine names chat's `messages` for what is wrong with a
- * prompt; a route whose prompt is another field names that one instead.
- */
-export function promptParam(param: string) {
-  return (err: unknown): never => {
-    if (err instanceof ApiError && err.param === 'messages' && param !== 'messages') throw new ApiError(err.code, err.message, param, err.retryAfterSeconds)
-    throw err
   }
 }
 

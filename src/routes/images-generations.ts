@@ -11,12 +11,20 @@
  * one `image_generation.completed` per image, then `[DONE]`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { GenerationError, type EngineClient, type ImageGeneration, type ImageRequest, type ImageUsage } from '../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../http/api-errors.js'
+import {
+  type EngineClient,
+  type ImageGeneration,
+  type ImageRequest,
+  type ImageUsage,
+} from '../batching/client-types.js'
+import { errorBody } from '../http/error-body.js'
+import { clientGoneSignal, engineCall } from './generation-call.js'
+import { checkAtMost } from './server-limits.js'
 import { SseWriter } from '../http/sse.js'
 import { strictValidatorCompiler } from '../http/validation.js'
-import { checkModel, toSamplingParams, type ModelNames } from './chat/request.js'
+import { checkModel, OPENAI_SAMPLING_DEFAULTS, toSamplingParams, type ModelNames } from './chat/request.js'
 import { errorSchema } from './chat/schema.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export interface ImageRouteOptions {
   engine: EngineClient
@@ -78,14 +86,20 @@ const responseSchema = {
   type: 'object',
   properties: {
     created: { type: 'integer' },
-    data: { type: 'array', items: { type: 'object', properties: { b64_json: { type: 'string' }, revised_prompt: { type: 'string' } } } },
+    data: {
+      type: 'array',
+      items: { type: 'object', properties: { b64_json: { type: 'string' }, revised_prompt: { type: 'string' } } },
+    },
     usage: {
       type: 'object',
       properties: {
         input_tokens: { type: 'integer' },
         output_tokens: { type: 'integer' },
         total_tokens: { type: 'integer' },
-        input_tokens_details: { type: 'object', properties: { text_tokens: { type: 'integer' }, image_tokens: { type: 'integer' } } },
+        input_tokens_details: {
+          type: 'object',
+          properties: { text_tokens: { type: 'integer' }, image_tokens: { type: 'integer' } },
+        },
       },
     },
   },
@@ -94,14 +108,24 @@ const responseSchema = {
 /** The OpenAI Images usage object. */
 function toImagesUsage(usage: ImageUsage) {
   const { promptTokens, imageTokens, totalTokens } = usage
-  return { input_tokens: promptTokens, output_tokens: imageTokens, total_tokens: totalTokens, input_tokens_details: { text_tokens: promptTokens, image_tokens: 0 } }
+  return {
+    input_tokens: promptTokens,
+    output_tokens: imageTokens,
+    total_tokens: totalTokens,
+    input_tokens_details: { text_tokens: promptTokens, image_tokens: 0 },
+  }
 }
 
 export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRouteOptions): Promise<void> {
   const { engine } = opts
   const capabilities = () => {
     const images = engine.imageCapabilities
-    if (images === undefined) throw new ApiError('model_capability_missing', `The model '${opts.model.id}' does not generate images: its export has no image decoder (dit.onnx, vae_decoder.onnx).`, 'model')
+    if (images === undefined)
+      throw new KelixError(
+        'model_capability_missing',
+        `The model '${opts.model.id}' does not generate images: its export has no image decoder (dit.onnx, vae_decoder.onnx).`,
+        { param: 'model' },
+      )
     return images
   }
   const supportedSize = () => `${capabilities().size}x${capabilities().size}`
@@ -109,16 +133,30 @@ export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRou
   function toImageRequest(body: ImageBody): ImageRequest {
     if (body.model !== undefined) checkModel(body.model, opts.model)
     capabilities()
-    if (body.prompt.trim() === '') throw new ApiError('invalid_request_error', 'The prompt is empty.', 'prompt')
+    if (body.prompt.trim() === '')
+      throw new KelixError('invalid_request_error', 'The prompt is empty.', { param: 'prompt' })
     const size = body.size ?? 'auto'
     if (size !== 'auto' && size !== supportedSize()) {
-      throw new ApiError('invalid_request_error', `The size '${size}' is not supported. This model generates ${supportedSize()} (or 'auto').`, 'size')
+      throw new KelixError(
+        'invalid_request_error',
+        `The size '${size}' is not supported. This model generates ${supportedSize()} (or 'auto').`,
+        { param: 'size' },
+      )
     }
-    if (body.response_format === 'url') throw new ApiError('invalid_request_error', "Only response_format 'b64_json' is supported: this server stores no images.", 'response_format')
+    if (body.response_format === 'url')
+      throw new KelixError(
+        'invalid_request_error',
+        "Only response_format 'b64_json' is supported: this server stores no images.",
+        { param: 'response_format' },
+      )
     const n = body.n ?? 1
-    if (n > opts.maxImages) throw new ApiError('invalid_request_error', `n is ${n}; this server generates at most ${opts.maxImages} images per request.`, 'n')
+    checkAtMost('n', n, opts.maxImages)
     // The schema admits no penalties or logit bias (meaningless over image codes): only the sampling shape is the caller's.
-    const sampling = toSamplingParams({ temperature: body.temperature, top_p: body.top_p, top_k: body.top_k, seed: body.seed })
+    // The token phase samples at OpenAI's defaults (temperature 1) unless asked: the model's generation defaults are for text.
+    const sampling = toSamplingParams(
+      { temperature: body.temperature, top_p: body.top_p, top_k: body.top_k, seed: body.seed },
+      OPENAI_SAMPLING_DEFAULTS,
+    )
     // Partial images only exist in a stream, as with OpenAI.
     const partialImages = body.stream === true ? (body.partial_images ?? 0) : 0
     return {
@@ -132,20 +170,18 @@ export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRou
   }
 
   async function start(request: ImageRequest, reply: FastifyReply): Promise<ImageGeneration> {
-    const controller = new AbortController()
-    reply.raw.once('close', () => reply.raw.writableFinished || controller.abort())
-    try {
-      return await engine.generateImages(request, { signal: controller.signal })
-    } catch (err) {
-      if (err instanceof GenerationError) throw fromGenerationError(err)
-      throw err
-    }
+    return engineCall('prompt', () => engine.generateImages(request, { signal: clientGoneSignal(reply) }))
   }
 
   app.post(
     '/v1/images/generations',
     {
-      schema: { summary: 'Creates images from a text prompt', tags: ['images'], body: bodySchema, response: { 200: responseSchema, '4XX': errorSchema, '5XX': errorSchema } },
+      schema: {
+        summary: 'Creates images from a text prompt',
+        tags: ['images'],
+        body: bodySchema,
+        response: { 200: responseSchema, '4XX': errorSchema, '5XX': errorSchema },
+      },
       validatorCompiler: strictValidatorCompiler,
     },
     async (request: FastifyRequest, reply: FastifyReply) => {
@@ -156,14 +192,24 @@ export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRou
       const created = Math.floor(Date.now() / 1000)
       if (body.stream === true) {
         reply.hijack()
-        await streamImages(new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, { heartbeatMs: opts.sseHeartbeatMs }), generation, created, supportedSize())
+        await streamImages(
+          new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, { heartbeatMs: opts.sseHeartbeatMs }),
+          generation,
+          created,
+          supportedSize(),
+        )
         return reply
       }
       const images: string[] = []
       for await (const event of generation.events) {
         if (event.type === 'image') images[event.index] = Buffer.from(event.png).toString('base64')
-        else if (event.type === 'error') throw fromGenerationError(new GenerationError(event.code, event.message))
-        else if (event.type === 'done') return { created, data: images.map((b64_json) => ({ b64_json, revised_prompt: body.prompt })), usage: toImagesUsage(event.usage) }
+        else if (event.type === 'error') throw event.error
+        else if (event.type === 'done')
+          return {
+            created,
+            data: images.map((b64_json) => ({ b64_json, revised_prompt: body.prompt })),
+            usage: toImagesUsage(event.usage),
+          }
       }
       // The client left before the images were done.
       reply.hijack()
@@ -173,7 +219,12 @@ export async function imageGenerationRoutes(app: FastifyInstance, opts: ImageRou
   )
 }
 
-async function streamImages(writer: SseWriter, generation: ImageGeneration, created: number, size: string): Promise<void> {
+async function streamImages(
+  writer: SseWriter,
+  generation: ImageGeneration,
+  created: number,
+  size: string,
+): Promise<void> {
   const common = { created_at: created, size, quality: 'auto', background: 'opaque', output_format: 'png' }
   // OpenAI's completed event carries the usage; the request's is known at admission.
   const usage = toImagesUsage(generation.usage)
@@ -183,16 +234,33 @@ async function streamImages(writer: SseWriter, generation: ImageGeneration, crea
       break
     }
     if (event.type === 'progress') {
-      await writer.send({ type: 'image_generation.progress', image_index: event.index, phase: event.phase, step: event.step, total: event.total })
+      await writer.send({
+        type: 'image_generation.progress',
+        image_index: event.index,
+        phase: event.phase,
+        step: event.step,
+        total: event.total,
+      })
     } else if (event.type === 'partial') {
-      await writer.send({ type: 'image_generation.partial_image', image_index: event.index, partial_image_index: event.partialIndex, b64_json: Buffer.from(event.png).toString('base64'), ...common })
+      await writer.send({
+        type: 'image_generation.partial_image',
+        image_index: event.index,
+        partial_image_index: event.partialIndex,
+        b64_json: Buffer.from(event.png).toString('base64'),
+        ...common,
+      })
     } else if (event.type === 'image') {
-      await writer.send({ type: 'image_generation.completed', image_index: event.index, b64_json: Buffer.from(event.png).toString('base64'), ...common, usage })
+      await writer.send({
+        type: 'image_generation.completed',
+        image_index: event.index,
+        b64_json: Buffer.from(event.png).toString('base64'),
+        ...common,
+        usage,
+      })
     } else if (event.type === 'done') {
       await writer.send({ type: 'image_generation.usage', usage: toImagesUsage(event.usage) })
     } else {
-      const error = fromGenerationError(new GenerationError(event.code, event.message))
-      await writer.send(error.toBody())
+      await writer.send(errorBody(event.error))
     }
   }
   await writer.send('[DONE]')

@@ -1,7 +1,7 @@
 /** `GET /v1/models` and `GET /v1/models/:id`, in the OpenAI list and object shapes. */
 import type { FastifyInstance } from 'fastify'
-import { ApiError } from '../http/api-errors.js'
 import { errorSchema } from './chat/schema.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 export interface ServedModel {
   /** The id clients send. */
@@ -16,23 +16,49 @@ const modelObject = (m: ServedModel) => ({ id: m.id, object: 'model', created: m
 
 const modelSchema = {
   type: 'object',
-  properties: { id: { type: 'string' }, object: { const: 'model' }, created: { type: 'integer' }, owned_by: { type: 'string' } },
+  properties: {
+    id: { type: 'string' },
+    object: { const: 'model' },
+    created: { type: 'integer' },
+    owned_by: { type: 'string' },
+  },
   required: ['id', 'object', 'created', 'owned_by'],
 } as const
 
 export async function modelRoutes(app: FastifyInstance, opts: { model: ServedModel }): Promise<void> {
-  const listSchema = { type: 'object', properties: { object: { const: 'list' }, data: { type: 'array', items: modelSchema } }, required: ['object', 'data'] }
-  app.get('/v1/models', { schema: { summary: 'List the served model', tags: ['models'], response: { 200: listSchema, '4XX': errorSchema } } }, async () => ({
-    object: 'list',
-    data: [modelObject(opts.model)],
-  }))
+  const listSchema = {
+    type: 'object',
+    properties: { object: { const: 'list' }, data: { type: 'array', items: modelSchema } },
+    required: ['object', 'data'],
+  }
+  app.get(
+    '/v1/models',
+    {
+      schema: { summary: 'List the served model', tags: ['models'], response: { 200: listSchema, '4XX': errorSchema } },
+    },
+    async () => ({
+      object: 'list',
+      data: [modelObject(opts.model)],
+    }),
+  )
   app.get<{ Params: { id: string } }>(
     '/v1/models/:id',
-    { schema: { summary: 'The served model, by its id or an alias', tags: ['models'], params: { type: 'object', properties: { id: { type: 'string' } } }, response: { 200: modelSchema, '4XX': errorSchema } } },
+    {
+      schema: {
+        summary: 'The served model, by its id or an alias',
+        tags: ['models'],
+        params: { type: 'object', properties: { id: { type: 'string' } } },
+        response: { 200: modelSchema, '4XX': errorSchema },
+      },
+    },
     async (request) => {
       const { id } = request.params
       if (id !== opts.model.id && !opts.model.aliases.includes(id)) {
-        throw new ApiError('model_not_found', `The model '${id}' does not exist. This server serves '${opts.model.id}'.`, 'model')
+        throw new KelixError(
+          'model_not_found',
+          `The model '${id}' does not exist. This server serves '${opts.model.id}'.`,
+          { param: 'model' },
+        )
       }
       return modelObject(opts.model)
     },

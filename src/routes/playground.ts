@@ -12,13 +12,20 @@ const PAGE = new URL('../../playground/index.html', import.meta.url)
 
 export async function playgroundRoute(app: FastifyInstance): Promise<void> {
   const page = readFileSync(PAGE, 'utf8')
-  const schema = { summary: 'The browser playground (an HTML page)', tags: ['playground'], response: { 200: { content: { 'text/html': { schema: { type: 'string' } } } } } }
+  const schema = {
+    summary: 'The browser playground (an HTML page)',
+    tags: ['playground'],
+    response: { 200: { content: { 'text/html': { schema: { type: 'string' } } } } },
+  }
   app.get('/', { schema }, async (_request, reply) =>
     reply
       .type('text/html; charset=utf-8')
       .header('cache-control', 'no-cache')
       // The page's own script is inline; images are data: URLs; every call goes to this origin.
-      .header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data: blob:")
+      .header(
+        'content-security-policy',
+        "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data: blob:",
+      )
       .send(page),
   )
 }

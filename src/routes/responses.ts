@@ -11,7 +11,7 @@ import { strictValidatorCompiler } from '../http/validation.js'
 import type { RemoteImageSource } from '../http/remote-image.js'
 import { checkModel, promptEstimate, resolveMessages, type ModelNames, type RequestLimits } from './chat/request.js'
 import { errorSchema } from './chat/schema.js'
-import { clientGoneSignal, engineCall, noteModel, promptParam, recordTimings } from './generation-call.js'
+import { clientGoneSignal, engineCall, noteModel, recordTimings } from './generation-call.js'
 import { collectResponse, responseMeta, responseObject, writeResponseStream } from './responses/output.js'
 import { checkResponseRequest, toMessageBodies, toResponseGenerateRequest } from './responses/request.js'
 import { responseObjectSchema, responseRequestSchema, type ResponseRequestBody } from './responses/schema.js'
@@ -29,22 +29,36 @@ export async function responseRoutes(app: FastifyInstance, opts: ResponseRouteOp
   app.post(
     '/v1/responses',
     {
-      schema: { summary: 'Creates a model response (text and image input; nothing stored)', tags: ['responses'], body: responseRequestSchema, response: { 200: responseObjectSchema, '4XX': errorSchema, '5XX': errorSchema } },
+      schema: {
+        summary: 'Creates a model response (text and image input; nothing stored)',
+        tags: ['responses'],
+        body: responseRequestSchema,
+        response: { 200: responseObjectSchema, '4XX': errorSchema, '5XX': errorSchema },
+      },
       validatorCompiler: strictValidatorCompiler,
       preValidation: [noteModel],
     },
     async (request: FastifyRequest, reply: FastifyReply) => {
       const body = request.body as ResponseRequestBody
       checkModel(body.model, model)
-      checkResponseRequest(body, limits, engine.maxContext)
+      checkResponseRequest(body, limits)
       Object.assign(request.stats, { model: body.model, stream: body.stream === true, n: 1 })
       const bodies = toMessageBodies(body)
       const signal = clientGoneSignal(reply)
-      const ticket = await engineCall(() => engine.reserve(promptEstimate(bodies, 0)))
+      const ticket = await engineCall('input', () => engine.reserve(promptEstimate(bodies, 0)))
       let generation
       try {
-        const messages = await resolveMessages(bodies, { attachments: undefined, remote: opts.remoteImages, maxImageBytes: limits.maxImageBytes, signal }, limits.maxImagesPerRequest)
-        generation = await engineCall(() => engine.submit(toResponseGenerateRequest(body, messages, limits), { signal, ticket })).catch(promptParam('input'))
+        const messages = await resolveMessages(
+          bodies,
+          { attachments: undefined, remote: opts.remoteImages, maxImageBytes: limits.maxImageBytes, signal },
+          limits.maxImagesPerRequest,
+        )
+        generation = await engineCall('input', () =>
+          engine.submit(toResponseGenerateRequest(body, messages, limits, engine.generationDefaults), {
+            signal,
+            ticket,
+          }),
+        )
       } catch (err) {
         ticket.release()
         throw err
@@ -53,7 +67,9 @@ export async function responseRoutes(app: FastifyInstance, opts: ResponseRouteOp
       const meta = responseMeta(model.id)
       if (body.stream === true) {
         reply.hijack()
-        const writer = new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, { heartbeatMs: opts.sseHeartbeatMs })
+        const writer = new SseWriter(reply.raw, reply.getHeaders() as Record<string, string>, {
+          heartbeatMs: opts.sseHeartbeatMs,
+        })
         const outcome = await writeResponseStream(generation, writer, meta, body)
         recordTimings(request.stats, outcome)
         if (outcome.errorCode !== undefined) request.stats.errorCode = outcome.errorCode

@@ -11,7 +11,7 @@ import { strictValidatorCompiler } from '../http/validation.js'
 import type { RemoteImageSource } from '../http/remote-image.js'
 import { checkModel, resolveMessages, type ModelNames } from './chat/request.js'
 import { chatRequestSchema, errorSchema, type MessageBody } from './chat/schema.js'
-import { engineCall, noteModel, promptParam } from './generation-call.js'
+import { engineCall, noteModel } from './generation-call.js'
 
 export interface TokenizeRouteOptions {
   engine: EngineClient
@@ -25,10 +25,19 @@ const ids = { type: 'array', items: { type: 'integer', minimum: 0 } } as const
 
 const tokenizeBody = {
   oneOf: [
-    { type: 'object', properties: { model: { type: 'string' }, prompt: { type: 'string' } }, required: ['model', 'prompt'], additionalProperties: false },
     {
       type: 'object',
-      properties: { model: { type: 'string' }, messages: chatRequestSchema.properties.messages, add_generation_prompt: { type: 'boolean' } },
+      properties: { model: { type: 'string' }, prompt: { type: 'string' } },
+      required: ['model', 'prompt'],
+      additionalProperties: false,
+    },
+    {
+      type: 'object',
+      properties: {
+        model: { type: 'string' },
+        messages: chatRequestSchema.properties.messages,
+        add_generation_prompt: { type: 'boolean' },
+      },
       required: ['model', 'messages'],
       additionalProperties: false,
     },
@@ -37,11 +46,17 @@ const tokenizeBody = {
 
 const tokenizeResponse = {
   type: 'object',
-  properties: { count: { type: 'integer' }, max_model_len: { type: 'integer' }, tokens: ids, image_positions: { type: 'integer' } },
+  properties: {
+    count: { type: 'integer' },
+    max_model_len: { type: 'integer' },
+    tokens: ids,
+    image_positions: { type: 'integer' },
+  },
   required: ['count', 'max_model_len', 'tokens', 'image_positions'],
 } as const
 
-type TokenizeBody = { model: string; prompt: string } | { model: string; messages: MessageBody[]; add_generation_prompt?: boolean }
+type TokenizeBody =
+  { model: string; prompt: string } | { model: string; messages: MessageBody[]; add_generation_prompt?: boolean }
 
 export async function tokenizeRoutes(app: FastifyInstance, opts: TokenizeRouteOptions): Promise<void> {
   const { engine, model } = opts
@@ -49,7 +64,12 @@ export async function tokenizeRoutes(app: FastifyInstance, opts: TokenizeRouteOp
   app.post(
     '/tokenize',
     {
-      schema: { summary: 'Tokenizes a prompt or chat messages as the engine would lay them out', tags: ['tokenizer'], body: tokenizeBody, response: { 200: tokenizeResponse, '4XX': errorSchema, '5XX': errorSchema } },
+      schema: {
+        summary: 'Tokenizes a prompt or chat messages as the engine would lay them out',
+        tags: ['tokenizer'],
+        body: tokenizeBody,
+        response: { 200: tokenizeResponse, '4XX': errorSchema, '5XX': errorSchema },
+      },
       validatorCompiler: strictValidatorCompiler,
       preValidation: [noteModel],
     },
@@ -59,9 +79,26 @@ export async function tokenizeRoutes(app: FastifyInstance, opts: TokenizeRouteOp
       const input =
         'prompt' in body
           ? { prompt: { text: body.prompt } }
-          : { messages: await resolveMessages(body.messages, { attachments: undefined, remote: opts.remoteImages, maxImageBytes: opts.maxImageBytes, signal: AbortSignal.timeout(60_000) }, opts.maxImagesPerRequest), addGenerationPrompt: body.add_generation_prompt ?? true }
-      const tokenized = await engineCall(() => engine.tokenize(input)).catch(promptParam('prompt' in body ? 'prompt' : 'messages'))
-      return { count: tokenized.ids.length, max_model_len: engine.maxContext, tokens: tokenized.ids, image_positions: tokenized.imagePositions }
+          : {
+              messages: await resolveMessages(
+                body.messages,
+                {
+                  attachments: undefined,
+                  remote: opts.remoteImages,
+                  maxImageBytes: opts.maxImageBytes,
+                  signal: AbortSignal.timeout(60_000),
+                },
+                opts.maxImagesPerRequest,
+              ),
+              addGenerationPrompt: body.add_generation_prompt ?? true,
+            }
+      const tokenized = await engineCall('prompt' in body ? 'prompt' : 'messages', () => engine.tokenize(input))
+      return {
+        count: tokenized.ids.length,
+        max_model_len: engine.maxContext,
+        tokens: tokenized.ids,
+        image_positions: tokenized.imagePositions,
+      }
     },
   )
 
@@ -71,8 +108,17 @@ export async function tokenizeRoutes(app: FastifyInstance, opts: TokenizeRouteOp
       schema: {
         summary: 'Turns text token ids back into text',
         tags: ['tokenizer'],
-        body: { type: 'object', properties: { model: { type: 'string' }, tokens: ids }, required: ['model', 'tokens'], additionalProperties: false },
-        response: { 200: { type: 'object', properties: { prompt: { type: 'string' } }, required: ['prompt'] }, '4XX': errorSchema, '5XX': errorSchema },
+        body: {
+          type: 'object',
+          properties: { model: { type: 'string' }, tokens: ids },
+          required: ['model', 'tokens'],
+          additionalProperties: false,
+        },
+        response: {
+          200: { type: 'object', properties: { prompt: { type: 'string' } }, required: ['prompt'] },
+          '4XX': errorSchema,
+          '5XX': errorSchema,
+        },
       },
       validatorCompiler: strictValidatorCompiler,
       preValidation: [noteModel],
@@ -81,7 +127,7 @@ export async function tokenizeRoutes(app: FastifyInstance, opts: TokenizeRouteOp
       const body = request.body as { model: string; tokens: number[] }
       checkModel(body.model, model)
       if (body.tokens.length === 0) return { prompt: '' }
-      return { prompt: await engineCall(() => engine.detokenize(body.tokens)).catch(promptParam('tokens')) }
+      return { prompt: await engineCall('tokens', () => engine.detokenize(body.tokens)) }
     },
   )
 }

@@ -6,6 +6,8 @@
  *   onRequest:  request id + log line ─► auth (401) ─► draining (503)
  *   parse:      JSON (bodyLimit → 413) | multipart (file limits → 413)
  *   route:      preValidation (multipart → body) ─► schema (400 + param) ─► handler
+ *   send:       a body not read to its end is read and dropped first (bounded), so a client still
+ *               writing gets the answer instead of a reset (http/unread-body.ts)
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { EngineClient } from '../batching/client-types.js'
@@ -18,16 +20,18 @@ import type { RemoteImageSource } from '../http/remote-image.js'
 import { healthRoutes } from '../routes/health.js'
 import { imageGenerationRoutes } from '../routes/images-generations.js'
 import { modelRoutes, type ServedModel } from '../routes/models.js'
-import { ApiError } from '../http/api-errors.js'
 import { installAuth, isOpenPath } from '../http/auth.js'
 import { loadServerConfig, type ServerConfig } from './config.js'
-import { toApiError } from '../http/error-handler.js'
+import { errorBody, errorStatus, retryAfterSeconds } from '../http/error-body.js'
+import { toKelixError } from '../http/error-handler.js'
 import { installMultipart } from '../http/multipart.js'
 import { installOpenApi } from './openapi.js'
 import { RemoteImageFetcher } from '../http/remote-image.js'
 import type { Metrics } from './metrics.js'
 import { metricsRoute } from './metrics-route.js'
 import { installRequestLog, requestId } from '../http/request-log.js'
+import { installUnreadBodyDrain } from '../http/unread-body.js'
+import { KelixError } from '../errors/kelix-error.js'
 
 /** The part of the configuration the HTTP layer reads. */
 export type AppConfig = Pick<
@@ -90,38 +94,54 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
 
   app.setErrorHandler((err, request, reply) => {
-    const apiError = toApiError(err)
-    request.stats.errorCode = apiError.code
-    if (apiError.status >= 500) request.log.error({ err }, 'request failed')
-    if (apiError.retryAfterSeconds !== undefined) void reply.header('retry-after', String(apiError.retryAfterSeconds))
-    void reply.code(apiError.status).send(apiError.toBody())
+    const error = toKelixError(err)
+    request.stats.errorCode = error.code
+    if (errorStatus(error) >= 500) request.log.error({ err }, 'request failed')
+    const retryAfter = retryAfterSeconds(error)
+    if (retryAfter !== undefined) void reply.header('retry-after', String(retryAfter))
+    void reply.code(errorStatus(error)).send(errorBody(error))
   })
   app.setNotFoundHandler((request, reply) => {
-    const error = new ApiError('not_found', `No route for ${request.method} ${request.url.split('?')[0]}`)
-    void reply.code(error.status).send(error.toBody())
+    const error = new KelixError('not_found', `No route for ${request.method} ${request.url.split('?')[0]}`)
+    void reply.code(errorStatus(error)).send(errorBody(error))
   })
 
   // JSON and multipart only: anything else is a 415, not a string for the schema to reject.
   app.removeContentTypeParser('text/plain')
   installRequestLog(app, options.metrics)
+  installUnreadBodyDrain(app)
   installAuth(app, config)
   app.addHook('onRequest', async (request, reply) => {
     if (!draining || request.url.startsWith('/health/') || request.url === '/metrics') return
     void reply.header('connection', 'close')
-    throw new ApiError('server_shutting_down', 'The server is shutting down; retry on another replica.', null, 1)
+    throw new KelixError('draining', 'The server is shutting down; retry on another replica.', { retryAfterSeconds: 1 })
   })
-  const multipartLimits = { maxFiles: config.maxImagesPerRequest, maxFileBytes: config.maxImageBytes, maxFieldBytes: config.maxBodyBytes }
+  const multipartLimits = {
+    maxFiles: config.maxImagesPerRequest,
+    maxFileBytes: config.maxImageBytes,
+    maxFieldBytes: config.maxBodyBytes,
+  }
   await installMultipart(app, multipartLimits)
-  installOpenApi(app, { title: 'Kelix Serve', version: '0.1.0' }, { authEnabled: config.apiKeys.length > 0, isOpen: (path) => isOpenPath(path, config) })
+  installOpenApi(
+    app,
+    { title: 'Kelix Serve', version: '0.1.0' },
+    { authEnabled: config.apiKeys.length > 0, isOpen: (path) => isOpenPath(path, config) },
+  )
 
   const { engine, model } = options
   const remoteImages = options.remoteImages ?? remoteFetcher(config)
-  await app.register(healthRoutes, { health: { ready: () => !draining && engine.ready(), executionProvider: () => engine.executionProvider } })
+  await app.register(healthRoutes, {
+    health: { ready: () => !draining && engine.ready(), executionProvider: () => engine.executionProvider },
+  })
   await app.register(modelRoutes, { model })
   if (options.metrics !== undefined) await app.register(metricsRoute, { registry: options.metrics.registry })
   await app.register(chatCompletionRoutes, {
     engine,
-    model: { id: model.id, aliases: model.aliases, systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}` },
+    model: {
+      id: model.id,
+      aliases: model.aliases,
+      systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}`,
+    },
     limits: config,
     multipart: multipartLimits,
     remoteImages,
@@ -129,7 +149,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     logPrompts: config.logPrompts,
   })
   if (!config.disablePlayground) await app.register(playgroundRoute)
-  await app.register(responseRoutes, { engine, model: { id: model.id, aliases: model.aliases }, limits: config, remoteImages, sseHeartbeatMs: config.sseHeartbeatMs })
+  await app.register(responseRoutes, {
+    engine,
+    model: { id: model.id, aliases: model.aliases },
+    limits: config,
+    remoteImages,
+    sseHeartbeatMs: config.sseHeartbeatMs,
+  })
   await app.register(tokenizeRoutes, {
     engine,
     model: { id: model.id, aliases: model.aliases },
@@ -139,7 +165,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
   await app.register(completionRoutes, {
     engine,
-    model: { id: model.id, aliases: model.aliases, systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}` },
+    model: {
+      id: model.id,
+      aliases: model.aliases,
+      systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}`,
+    },
     limits: config,
     sseHeartbeatMs: config.sseHeartbeatMs,
   })

@@ -7,6 +7,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { DEFAULT_MODEL_DIR } from '../builder/default-model-dir.js'
+import { DEFAULT_LIMITS, limitsProblem, type LimitNames } from '../batching/limits.js'
+import type { SchedulingLimits } from '../batching/protocol.js'
 
 export type ExecutionProviderName = 'cpu' | 'cuda' | 'webgpu'
 const PROVIDERS: readonly ExecutionProviderName[] = ['cpu', 'cuda', 'webgpu']
@@ -69,11 +71,11 @@ export interface ServerConfig {
   sseHeartbeatMs: number
   /** How long SIGTERM waits for running requests before ending them, ms. Default 30 000. */
   drainTimeoutMs: number
-  /** Most sequences in one batch (vLLM's max_num_seqs). Default 32. */
+  /** Most sequences in one batch (vLLM's max_num_seqs). Default: DEFAULT_LIMITS (src/batching/limits.ts). */
   maxNumSeqs: number
-  /** Most blocks computed per engine step, decodes and prefill chunks together. Default 512. */
+  /** Most blocks computed per engine step, decodes and prefill chunks together; at least maxNumSeqs. Default: DEFAULT_LIMITS. */
   maxBatchedTokens: number
-  /** KV cache capacity in positions, over all sequences. Default 65 536. */
+  /** KV cache capacity in positions, over all sequences; at least the model's context (checked once the model is loaded). Default: DEFAULT_LIMITS. */
   kvCapacity: number
   /** Requests waiting for a place before 429. Default 256. */
   maxWaiting: number
@@ -111,19 +113,26 @@ interface Setting {
   parse(raw: string | undefined, name: string): unknown
 }
 
-function setting<K extends keyof ServerConfig>(spec: Omit<Setting, 'key' | 'parse'> & { key: K; parse(raw: string | undefined, name: string): ServerConfig[K] }): Setting {
+function setting<K extends keyof ServerConfig>(
+  spec: Omit<Setting, 'key' | 'parse'> & { key: K; parse(raw: string | undefined, name: string): ServerConfig[K] },
+): Setting {
   return spec
 }
 
 const nonEmpty = (raw: string | undefined): raw is string => raw !== undefined && raw !== ''
 
 function integer(min: number, max: number, fallback: number): (raw: string | undefined, name: string) => number
-function integer(min: number, max: number, fallback: undefined): (raw: string | undefined, name: string) => number | undefined
+function integer(
+  min: number,
+  max: number,
+  fallback: undefined,
+): (raw: string | undefined, name: string) => number | undefined
 function integer(min: number, max: number, fallback: number | undefined) {
   return (raw: string | undefined, name: string) => {
     if (!nonEmpty(raw)) return fallback
     const value = Number(raw)
-    if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(`${name} must be an integer in ${min}..${max}, got "${raw}"`)
+    if (!Number.isInteger(value) || value < min || value > max)
+      throw new ConfigError(`${name} must be an integer in ${min}..${max}, got "${raw}"`)
     return value
   }
 }
@@ -137,13 +146,17 @@ function boolean(raw: string | undefined, name: string): boolean {
 
 function list(raw: string | undefined): string[] {
   if (!nonEmpty(raw)) return []
-  return raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
 }
 
 function oneOf<T extends string>(allowed: readonly T[], fallback: T) {
   return (raw: string | undefined, name: string): T => {
     if (!nonEmpty(raw)) return fallback
-    if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`)
+    if (!(allowed as readonly string[]).includes(raw))
+      throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`)
     return raw as T
   }
 }
@@ -152,7 +165,8 @@ function providerList(raw: string | undefined, name: string): ExecutionProviderN
   const names = list(raw)
   if (names.length === 0) return ['cpu']
   for (const p of names) {
-    if (!(PROVIDERS as readonly string[]).includes(p)) throw new ConfigError(`${name} lists "${p}"; known providers: ${PROVIDERS.join(', ')}`)
+    if (!(PROVIDERS as readonly string[]).includes(p))
+      throw new ConfigError(`${name} lists "${p}"; known providers: ${PROVIDERS.join(', ')}`)
   }
   return names as ExecutionProviderName[]
 }
@@ -160,7 +174,8 @@ function providerList(raw: string | undefined, name: string): ExecutionProviderN
 function hostList(raw: string | undefined, name: string): string[] {
   const hosts = list(raw).map((h) => h.toLowerCase())
   for (const h of hosts) {
-    if (!/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(h)) throw new ConfigError(`${name} lists "${h}"; expected host names such as images.example.com or *.example.com`)
+    if (!/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(h))
+      throw new ConfigError(`${name} lists "${h}"; expected host names such as images.example.com or *.example.com`)
   }
   return hosts
 }
@@ -172,48 +187,302 @@ function keysFile(raw: string | undefined, name: string): string[] {
   try {
     text = readFileSync(raw, 'utf8')
   } catch (err) {
-    throw new ConfigError(`${name}: cannot read "${raw}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    throw new ConfigError(
+      `${name}: cannot read "${raw}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    )
   }
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'))
 }
 
 /** Every setting, in `--help` order. */
 export const SETTINGS: readonly Setting[] = [
-  setting({ key: 'host', env: 'KELIX_HOST', flag: '--host', default: '0.0.0.0', help: 'listen address', parse: (raw) => (nonEmpty(raw) ? raw : '0.0.0.0') }),
-  setting({ key: 'port', env: 'KELIX_PORT', flag: '--port', default: '8000', help: 'listen port', parse: integer(0, 65535, 8000) }),
-  setting({ key: 'modelDir', env: 'KELIX_MODEL_DIR', flag: '--model-dir', default: 'models/kelix-tiny (built on first start)', help: 'the model directory to serve', parse: (raw) => (nonEmpty(raw) ? raw : DEFAULT_MODEL_DIR) }),
-  setting({ key: 'servedModelName', env: 'KELIX_SERVED_MODEL_NAME', flag: '--served-model-name', default: "config.json's name", help: 'the id clients send as `model`', parse: (raw) => (nonEmpty(raw) ? raw : undefined) }),
-  setting({ key: 'modelAliases', env: 'KELIX_MODEL_ALIASES', flag: '--model-aliases', default: 'none', help: 'comma list of other ids accepted as `model`', parse: list }),
-  setting({ key: 'logLevel', env: 'KELIX_LOG_LEVEL', flag: '--log-level', default: 'info', help: `pino level: ${LOG_LEVELS.join(', ')}`, parse: oneOf(LOG_LEVELS, 'info') }),
-  setting({ key: 'logPrompts', env: 'KELIX_LOG_PROMPTS', flag: '--log-prompts', boolean: true, default: 'false', help: 'log request messages (images as byte counts)', parse: boolean }),
-  setting({ key: 'executionProviders', env: 'KELIX_EXECUTION_PROVIDERS', flag: '--execution-providers', default: 'cpu', help: 'ONNX Runtime providers in order of preference: cpu, cuda, webgpu', parse: providerList }),
-  setting({ key: 'intraOpThreads', env: 'KELIX_INTRA_OP_THREADS', flag: '--intra-op-threads', default: 'cores − 1 (at least 1)', help: 'threads per operator in the engine worker; one core is left to HTTP', parse: integer(1, 1024, undefined) }),
-  setting({ key: 'apiKeys', env: 'KELIX_API_KEYS', default: 'none (no authentication)', help: 'comma list of accepted Bearer keys', parse: list }),
-  setting({ key: 'apiKeys', env: 'KELIX_API_KEYS_FILE', flag: '--api-keys-file', default: 'none', help: 'file with one accepted key per line (# comments), added to KELIX_API_KEYS', parse: keysFile }),
-  setting({ key: 'authHealth', env: 'KELIX_AUTH_HEALTH', flag: '--auth-health', boolean: true, default: 'false', help: 'require a key on /health/*', parse: boolean }),
-  setting({ key: 'authMetrics', env: 'KELIX_AUTH_METRICS', flag: '--auth-metrics', boolean: true, default: 'false', help: 'require a key on /metrics', parse: boolean }),
-  setting({ key: 'disablePlayground', env: 'KELIX_DISABLE_PLAYGROUND', flag: '--disable-playground', boolean: true, default: 'false', help: 'serve no browser playground at /', parse: boolean }),
-  setting({ key: 'maxBodyBytes', env: 'KELIX_MAX_BODY_BYTES', flag: '--max-body-bytes', default: String(32 * MIB), help: 'largest JSON request body in bytes (413 past it)', parse: integer(1024, 2 ** 31, 32 * MIB) }),
-  setting({ key: 'maxImagesPerRequest', env: 'KELIX_MAX_IMAGES', flag: '--max-images', default: '8', help: 'most images in one request', parse: integer(0, 1024, 8) }),
-  setting({ key: 'maxImageBytes', env: 'KELIX_MAX_IMAGE_BYTES', flag: '--max-image-bytes', default: String(20 * MIB), help: 'largest encoded image in bytes (data URL, file part or download)', parse: integer(1, 2 ** 31, 20 * MIB) }),
-  setting({ key: 'maxImagePixels', env: 'KELIX_MAX_IMAGE_PIXELS', flag: '--max-image-pixels', default: '50000000', help: 'most pixels in one decoded image', parse: integer(1, 2 ** 40, 50_000_000) }),
-  setting({ key: 'maxPromptTokens', env: 'KELIX_MAX_PROMPT_TOKENS', flag: '--max-prompt-tokens', default: 'the context length', help: 'most prompt positions, images included', parse: integer(1, 2 ** 31, undefined) }),
-  setting({ key: 'maxTokensLimit', env: 'KELIX_MAX_TOKENS', flag: '--max-tokens', default: 'the context length', help: 'largest max_tokens a request may ask for', parse: integer(1, 2 ** 31, undefined) }),
-  setting({ key: 'maxChoices', env: 'KELIX_MAX_N', flag: '--max-n', default: '16', help: 'largest n', parse: integer(1, 128, 16) }),
-  setting({ key: 'requestTimeoutMs', env: 'KELIX_REQUEST_TIMEOUT_MS', flag: '--request-timeout-ms', default: 'none', help: 'longest a request may take, start to finish (408 past it)', parse: integer(1, 2 ** 31, undefined) }),
-  setting({ key: 'remoteImages', env: 'KELIX_REMOTE_IMAGES', flag: '--remote-images', boolean: true, default: 'false', help: 'allow https image URLs, to KELIX_REMOTE_IMAGE_HOSTS only', parse: boolean }),
-  setting({ key: 'remoteImageHosts', env: 'KELIX_REMOTE_IMAGE_HOSTS', flag: '--remote-image-hosts', default: 'none', help: 'comma list of hosts remote images may come from; *.example.com matches subdomains', parse: hostList }),
-  setting({ key: 'remoteImageTimeoutMs', env: 'KELIX_REMOTE_IMAGE_TIMEOUT_MS', flag: '--remote-image-timeout-ms', default: '10000', help: 'time limit per remote image, redirects included', parse: integer(1, 600_000, 10_000) }),
-  setting({ key: 'remoteImageMaxRedirects', env: 'KELIX_REMOTE_IMAGE_MAX_REDIRECTS', flag: '--remote-image-max-redirects', default: '3', help: 'redirects followed per remote image', parse: integer(0, 10, 3) }),
-  setting({ key: 'sseHeartbeatMs', env: 'KELIX_SSE_HEARTBEAT_MS', flag: '--sse-heartbeat-ms', default: '15000', help: 'SSE keep-alive comment after this much quiet', parse: integer(10, 600_000, 15_000) }),
-  setting({ key: 'maxNumSeqs', env: 'KELIX_MAX_NUM_SEQS', flag: '--max-num-seqs', default: '32', help: 'most sequences in one batch', parse: integer(1, 4096, 32) }),
-  setting({ key: 'maxBatchedTokens', env: 'KELIX_MAX_BATCHED_TOKENS', flag: '--max-batched-tokens', default: '512', help: 'most blocks per engine step (decodes + prefill chunks); at least max-num-seqs', parse: integer(1, 2 ** 20, 512) }),
-  setting({ key: 'prefixCachePositions', env: 'KELIX_PREFIX_CACHE_POSITIONS', flag: '--prefix-cache-positions', default: '4096', help: 'prompt-prefix positions kept for reuse across requests (whole 8-block chunks); 0 turns prefix caching off', parse: integer(0, 2 ** 31, 4096) }),
-  setting({ key: 'kvCapacity', env: 'KELIX_KV_CAPACITY', flag: '--kv-capacity', default: '65536', help: 'KV cache capacity in positions over all sequences; at least the context length', parse: integer(1, 2 ** 31, 65_536) }),
-  setting({ key: 'maxWaiting', env: 'KELIX_MAX_WAITING', flag: '--max-waiting', default: '256', help: 'requests waiting for a place before 429', parse: integer(1, 2 ** 20, 256) }),
-  setting({ key: 'maxWaitingTokens', env: 'KELIX_MAX_WAITING_TOKENS', flag: '--max-waiting-tokens', default: '65536', help: 'prompt positions waiting before 429', parse: integer(1, 2 ** 31, 65_536) }),
-  setting({ key: 'engineHungMs', env: 'KELIX_ENGINE_HUNG_MS', flag: '--engine-hung-ms', default: '30000', help: 'engine loop silent this long: replaced, in-flight requests fail', parse: integer(100, 3_600_000, 30_000) }),
-  setting({ key: 'drainTimeoutMs', env: 'KELIX_DRAIN_TIMEOUT_MS', flag: '--drain-timeout-ms', default: '30000', help: 'on SIGTERM, how long running requests may finish', parse: integer(0, 3_600_000, 30_000) }),
+  setting({
+    key: 'host',
+    env: 'KELIX_HOST',
+    flag: '--host',
+    default: '0.0.0.0',
+    help: 'listen address',
+    parse: (raw) => (nonEmpty(raw) ? raw : '0.0.0.0'),
+  }),
+  setting({
+    key: 'port',
+    env: 'KELIX_PORT',
+    flag: '--port',
+    default: '8000',
+    help: 'listen port',
+    parse: integer(0, 65535, 8000),
+  }),
+  setting({
+    key: 'modelDir',
+    env: 'KELIX_MODEL_DIR',
+    flag: '--model-dir',
+    default: 'models/kelix-tiny (built on first start)',
+    help: 'the model directory to serve',
+    parse: (raw) => (nonEmpty(raw) ? raw : DEFAULT_MODEL_DIR),
+  }),
+  setting({
+    key: 'servedModelName',
+    env: 'KELIX_SERVED_MODEL_NAME',
+    flag: '--served-model-name',
+    default: "config.json's name",
+    help: 'the id clients send as `model`',
+    parse: (raw) => (nonEmpty(raw) ? raw : undefined),
+  }),
+  setting({
+    key: 'modelAliases',
+    env: 'KELIX_MODEL_ALIASES',
+    flag: '--model-aliases',
+    default: 'none',
+    help: 'comma list of other ids accepted as `model`',
+    parse: list,
+  }),
+  setting({
+    key: 'logLevel',
+    env: 'KELIX_LOG_LEVEL',
+    flag: '--log-level',
+    default: 'info',
+    help: `pino level: ${LOG_LEVELS.join(', ')}`,
+    parse: oneOf(LOG_LEVELS, 'info'),
+  }),
+  setting({
+    key: 'logPrompts',
+    env: 'KELIX_LOG_PROMPTS',
+    flag: '--log-prompts',
+    boolean: true,
+    default: 'false',
+    help: 'log request messages (images as byte counts)',
+    parse: boolean,
+  }),
+  setting({
+    key: 'executionProviders',
+    env: 'KELIX_EXECUTION_PROVIDERS',
+    flag: '--execution-providers',
+    default: 'cpu',
+    help: 'ONNX Runtime providers in order of preference: cpu, cuda, webgpu',
+    parse: providerList,
+  }),
+  setting({
+    key: 'intraOpThreads',
+    env: 'KELIX_INTRA_OP_THREADS',
+    flag: '--intra-op-threads',
+    default: 'cores − 1 (at least 1)',
+    help: 'threads per operator in the engine worker; one core is left to HTTP',
+    parse: integer(1, 1024, undefined),
+  }),
+  setting({
+    key: 'apiKeys',
+    env: 'KELIX_API_KEYS',
+    default: 'none (no authentication)',
+    help: 'comma list of accepted Bearer keys',
+    parse: list,
+  }),
+  setting({
+    key: 'apiKeys',
+    env: 'KELIX_API_KEYS_FILE',
+    flag: '--api-keys-file',
+    default: 'none',
+    help: 'file with one accepted key per line (# comments), added to KELIX_API_KEYS',
+    parse: keysFile,
+  }),
+  setting({
+    key: 'authHealth',
+    env: 'KELIX_AUTH_HEALTH',
+    flag: '--auth-health',
+    boolean: true,
+    default: 'false',
+    help: 'require a key on /health/*',
+    parse: boolean,
+  }),
+  setting({
+    key: 'authMetrics',
+    env: 'KELIX_AUTH_METRICS',
+    flag: '--auth-metrics',
+    boolean: true,
+    default: 'false',
+    help: 'require a key on /metrics',
+    parse: boolean,
+  }),
+  setting({
+    key: 'disablePlayground',
+    env: 'KELIX_DISABLE_PLAYGROUND',
+    flag: '--disable-playground',
+    boolean: true,
+    default: 'false',
+    help: 'serve no browser playground at /',
+    parse: boolean,
+  }),
+  setting({
+    key: 'maxBodyBytes',
+    env: 'KELIX_MAX_BODY_BYTES',
+    flag: '--max-body-bytes',
+    default: String(32 * MIB),
+    help: 'largest JSON request body in bytes (413 past it)',
+    parse: integer(1024, 2 ** 31, 32 * MIB),
+  }),
+  setting({
+    key: 'maxImagesPerRequest',
+    env: 'KELIX_MAX_IMAGES',
+    flag: '--max-images',
+    default: '8',
+    help: 'most images in one request',
+    parse: integer(0, 1024, 8),
+  }),
+  setting({
+    key: 'maxImageBytes',
+    env: 'KELIX_MAX_IMAGE_BYTES',
+    flag: '--max-image-bytes',
+    default: String(20 * MIB),
+    help: 'largest encoded image in bytes (data URL, file part or download)',
+    parse: integer(1, 2 ** 31, 20 * MIB),
+  }),
+  setting({
+    key: 'maxImagePixels',
+    env: 'KELIX_MAX_IMAGE_PIXELS',
+    flag: '--max-image-pixels',
+    default: '50000000',
+    help: 'most pixels in one decoded image',
+    parse: integer(1, 2 ** 40, 50_000_000),
+  }),
+  setting({
+    key: 'maxPromptTokens',
+    env: 'KELIX_MAX_PROMPT_TOKENS',
+    flag: '--max-prompt-tokens',
+    default: 'the context length',
+    help: 'most prompt positions, images included',
+    parse: integer(1, 2 ** 31, undefined),
+  }),
+  setting({
+    key: 'maxTokensLimit',
+    env: 'KELIX_MAX_TOKENS',
+    flag: '--max-tokens',
+    default: 'the context length',
+    help: 'largest max_tokens a request may ask for',
+    parse: integer(1, 2 ** 31, undefined),
+  }),
+  setting({
+    key: 'maxChoices',
+    env: 'KELIX_MAX_N',
+    flag: '--max-n',
+    default: '16',
+    help: 'largest n',
+    parse: integer(1, 128, 16),
+  }),
+  setting({
+    key: 'requestTimeoutMs',
+    env: 'KELIX_REQUEST_TIMEOUT_MS',
+    flag: '--request-timeout-ms',
+    default: 'none',
+    help: 'longest a request may take, start to finish (408 past it)',
+    parse: integer(1, 2 ** 31, undefined),
+  }),
+  setting({
+    key: 'remoteImages',
+    env: 'KELIX_REMOTE_IMAGES',
+    flag: '--remote-images',
+    boolean: true,
+    default: 'false',
+    help: 'allow https image URLs, to KELIX_REMOTE_IMAGE_HOSTS only',
+    parse: boolean,
+  }),
+  setting({
+    key: 'remoteImageHosts',
+    env: 'KELIX_REMOTE_IMAGE_HOSTS',
+    flag: '--remote-image-hosts',
+    default: 'none',
+    help: 'comma list of hosts remote images may come from; *.example.com matches subdomains',
+    parse: hostList,
+  }),
+  setting({
+    key: 'remoteImageTimeoutMs',
+    env: 'KELIX_REMOTE_IMAGE_TIMEOUT_MS',
+    flag: '--remote-image-timeout-ms',
+    default: '10000',
+    help: 'time limit per remote image, redirects included',
+    parse: integer(1, 600_000, 10_000),
+  }),
+  setting({
+    key: 'remoteImageMaxRedirects',
+    env: 'KELIX_REMOTE_IMAGE_MAX_REDIRECTS',
+    flag: '--remote-image-max-redirects',
+    default: '3',
+    help: 'redirects followed per remote image',
+    parse: integer(0, 10, 3),
+  }),
+  setting({
+    key: 'sseHeartbeatMs',
+    env: 'KELIX_SSE_HEARTBEAT_MS',
+    flag: '--sse-heartbeat-ms',
+    default: '15000',
+    help: 'SSE keep-alive comment after this much quiet',
+    parse: integer(10, 600_000, 15_000),
+  }),
+  setting({
+    key: 'maxNumSeqs',
+    env: 'KELIX_MAX_NUM_SEQS',
+    flag: '--max-num-seqs',
+    default: String(DEFAULT_LIMITS.maxNumSeqs),
+    help: 'most sequences in one batch',
+    parse: integer(1, 4096, DEFAULT_LIMITS.maxNumSeqs),
+  }),
+  setting({
+    key: 'maxBatchedTokens',
+    env: 'KELIX_MAX_BATCHED_TOKENS',
+    flag: '--max-batched-tokens',
+    default: String(DEFAULT_LIMITS.maxBatchedTokens),
+    help: 'most blocks per engine step (decodes + prefill chunks); at least max-num-seqs',
+    parse: integer(1, 2 ** 20, DEFAULT_LIMITS.maxBatchedTokens),
+  }),
+  setting({
+    key: 'prefixCachePositions',
+    env: 'KELIX_PREFIX_CACHE_POSITIONS',
+    flag: '--prefix-cache-positions',
+    default: '4096',
+    help: 'prompt-prefix positions kept for reuse across requests (whole 8-block chunks); 0 turns prefix caching off',
+    parse: integer(0, 2 ** 31, 4096),
+  }),
+  setting({
+    key: 'kvCapacity',
+    env: 'KELIX_KV_CAPACITY',
+    flag: '--kv-capacity',
+    default: String(DEFAULT_LIMITS.kvCapacity),
+    help: 'KV cache capacity in positions over all sequences; at least the context length',
+    parse: integer(1, 2 ** 31, DEFAULT_LIMITS.kvCapacity),
+  }),
+  setting({
+    key: 'maxWaiting',
+    env: 'KELIX_MAX_WAITING',
+    flag: '--max-waiting',
+    default: '256',
+    help: 'requests waiting for a place before 429',
+    parse: integer(1, 2 ** 20, 256),
+  }),
+  setting({
+    key: 'maxWaitingTokens',
+    env: 'KELIX_MAX_WAITING_TOKENS',
+    flag: '--max-waiting-tokens',
+    default: '65536',
+    help: 'prompt positions waiting before 429',
+    parse: integer(1, 2 ** 31, 65_536),
+  }),
+  setting({
+    key: 'engineHungMs',
+    env: 'KELIX_ENGINE_HUNG_MS',
+    flag: '--engine-hung-ms',
+    default: '30000',
+    help: 'engine loop silent this long: replaced, in-flight requests fail',
+    parse: integer(100, 3_600_000, 30_000),
+  }),
+  setting({
+    key: 'drainTimeoutMs',
+    env: 'KELIX_DRAIN_TIMEOUT_MS',
+    flag: '--drain-timeout-ms',
+    default: '30000',
+    help: 'on SIGTERM, how long running requests may finish',
+    parse: integer(0, 3_600_000, 30_000),
+  }),
 ]
 
 /** Every flag a setting has, for suggesting the closest to a mistyped one. */
@@ -227,18 +496,58 @@ export const SERVER_FLAGS: readonly string[] = SETTINGS.flatMap((s) => (s.flag =
 export function loadServerConfig(env: Env = process.env, argv: readonly string[] = []): ServerConfig {
   const flags = parseFlags(argv)
   const values: Record<string, unknown> = {}
+  /** Each setting as the user gave it: its flag, else its variable. */
+  const givenAs = new Map<keyof ServerConfig, string>()
   for (const s of SETTINGS) {
     const fromFlag = s.flag !== undefined && flags.has(s.flag)
     const raw = fromFlag ? flags.get(s.flag!) : env[s.env]
     const name = fromFlag ? `${s.flag} (${s.env})` : s.env
     const value = s.parse(raw, name)
     values[s.key] = Array.isArray(values[s.key]) ? [...(values[s.key] as unknown[]), ...(value as unknown[])] : value
+    givenAs.set(s.key, fromFlag ? s.flag! : s.env)
   }
-  const config = { ...values, embeddedModel: !nonEmpty(flags.get('--model-dir') ?? env.KELIX_MODEL_DIR) } as ServerConfig
+  const config = {
+    ...values,
+    embeddedModel: !nonEmpty(flags.get('--model-dir') ?? env.KELIX_MODEL_DIR),
+  } as ServerConfig
   if (config.remoteImages && config.remoteImageHosts.length === 0) {
-    throw new ConfigError('KELIX_REMOTE_IMAGES is on but KELIX_REMOTE_IMAGE_HOSTS lists no host; list the hosts images may come from')
+    throw new ConfigError(
+      'KELIX_REMOTE_IMAGES is on but KELIX_REMOTE_IMAGE_HOSTS lists no host; list the hosts images may come from',
+    )
   }
+  // The limits' combination, as far as it is known before the model is (the worker checks the KV against the context).
+  const names: LimitNames = {
+    maxNumSeqs: givenAs.get('maxNumSeqs'),
+    maxBatchedTokens: givenAs.get('maxBatchedTokens'),
+    kvCapacity: givenAs.get('kvCapacity'),
+    pageSize: 'the KV page size',
+  }
+  const problem = limitsProblem(schedulingLimits(config), undefined, names)
+  if (problem !== undefined) throw new ConfigError(problem)
   return Object.freeze(config)
+}
+
+/** The engine's scheduling limits from the configuration (the KV page size is not a setting). */
+export function schedulingLimits(
+  config: Pick<ServerConfig, 'maxNumSeqs' | 'maxBatchedTokens' | 'kvCapacity'>,
+): SchedulingLimits {
+  return {
+    maxNumSeqs: config.maxNumSeqs,
+    maxBatchedTokens: config.maxBatchedTokens,
+    kvCapacity: config.kvCapacity,
+    pageSize: DEFAULT_LIMITS.pageSize,
+  }
+}
+
+/** How the engine names the limits when it refuses them once the model is loaded: each setting's flag and variable. */
+export function limitSettingNames(): LimitNames {
+  const both = (key: keyof ServerConfig) => SETTINGS.filter((s) => s.key === key).map((s) => `${s.flag}/${s.env}`)[0]
+  return {
+    maxNumSeqs: both('maxNumSeqs'),
+    maxBatchedTokens: both('maxBatchedTokens'),
+    kvCapacity: both('kvCapacity'),
+    pageSize: 'the KV page size',
+  }
 }
 
 export function wantsHelp(argv: readonly string[]): boolean {
@@ -247,7 +556,12 @@ export function wantsHelp(argv: readonly string[]): boolean {
 
 /** `--help`: every setting with its flag, variable and default. */
 export function helpText(usage = 'Usage: node dist/server/main.js [flags]'): string {
-  const rows = SETTINGS.map((s) => [`${s.flag ?? ''}${s.flag !== undefined && !s.boolean ? ' <value>' : ''}`, s.env, s.default, s.help])
+  const rows = SETTINGS.map((s) => [
+    `${s.flag ?? ''}${s.flag !== undefined && !s.boolean ? ' <value>' : ''}`,
+    s.env,
+    s.default,
+    s.help,
+  ])
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)))
   const lines = rows.map((r) => r.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join('  '))
   return [usage, 'Each flag overrides its environment variable.', '', ...lines, ''].join('\n')

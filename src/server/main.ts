@@ -6,4 +6,7 @@
 import { runCommand } from '../cli/command.js'
 import { serve } from '../cli/serve.js'
 
-process.exitCode = await runCommand(serve, process.argv.slice(2), { prog: 'kelix-serve', usage: 'node dist/server/main.js' })
+process.exitCode = await runCommand(serve, process.argv.slice(2), {
+  prog: 'kelix-serve',
+  usage: 'node dist/server/main.js',
+})

@@ -11,7 +11,8 @@
  * Every metric is listed, with its vLLM counterpart, in docs/metrics.md.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { GENERATION_ERRORS, type EngineObserver, type RequestRecord, type StepRecord } from '../batching/client-types.js'
+import type { ErrorCode } from '../errors/catalog.js'
+import type { EngineObserver, RequestRecord, StepRecord } from '../batching/client-types.js'
 
 export const METRIC_PREFIX = 'kelix_'
 
@@ -34,6 +35,22 @@ export const BUCKETS = {
 } as const
 
 /** Terminal statuses of a request, pre-created at 0 so `rate()` sees them from the first scrape. */
+/** The codes a request can be refused with before it runs (label values created at 0, so rate() sees the first one). */
+const REJECTION_CODES: readonly ErrorCode[] = [
+  'queue_full',
+  'queue_tokens_full',
+  'draining',
+  'engine_unavailable',
+  'timeout',
+  'context_length_exceeded',
+  'invalid_image',
+  'image_too_large',
+  'invalid_prompt',
+  'invalid_value',
+  'model_capability_missing',
+  'engine_failed',
+]
+
 export const FINISH_REASONS: readonly RequestRecord['finishReason'][] = ['stop', 'length', 'abort', 'error', 'timeout']
 
 /** The route label of a response that matched no route (keeps the label set bounded). */
@@ -75,58 +92,136 @@ type Defined = ReturnType<typeof defineMetrics>
 
 function defineMetrics(registry: Registry) {
   const registers = [registry]
-  const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) => new Gauge<L>({ name: METRIC_PREFIX + name, help, labelNames, registers })
+  const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Gauge<L>({ name: METRIC_PREFIX + name, help, labelNames, registers })
   const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
     new Counter<L>({ name: METRIC_PREFIX + name, help, labelNames, registers })
-  const histogram = <L extends string = never>(name: string, help: string, buckets: readonly number[], labelNames: readonly L[] = []) =>
-    new Histogram<L>({ name: METRIC_PREFIX + name, help, buckets: [...buckets], labelNames, registers })
+  const histogram = <L extends string = never>(
+    name: string,
+    help: string,
+    buckets: readonly number[],
+    labelNames: readonly L[] = [],
+  ) => new Histogram<L>({ name: METRIC_PREFIX + name, help, buckets: [...buckets], labelNames, registers })
 
   const m = {
-    running: gauge('num_requests_running', 'Requests in the running batch, as of the last engine step (or the loop going idle).'),
-    waiting: gauge('num_requests_waiting', 'Requests waiting for a place in the batch, as of the last engine step (or the loop going idle).'),
-    kvUsage: gauge('kv_cache_usage_ratio', 'Fraction of the KV cache in use, 0 to 1, as of the last engine step (or the loop going idle).'),
+    running: gauge(
+      'num_requests_running',
+      'Requests in the running batch, as of the last engine step (or the loop going idle).',
+    ),
+    waiting: gauge(
+      'num_requests_waiting',
+      'Requests waiting for a place in the batch, as of the last engine step (or the loop going idle).',
+    ),
+    kvUsage: gauge(
+      'kv_cache_usage_ratio',
+      'Fraction of the KV cache in use, 0 to 1, as of the last engine step (or the loop going idle).',
+    ),
     engineUp: gauge('engine_up', '1 while the engine loop is alive (fresh heartbeat), 0 otherwise.'),
-    provider: gauge('execution_provider_info', 'The ONNX Runtime execution provider the engine runs on: 1 for the one in use.', ['provider']),
+    provider: gauge(
+      'execution_provider_info',
+      'The ONNX Runtime execution provider the engine runs on: 1 for the one in use.',
+      ['provider'],
+    ),
 
     promptTokens: counter('prompt_tokens_total', 'Prompt positions of finished requests, image positions included.'),
-    generationTokens: counter('generation_tokens_total', 'Generated tokens (blocks) of finished requests, all choices.'),
+    generationTokens: counter(
+      'generation_tokens_total',
+      'Generated tokens (blocks) of finished requests, all choices.',
+    ),
     imagePositions: counter('image_positions_total', 'Prompt positions taken by images in finished requests.'),
-    finished: counter('requests_finished_total', 'Requests that ended, by finish reason (stop, length, abort, error, timeout).', ['finish_reason']),
-    rejected: counter('requests_rejected_total', 'Requests refused before they ran, by reason (the stable error code).', ['reason']),
-    aborts: counter('request_aborts_total', 'Requests that ended because the client went away (chat and image requests).'),
+    finished: counter(
+      'requests_finished_total',
+      'Requests that ended, by finish reason (stop, length, abort, error, timeout).',
+      ['finish_reason'],
+    ),
+    rejected: counter(
+      'requests_rejected_total',
+      'Requests refused before they ran, by reason (the stable error code).',
+      ['reason'],
+    ),
+    aborts: counter(
+      'request_aborts_total',
+      'Requests that ended because the client went away (chat and image requests).',
+    ),
     preemptions: counter('preemptions_total', 'Running requests preempted to free KV cache.'),
-    prefixQueries: counter('prefix_cache_queries_total', 'Prompt positions of admitted requests looked up in the prefix cache.'),
-    prefixHits: counter('prefix_cache_hits_total', 'Prompt positions filled from the prefix cache instead of computed.'),
+    prefixQueries: counter(
+      'prefix_cache_queries_total',
+      'Prompt positions of admitted requests looked up in the prefix cache.',
+    ),
+    prefixHits: counter(
+      'prefix_cache_hits_total',
+      'Prompt positions filled from the prefix cache instead of computed.',
+    ),
     cacheHits: counter('visual_token_cache_hits_total', 'Images whose visual tokens came from the cache.'),
     cacheMisses: counter('visual_token_cache_misses_total', 'Images that had to be run through the visual tokenizer.'),
 
-    ttft: histogram('time_to_first_token_seconds', 'Time from submit to the first token of the first choice.', BUCKETS.timeToFirstToken),
+    ttft: histogram(
+      'time_to_first_token_seconds',
+      'Time from submit to the first token of the first choice.',
+      BUCKETS.timeToFirstToken,
+    ),
     itl: histogram('inter_token_latency_seconds', 'Time between consecutive tokens of one choice.', BUCKETS.interToken),
     e2e: histogram('e2e_request_latency_seconds', 'Time from submit to the end of the request.', BUCKETS.e2e),
     queue: histogram('request_queue_time_seconds', 'Time a request waited for a place in the batch.', BUCKETS.queue),
     preprocess: histogram('image_preprocess_seconds', 'Time to decode, resize and normalise one image.', BUCKETS.image),
-    tokenize: histogram('visual_tokenize_seconds', 'Time to run one image through the visual tokenizer (cache misses only).', BUCKETS.image),
-    step: histogram('engine_step_duration_seconds', 'Duration of one engine step (schedule, forward, update).', BUCKETS.step),
+    tokenize: histogram(
+      'visual_tokenize_seconds',
+      'Time to run one image through the visual tokenizer (cache misses only).',
+      BUCKETS.image,
+    ),
+    step: histogram(
+      'engine_step_duration_seconds',
+      'Duration of one engine step (schedule, forward, update).',
+      BUCKETS.step,
+    ),
     batchSize: histogram('step_batch_size', 'Sequences in one engine step.', BUCKETS.batchSize),
-    stepTokens: histogram('step_tokens', 'Tokens computed in one engine step (decodes plus prefill chunks).', BUCKETS.stepTokens),
+    stepTokens: histogram(
+      'step_tokens',
+      'Tokens computed in one engine step (decodes plus prefill chunks).',
+      BUCKETS.stepTokens,
+    ),
     promptLength: histogram('request_prompt_tokens', 'Prompt positions per finished request.', BUCKETS.length),
-    generationLength: histogram('request_generation_tokens', 'Generated tokens per finished request, all choices.', BUCKETS.length),
-    constrained: counter('constrained_requests_total', 'Finished chat requests whose answers a response format constrained (JSON schema, JSON object).'),
-    maskTime: histogram('grammar_mask_seconds', 'Time one engine step spent on grammar masks (steps with constrained rows only; computed while the LLM runs).', BUCKETS.mask),
-    constrainedRows: histogram('step_constrained_rows', 'Rows of one engine step sampled under a grammar (steps with constrained rows only).', BUCKETS.batchSize),
+    generationLength: histogram(
+      'request_generation_tokens',
+      'Generated tokens per finished request, all choices.',
+      BUCKETS.length,
+    ),
+    constrained: counter(
+      'constrained_requests_total',
+      'Finished chat requests whose answers a response format constrained (JSON schema, JSON object).',
+    ),
+    maskTime: histogram(
+      'grammar_mask_seconds',
+      'Time one engine step spent on grammar masks (steps with constrained rows only; computed while the LLM runs).',
+      BUCKETS.mask,
+    ),
+    constrainedRows: histogram(
+      'step_constrained_rows',
+      'Rows of one engine step sampled under a grammar (steps with constrained rows only).',
+      BUCKETS.batchSize,
+    ),
     imageRequests: counter('image_requests_total', 'Image-generation requests that delivered all their images.'),
     imagesGenerated: counter('images_generated_total', 'Images generated (PNG delivered).'),
     imageTokens: counter('image_tokens_total', 'Blocks written in the token phase of image generation.'),
-    denoiseStep: histogram('denoise_step_duration_seconds', 'Duration of one batched denoise (DiT) step.', BUCKETS.step),
-    imageLatency: histogram('image_request_latency_seconds', 'Time from submit to the last image of an image request.', BUCKETS.e2e),
-    httpDuration: histogram('http_request_duration_seconds', 'HTTP request duration, by route pattern, method and status code.', BUCKETS.http, [
-      'route',
-      'method',
-      'status_code',
-    ]),
+    denoiseStep: histogram(
+      'denoise_step_duration_seconds',
+      'Duration of one batched denoise (DiT) step.',
+      BUCKETS.step,
+    ),
+    imageLatency: histogram(
+      'image_request_latency_seconds',
+      'Time from submit to the last image of an image request.',
+      BUCKETS.e2e,
+    ),
+    httpDuration: histogram(
+      'http_request_duration_seconds',
+      'HTTP request duration, by route pattern, method and status code.',
+      BUCKETS.http,
+      ['route', 'method', 'status_code'],
+    ),
   }
   for (const reason of FINISH_REASONS) m.finished.inc({ finish_reason: reason }, 0)
-  for (const code of Object.keys(GENERATION_ERRORS)) m.rejected.inc({ reason: code }, 0)
+  for (const code of REJECTION_CODES) m.rejected.inc({ reason: code }, 0)
   return m
 }
 

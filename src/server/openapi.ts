@@ -56,7 +56,8 @@ function operation(route: RouteOptions, secured: boolean): object {
   if (schema.description !== undefined) op.description = schema.description
   if (schema.tags !== undefined) op.tags = schema.tags
   const params = schema.params?.properties
-  if (params !== undefined) op.parameters = Object.entries(params).map(([name, s]) => ({ name, in: 'path', required: true, schema: s }))
+  if (params !== undefined)
+    op.parameters = Object.entries(params).map(([name, s]) => ({ name, in: 'path', required: true, schema: s }))
   if (schema.body !== undefined) {
     const content: Record<string, object> = { 'application/json': { schema: schema.body } }
     if (config.multipart) {
@@ -65,7 +66,11 @@ function operation(route: RouteOptions, secured: boolean): object {
           type: 'object',
           properties: { request: { type: 'string', description: 'the JSON request body' } },
           required: ['request'],
-          additionalProperties: { type: 'string', format: 'binary', description: 'an image, referenced as attachment://<field name> or appended to the last user message' },
+          additionalProperties: {
+            type: 'string',
+            format: 'binary',
+            description: 'an image, referenced as attachment://<field name> or appended to the last user message',
+          },
         },
       }
     }
@@ -74,7 +79,8 @@ function operation(route: RouteOptions, secured: boolean): object {
   const responses: Record<string, object> = {}
   for (const [status, s] of Object.entries(schema.response ?? {})) {
     const content = responseContent(s)
-    if (status === '200' && config.eventStream !== undefined) content['text/event-stream'] = { schema: config.eventStream }
+    if (status === '200' && config.eventStream !== undefined)
+      content['text/event-stream'] = { schema: config.eventStream }
     responses[status.toUpperCase()] = { description: status === '200' ? 'OK' : 'Error', content }
   }
   op.responses = Object.keys(responses).length > 0 ? responses : { 200: { description: 'OK' } }
@@ -86,7 +92,11 @@ function operation(route: RouteOptions, secured: boolean): object {
  * Collects every route registered after this call; `isOpen(path)` says which
  * need no API key (when keys are configured).
  */
-export function installOpenApi(app: FastifyInstance, info: OpenApiInfo, options: { authEnabled: boolean; isOpen: (path: string) => boolean }): void {
+export function installOpenApi(
+  app: FastifyInstance,
+  info: OpenApiInfo,
+  options: { authEnabled: boolean; isOpen: (path: string) => boolean },
+): void {
   const paths: Record<string, Record<string, object>> = {}
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method]

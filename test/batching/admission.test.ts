@@ -15,18 +15,21 @@ t.test('reserve rejects past maxWaiting with queue_full and a retry suggestion',
   t.equal(admission.waitingTokens, 20)
 })
 
-t.test('reserve rejects past maxWaitingTokens with queue_tokens_full, but an empty queue admits any size', async (t) => {
-  const admission = new AdmissionController({ maxWaiting: 10, maxWaitingTokens: 100, retryAfterSeconds: 3 })
-  const big = reserved(admission.reserve(500))
-  t.equal(admission.waitingTokens, 500)
-  t.strictSame(admission.reserve(1), { ok: false, reason: 'queue_tokens_full', retryAfterSeconds: 3 })
-  big.release()
-  const a = reserved(admission.reserve(60))
-  t.strictSame(admission.reserve(41), { ok: false, reason: 'queue_tokens_full', retryAfterSeconds: 3 })
-  reserved(admission.reserve(40))
-  t.equal(admission.waitingTokens, 100)
-  t.equal(a.tokens, 60)
-})
+t.test(
+  'reserve rejects past maxWaitingTokens with queue_tokens_full, but an empty queue admits any size',
+  async (t) => {
+    const admission = new AdmissionController({ maxWaiting: 10, maxWaitingTokens: 100, retryAfterSeconds: 3 })
+    const big = reserved(admission.reserve(500))
+    t.equal(admission.waitingTokens, 500)
+    t.strictSame(admission.reserve(1), { ok: false, reason: 'queue_tokens_full', retryAfterSeconds: 3 })
+    big.release()
+    const a = reserved(admission.reserve(60))
+    t.strictSame(admission.reserve(41), { ok: false, reason: 'queue_tokens_full', retryAfterSeconds: 3 })
+    reserved(admission.reserve(40))
+    t.equal(admission.waitingTokens, 100)
+    t.equal(a.tokens, 60)
+  },
+)
 
 t.test('release gives the place back once, however often it is called', async (t) => {
   const admission = new AdmissionController({ maxWaiting: 1, maxWaitingTokens: 100 })
@@ -83,9 +86,15 @@ t.test('rejections are counted by reason in a plain object the caller cannot cha
 })
 
 t.test('bad options or sizes throw INVALID_CONFIG naming them', async (t) => {
-  t.throws(() => new AdmissionController({ maxWaiting: 0, maxWaitingTokens: 10 }), { code: 'INVALID_CONFIG', message: /maxWaiting/ })
-  t.throws(() => new AdmissionController({ maxWaiting: 1, maxWaitingTokens: 10, retryAfterSeconds: -1 }), { code: 'INVALID_CONFIG', message: /retryAfterSeconds/ })
+  t.throws(() => new AdmissionController({ maxWaiting: 0, maxWaitingTokens: 10 }), {
+    code: 'SCHEDULER_CONFIG_INVALID',
+    message: /maxWaiting/,
+  })
+  t.throws(() => new AdmissionController({ maxWaiting: 1, maxWaitingTokens: 10, retryAfterSeconds: -1 }), {
+    code: 'SCHEDULER_CONFIG_INVALID',
+    message: /retryAfterSeconds/,
+  })
   const admission = new AdmissionController({ maxWaiting: 1, maxWaitingTokens: 10 })
-  t.throws(() => admission.reserve(-1), { code: 'INVALID_CONFIG', message: /estimatedTokens/ })
+  t.throws(() => admission.reserve(-1), { code: 'SCHEDULER_CONFIG_INVALID', message: /estimatedTokens/ })
   t.equal(admission.waiting, 0)
 })

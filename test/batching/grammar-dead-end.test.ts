@@ -1,7 +1,8 @@
 /**
  * A grammar that refuses the token it let through (a dead end: it cannot
  * happen with a correct grammar engine) ends that request with an error, is
- * logged, and leaves the other request of the batch to finish normally.
+ * logged (a 'log' message for the host's logger), and leaves the other
+ * request of the batch to finish normally.
  */
 import t from 'tap'
 import { EngineLoop } from '../../src/batching/engine-thread/engine-loop.js'
@@ -25,18 +26,20 @@ t.test('a dead-end grammar ends its request with an error; the batch goes on', a
       dispose: () => void disposed++,
     })
   const logged: string[] = []
-  const original = console.error
-  console.error = (...args: unknown[]) => void logged.push(args.join(' '))
-  t.teardown(() => {
-    console.error = original
+  const scheduler = new Scheduler({
+    maxNumSeqs: 8,
+    maxBatchedTokens: 256,
+    kvCapacity: 16_384,
+    pageSize: 16,
+    maxModelLength: 4096,
   })
-  const scheduler = new Scheduler({ maxNumSeqs: 8, maxBatchedTokens: 256, kvCapacity: 16_384, pageSize: 16, maxModelLength: 4096 })
   const updates: SequenceUpdate[] = []
   let ended = 0
   const loop = new EngineLoop(
     engine,
     scheduler,
     (message: WorkerToHost) => {
+      if (message.type === 'log') logged.push(`${message.level}: ${message.message}`)
       if (message.type !== 'step') return
       updates.push(...message.updates)
       ended += message.updates.filter((u) => u.finishReason !== undefined).length
@@ -45,7 +48,13 @@ t.test('a dead-end grammar ends its request with an error; the batch goes on', a
     () => undefined,
   )
   const running = loop.run()
-  const request = { messages: [{ role: 'user' as const, content: 'Hello' }], n: 1, sampling: GREEDY, maxNewTokens: 6, stop: [] }
+  const request = {
+    messages: [{ role: 'user' as const, content: 'Hello' }],
+    n: 1,
+    sampling: GREEDY,
+    maxNewTokens: 6,
+    stop: [],
+  }
   await loop.submit('json', { ...request, responseFormat: { type: 'json_object' } }, Date.now())
   await loop.submit('free', request, Date.now())
   await running
@@ -60,8 +69,11 @@ t.test('a dead-end grammar ends its request with an error; the batch goes on', a
     'one token, then the error without the refused token',
   )
   t.equal(of('free').at(-1)?.finishReason, 'length', 'the other request ran to its end')
-  t.equal(of('free').reduce((n, u) => n + u.tokenIds.length, 0), 6)
-  t.match(logged, [/^sequence json#0 failed: the response format's grammar refused token \d+$/])
+  t.equal(
+    of('free').reduce((n, u) => n + u.tokenIds.length, 0),
+    6,
+  )
+  t.match(logged, [/^error: sequence json#0 failed: the response format's grammar refused token \d+$/])
   t.equal(disposed, 1, 'the grammar state was freed')
   t.same(loop.stats(), { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0, denoiseJobs: 0 })
 })

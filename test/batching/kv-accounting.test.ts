@@ -1,5 +1,6 @@
 import t from 'tap'
-import { KvAccounting, SchedulerError } from '../../src/batching/engine-thread/scheduler/index.js'
+import { KvAccounting } from '../../src/batching/engine-thread/scheduler/index.js'
+import { KelixError } from '../../src/errors/kelix-error.js'
 
 t.test('allocation rounds up to whole pages and usage counts pages over total', async (t) => {
   const kv = new KvAccounting({ capacity: 64, pageSize: 16 })
@@ -41,7 +42,7 @@ t.test('allocation never shrinks what a sequence holds', async (t) => {
 t.test('allocating beyond capacity throws KV_OVER_CAPACITY and changes nothing', async (t) => {
   const kv = new KvAccounting({ capacity: 32, pageSize: 16 })
   kv.allocate('a', 20)
-  t.throws(() => kv.allocate('b', 13), { name: 'SchedulerError', code: 'KV_OVER_CAPACITY' })
+  t.throws(() => kv.allocate('b', 13), { name: 'KelixError', code: 'KV_OVER_CAPACITY' })
   t.equal(kv.pagesHeld('b'), 0)
   t.equal(kv.usedPositions, 20)
   t.same(kv.sequencesHolding(), ['a'])
@@ -68,9 +69,15 @@ t.test('an allocation of zero positions holds nothing', async (t) => {
 })
 
 t.test('bad options and bad sizes throw INVALID_CONFIG naming the value', async (t) => {
-  t.throws(() => new KvAccounting({ capacity: 64, pageSize: 0 }), { code: 'INVALID_CONFIG', message: /pageSize/ })
-  t.throws(() => new KvAccounting({ capacity: 8, pageSize: 16 }), { code: 'INVALID_CONFIG', message: /capacity/ })
+  t.throws(() => new KvAccounting({ capacity: 64, pageSize: 0 }), {
+    code: 'SCHEDULER_CONFIG_INVALID',
+    message: /pageSize/,
+  })
+  t.throws(() => new KvAccounting({ capacity: 8, pageSize: 16 }), {
+    code: 'SCHEDULER_CONFIG_INVALID',
+    message: /capacity/,
+  })
   const kv = new KvAccounting({ capacity: 64, pageSize: 16 })
-  t.throws(() => kv.allocate('a', 1.5), SchedulerError)
-  t.throws(() => kv.allocate('a', -1), { code: 'INVALID_CONFIG' })
+  t.throws(() => kv.allocate('a', 1.5), KelixError)
+  t.throws(() => kv.allocate('a', -1), { code: 'SCHEDULER_CONFIG_INVALID' })
 })

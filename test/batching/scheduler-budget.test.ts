@@ -23,27 +23,32 @@ t.test('a 1000-block prompt alone is prefilled 64 blocks per step, then decodes 
   t.strictSame(engine.ended, [{ id: 'long', status: 'finished_length', numGenerated: 2 }])
 })
 
-t.test('a 1000-block prompt is chunked by the budget left after 3 running decodes, which get 1 block every step', async (t) => {
-  const engine = new FakeEngine(new Scheduler(config()))
-  for (const id of ['a', 'b', 'c']) engine.add({ id, promptLength: 4, maxNewTokens: 100, arrivalTime: 0 })
-  t.equal(engine.step().numBatchedBlocks, 12)
-  engine.add({ id: 'long', promptLength: 1000, maxNewTokens: 2, arrivalTime: 1 })
-  const decodes = ['a', 'b', 'c'].map((id) => ({ id, numBlocks: 1, isPrefill: false }))
-  for (let step = 1; step <= 16; step++) {
-    const out = engine.step()
-    t.strictSame(out.scheduled, [...decodes, { id: 'long', numBlocks: 61, isPrefill: true }], `chunk ${step}`)
-    t.equal(out.numBatchedBlocks, 64)
-    t.equal(engine.scheduler.get('long')?.numComputed, 61 * step)
-  }
-  const last = engine.step()
-  t.strictSame(last.scheduled, [...decodes, { id: 'long', numBlocks: 24, isPrefill: true }])
-  t.equal(last.numBatchedBlocks, 27)
-  t.strictSame(engine.step().scheduled, [...decodes, { id: 'long', numBlocks: 1, isPrefill: false }])
-  t.equal(engine.scheduler.get('a')?.numGenerated, 19)
-})
+t.test(
+  'a 1000-block prompt is chunked by the budget left after 3 running decodes, which get 1 block every step',
+  async (t) => {
+    const engine = new FakeEngine(new Scheduler(config()))
+    for (const id of ['a', 'b', 'c']) engine.add({ id, promptLength: 4, maxNewTokens: 100, arrivalTime: 0 })
+    t.equal(engine.step().numBatchedBlocks, 12)
+    engine.add({ id: 'long', promptLength: 1000, maxNewTokens: 2, arrivalTime: 1 })
+    const decodes = ['a', 'b', 'c'].map((id) => ({ id, numBlocks: 1, isPrefill: false }))
+    for (let step = 1; step <= 16; step++) {
+      const out = engine.step()
+      t.strictSame(out.scheduled, [...decodes, { id: 'long', numBlocks: 61, isPrefill: true }], `chunk ${step}`)
+      t.equal(out.numBatchedBlocks, 64)
+      t.equal(engine.scheduler.get('long')?.numComputed, 61 * step)
+    }
+    const last = engine.step()
+    t.strictSame(last.scheduled, [...decodes, { id: 'long', numBlocks: 24, isPrefill: true }])
+    t.equal(last.numBatchedBlocks, 27)
+    t.strictSame(engine.step().scheduled, [...decodes, { id: 'long', numBlocks: 1, isPrefill: false }])
+    t.equal(engine.scheduler.get('a')?.numGenerated, 19)
+  },
+)
 
 t.test('every step stays within the budget and schedules decodes before prefill chunks', async (t) => {
-  const engine = new FakeEngine(new Scheduler(config({ maxNumSeqs: 8, maxBatchedTokens: 32, kvCapacity: 512, maxModelLength: 256 })))
+  const engine = new FakeEngine(
+    new Scheduler(config({ maxNumSeqs: 8, maxBatchedTokens: 32, kvCapacity: 512, maxModelLength: 256 })),
+  )
   let seed = 7
   const next = (n: number) => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31
@@ -54,9 +59,18 @@ t.test('every step stays within the budget and schedules decodes before prefill 
     engine.step()
   }
   engine.runToEnd()
-  t.ok(engine.steps.every((s) => s.numBatchedBlocks <= 32), 'budget held')
-  t.ok(engine.steps.some((s) => s.numBatchedBlocks === 32), 'budget filled when work waits')
-  t.ok(engine.steps.some((s) => s.preempted.length > 0), 'the KV was short at times')
+  t.ok(
+    engine.steps.every((s) => s.numBatchedBlocks <= 32),
+    'budget held',
+  )
+  t.ok(
+    engine.steps.some((s) => s.numBatchedBlocks === 32),
+    'budget filled when work waits',
+  )
+  t.ok(
+    engine.steps.some((s) => s.preempted.length > 0),
+    'the KV was short at times',
+  )
   for (const step of engine.steps) {
     const kinds = step.scheduled.map((e) => (e.isPrefill ? 'p' : 'd')).join('')
     t.match(kinds, /^d*p*$/)
@@ -71,7 +85,10 @@ t.test('maxNumSeqs caps the running sequences and a freed seat admits the next o
   engine.add({ id: 'b', promptLength: 4, maxNewTokens: 3, arrivalTime: 1 })
   engine.add({ id: 'c', promptLength: 4, maxNewTokens: 3, arrivalTime: 2 })
   engine.add({ id: 'd', promptLength: 4, maxNewTokens: 3, arrivalTime: 3 })
-  t.strictSame(engine.step().scheduled.map((e) => e.id), ['a', 'b'])
+  t.strictSame(
+    engine.step().scheduled.map((e) => e.id),
+    ['a', 'b'],
+  )
   t.equal(engine.scheduler.numRunning, 1, 'a finished after its single block')
   t.equal(engine.scheduler.numWaiting, 2)
   t.strictSame(engine.step().scheduled, [
@@ -84,17 +101,32 @@ t.test('maxNumSeqs caps the running sequences and a freed seat admits the next o
 })
 
 t.test('a config that could livelock is refused at construction, naming the option', async (t) => {
-  t.throws(() => new Scheduler(config({ maxBatchedTokens: 3 })), { code: 'INVALID_CONFIG', message: /maxBatchedTokens \(3\) must be >= maxNumSeqs \(4\)/ })
-  t.throws(() => new Scheduler(config({ kvCapacity: 2000 })), { code: 'INVALID_CONFIG', message: /maxModelLength \(2048\)/ })
-  t.throws(() => new Scheduler(config({ pageSize: 0 })), { code: 'INVALID_CONFIG', message: /pageSize/ })
-  t.throws(() => new Scheduler(config({ maxNumSeqs: 1.5 })), { code: 'INVALID_CONFIG', message: /maxNumSeqs/ })
+  t.throws(() => new Scheduler(config({ maxBatchedTokens: 3 })), {
+    code: 'SCHEDULER_CONFIG_INVALID',
+    message: /maxBatchedTokens \(3\) must be >= maxNumSeqs \(4\)/,
+  })
+  t.throws(() => new Scheduler(config({ kvCapacity: 2000 })), {
+    code: 'SCHEDULER_CONFIG_INVALID',
+    message: /maxModelLength \(2048\)/,
+  })
+  t.throws(() => new Scheduler(config({ pageSize: 0 })), { code: 'SCHEDULER_CONFIG_INVALID', message: /pageSize/ })
+  t.throws(() => new Scheduler(config({ maxNumSeqs: 1.5 })), {
+    code: 'SCHEDULER_CONFIG_INVALID',
+    message: /maxNumSeqs/,
+  })
 })
 
 t.test('a request that does not fit maxModelLength, or repeats an id, is refused by add', async (t) => {
   const scheduler = new Scheduler(config())
-  t.throws(() => scheduler.add({ id: 'x', promptLength: 2000, maxNewTokens: 49, arrivalTime: 0 }), { code: 'INVALID_REQUEST' })
-  t.throws(() => scheduler.add({ id: 'x', promptLength: 0, maxNewTokens: 1, arrivalTime: 0 }), { code: 'INVALID_REQUEST' })
+  t.throws(() => scheduler.add({ id: 'x', promptLength: 2000, maxNewTokens: 49, arrivalTime: 0 }), {
+    code: 'SCHEDULER_REQUEST_INVALID',
+  })
+  t.throws(() => scheduler.add({ id: 'x', promptLength: 0, maxNewTokens: 1, arrivalTime: 0 }), {
+    code: 'SCHEDULER_REQUEST_INVALID',
+  })
   scheduler.add({ id: 'x', promptLength: 2000, maxNewTokens: 48, arrivalTime: 0 })
-  t.throws(() => scheduler.add({ id: 'x', promptLength: 1, maxNewTokens: 1, arrivalTime: 0 }), { code: 'DUPLICATE_ID' })
+  t.throws(() => scheduler.add({ id: 'x', promptLength: 1, maxNewTokens: 1, arrivalTime: 0 }), {
+    code: 'SCHEDULER_DUPLICATE_ID',
+  })
   t.equal(scheduler.numWaiting, 1)
 })

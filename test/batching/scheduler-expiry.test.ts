@@ -1,5 +1,11 @@
 import t from 'tap'
-import { Scheduler, deadlinePassed, expiredInQueue, isFinished, queueTimeMs } from '../../src/batching/engine-thread/scheduler/index.js'
+import {
+  Scheduler,
+  deadlinePassed,
+  expiredInQueue,
+  isFinished,
+  queueTimeMs,
+} from '../../src/batching/engine-thread/scheduler/index.js'
 import { FakeEngine } from './fixtures/fake-engine.js'
 
 t.test('a queue timeout or a deadline is reached at its boundary, and no limit never expires', async (t) => {
@@ -13,42 +19,62 @@ t.test('a queue timeout or a deadline is reached at its boundary, and no limit n
   t.equal(queueTimeMs(5, 10), 0)
 })
 
-t.test('expire ends a waiting sequence past its queue timeout and a running one past its deadline with finished_timeout', async (t) => {
-  const engine = new FakeEngine(new Scheduler({ maxNumSeqs: 1, maxBatchedTokens: 16, kvCapacity: 64, pageSize: 16, maxModelLength: 64 }))
-  const scheduler = engine.scheduler
-  engine.add({ id: 'run', promptLength: 4, maxNewTokens: 10, arrivalTime: 0, deadline: 500 })
-  engine.add({ id: 'queued', promptLength: 4, maxNewTokens: 10, arrivalTime: 10, queueTimeoutMs: 100 })
-  engine.add({ id: 'patient', promptLength: 4, maxNewTokens: 1, arrivalTime: 20 })
-  engine.step()
-  t.strictSame(scheduler.expire(109), [])
-  t.strictSame(scheduler.expire(110), ['queued'])
-  t.equal(scheduler.get('queued')?.status, 'finished_timeout')
-  t.equal(scheduler.numWaiting, 1)
-  t.strictSame(scheduler.expire(499), [])
-  t.equal(scheduler.kvUsage(), 0.25)
-  t.strictSame(scheduler.expire(500), ['run'])
-  t.equal(scheduler.kvUsage(), 0)
-  t.strictSame(scheduler.expire(500), [], 'expiry happens once')
-  t.strictSame(engine.step().scheduled, [{ id: 'patient', numBlocks: 4, isPrefill: true }])
-  t.strictSame(
-    engine.ended.map((e) => [e.id, e.status]),
-    [['queued', 'finished_timeout'], ['run', 'finished_timeout'], ['patient', 'finished_length']],
-  )
-})
+t.test(
+  'expire ends a waiting sequence past its queue timeout and a running one past its deadline with finished_timeout',
+  async (t) => {
+    const engine = new FakeEngine(
+      new Scheduler({ maxNumSeqs: 1, maxBatchedTokens: 16, kvCapacity: 64, pageSize: 16, maxModelLength: 64 }),
+    )
+    const scheduler = engine.scheduler
+    engine.add({ id: 'run', promptLength: 4, maxNewTokens: 10, arrivalTime: 0, deadline: 500 })
+    engine.add({ id: 'queued', promptLength: 4, maxNewTokens: 10, arrivalTime: 10, queueTimeoutMs: 100 })
+    engine.add({ id: 'patient', promptLength: 4, maxNewTokens: 1, arrivalTime: 20 })
+    engine.step()
+    t.strictSame(scheduler.expire(109), [])
+    t.strictSame(scheduler.expire(110), ['queued'])
+    t.equal(scheduler.get('queued')?.status, 'finished_timeout')
+    t.equal(scheduler.numWaiting, 1)
+    t.strictSame(scheduler.expire(499), [])
+    t.equal(scheduler.kvUsage(), 0.25)
+    t.strictSame(scheduler.expire(500), ['run'])
+    t.equal(scheduler.kvUsage(), 0)
+    t.strictSame(scheduler.expire(500), [], 'expiry happens once')
+    t.strictSame(engine.step().scheduled, [{ id: 'patient', numBlocks: 4, isPrefill: true }])
+    t.strictSame(
+      engine.ended.map((e) => [e.id, e.status]),
+      [
+        ['queued', 'finished_timeout'],
+        ['run', 'finished_timeout'],
+        ['patient', 'finished_length'],
+      ],
+    )
+  },
+)
 
 t.test('the queue timeout stops counting once a sequence was scheduled, even when it is preempted later', async (t) => {
-  const engine = new FakeEngine(new Scheduler({ maxNumSeqs: 4, maxBatchedTokens: 16, kvCapacity: 16, pageSize: 4, maxModelLength: 16 }))
+  const engine = new FakeEngine(
+    new Scheduler({ maxNumSeqs: 4, maxBatchedTokens: 16, kvCapacity: 16, pageSize: 4, maxModelLength: 16 }),
+  )
   engine.add({ id: 'a', promptLength: 4, maxNewTokens: 8, arrivalTime: 0 })
   engine.add({ id: 'b', promptLength: 4, maxNewTokens: 8, arrivalTime: 1, queueTimeoutMs: 50 })
   for (let i = 0; i < 6; i++) engine.step()
   t.equal(engine.scheduler.get('b')?.status, 'preempted')
   t.strictSame(engine.scheduler.expire(1_000), [])
   engine.runToEnd()
-  t.strictSame(engine.ended.map((e) => [e.id, e.status]), [['a', 'finished_length'], ['b', 'finished_length']])
+  t.strictSame(
+    engine.ended.map((e) => [e.id, e.status]),
+    [
+      ['a', 'finished_length'],
+      ['b', 'finished_length'],
+    ],
+  )
 })
 
 t.test('under aborts, timeouts, stops and preemptions every request ends in exactly one terminal status', async (t) => {
-  const engine = new FakeEngine(new Scheduler({ maxNumSeqs: 5, maxBatchedTokens: 10, kvCapacity: 48, pageSize: 4, maxModelLength: 40 }), (block) => block % 10 === 3)
+  const engine = new FakeEngine(
+    new Scheduler({ maxNumSeqs: 5, maxBatchedTokens: 10, kvCapacity: 48, pageSize: 4, maxModelLength: 40 }),
+    (block) => block % 10 === 3,
+  )
   const scheduler = engine.scheduler
   let aborted = 0
   for (let step = 0; step < 400 && (step < 30 || scheduler.hasWork()); step++) {
@@ -74,7 +100,10 @@ t.test('under aborts, timeouts, stops and preemptions every request ends in exac
   const statuses = new Set(engine.ended.map((e) => e.status))
   t.strictSame([...statuses].sort(), ['finished_abort', 'finished_length', 'finished_stop', 'finished_timeout'])
   t.equal(engine.ended.filter((e) => e.status === 'finished_abort').length, aborted)
-  t.ok(engine.steps.some((s) => s.preempted.length > 0), 'preemptions happened')
+  t.ok(
+    engine.steps.some((s) => s.preempted.length > 0),
+    'preemptions happened',
+  )
   t.equal(scheduler.kvUsage(), 0)
   t.strictSame(scheduler.kv.sequencesHolding(), [])
 })

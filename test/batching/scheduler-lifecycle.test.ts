@@ -2,7 +2,13 @@ import t from 'tap'
 import { KvAccounting, Scheduler, type SchedulerConfig } from '../../src/batching/engine-thread/scheduler/index.js'
 import { FakeEngine } from './fixtures/fake-engine.js'
 
-const config: SchedulerConfig = { maxNumSeqs: 4, maxBatchedTokens: 16, kvCapacity: 256, pageSize: 16, maxModelLength: 128 }
+const config: SchedulerConfig = {
+  maxNumSeqs: 4,
+  maxBatchedTokens: 16,
+  kvCapacity: 256,
+  pageSize: 16,
+  maxModelLength: 128,
+}
 
 /** Records every free() call and whether it released anything. */
 class CountingKv extends KvAccounting {
@@ -44,7 +50,10 @@ t.test('aborting a running sequence between steps frees its pages at once and ex
   t.equal(engine.scheduler.kvUsage(), 1 / 16)
   t.equal(engine.scheduler.abort('r'), false)
   engine.runToEnd()
-  t.strictSame(kv.frees, [['r', true], ['other', true]])
+  t.strictSame(kv.frees, [
+    ['r', true],
+    ['other', true],
+  ])
   t.strictSame(engine.ended, [
     { id: 'r', status: 'finished_abort', numGenerated: 1 },
     { id: 'other', status: 'finished_length', numGenerated: 3 },
@@ -59,7 +68,13 @@ t.test('an abort while a step is in flight frees the KV at once and drops that r
   scheduler.schedule()
   t.equal(scheduler.abort('a'), true)
   t.equal(scheduler.kv.pagesHeld('a'), 0)
-  t.strictSame(scheduler.update([{ id: 'a', sampled: true }, { id: 'b', sampled: true }]), [])
+  t.strictSame(
+    scheduler.update([
+      { id: 'a', sampled: true },
+      { id: 'b', sampled: true },
+    ]),
+    [],
+  )
   t.equal(scheduler.get('a')?.numTokens, 8, 'the dropped result changed nothing')
   t.equal(scheduler.get('b')?.numTokens, 9)
   t.strictSame(scheduler.schedule().scheduled, [{ id: 'b', numBlocks: 1, isPrefill: false }])
@@ -91,7 +106,11 @@ t.test('the engine can end a sequence with stop or error, and reaching maxNewTok
   t.strictSame(scheduler.update([{ id: 'length', sampled: true }]), ['length'])
   t.strictSame(
     scheduler.takeFinished().map((v) => [v.id, v.status, v.numGenerated]),
-    [['stop', 'finished_stop', 1], ['error', 'finished_error', 0], ['length', 'finished_length', 2]],
+    [
+      ['stop', 'finished_stop', 1],
+      ['error', 'finished_error', 0],
+      ['length', 'finished_length', 2],
+    ],
   )
   t.equal(scheduler.get('stop'), undefined, 'forgotten once taken')
   t.strictSame(scheduler.takeFinished(), [])
@@ -118,21 +137,27 @@ t.test('update refuses results that do not match the step, and changes nothing',
     [ok],
     [ok, ok, { id: 'b', sampled: false }],
     [ok, { id: 'b', sampled: true }],
-    [{ id: 'a', sampled: false }, { id: 'b', sampled: false }],
+    [
+      { id: 'a', sampled: false },
+      { id: 'b', sampled: false },
+    ],
     [ok, { id: 'b', numComputedDelta: 13, sampled: false }],
   ]
-  for (const results of bad) t.throws(() => scheduler.update(results), { code: 'UPDATE_MISMATCH' })
+  for (const results of bad) t.throws(() => scheduler.update(results), { code: 'SCHEDULER_UPDATE_MISMATCH' })
   t.strictSame([scheduler.get('a')?.numComputed, scheduler.get('b')?.numComputed], [0, 0])
   t.strictSame(scheduler.update([ok, { id: 'b', sampled: false }]), [])
   t.strictSame([scheduler.get('a')?.numTokens, scheduler.get('b')?.numComputed], [5, 12])
 })
 
-t.test('schedule before the previous step is updated throws STEP_IN_FLIGHT, but an empty step needs no update', async (t) => {
-  const scheduler = new Scheduler(config)
-  scheduler.schedule()
-  scheduler.schedule()
-  scheduler.add({ id: 'a', promptLength: 4, maxNewTokens: 3, arrivalTime: 0 })
-  scheduler.schedule()
-  t.throws(() => scheduler.schedule(), { code: 'STEP_IN_FLIGHT' })
-  t.throws(() => scheduler.update([]), { code: 'UPDATE_MISMATCH' })
-})
+t.test(
+  'schedule before the previous step is updated throws STEP_IN_FLIGHT, but an empty step needs no update',
+  async (t) => {
+    const scheduler = new Scheduler(config)
+    scheduler.schedule()
+    scheduler.schedule()
+    scheduler.add({ id: 'a', promptLength: 4, maxNewTokens: 3, arrivalTime: 0 })
+    scheduler.schedule()
+    t.throws(() => scheduler.schedule(), { code: 'SCHEDULER_STEP_IN_FLIGHT' })
+    t.throws(() => scheduler.update([]), { code: 'SCHEDULER_UPDATE_MISMATCH' })
+  },
+)

@@ -1,5 +1,9 @@
 import t from 'tap'
-import { Scheduler, type SchedulerConfig, type SchedulerRequest } from '../../src/batching/engine-thread/scheduler/index.js'
+import {
+  Scheduler,
+  type SchedulerConfig,
+  type SchedulerRequest,
+} from '../../src/batching/engine-thread/scheduler/index.js'
 import { FakeEngine } from './fixtures/fake-engine.js'
 
 /** 4-position pages, so a 4-block prompt fills one page and its 5th block takes a second. */
@@ -56,30 +60,43 @@ t.test('when the KV cannot grow a decode, the newest running sequence is preempt
   t.equal(scheduler.waitingTokens, 9, 'prompt and generated blocks are prefilled again')
 })
 
-t.test('a preempted sequence resumes with numComputed 0, is recomputed over all its blocks and gives the same output', async (t) => {
-  const reference = new FakeEngine(new Scheduler(tight(16)))
-  reference.add(short('a', 0))
-  reference.add(short('b', 1))
-  reference.runToEnd()
-  t.strictSame(reference.steps.flatMap((s) => s.preempted), [])
+t.test(
+  'a preempted sequence resumes with numComputed 0, is recomputed over all its blocks and gives the same output',
+  async (t) => {
+    const reference = new FakeEngine(new Scheduler(tight(16)))
+    reference.add(short('a', 0))
+    reference.add(short('b', 1))
+    reference.runToEnd()
+    t.strictSame(
+      reference.steps.flatMap((s) => s.preempted),
+      [],
+    )
 
-  const engine = new FakeEngine(new Scheduler(tight(4)))
-  engine.add(short('a', 0))
-  engine.add(short('b', 1))
-  fillPages(engine)
-  t.strictSame(engine.step().preempted, ['b'])
-  t.strictSame(engine.step().scheduled.map((e) => e.id), ['a'], 'b waits: its 9 blocks need 3 pages, 1 is free')
-  t.strictSame(engine.step().scheduled.map((e) => e.id), ['a'])
-  t.strictSame(engine.ended, [{ id: 'a', status: 'finished_length', numGenerated: 8 }])
-  t.equal(engine.scheduler.get('b')?.numComputed, 0)
-  t.strictSame(engine.step().scheduled, [{ id: 'b', numBlocks: 9, isPrefill: true }])
-  t.equal(engine.scheduler.get('b')?.status, 'running')
-  engine.runToEnd()
-  t.strictSame(engine.ended[1], { id: 'b', status: 'finished_length', numGenerated: 8 })
-  t.strictSame(engine.output('b', 4), reference.output('b', 4))
-  t.strictSame(engine.output('a', 4), reference.output('a', 4))
-  t.equal(engine.scheduler.kvUsage(), 0)
-})
+    const engine = new FakeEngine(new Scheduler(tight(4)))
+    engine.add(short('a', 0))
+    engine.add(short('b', 1))
+    fillPages(engine)
+    t.strictSame(engine.step().preempted, ['b'])
+    t.strictSame(
+      engine.step().scheduled.map((e) => e.id),
+      ['a'],
+      'b waits: its 9 blocks need 3 pages, 1 is free',
+    )
+    t.strictSame(
+      engine.step().scheduled.map((e) => e.id),
+      ['a'],
+    )
+    t.strictSame(engine.ended, [{ id: 'a', status: 'finished_length', numGenerated: 8 }])
+    t.equal(engine.scheduler.get('b')?.numComputed, 0)
+    t.strictSame(engine.step().scheduled, [{ id: 'b', numBlocks: 9, isPrefill: true }])
+    t.equal(engine.scheduler.get('b')?.status, 'running')
+    engine.runToEnd()
+    t.strictSame(engine.ended[1], { id: 'b', status: 'finished_length', numGenerated: 8 })
+    t.strictSame(engine.output('b', 4), reference.output('b', 4))
+    t.strictSame(engine.output('a', 4), reference.output('a', 4))
+    t.equal(engine.scheduler.kvUsage(), 0)
+  },
+)
 
 t.test('the lowest priority is preempted before a newer sequence of higher priority', async (t) => {
   const engine = new FakeEngine(new Scheduler(tight(4)))
@@ -92,7 +109,9 @@ t.test('the lowest priority is preempted before a newer sequence of higher prior
 })
 
 t.test('a victim already scheduled in the step gives its block back to the budget', async (t) => {
-  const engine = new FakeEngine(new Scheduler({ maxNumSeqs: 2, maxBatchedTokens: 4, kvCapacity: 8, pageSize: 4, maxModelLength: 8 }))
+  const engine = new FakeEngine(
+    new Scheduler({ maxNumSeqs: 2, maxBatchedTokens: 4, kvCapacity: 8, pageSize: 4, maxModelLength: 8 }),
+  )
   engine.add({ id: 'y', promptLength: 1, maxNewTokens: 7, arrivalTime: 0 })
   engine.step()
   engine.add({ id: 'x', promptLength: 6, maxNewTokens: 2, arrivalTime: 1, priority: 5 })
@@ -106,34 +125,51 @@ t.test('a victim already scheduled in the step gives its block back to the budge
   t.equal(engine.scheduler.get('y')?.numTokens, 3)
   t.strictSame(engine.scheduler.kv.sequencesHolding(), ['x'])
   engine.runToEnd()
-  t.strictSame(engine.ended.map((e) => [e.id, e.numGenerated]), [['x', 2], ['y', 7]])
+  t.strictSame(
+    engine.ended.map((e) => [e.id, e.numGenerated]),
+    [
+      ['x', 2],
+      ['y', 7],
+    ],
+  )
 })
 
-t.test('under a tight KV every sequence finishes with its maxNewTokens, the greedy output of an unconstrained run, and the KV ends empty', async (t) => {
-  const requests = Array.from({ length: 12 }, (_, i) => ({
-    id: `s${i}`,
-    promptLength: 3 + ((i * 5) % 11),
-    maxNewTokens: 10 + ((i * 3) % 7),
-    arrivalTime: i,
-  }))
-  const run = (kvCapacity: number) => {
-    const engine = new FakeEngine(new Scheduler({ maxNumSeqs: 6, maxBatchedTokens: 12, kvCapacity, pageSize: 4, maxModelLength: 32 }))
-    for (const req of requests) engine.add(req)
-    engine.runToEnd()
-    return engine
-  }
-  const roomy = run(1024)
-  const tightRun = run(40)
-  const preemptions = tightRun.steps.flatMap((s) => s.preempted)
-  t.ok(preemptions.length >= 3, `preempted ${preemptions.length} times`)
-  t.strictSame(roomy.steps.flatMap((s) => s.preempted), [])
-  t.strictSame(
-    [...tightRun.ended].sort((x, y) => x.id.localeCompare(y.id)),
-    requests.map((r) => ({ id: r.id, status: 'finished_length', numGenerated: r.maxNewTokens })).sort((x, y) => x.id.localeCompare(y.id)),
-    'each id ended exactly once, with all its blocks',
-  )
-  for (const req of requests) t.strictSame(tightRun.output(req.id, req.promptLength), roomy.output(req.id, req.promptLength), req.id)
-  t.equal(tightRun.scheduler.kvUsage(), 0)
-  t.equal(tightRun.scheduler.kv.usedPositions, 0)
-  t.equal(tightRun.scheduler.hasWork(), false)
-})
+t.test(
+  'under a tight KV every sequence finishes with its maxNewTokens, the greedy output of an unconstrained run, and the KV ends empty',
+  async (t) => {
+    const requests = Array.from({ length: 12 }, (_, i) => ({
+      id: `s${i}`,
+      promptLength: 3 + ((i * 5) % 11),
+      maxNewTokens: 10 + ((i * 3) % 7),
+      arrivalTime: i,
+    }))
+    const run = (kvCapacity: number) => {
+      const engine = new FakeEngine(
+        new Scheduler({ maxNumSeqs: 6, maxBatchedTokens: 12, kvCapacity, pageSize: 4, maxModelLength: 32 }),
+      )
+      for (const req of requests) engine.add(req)
+      engine.runToEnd()
+      return engine
+    }
+    const roomy = run(1024)
+    const tightRun = run(40)
+    const preemptions = tightRun.steps.flatMap((s) => s.preempted)
+    t.ok(preemptions.length >= 3, `preempted ${preemptions.length} times`)
+    t.strictSame(
+      roomy.steps.flatMap((s) => s.preempted),
+      [],
+    )
+    t.strictSame(
+      [...tightRun.ended].sort((x, y) => x.id.localeCompare(y.id)),
+      requests
+        .map((r) => ({ id: r.id, status: 'finished_length', numGenerated: r.maxNewTokens }))
+        .sort((x, y) => x.id.localeCompare(y.id)),
+      'each id ended exactly once, with all its blocks',
+    )
+    for (const req of requests)
+      t.strictSame(tightRun.output(req.id, req.promptLength), roomy.output(req.id, req.promptLength), req.id)
+    t.equal(tightRun.scheduler.kvUsage(), 0)
+    t.equal(tightRun.scheduler.kv.usedPositions, 0)
+    t.equal(tightRun.scheduler.hasWork(), false)
+  },
+)

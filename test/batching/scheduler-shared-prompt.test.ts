@@ -12,25 +12,32 @@ const config = (over: Partial<SchedulerConfig> = {}): SchedulerConfig => ({
   ...over,
 })
 
-t.test('a sequence with promptFrom is admitted only after its source computed the prompt, and nothing overtakes it', async (t) => {
-  const engine = new FakeEngine(new Scheduler(config()))
-  engine.add({ id: 'a', promptLength: 40, maxNewTokens: 3, arrivalTime: 0 })
-  engine.add({ id: 'b', promptLength: 40, maxNewTokens: 3, arrivalTime: 0, promptFrom: 'a' })
-  engine.add({ id: 'c', promptLength: 4, maxNewTokens: 3, arrivalTime: 1 })
-  t.strictSame(engine.step().scheduled, [{ id: 'a', numBlocks: 16, isPrefill: true }], 'b waits, and c behind it')
-  t.strictSame(engine.step().scheduled, [{ id: 'a', numBlocks: 16, isPrefill: true }])
-  t.strictSame(engine.step().scheduled, [{ id: 'a', numBlocks: 8, isPrefill: true }], 'budget is left, but the prompt is not computed yet')
-  t.strictSame(engine.step().scheduled, [
-    { id: 'a', numBlocks: 1, isPrefill: false },
-    { id: 'b', numBlocks: 15, isPrefill: true },
-  ])
-  engine.runToEnd()
-  t.same(
-    engine.ended.map((e) => e.id),
-    ['a', 'b', 'c'],
-  )
-  t.equal(engine.scheduler.kvUsage(), 0)
-})
+t.test(
+  'a sequence with promptFrom is admitted only after its source computed the prompt, and nothing overtakes it',
+  async (t) => {
+    const engine = new FakeEngine(new Scheduler(config()))
+    engine.add({ id: 'a', promptLength: 40, maxNewTokens: 3, arrivalTime: 0 })
+    engine.add({ id: 'b', promptLength: 40, maxNewTokens: 3, arrivalTime: 0, promptFrom: 'a' })
+    engine.add({ id: 'c', promptLength: 4, maxNewTokens: 3, arrivalTime: 1 })
+    t.strictSame(engine.step().scheduled, [{ id: 'a', numBlocks: 16, isPrefill: true }], 'b waits, and c behind it')
+    t.strictSame(engine.step().scheduled, [{ id: 'a', numBlocks: 16, isPrefill: true }])
+    t.strictSame(
+      engine.step().scheduled,
+      [{ id: 'a', numBlocks: 8, isPrefill: true }],
+      'budget is left, but the prompt is not computed yet',
+    )
+    t.strictSame(engine.step().scheduled, [
+      { id: 'a', numBlocks: 1, isPrefill: false },
+      { id: 'b', numBlocks: 15, isPrefill: true },
+    ])
+    engine.runToEnd()
+    t.same(
+      engine.ended.map((e) => e.id),
+      ['a', 'b', 'c'],
+    )
+    t.equal(engine.scheduler.kvUsage(), 0)
+  },
+)
 
 t.test('a source that ends before computing the prompt releases the sequence waiting on it', async (t) => {
   const engine = new FakeEngine(new Scheduler(config()))

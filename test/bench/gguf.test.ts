@@ -58,9 +58,13 @@ t.test('Q8_0: a float16 scale max|x|/127, then round(x/d) per value', async (t) 
   t.equal(bytes.length, 68, 'two blocks of 2 + 32 bytes')
   const { values, scales } = decode('Q8_0', bytes)
   t.equal(scales[0], half(0x2808), 'd = 4/127 as float16 (0x2808)')
-  t.equal(new DataView(bytes.buffer).getInt8(2), -127, 'the block\'s largest |x| is ±127')
+  t.equal(new DataView(bytes.buffer).getInt8(2), -127, "the block's largest |x| is ±127")
   t.equal(new DataView(bytes.buffer).getInt8(2 + 16), 0)
-  for (let i = 0; i < 64; i++) t.ok(Math.abs((values[i] as number) - (x[i] as number)) <= q8Tolerance(scales[i >> 5] as number), `value ${i} within half a step`)
+  for (let i = 0; i < 64; i++)
+    t.ok(
+      Math.abs((values[i] as number) - (x[i] as number)) <= q8Tolerance(scales[i >> 5] as number),
+      `value ${i} within half a step`,
+    )
 })
 
 t.test('Q4_0: d = x_m/−8, value j in the low nibble and 16+j in the high nibble of byte j', async (t) => {
@@ -72,7 +76,13 @@ t.test('Q4_0: d = x_m/−8, value j in the low nibble and 16+j in the high nibbl
   t.equal((bytes[2 + 5] as number) & 0x0f, 0, 'the largest |x| (−2) is code 0: d·(0 − 8) = −2')
   t.equal((bytes[2 + 4] as number) >> 4, 15, '1.75 = d·7: code 15, the top of the range')
   t.same(Array.from(values), Array.from(x), 'values on the grid d·(q − 8) come back exactly')
-  const clipped = decode('Q4_0', encodeGgml('Q4_0', ramp(32, (i) => (i === 0 ? -1 : i === 1 ? 1 : 0))))
+  const clipped = decode(
+    'Q4_0',
+    encodeGgml(
+      'Q4_0',
+      ramp(32, (i) => (i === 0 ? -1 : i === 1 ? 1 : 0)),
+    ),
+  )
   t.equal(clipped.values[1], 0.875, '+|x_m| clips to code 15 (7/8 of it), as ggml does')
 })
 
@@ -88,12 +98,33 @@ t.test('a GGUF file reads back with its metadata, tensor infos and aligned data'
   const path = join(dir, 'm.gguf')
   const a = ramp(3, (i) => i + 0.5)
   const b = ramp(64, (i) => i / 64)
-  const { bytes } = await writeGguf(path, { 'general.architecture': gguf.string('qwen3'), 'x.count': gguf.u32(7), 'x.eps': gguf.f32(0.5), 'x.flag': gguf.bool(true), 'x.names': gguf.strings(['a', 'bc']), 'x.ids': gguf.i32s([-1, 2]) }, [
-    { name: 'a', dims: [3], type: 'F32', data: async () => encodeGgml('F32', a) },
-    { name: 'b', dims: [32, 2], type: 'Q8_0', data: async () => encodeGgml('Q8_0', b) },
-  ])
+  const { bytes } = await writeGguf(
+    path,
+    {
+      'general.architecture': gguf.string('qwen3'),
+      'x.count': gguf.u32(7),
+      'x.eps': gguf.f32(0.5),
+      'x.flag': gguf.bool(true),
+      'x.names': gguf.strings(['a', 'bc']),
+      'x.ids': gguf.i32s([-1, 2]),
+    },
+    [
+      { name: 'a', dims: [3], type: 'F32', data: async () => encodeGgml('F32', a) },
+      { name: 'b', dims: [32, 2], type: 'Q8_0', data: async () => encodeGgml('Q8_0', b) },
+    ],
+  )
   const parsed = await parseGguf(path, { allowLocalFile: true })
-  t.match(parsed.metadata, { version: 3, tensor_count: 2n, kv_count: 6n, 'general.architecture': 'qwen3', 'x.count': 7, 'x.eps': 0.5, 'x.flag': true, 'x.names': ['a', 'bc'], 'x.ids': [-1, 2] })
+  t.match(parsed.metadata, {
+    version: 3,
+    tensor_count: 2n,
+    kv_count: 6n,
+    'general.architecture': 'qwen3',
+    'x.count': 7,
+    'x.eps': 0.5,
+    'x.flag': true,
+    'x.names': ['a', 'bc'],
+    'x.ids': [-1, 2],
+  })
   t.same(
     parsed.tensorInfos.map((i) => ({ name: i.name, shape: i.shape, dtype: i.dtype, offset: i.offset })),
     [
@@ -114,11 +145,14 @@ t.test('a tensor of the wrong size fails the write and leaves no file', async (t
   const dir = await mkdtemp(join(tmpdir(), 'kelix-gguf-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const path = join(dir, 'm.gguf')
-  await t.rejects(writeGguf(path, {}, [{ name: 'w', dims: [32, 2], type: 'Q4_0', data: async () => new Uint8Array(18) }]), /GGUF tensor w: 18 bytes produced, 36 expected for Q4_0 \[32, 2\]/)
+  await t.rejects(
+    writeGguf(path, {}, [{ name: 'w', dims: [32, 2], type: 'Q4_0', data: async () => new Uint8Array(18) }]),
+    /GGUF tensor w: 18 bytes produced, 36 expected for Q4_0 \[32, 2\]/,
+  )
   t.same(await readdir(dir), [])
 })
 
-t.test('the preset LLM as a Qwen3 GGUF: the checkpoint\'s own weights and tokenizer, sized as estimated', async (t) => {
+t.test("the preset LLM as a Qwen3 GGUF: the checkpoint's own weights and tokenizer, sized as estimated", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'kelix-gguf-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const checkpoint = join(dir, 'checkpoint')
@@ -128,7 +162,11 @@ t.test('the preset LLM as a Qwen3 GGUF: the checkpoint\'s own weights and tokeni
   await writeQwen3Gguf({ checkpoint, sizes: s, type: 'Q8_0', path })
   t.notOk(existsSync(`${path}.tmp`))
   const parsed = await parseGguf(path, { allowLocalFile: true })
-  t.equal((await stat(path)).size - Number(parsed.tensorDataOffset), ggufBytesEstimate(s, 'Q8_0'), 'the disk estimate is the tensor data (the header, mostly the vocabulary, comes on top)')
+  t.equal(
+    (await stat(path)).size - Number(parsed.tensorDataOffset),
+    ggufBytesEstimate(s, 'Q8_0'),
+    'the disk estimate is the tensor data (the header, mostly the vocabulary, comes on top)',
+  )
   t.match(parsed.metadata, {
     'general.architecture': 'qwen3',
     'general.file_type': 7,
@@ -148,7 +186,7 @@ t.test('the preset LLM as a Qwen3 GGUF: the checkpoint\'s own weights and tokeni
   t.equal(names.length, 2 + 11 * s.layers + 1)
   t.same(names.slice(0, 3), ['token_embd.weight', 'blk.0.attn_norm.weight', 'blk.0.attn_q.weight'])
   const info = (name: string) => parsed.tensorInfos.find((i) => i.name === name) as (typeof parsed.tensorInfos)[number]
-  t.same(info('output.weight').shape, [BigInt(s.hidden), BigInt(s.textVocab)], 'the head\'s text rows')
+  t.same(info('output.weight').shape, [BigInt(s.hidden), BigInt(s.textVocab)], "the head's text rows")
   t.equal(info('output.weight').dtype, GGMLQuantizationType.Q8_0)
   t.equal(info('blk.0.ffn_norm.weight').dtype, GGMLQuantizationType.F32)
 
@@ -158,9 +196,19 @@ t.test('the preset LLM as a Qwen3 GGUF: the checkpoint\'s own weights and tokeni
   t.teardown(() => ckpt.close())
   const embed = await ckpt.readRows('model.model.tok_embeddings.embed_tokens.weight', 1, 1)
   const start = at('token_embd.weight') + 4 * s.hidden
-  t.same(new Float32Array(file.buffer.slice(file.byteOffset + start, file.byteOffset + start + 4 * s.hidden)), embed, 'token_embd row 1 is the table\'s row 1')
+  t.same(
+    new Float32Array(file.buffer.slice(file.byteOffset + start, file.byteOffset + start + 4 * s.hidden)),
+    embed,
+    "token_embd row 1 is the table's row 1",
+  )
   const gate = await ckpt.read('model.model.layers.0.mlp.w1.weight')
-  const stored = decode('Q8_0', file.subarray(at('blk.0.ffn_gate.weight'), at('blk.0.ffn_gate.weight') + ggmlBytes('Q8_0', gate.length)))
-  const worst = gate.reduce((m, v, i) => Math.max(m, Math.abs(v - (stored.values[i] as number)) / q8Tolerance(stored.scales[i >> 5] as number)), 0)
+  const stored = decode(
+    'Q8_0',
+    file.subarray(at('blk.0.ffn_gate.weight'), at('blk.0.ffn_gate.weight') + ggmlBytes('Q8_0', gate.length)),
+  )
+  const worst = gate.reduce(
+    (m, v, i) => Math.max(m, Math.abs(v - (stored.values[i] as number)) / q8Tolerance(stored.scales[i >> 5] as number)),
+    0,
+  )
   t.ok(worst <= 1, `ffn_gate is mlp.w1 within half a quantization step (worst ${worst.toFixed(3)} of the tolerance)`)
 })

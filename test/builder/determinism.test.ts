@@ -12,7 +12,22 @@ t.test('two builds from the same seed are byte-identical', async (t) => {
   await buildTinyModel(join(root, 'b'))
   const a = await hashModelDir(join(root, 'a'))
   const b = await hashModelDir(join(root, 'b'))
-  t.same(Object.keys(a), ['block_decoder.onnx', 'block_decoder.onnx.data', 'config.json', 'decoder.onnx', 'decoder.onnx.data', 'dit.onnx', 'dit.onnx.data', 'embed_tokens.data', 'tokenizer.json', 'tokenizer_config.json', 'vae_decoder.onnx', 'vae_decoder.onnx.data', 'visual_tokenizer.onnx', 'visual_tokenizer.onnx.data'])
+  t.same(Object.keys(a), [
+    'block_decoder.onnx',
+    'block_decoder.onnx.data',
+    'config.json',
+    'decoder.onnx',
+    'decoder.onnx.data',
+    'dit.onnx',
+    'dit.onnx.data',
+    'embed_tokens.data',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'vae_decoder.onnx',
+    'vae_decoder.onnx.data',
+    'visual_tokenizer.onnx',
+    'visual_tokenizer.onnx.data',
+  ])
   t.same(a, b)
 })
 
@@ -24,7 +39,10 @@ t.test('another seed changes the weights but not the sizes or the tokenizer', as
   const a = await hashModelDir(join(root, 'a'))
   const b = await hashModelDir(join(root, 'b'))
   const config = async (dir: string) => {
-    const { builder, ...rest } = JSON.parse(await readFile(join(root, dir, 'config.json'), 'utf8')) as Record<string, unknown>
+    const { builder, ...rest } = JSON.parse(await readFile(join(root, dir, 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >
     return { builder, rest }
   }
   const [configA, configB] = [await config('a'), await config('b')]

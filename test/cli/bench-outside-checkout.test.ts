@@ -16,7 +16,11 @@ const tsx = import.meta.resolve('tsx/esm')
 const NEEDS = 'kelix-serve: bench runs only from a source checkout with its dev dependencies (git clone, then npm ci)'
 
 async function benchIn(root: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const failed = await promisify(execFile)(process.execPath, ['--import', tsx, join(root, 'src/cli/kelix-serve.ts'), 'bench', '--quick'], { cwd: root }).then(
+  const failed = await promisify(execFile)(
+    process.execPath,
+    ['--import', tsx, join(root, 'src/cli/kelix-serve.ts'), 'bench', '--quick'],
+    { cwd: root },
+  ).then(
     () => ({ code: 0, stdout: '', stderr: 'it ran' }),
     (err: { code: number; stdout: string; stderr: string }) => err,
   )

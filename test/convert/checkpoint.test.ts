@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Checkpoint, INDEX_FILE, writeCheckpoint, type TensorToWrite } from '../../src/convert/checkpoint.js'
-import { ConvertError } from '../../src/convert/errors.js'
 import { readSafetensorsHeader, writeSafetensors } from '../../src/convert/safetensors.js'
+import { KelixError } from '../../src/errors/kelix-error.js'
 
 const REFERENCE = '/work/shared/kelix-reference/kelix/checkpoint'
 const REFERENCE_VAE = '/work/shared/kelix-reference/vae/checkpoint'
@@ -24,11 +24,11 @@ async function opened(t: Test, dir: string): Promise<Checkpoint> {
   return checkpoint
 }
 
-async function convertError(run: () => Promise<unknown>): Promise<ConvertError> {
+async function convertError(run: () => Promise<unknown>): Promise<KelixError> {
   try {
     await run()
   } catch (err) {
-    if (err instanceof ConvertError) return err
+    if (err instanceof KelixError) return err
     throw err
   }
   throw new Error('no error was thrown')
@@ -83,12 +83,18 @@ t.test('readRows of the reference embedding reads the rows asked for, equal to t
 t.test('rewriting the reference tensors reproduces its shards and index byte for byte', async (t) => {
   const checkpoint = await opened(t, REFERENCE)
   const tensors = new Map<string, TensorToWrite>()
-  for (const key of checkpoint.keys()) tensors.set(key, { shape: checkpoint.tensor(key).shape, data: await checkpoint.read(key) })
+  for (const key of checkpoint.keys())
+    tensors.set(key, { shape: checkpoint.tensor(key).shape, data: await checkpoint.read(key) })
   const out = join(await tempDir(t), 'rewritten')
-  await writeCheckpoint(out, tensors, { dtype: 'BF16', shardBytes: 512 * 1024, extraFiles: { 'config.json': '{"__class__": "KeyeARConfig"}' } })
+  await writeCheckpoint(out, tensors, {
+    dtype: 'BF16',
+    shardBytes: 512 * 1024,
+    extraFiles: { 'config.json': '{"__class__": "KeyeARConfig"}' },
+  })
   const expected = [INDEX_FILE, SHARD_0, 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors']
   t.same((await readdir(out)).sort(), ['config.json', ...expected].sort())
-  for (const name of expected) t.ok((await readFile(join(out, name))).equals(await readFile(join(REFERENCE, name))), `${name} is identical`)
+  for (const name of expected)
+    t.ok((await readFile(join(out, name))).equals(await readFile(join(REFERENCE, name))), `${name} is identical`)
   t.equal(await readFile(join(out, 'config.json'), 'utf8'), '{"__class__": "KeyeARConfig"}')
 })
 
@@ -109,7 +115,11 @@ t.test('writeCheckpoint closes a shard once it reaches shardBytes and counts sha
     ['d', { shape: [2, 4], data: iota(8) }],
     ['c', { shape: [2], data: iota(2) }],
   ])
-  await writeCheckpoint(dir, tensors, { dtype: 'F32', shardBytes: 32, extraFiles: { 'tokenizer.json': Uint8Array.of(123, 125) } })
+  await writeCheckpoint(dir, tensors, {
+    dtype: 'F32',
+    shardBytes: 32,
+    extraFiles: { 'tokenizer.json': Uint8Array.of(123, 125) },
+  })
   t.same((await readdir(dir)).sort(), [
     'model-00000-of-00003.safetensors',
     'model-00001-of-00003.safetensors',
@@ -133,11 +143,15 @@ t.test('writeCheckpoint closes a shard once it reaches shardBytes and counts sha
 
 t.test('readRows reads a middle range of a 2-D tensor, and the whole of 1-D and 0-D tensors', async (t) => {
   const dir = await tempDir(t)
-  await writeCheckpoint(dir, new Map<string, TensorToWrite>([
-    ['matrix', { shape: [5, 3], data: iota(15, 0.5) }],
-    ['vector', { shape: [4], data: iota(4, -1) }],
-    ['scalar', { shape: [], data: Float32Array.of(2.5) }],
-  ]), { dtype: 'BF16', shardBytes: 1 << 20 })
+  await writeCheckpoint(
+    dir,
+    new Map<string, TensorToWrite>([
+      ['matrix', { shape: [5, 3], data: iota(15, 0.5) }],
+      ['vector', { shape: [4], data: iota(4, -1) }],
+      ['scalar', { shape: [], data: Float32Array.of(2.5) }],
+    ]),
+    { dtype: 'BF16', shardBytes: 1 << 20 },
+  )
   const checkpoint = await opened(t, dir)
   t.same([...(await checkpoint.readRows('matrix', 1, 3))], [1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5])
   t.same([...(await checkpoint.readRows('matrix', 4, 0))], [])
@@ -150,7 +164,7 @@ t.test('rows past the end of a tensor are CHECKPOINT_SHAPE_MISMATCH naming the k
   const checkpoint = await opened(t, REFERENCE)
   const err = await convertError(() => checkpoint.readRows(EMBED, 1000, 25))
   t.equal(err.code, 'CHECKPOINT_SHAPE_MISMATCH')
-  t.equal(err.file, SHARD_0)
+  t.equal(err.fields.file, SHARD_0)
   t.match(err.message, EMBED)
 })
 
@@ -161,7 +175,7 @@ t.test('a shard that shrinks after opening is CHECKPOINT_SHARD_INVALID naming it
   await truncate(join(dir, SHARD_0), embed.dataOffset + 100)
   const err = await convertError(() => checkpoint.readRows(EMBED, 0, 2))
   t.equal(err.code, 'CHECKPOINT_SHARD_INVALID')
-  t.equal(err.file, SHARD_0)
+  t.equal(err.fields.file, SHARD_0)
 })
 
 t.test('a truncated shard is CHECKPOINT_SHARD_INVALID naming the shard and the tensor cut off', async (t) => {
@@ -172,8 +186,11 @@ t.test('a truncated shard is CHECKPOINT_SHARD_INVALID naming the shard and the t
   await truncate(join(dir, shard), last.dataOffset + 2)
   const err = await convertError(() => Checkpoint.open(dir))
   t.equal(err.code, 'CHECKPOINT_SHARD_INVALID')
-  t.equal(err.file, shard)
-  t.match(err.message, `ends at byte ${last.dataOffset + 2} but the tensor ${last.key} needs bytes up to ${last.dataOffset + last.byteLength}`)
+  t.equal(err.fields.file, shard)
+  t.match(
+    err.message,
+    `ends at byte ${last.dataOffset + 2} but the tensor ${last.key} needs bytes up to ${last.dataOffset + last.byteLength}`,
+  )
 })
 
 t.test('an index naming a missing shard is CHECKPOINT_FILE_MISSING naming the shard', async (t) => {
@@ -181,7 +198,7 @@ t.test('an index naming a missing shard is CHECKPOINT_FILE_MISSING naming the sh
   await rm(join(dir, 'model-00001-of-00003.safetensors'))
   const err = await convertError(() => Checkpoint.open(dir))
   t.equal(err.code, 'CHECKPOINT_FILE_MISSING')
-  t.equal(err.file, 'model-00001-of-00003.safetensors')
+  t.equal(err.fields.file, 'model-00001-of-00003.safetensors')
 })
 
 t.test('an index key absent from its shard is CHECKPOINT_INDEX_INVALID naming the key and shard', async (t) => {
@@ -191,7 +208,7 @@ t.test('an index key absent from its shard is CHECKPOINT_INDEX_INVALID naming th
   })
   const err = await convertError(() => Checkpoint.open(dir))
   t.equal(err.code, 'CHECKPOINT_INDEX_INVALID')
-  t.equal(err.file, INDEX_FILE)
+  t.equal(err.fields.file, INDEX_FILE)
   t.match(err.message, 'model.model.extra.weight')
   t.match(err.message, SHARD_0)
 })
@@ -201,7 +218,7 @@ t.test('an index that is not JSON, or has no weight_map object, is CHECKPOINT_IN
   await writeFile(join(dir, INDEX_FILE), '{"weight_map": {')
   const garbage = await convertError(() => Checkpoint.open(dir))
   t.equal(garbage.code, 'CHECKPOINT_INDEX_INVALID')
-  t.equal(garbage.file, INDEX_FILE)
+  t.equal(garbage.fields.file, INDEX_FILE)
   await writeFile(join(dir, INDEX_FILE), '{"metadata": {}, "weight_map": ["a"]}')
   t.equal((await convertError(() => Checkpoint.open(dir))).code, 'CHECKPOINT_INDEX_INVALID')
   await writeFile(join(dir, INDEX_FILE), '{"weight_map": {"lm_head.weight": "../model-00000-of-00003.safetensors"}}')
@@ -221,19 +238,22 @@ t.test('keys in a shard but not in the index are left out and listed by unindexe
   t.same(checkpoint.unindexedKeys(), ['lm_head.weight'])
 })
 
-t.test('without an index, every safetensors file is read and a key in two of them is CHECKPOINT_INDEX_INVALID', async (t) => {
-  const dir = await tempDir(t)
-  await writeSafetensors(join(dir, 'weights-a.safetensors'), [{ key: 'x', shape: [2], data: iota(2) }], 'F32')
-  await writeSafetensors(join(dir, 'weights-b.safetensors'), [{ key: 'y', shape: [1], data: iota(1) }], 'F32')
-  await mkdir(join(dir, 'nested.safetensors'))
-  const checkpoint = await opened(t, dir)
-  t.same(checkpoint.keys(), ['x', 'y'])
-  await writeSafetensors(join(dir, 'weights-c.safetensors'), [{ key: 'x', shape: [2], data: iota(2) }], 'F32')
-  const err = await convertError(() => Checkpoint.open(dir))
-  t.equal(err.code, 'CHECKPOINT_INDEX_INVALID')
-  t.equal(err.file, 'weights-c.safetensors')
-  t.match(err.message, /tensor x .*weights-a\.safetensors/)
-})
+t.test(
+  'without an index, every safetensors file is read and a key in two of them is CHECKPOINT_INDEX_INVALID',
+  async (t) => {
+    const dir = await tempDir(t)
+    await writeSafetensors(join(dir, 'weights-a.safetensors'), [{ key: 'x', shape: [2], data: iota(2) }], 'F32')
+    await writeSafetensors(join(dir, 'weights-b.safetensors'), [{ key: 'y', shape: [1], data: iota(1) }], 'F32')
+    await mkdir(join(dir, 'nested.safetensors'))
+    const checkpoint = await opened(t, dir)
+    t.same(checkpoint.keys(), ['x', 'y'])
+    await writeSafetensors(join(dir, 'weights-c.safetensors'), [{ key: 'x', shape: [2], data: iota(2) }], 'F32')
+    const err = await convertError(() => Checkpoint.open(dir))
+    t.equal(err.code, 'CHECKPOINT_INDEX_INVALID')
+    t.equal(err.fields.file, 'weights-c.safetensors')
+    t.match(err.message, /tensor x .*weights-a\.safetensors/)
+  },
+)
 
 t.test('a missing directory is CHECKPOINT_DIR_MISSING and an empty one CHECKPOINT_FILE_MISSING', async (t) => {
   const dir = await tempDir(t)
@@ -257,13 +277,16 @@ t.test('expectShape names the key, the shard, both shapes and the reason on a mi
   const checkpoint = await opened(t, REFERENCE)
   const err = await convertError(async () => checkpoint.expectShape(EMBED, [1024, 32], 'qwen_config.embed_dim = 32'))
   t.equal(err.code, 'CHECKPOINT_SHAPE_MISMATCH')
-  t.equal(err.file, SHARD_0)
+  t.equal(err.fields.file, SHARD_0)
   t.match(err.message, SHARD_0)
   t.match(err.message, EMBED)
   t.match(err.message, '[1024, 64]')
   t.match(err.message, '[1024, 32]')
   t.match(err.message, 'qwen_config.embed_dim = 32')
-  t.equal((await convertError(async () => checkpoint.expectShape(EMBED, [1024, 64, 1]))).code, 'CHECKPOINT_SHAPE_MISMATCH')
+  t.equal(
+    (await convertError(async () => checkpoint.expectShape(EMBED, [1024, 64, 1]))).code,
+    'CHECKPOINT_SHAPE_MISMATCH',
+  )
 })
 
 t.test('close is idempotent and a read after it fails', async (t) => {
@@ -277,11 +300,22 @@ t.test('close is idempotent and a read after it fails', async (t) => {
 t.test('writeCheckpoint refuses bad options and data that does not fill its shape, before writing', async (t) => {
   const dir = join(await tempDir(t), 'out')
   const one = new Map<string, TensorToWrite>([['w', { shape: [2], data: iota(2) }]])
-  t.equal((await convertError(() => writeCheckpoint(dir, one, { dtype: 'BF16', shardBytes: 0 }))).code, 'CONVERT_OPTION_INVALID')
-  t.equal((await convertError(() => writeCheckpoint(dir, new Map(), { dtype: 'BF16', shardBytes: 8 }))).code, 'CONVERT_OPTION_INVALID')
-  const escape = await convertError(() => writeCheckpoint(dir, one, { dtype: 'BF16', shardBytes: 8, extraFiles: { '../config.json': '{}' } }))
+  t.equal(
+    (await convertError(() => writeCheckpoint(dir, one, { dtype: 'BF16', shardBytes: 0 }))).code,
+    'CONVERT_OPTION_INVALID',
+  )
+  t.equal(
+    (await convertError(() => writeCheckpoint(dir, new Map(), { dtype: 'BF16', shardBytes: 8 }))).code,
+    'CONVERT_OPTION_INVALID',
+  )
+  const escape = await convertError(() =>
+    writeCheckpoint(dir, one, { dtype: 'BF16', shardBytes: 8, extraFiles: { '../config.json': '{}' } }),
+  )
   t.equal(escape.code, 'CONVERT_OPTION_INVALID')
-  const short = new Map<string, TensorToWrite>([['a', { shape: [2], data: iota(2) }], ['w', { shape: [3, 2], data: iota(5) }]])
+  const short = new Map<string, TensorToWrite>([
+    ['a', { shape: [2], data: iota(2) }],
+    ['w', { shape: [3, 2], data: iota(5) }],
+  ])
   const err = await convertError(() => writeCheckpoint(dir, short, { dtype: 'F32', shardBytes: 4 }))
   t.equal(err.code, 'CHECKPOINT_SHAPE_MISMATCH')
   t.match(err.message, /tensor w /)

@@ -18,7 +18,10 @@ import type { Progress } from '../../src/convert/progress.js'
 type Json = Record<string, Record<string, unknown>>
 
 /** A tiny checkpoint in the published layout, `edit`ed, and a path for the output; removed when `t` ends. */
-async function checkpoint(t: Test, edit: (dir: string) => Promise<void> = async () => {}): Promise<{ from: string; out: string }> {
+async function checkpoint(
+  t: Test,
+  edit: (dir: string) => Promise<void> = async () => {},
+): Promise<{ from: string; out: string }> {
   const root = await mkdtemp(join(tmpdir(), 'kelix-convert-errors-'))
   t.teardown(() => rm(root, { recursive: true, force: true }))
   const from = join(root, 'checkpoint')
@@ -36,33 +39,70 @@ async function editJson(file: string, change: (json: Json) => void): Promise<voi
 const editConfig = (change: (json: Json) => void) => (dir: string) => editJson(join(dir, 'config.json'), change)
 
 /** Converting must fail with `code` and a message matching `message`, and leave no output directory. */
-async function refused(t: Test, paths: { from: string; out: string }, code: string, message: RegExp, file?: string): Promise<void> {
-  await t.rejects(convertCheckpoint(paths), { code, message, ...(file === undefined ? {} : { file }) })
+async function refused(
+  t: Test,
+  paths: { from: string; out: string },
+  code: string,
+  message: RegExp,
+  file?: string,
+): Promise<void> {
+  await t.rejects(convertCheckpoint(paths), { code, message, ...(file === undefined ? {} : { fields: { file } }) })
   t.notOk(existsSync(paths.out), 'no output directory')
-  t.same((await readdir(join(paths.out, '..'))).filter((n) => !n.startsWith('model')), [], 'no staging directory left')
+  t.same(
+    (await readdir(join(paths.out, '..'))).filter((n) => !n.startsWith('model')),
+    [],
+    'no staging directory left',
+  )
 }
 
 t.test('a config of another class is refused by its __class__', async (t) => {
-  const paths = await checkpoint(t, editConfig((c) => (c.__class__ = 'SanaConfig' as never)))
-  await refused(t, paths, 'CHECKPOINT_CONFIG_INVALID', /__class__ is "SanaConfig", expected "KeyeARConfig"/, 'config.json')
+  const paths = await checkpoint(
+    t,
+    editConfig((c) => (c.__class__ = 'SanaConfig' as never)),
+  )
+  await refused(
+    t,
+    paths,
+    'CHECKPOINT_CONFIG_INVALID',
+    /__class__ is "SanaConfig", expected "KeyeARConfig"/,
+    'config.json',
+  )
 })
 
 t.test('a flag whose other value the graphs do not implement is refused by name', async (t) => {
-  const paths = await checkpoint(t, editConfig((c) => ((c.tokenizer_config as Json).vision_config as Record<string, unknown>).hidden_act = 'gelu'))
-  await refused(t, paths, 'CHECKPOINT_CONFIG_INVALID', /tokenizer_config\.vision_config\.hidden_act is "gelu"; the converter implements only "gelu_pytorch_tanh"/, 'config.json')
+  const paths = await checkpoint(
+    t,
+    editConfig((c) => (((c.tokenizer_config as Json).vision_config as Record<string, unknown>).hidden_act = 'gelu')),
+  )
+  await refused(
+    t,
+    paths,
+    'CHECKPOINT_CONFIG_INVALID',
+    /tokenizer_config\.vision_config\.hidden_act is "gelu"; the converter implements only "gelu_pytorch_tanh"/,
+    'config.json',
+  )
 })
 
 t.test('a key missing from the index is named', async (t) => {
-  const paths = await checkpoint(t, (dir) => editJson(join(dir, 'model.safetensors.index.json'), (index) => delete index.weight_map!['model.model.layers.2.mlp.w3.weight']))
+  const paths = await checkpoint(t, (dir) =>
+    editJson(
+      join(dir, 'model.safetensors.index.json'),
+      (index) => delete index.weight_map!['model.model.layers.2.mlp.w3.weight'],
+    ),
+  )
   await refused(t, paths, 'CHECKPOINT_KEY_MISSING', /model\.model\.layers\.2\.mlp\.w3\.weight/)
 })
 
 t.test('a tensor whose shape disagrees with the config names the key, its shard and both shapes', async (t) => {
-  const paths = await checkpoint(t, editConfig((c) => (c.qwen_config!.intermediate_dim = 700)))
+  const paths = await checkpoint(
+    t,
+    editConfig((c) => (c.qwen_config!.intermediate_dim = 700)),
+  )
   await t.rejects(convertCheckpoint(paths), {
     code: 'CHECKPOINT_SHAPE_MISMATCH',
-    file: /^model-\d{5}-of-\d{5}\.safetensors$/,
-    message: /model\.model\.layers\.0\.mlp\.w1\.weight has shape \[768, 256\], expected \[700, 256\] \(.*intermediate_dim 700/,
+    fields: { file: /^model-\d{5}-of-\d{5}\.safetensors$/ },
+    message:
+      /model\.model\.layers\.0\.mlp\.w1\.weight has shape \[768, 256\], expected \[700, 256\] \(.*intermediate_dim 700/,
   })
   t.notOk(existsSync(paths.out))
 })
@@ -77,8 +117,17 @@ t.test('a truncated shard is named before anything is written', async (t) => {
 })
 
 t.test('special ids of the config are checked against the tokenizer', async (t) => {
-  const paths = await checkpoint(t, editConfig((c) => (c.qwen_config!.eos_token_id = 501)))
-  await refused(t, paths, 'CHECKPOINT_TOKENIZER_MISMATCH', /qwen_config\.eos_token_id is 501, but the tokenizer gives "<\|im_end\|>" id 502/, 'tokenizer.json')
+  const paths = await checkpoint(
+    t,
+    editConfig((c) => (c.qwen_config!.eos_token_id = 501)),
+  )
+  await refused(
+    t,
+    paths,
+    'CHECKPOINT_TOKENIZER_MISMATCH',
+    /qwen_config\.eos_token_id is 501, but the tokenizer gives "<\|im_end\|>" id 502/,
+    'tokenizer.json',
+  )
 })
 
 t.test('a missing tokenizer file is named', async (t) => {
@@ -121,7 +170,11 @@ t.test('a conversion that fails while writing leaves neither the output nor its 
 t.test('the command line refuses an unknown flag in one line, exit 2', async (t) => {
   const root = fileURLToPath(new URL('../../', import.meta.url))
   const run = promisify(execFile)
-  const failed = await run(process.execPath, ['--import', import.meta.resolve('tsx/esm'), 'src/convert/cli.ts', '--from', 'x', '--bogus'], { cwd: root }).catch((err: { code: number; stderr: string }) => err)
+  const failed = await run(
+    process.execPath,
+    ['--import', import.meta.resolve('tsx/esm'), 'src/convert/cli.ts', '--from', 'x', '--bogus'],
+    { cwd: root },
+  ).catch((err: { code: number; stderr: string }) => err)
   t.match(failed, { code: 2 })
   t.equal((failed as { stderr: string }).stderr, 'convert: unknown flag --bogus (see --help)\n')
   t.equal((failed as { stderr: string }).stderr.trim().split('\n').length, 1)
@@ -135,7 +188,11 @@ t.test('the command line refuses a malformed image-generation setting in one lin
     ['--steps', '2.5', /^convert: --steps must be a positive integer, got 2\.5$/],
     ['--guidance', 'high', /^convert: --guidance must be a positive number, got high$/],
   ] as const) {
-    const failed = await run(process.execPath, ['--import', import.meta.resolve('tsx/esm'), 'src/convert/cli.ts', '--from', 'x', '--out', 'y', flag, value], { cwd: root }).catch((err: { code: number; stderr: string }) => err)
+    const failed = await run(
+      process.execPath,
+      ['--import', import.meta.resolve('tsx/esm'), 'src/convert/cli.ts', '--from', 'x', '--out', 'y', flag, value],
+      { cwd: root },
+    ).catch((err: { code: number; stderr: string }) => err)
     t.match(failed, { code: 2 }, flag)
     t.match((failed as { stderr: string }).stderr.trim(), message, flag)
   }
@@ -149,7 +206,11 @@ t.test('the command line refuses a precision it does not implement in one line n
     ['--lm-head-precision', 'fp16', /^convert: --lm-head-precision must be fp32, int8 or int4, got fp16$/],
     ['--embedding-precision', 'int8', /^convert: --embedding-precision must be fp32 or fp16, got int8$/],
   ] as const) {
-    const failed = await run(process.execPath, ['--import', import.meta.resolve('tsx/esm'), 'src/convert/cli.ts', '--from', 'x', '--out', 'y', flag, value], { cwd: root }).catch((err: { code: number; stderr: string }) => err)
+    const failed = await run(
+      process.execPath,
+      ['--import', import.meta.resolve('tsx/esm'), 'src/convert/cli.ts', '--from', 'x', '--out', 'y', flag, value],
+      { cwd: root },
+    ).catch((err: { code: number; stderr: string }) => err)
     t.match(failed, { code: 2 }, flag)
     t.match((failed as { stderr: string }).stderr.trim(), message, flag)
   }

@@ -18,7 +18,15 @@ import { loadModel, type KelixModel } from '../../src/engine/model.js'
 import { generateAll } from '../../src/engine/offline.js'
 import { codebookPart, TEXT_PART, vocabPartRange } from '../../src/engine/vocab-parts.js'
 import { options } from '../helpers/engine.js'
-import { argmax, chatMessages, readReference, REFERENCE_CHECKPOINT, referenceImage, relativeError, type KelixReference } from '../helpers/kelix-reference.js'
+import {
+  argmax,
+  chatMessages,
+  readReference,
+  REFERENCE_CHECKPOINT,
+  referenceImage,
+  relativeError,
+  type KelixReference,
+} from '../helpers/kelix-reference.js'
 import { i64, maxAbsDiff } from '../helpers/tensors.js'
 
 const ref = readReference()
@@ -34,9 +42,23 @@ t.before(async () => {
 })
 
 t.test('the derived config has the reference vocabulary layout and special ids', async (t) => {
-  t.same(summary.config.vocab, { text_vocab_size: 512, num_codebooks: 8, codebook_size: 64, visual_id_offset: 512, vocab_size: 1024 })
+  t.same(summary.config.vocab, {
+    text_vocab_size: 512,
+    num_codebooks: 8,
+    codebook_size: 64,
+    visual_id_offset: 512,
+    vocab_size: 1024,
+  })
   t.same(summary.config.special_tokens, ref.special_tokens)
-  t.same([summary.config.block_size, summary.config.llm.num_layers, summary.config.llm.hidden_size, summary.config.llm.rope_theta], [9, 2, 64, 1e6])
+  t.same(
+    [
+      summary.config.block_size,
+      summary.config.llm.num_layers,
+      summary.config.llm.hidden_size,
+      summary.config.llm.rope_theta,
+    ],
+    [9, 2, 64, 1e6],
+  )
 })
 
 t.test('keys no graph reads are listed, never dropped silently', async (t) => {
@@ -57,9 +79,16 @@ t.test('both images give exactly the reference codes', async (t) => {
   for (const image of ref.visual_tokenizer) {
     const [, rows, cols] = image.grid_thw as [number, number, number]
     const patches = Float32Array.from(image.pixel_patches.flat())
-    const out = await model.visualTokenizer.run({ pixel_patches: new ort.Tensor('float32', patches, [rows * cols, 588]), grid_hw: i64([rows, cols], [2]) })
+    const out = await model.visualTokenizer.run({
+      pixel_patches: new ort.Tensor('float32', patches, [rows * cols, 588]),
+      grid_hw: i64([rows, cols], [2]),
+    })
     t.same((out.codes as ort.Tensor).dims, [image.local_codes.length, 8], image.name)
-    t.same(Array.from((out.codes as ort.Tensor).data as BigInt64Array, Number), image.local_codes.flat(), `${image.name}: codes`)
+    t.same(
+      Array.from((out.codes as ort.Tensor).data as BigInt64Array, Number),
+      image.local_codes.flat(),
+      `${image.name}: codes`,
+    )
   }
 })
 
@@ -76,40 +105,61 @@ t.test('pre-norm hidden states of the mixed text and image prompt are within 1e-
   const S = blocks.length
   const { num_layers: layers, num_key_value_heads: kvHeads, head_dim: headDim } = model.config.llm
   const empty = new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim])
-  const past = Object.fromEntries(Array.from({ length: layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`]).flat().map((name) => [name, empty]))
-  const out = await model.decoder.run({ ...past, block_ids: i64(blocks.flat(), [1, S, 9]), attention_mask: i64(Array(S).fill(1), [1, S]), position_ids: i64(positions, [1, S]) })
+  const past = Object.fromEntries(
+    Array.from({ length: layers }, (_, i) => [`past_key_values.${i}.key`, `past_key_values.${i}.value`])
+      .flat()
+      .map((name) => [name, empty]),
+  )
+  const out = await model.decoder.run({
+    ...past,
+    block_ids: i64(blocks.flat(), [1, S, 9]),
+    attention_mask: i64(Array(S).fill(1), [1, S]),
+    position_ids: i64(positions, [1, S]),
+  })
   const hidden = out.hidden_states as ort.Tensor
   t.same(hidden.dims, [1, S, 64])
   const { worst, bound } = relativeError(hidden.data as Float32Array, expected.flat(), 1e-4)
   t.ok(worst <= bound, `max |diff| ${worst.toExponential(2)} ≤ ${bound.toExponential(2)}`)
 })
 
-t.test("every slot's logits, for every vocabulary part, are within 1e-4 of the reference's slice with the same argmax", async (t) => {
-  const { hidden_state: hidden, prefix_ids: prefix, slot_logits: expected } = ref.block_decoder
-  const parts = [TEXT_PART, ...Array.from({ length: 8 }, (_, k) => codebookPart(k))]
-  for (let slot = 0; slot < 9; slot++) {
-    for (const part of parts) {
-      const out = await model.blockDecoder.run({
-        hidden_state: new ort.Tensor('float32', Float32Array.from(hidden), [1, hidden.length]),
-        block_ids: i64(prefix.slice(0, slot), [1, slot]),
-        vocab_part: i64([part], []),
-      })
-      const [lo, hi] = vocabPartRange(model.config, part)
-      const want = (expected[slot] as number[]).slice(lo, hi)
-      const got = (out.logits as ort.Tensor).data as Float32Array
-      const { worst, bound } = relativeError(got, want, 1e-4)
-      t.ok(worst <= bound && argmax(got) === argmax(want), `slot ${slot}, part ${part}: max |diff| ${worst.toExponential(2)} ≤ ${bound.toExponential(2)}, argmax ${argmax(got)}`)
+t.test(
+  "every slot's logits, for every vocabulary part, are within 1e-4 of the reference's slice with the same argmax",
+  async (t) => {
+    const { hidden_state: hidden, prefix_ids: prefix, slot_logits: expected } = ref.block_decoder
+    const parts = [TEXT_PART, ...Array.from({ length: 8 }, (_, k) => codebookPart(k))]
+    for (let slot = 0; slot < 9; slot++) {
+      for (const part of parts) {
+        const out = await model.blockDecoder.run({
+          hidden_state: new ort.Tensor('float32', Float32Array.from(hidden), [1, hidden.length]),
+          block_ids: i64(prefix.slice(0, slot), [1, slot]),
+          vocab_part: i64([part], []),
+        })
+        const [lo, hi] = vocabPartRange(model.config, part)
+        const want = (expected[slot] as number[]).slice(lo, hi)
+        const got = (out.logits as ort.Tensor).data as Float32Array
+        const { worst, bound } = relativeError(got, want, 1e-4)
+        t.ok(
+          worst <= bound && argmax(got) === argmax(want),
+          `slot ${slot}, part ${part}: max |diff| ${worst.toExponential(2)} ≤ ${bound.toExponential(2)}, argmax ${argmax(got)}`,
+        )
+      }
     }
-  }
-})
+  },
+)
 
 t.test('greedy chats under the chat rule give the reference tokens, from the reference prompt blocks', async (t) => {
   const engine = new Engine(model)
   for (const chat of ref.chats) {
     const prompt = ref.prompts[chat.prompt] as KelixReference['prompts'][string]
     const prepared = await engine.preparePrompt(await chatMessages(prompt.messages), { addGenerationPrompt: true })
-    t.same(Array.from(prepared.blocks.view(0, prepared.blocks.length)), prompt.blocks.flat(), `${chat.prompt}: prompt blocks`)
-    const result = (await generateAll(engine, [{ id: chat.prompt, prompt: prepared, options: options({ maxNewTokens: 16 }) }])).get(chat.prompt)
+    t.same(
+      Array.from(prepared.blocks.view(0, prepared.blocks.length)),
+      prompt.blocks.flat(),
+      `${chat.prompt}: prompt blocks`,
+    )
+    const result = (
+      await generateAll(engine, [{ id: chat.prompt, prompt: prepared, options: options({ maxNewTokens: 16 }) }])
+    ).get(chat.prompt)
     t.same(result?.tokenIds, chat.tokens, `${chat.prompt}: tokens`)
     t.equal(result?.finishReason, chat.finish_reason, `${chat.prompt}: finish reason`)
   }
@@ -122,11 +172,22 @@ t.test('the same checkpoint stored in float32 converts to byte-identical weights
   t.teardown(() => bf16.close())
   const tensors = new Map<string, TensorToWrite>()
   for (const key of bf16.keys()) tensors.set(key, { shape: bf16.tensor(key).shape, data: await bf16.read(key) })
-  const files = Object.fromEntries(await Promise.all(['config.json', 'tokenizer.json', 'tokenizer_config.json'].map(async (f) => [f, await readFile(join(REFERENCE_CHECKPOINT, f))])))
+  const files = Object.fromEntries(
+    await Promise.all(
+      ['config.json', 'tokenizer.json', 'tokenizer_config.json'].map(async (f) => [
+        f,
+        await readFile(join(REFERENCE_CHECKPOINT, f)),
+      ]),
+    ),
+  )
   await writeCheckpoint(join(root, 'f32'), tensors, { dtype: 'F32', shardBytes: 1 << 20, extraFiles: files })
   await convertCheckpoint({ from: join(root, 'f32'), out: join(root, 'from-f32') })
   await convertCheckpoint({ from: REFERENCE_CHECKPOINT, out: join(root, 'from-bf16') })
   const [fromF32, fromBf16] = [await hashModelDir(join(root, 'from-f32')), await hashModelDir(join(root, 'from-bf16'))]
-  t.same(Object.keys(fromF32).filter((f) => f.endsWith('.data')), ['block_decoder.onnx.data', 'decoder.onnx.data', 'embed_tokens.data', 'visual_tokenizer.onnx.data'])
-  for (const file of Object.keys(fromBf16).filter((f) => f.endsWith('.onnx') || f.endsWith('.data'))) t.equal(fromF32[file], fromBf16[file], file)
+  t.same(
+    Object.keys(fromF32).filter((f) => f.endsWith('.data')),
+    ['block_decoder.onnx.data', 'decoder.onnx.data', 'embed_tokens.data', 'visual_tokenizer.onnx.data'],
+  )
+  for (const file of Object.keys(fromBf16).filter((f) => f.endsWith('.onnx') || f.endsWith('.data')))
+    t.equal(fromF32[file], fromBf16[file], file)
 })

@@ -26,7 +26,16 @@ const REFERENCE_SIZES: KelixCheckpointSizes = {
   maxSeqLen: 4096,
   ropeBase: 1e6,
   normEps: 1e-6,
-  vision: { width: 32, layers: 2, heads: 2, mlp: 64, patchSize: 14, positionTable: 4, layerNormEps: 1e-6, ropeTheta: 10000 },
+  vision: {
+    width: 32,
+    layers: 2,
+    heads: 2,
+    mlp: 64,
+    patchSize: 14,
+    positionTable: 4,
+    layerNormEps: 1e-6,
+    ropeTheta: 10000,
+  },
   quantizer: { codeDim: 16, tableWidth: 24, upProjection: 32 },
   blockDecoder: { dModel: 32, heads: 4, layers: 1, feedForward: 64, positionRows: 17 },
   ids: { eos: 502, imagePad: 505, visionStart: 503, visionEnd: 504, eob: 506 },
@@ -43,19 +52,33 @@ t.test('the layout written from sizes has exactly the reference checkpoint keys 
 })
 
 t.test('the config written from sizes has the reference config fields the converter reads', async (t) => {
-  const reference = JSON.parse(await readFile(join(REFERENCE_CHECKPOINT, 'config.json'), 'utf8')) as Record<string, Record<string, unknown>>
+  const reference = JSON.parse(await readFile(join(REFERENCE_CHECKPOINT, 'config.json'), 'utf8')) as Record<
+    string,
+    Record<string, unknown>
+  >
   const ours = keyeArConfig(REFERENCE_SIZES) as Record<string, Record<string, unknown>>
   t.equal(ours.__class__, 'KeyeARConfig')
   for (const section of ['qwen_config', 'tokenizer_config', 'token_decoder_config']) {
-    t.same(Object.keys(ours[section] as object).sort(), Object.keys(reference[section] as object).sort(), `${section}: the same fields`)
+    t.same(
+      Object.keys(ours[section] as object).sort(),
+      Object.keys(reference[section] as object).sort(),
+      `${section}: the same fields`,
+    )
   }
-  const withoutMrope = (section: unknown) => Object.fromEntries(Object.entries(section as object).filter(([field]) => field !== 'mrope_section'))
-  t.same(withoutMrope(ours.qwen_config), withoutMrope(reference.qwen_config), 'qwen_config (mrope_section aside: null in the real release)')
+  const withoutMrope = (section: unknown) =>
+    Object.fromEntries(Object.entries(section as object).filter(([field]) => field !== 'mrope_section'))
+  t.same(
+    withoutMrope(ours.qwen_config),
+    withoutMrope(reference.qwen_config),
+    'qwen_config (mrope_section aside: null in the real release)',
+  )
   t.same(ours.token_decoder_config, reference.token_decoder_config)
 })
 
 t.test('the embedded model is the tiny checkpoint converted: its config.json is TINY_CONFIG', async (t) => {
-  const { builder, ...config } = JSON.parse(await readFile(join(await tinyModelDir(), 'config.json'), 'utf8')) as Record<string, unknown>
+  const { builder, ...config } = JSON.parse(
+    await readFile(join(await tinyModelDir(), 'config.json'), 'utf8'),
+  ) as Record<string, unknown>
   t.match(builder, /^kelix-serve-tiny-\d+ seed \d+$/)
   t.same(config, TINY_CONFIG)
 })

@@ -13,18 +13,29 @@ import { join } from 'node:path'
 import ort from 'onnxruntime-node'
 import t, { type Test } from 'tap'
 import { GraphBuilder } from '../../src/builder/graph.js'
-import { KELIX_DIT_SIZES, sanaConfigJson, sanaFfnInner, sanaTensorSpecs, type SanaCheckpointSizes } from '../../src/builder/sana-checkpoint-layout.js'
+import {
+  KELIX_DIT_SIZES,
+  sanaConfigJson,
+  sanaFfnInner,
+  sanaTensorSpecs,
+  type SanaCheckpointSizes,
+} from '../../src/builder/sana-checkpoint-layout.js'
 import { buildSanaConnector, buildSanaDit, sinCosPositionTable, type SanaDitSpec } from '../../src/builder/sana-dit.js'
 import { elementCount } from '../../src/builder/tensor-data.js'
 import { seededTensors } from '../../src/builder/tiny-checkpoint.js'
 import { SeededWeights } from '../../src/builder/weights.js'
 import { Checkpoint, writeCheckpoint, type TensorToWrite } from '../../src/convert/checkpoint.js'
 import { CheckpointTensors } from '../../src/convert/checkpoint-weights.js'
-import { ConvertError } from '../../src/convert/errors.js'
 import { parseSanaConfig, sanaConditionLength, type SanaDitConfig } from '../../src/convert/sana-config.js'
-import { DIT_REFERENCE_CHECKPOINT, readDitReference, type DitSamplingRun, type DitVelocityCase } from '../helpers/dit-reference.js'
+import {
+  DIT_REFERENCE_CHECKPOINT,
+  readDitReference,
+  type DitSamplingRun,
+  type DitVelocityCase,
+} from '../helpers/dit-reference.js'
 import { relativeError } from '../helpers/kelix-reference.js'
 import { float32s, i64 } from '../helpers/tensors.js'
+import { KelixError } from '../../src/errors/kelix-error.js'
 
 const ref = readDitReference()
 const REFERENCE_CONFIG = readFileSync(join(DIT_REFERENCE_CHECKPOINT, 'config.json'), 'utf8')
@@ -77,7 +88,11 @@ t.teardown(async () => {
 })
 
 /** Writes dit.onnx (and, if asked, the connector's test graph) from a checkpoint, and opens them. */
-async function buildFromCheckpoint(checkpointDir: string, outDir: string, opts: { connector?: boolean } = {}): Promise<{ dit: Dit; connector?: ort.InferenceSession }> {
+async function buildFromCheckpoint(
+  checkpointDir: string,
+  outDir: string,
+  opts: { connector?: boolean } = {},
+): Promise<{ dit: Dit; connector?: ort.InferenceSession }> {
   await mkdir(outDir, { recursive: true })
   const config = parseSanaConfig(await readFile(join(checkpointDir, 'config.json'), 'utf8'))
   const checkpoint = await Checkpoint.open(checkpointDir)
@@ -85,10 +100,14 @@ async function buildFromCheckpoint(checkpointDir: string, outDir: string, opts: 
     const spec: SanaDitSpec = { config, conditionLength: sanaConditionLength(checkpoint) }
     const weights = new CheckpointTensors(checkpoint)
     await buildSanaDit({ g: new GraphBuilder('kelix_dit'), w: weights }, spec).save(join(outDir, 'dit.onnx'))
-    if (opts.connector) await buildSanaConnector({ g: new GraphBuilder('kelix_dit_connector'), w: weights }, spec).save(join(outDir, 'connector.onnx'))
+    if (opts.connector)
+      await buildSanaConnector({ g: new GraphBuilder('kelix_dit_connector'), w: weights }, spec).save(
+        join(outDir, 'connector.onnx'),
+      )
     const session = await ort.InferenceSession.create(join(outDir, 'dit.onnx'), { intraOpNumThreads: 1 })
     const result: { dit: Dit; connector?: ort.InferenceSession } = { dit: { session, spec } }
-    if (opts.connector) result.connector = await ort.InferenceSession.create(join(outDir, 'connector.onnx'), { intraOpNumThreads: 1 })
+    if (opts.connector)
+      result.connector = await ort.InferenceSession.create(join(outDir, 'connector.onnx'), { intraOpNumThreads: 1 })
     return result
   } finally {
     await checkpoint.close()
@@ -106,8 +125,15 @@ async function velocities(t: Test, model: Dit, rows: readonly DitRow[]): Promise
     latents: new ort.Tensor('float32', concat(rows.map((r) => r.latents)), [batch, c.inChannels, side, side]),
     timestep: new ort.Tensor('float32', Float32Array.from(rows.map((r) => r.sigma)), [batch]),
     condition: new ort.Tensor('float32', concat(rows.map((r) => r.condition)), [batch, length, width]),
-    condition_mask: i64(rows.flatMap((r) => r.mask), [batch, length]),
-    unconditional: new ort.Tensor('bool', rows.map((r) => r.unconditional), [batch]),
+    condition_mask: i64(
+      rows.flatMap((r) => r.mask),
+      [batch, length],
+    ),
+    unconditional: new ort.Tensor(
+      'bool',
+      rows.map((r) => r.unconditional),
+      [batch],
+    ),
   })
   const velocity = out.velocity as ort.Tensor
   t.same(velocity.dims, [batch, c.inChannels, side, side], 'velocity shape')
@@ -117,7 +143,13 @@ async function velocities(t: Test, model: Dit, rows: readonly DitRow[]): Promise
 }
 
 function caseRow(v: DitVelocityCase, unconditional = false): DitRow {
-  return { latents: float32s(v.latents), sigma: v.sigma, condition: float32s(v.condition), mask: v.condition_mask, unconditional }
+  return {
+    latents: float32s(v.latents),
+    sigma: v.sigma,
+    condition: float32s(v.condition),
+    mask: v.condition_mask,
+    unconditional,
+  }
 }
 
 function within(t: Test, actual: Float32Array, expected: Float32Array, tol: number, what: string): void {
@@ -154,14 +186,19 @@ t.test('the reference config.json parses to the sizes of the reference checkpoin
 })
 
 t.test('diffusion_connector gives the reference output within 1e-4', async (t) => {
-  const out = await connector.run({ condition: new ort.Tensor('float32', float32s(ref.connector.condition), [1, 24, 64]) })
+  const out = await connector.run({
+    condition: new ort.Tensor('float32', float32s(ref.connector.condition), [1, 24, 64]),
+  })
   const connected = out.connected as ort.Tensor
   t.same(connected.dims, [1, 24, 48])
   within(t, connected.data as Float32Array, float32s(ref.connector.output), 1e-4, 'connector')
 })
 
 t.test('velocity of both reference cases is within 1e-4', async (t) => {
-  t.same(ref.velocity.map((v) => v.name), ['full_mask', 'padded_mask'])
+  t.same(
+    ref.velocity.map((v) => v.name),
+    ['full_mask', 'padded_mask'],
+  )
   for (const v of ref.velocity) {
     const [velocity] = await velocities(t, dit, [caseRow(v)])
     within(t, velocity as Float32Array, float32s(v.velocity), 1e-4, v.name)
@@ -171,34 +208,60 @@ t.test('velocity of both reference cases is within 1e-4', async (t) => {
 t.test('σ·1000 is truncated, not rounded: the reference cases sit where the two differ', async (t) => {
   for (const v of ref.velocity) {
     const scaled = Math.fround(Math.fround(v.sigma) * 1000)
-    t.ok(Math.trunc(scaled) === v.timestep_long && Math.round(scaled) !== v.timestep_long, `${v.name}: t = ${scaled} → ${v.timestep_long}`)
+    t.ok(
+      Math.trunc(scaled) === v.timestep_long && Math.round(scaled) !== v.timestep_long,
+      `${v.name}: t = ${scaled} → ${v.timestep_long}`,
+    )
   }
   const v = ref.velocity[0] as DitVelocityCase
   const [truncated] = await velocities(t, dit, [caseRow(v)])
   const [next] = await velocities(t, dit, [{ ...caseRow(v), sigma: (v.timestep_long + 1.5) / 1000 }])
   const { worst } = relativeError(next as Float32Array, truncated as Float32Array, 0)
-  t.ok(worst > 1e-3, `t + 1 changes the velocity (max |diff| ${worst.toExponential(2)}), so the 1e-4 match above pins t`)
+  t.ok(
+    worst > 1e-3,
+    `t + 1 changes the velocity (max |diff| ${worst.toExponential(2)}), so the 1e-4 match above pins t`,
+  )
 })
 
 t.test('unconditional rows: the null caption, batch independence, conditions ignored', async (t) => {
   const cond = caseRow(ref.velocity[1] as DitVelocityCase)
   const [alone] = await velocities(t, dit, [cond])
-  const garbage = (seed: number): DitRow => ({ ...cond, condition: randomValues(seed, cond.condition.length, 3), mask: cond.mask.map((_, i) => (i * seed) % 3 === 0 ? 0 : 1), unconditional: true })
+  const garbage = (seed: number): DitRow => ({
+    ...cond,
+    condition: randomValues(seed, cond.condition.length, 3),
+    mask: cond.mask.map((_, i) => ((i * seed) % 3 === 0 ? 0 : 1)),
+    unconditional: true,
+  })
   const [uncondA, condInBatch] = await velocities(t, dit, [garbage(1), cond])
   const [uncondB] = await velocities(t, dit, [garbage(2), cond])
-  within(t, condInBatch as Float32Array, alone as Float32Array, 1e-6, 'the conditional row of [uncond, cond] against the row alone')
-  t.same(Array.from(uncondA as Float32Array), Array.from(uncondB as Float32Array), 'the unconditional row is bit-identical whatever its condition and mask')
+  within(
+    t,
+    condInBatch as Float32Array,
+    alone as Float32Array,
+    1e-6,
+    'the conditional row of [uncond, cond] against the row alone',
+  )
+  t.same(
+    Array.from(uncondA as Float32Array),
+    Array.from(uncondB as Float32Array),
+    'the unconditional row is bit-identical whatever its condition and mask',
+  )
   const { worst } = relativeError(uncondA as Float32Array, condInBatch as Float32Array, 0)
   t.ok(worst > 1e-2, `the unconditional row differs from the conditional one (max |diff| ${worst.toExponential(2)})`)
   const [zeroMask] = await velocities(t, dit, [{ ...cond, mask: cond.mask.map(() => 0), unconditional: true }])
-  t.same(Array.from(zeroMask as Float32Array), Array.from(uncondA as Float32Array), 'an all-zero mask is replaced by ones too')
+  t.same(
+    Array.from(zeroMask as Float32Array),
+    Array.from(uncondA as Float32Array),
+    'an all-zero mask is replaced by ones too',
+  )
 })
 
 /** `runs[name]`'s condition and mask ("velocity[1].condition") resolved to the velocity case. */
 function runCondition(run: DitSamplingRun): DitVelocityCase {
   const match = /^velocity\[(\d+)\]\.condition$/.exec(run.condition)
   const v = ref.velocity[Number(match?.[1])]
-  if (v === undefined || run.condition_mask !== `${run.condition}_mask`) throw new Error(`unexpected condition reference ${run.condition} / ${run.condition_mask}`)
+  if (v === undefined || run.condition_mask !== `${run.condition}_mask`)
+    throw new Error(`unexpected condition reference ${run.condition} / ${run.condition_mask}`)
   return v
 }
 
@@ -207,8 +270,16 @@ t.test('guidance 4.5 at step 0 (null caption exactly): v_u + 4.5·(v_c − v_u) 
   t.equal(run.guidance, 4.5)
   const v = runCondition(run)
   const noise = float32s(run.initial_noise)
-  const row = { latents: noise, sigma: run.sigmas[0] as number, condition: float32s(v.condition), mask: v.condition_mask }
-  const [u, c] = (await velocities(t, dit, [{ ...row, unconditional: true }, { ...row, unconditional: false }])) as [Float32Array, Float32Array]
+  const row = {
+    latents: noise,
+    sigma: run.sigmas[0] as number,
+    condition: float32s(v.condition),
+    mask: v.condition_mask,
+  }
+  const [u, c] = (await velocities(t, dit, [
+    { ...row, unconditional: true },
+    { ...row, unconditional: false },
+  ])) as [Float32Array, Float32Array]
   const stepVelocities = float32s(run.velocity_per_step)
   within(t, guide(u, c, run.guidance), stepVelocities.subarray(0, noise.length), 1e-3, 'guided velocity, step 0')
 })
@@ -218,20 +289,25 @@ function guide(u: Float32Array, c: Float32Array, guidance: number): Float32Array
   return u.map((x, i) => Math.fround(x + Math.fround(guidance * Math.fround((c[i] as number) - x))))
 }
 
-t.test('a spec whose condition length disagrees with the checkpoint is a shape mismatch naming the null caption', async (t) => {
-  const checkpoint = await Checkpoint.open(DIT_REFERENCE_CHECKPOINT)
-  t.teardown(() => checkpoint.close())
-  const spec: SanaDitSpec = { config: parseSanaConfig(REFERENCE_CONFIG), conditionLength: 10 }
-  const error = catchError(() => buildSanaDit({ g: new GraphBuilder('dit'), w: new CheckpointTensors(checkpoint) }, spec))
-  t.equal(error?.code, 'CHECKPOINT_SHAPE_MISMATCH')
-  t.match(error?.message, /y_embedder\.y_embedding has shape \[24, 48\], expected \[10, 48\]/)
-})
+t.test(
+  'a spec whose condition length disagrees with the checkpoint is a shape mismatch naming the null caption',
+  async (t) => {
+    const checkpoint = await Checkpoint.open(DIT_REFERENCE_CHECKPOINT)
+    t.teardown(() => checkpoint.close())
+    const spec: SanaDitSpec = { config: parseSanaConfig(REFERENCE_CONFIG), conditionLength: 10 }
+    const error = catchError(() =>
+      buildSanaDit({ g: new GraphBuilder('dit'), w: new CheckpointTensors(checkpoint) }, spec),
+    )
+    t.equal(error?.code, 'CHECKPOINT_SHAPE_MISMATCH')
+    t.match(error?.message, /y_embedder\.y_embedding has shape \[24, 48\], expected \[10, 48\]/)
+  },
+)
 
-function catchError(fn: () => unknown): ConvertError | undefined {
+function catchError(fn: () => unknown): KelixError | undefined {
   try {
     fn()
   } catch (err) {
-    if (err instanceof ConvertError) return err
+    if (err instanceof KelixError) return err
     throw err
   }
   return undefined
@@ -259,7 +335,11 @@ t.test('config flags the graph does not implement are refused by name', async (t
   for (const [field, value] of refused) {
     const error = catchError(() => parseSanaConfig(configWith({ [field]: value })))
     t.equal(error?.code, 'CHECKPOINT_CONFIG_INVALID', `${field}: ${JSON.stringify(value)}`)
-    t.match(error?.message, new RegExp(`^config\\.json: ${field} is ${escape(JSON.stringify(value))}: not implemented`), `${field}: message names the field and value`)
+    t.match(
+      error?.message,
+      new RegExp(`^config\\.json: ${field} is ${escape(JSON.stringify(value))}: not implemented`),
+      `${field}: message names the field and value`,
+    )
   }
 })
 
@@ -276,7 +356,10 @@ t.test('malformed or foreign configs are refused with the field named', async (t
     [configWith({ num_heads: 5 }), /hidden_size \(64\) is not a multiple of num_heads \(5\)/],
     [configWith({ input_size: 7, patch_size: 2 }), /input_size \(7\) is not a multiple of patch_size \(2\)/],
     [configWith({ depth: 0 }), /depth is 0, expected a positive integer/],
-    [configWith({ use_connector: true, connector_channels: null }), /connector_channels is null, expected a positive integer/],
+    [
+      configWith({ use_connector: true, connector_channels: null }),
+      /connector_channels is null, expected a positive integer/,
+    ],
     [configWith({ y_norm: 'yes' }), /y_norm is "yes", expected true or false/],
   ]
   for (const [text, message] of cases) {
@@ -288,12 +371,35 @@ t.test('malformed or foreign configs are refused with the field named', async (t
 })
 
 t.test('fields absent from config.json keep the SanaConfig defaults; implemented flags are read', async (t) => {
-  const sparse = parseSanaConfig(configWith({}, ['qk_norm', 'cross_norm', 'use_cross_attn_rope', 'use_pe', 'pred_sigma', 'y_norm', 'use_connector', 'norm_eps', 'mlp_acts']))
+  const sparse = parseSanaConfig(
+    configWith({}, [
+      'qk_norm',
+      'cross_norm',
+      'use_cross_attn_rope',
+      'use_pe',
+      'pred_sigma',
+      'y_norm',
+      'use_connector',
+      'norm_eps',
+      'mlp_acts',
+    ]),
+  )
   t.equal(sparse.connectorChannels, null, 'use_connector defaults to false')
   t.same(sparse.yNorm, { eps: 1e-5 }, 'y_norm defaults to true, norm_eps to 1e-5')
   t.equal(sparse.positionEmbedding, null)
   t.equal(sparse.outChannels, 8)
-  const flags = parseSanaConfig(configWith({ use_pe: true, pe_interpolation: 2, pred_sigma: true, y_norm: false, use_connector: false, cross_attn_type: 'linear', use_position_scale: true, mlp_ratio: 2.7 }))
+  const flags = parseSanaConfig(
+    configWith({
+      use_pe: true,
+      pe_interpolation: 2,
+      pred_sigma: true,
+      y_norm: false,
+      use_connector: false,
+      cross_attn_type: 'linear',
+      use_position_scale: true,
+      mlp_ratio: 2.7,
+    }),
+  )
   t.same(flags.positionEmbedding, { interpolation: 2 })
   t.equal(flags.outChannels, 16, 'pred_sigma doubles the final layer')
   t.equal(flags.yNorm, null)
@@ -301,19 +407,32 @@ t.test('fields absent from config.json keep the SanaConfig defaults; implemented
   t.equal(flags.ffnInner, 172, 'int(64 · 2.7)')
 })
 
-t.test('the layout writes the reference checkpoint: same keys and shapes, same config but the true condition length', async (t) => {
-  const checkpoint = await Checkpoint.open(DIT_REFERENCE_CHECKPOINT)
-  t.teardown(() => checkpoint.close())
-  const specs = sanaTensorSpecs(REFERENCE_SIZES)
-  t.same(specs.map((s) => s.key).sort(), checkpoint.keys().sort())
-  for (const s of specs) t.same(s.shape, checkpoint.tensor(s.key).shape, s.key)
-  t.same(sanaConfigJson(REFERENCE_SIZES), { ...JSON.parse(REFERENCE_CONFIG), model_max_length: 24 })
-})
+t.test(
+  'the layout writes the reference checkpoint: same keys and shapes, same config but the true condition length',
+  async (t) => {
+    const checkpoint = await Checkpoint.open(DIT_REFERENCE_CHECKPOINT)
+    t.teardown(() => checkpoint.close())
+    const specs = sanaTensorSpecs(REFERENCE_SIZES)
+    t.same(specs.map((s) => s.key).sort(), checkpoint.keys().sort())
+    for (const s of specs) t.same(s.shape, checkpoint.tensor(s.key).shape, s.key)
+    t.same(sanaConfigJson(REFERENCE_SIZES), { ...JSON.parse(REFERENCE_CONFIG), model_max_length: 24 })
+  },
+)
 
 t.test('KELIX_DIT_SIZES give the real Kelix-DiT', async (t) => {
   t.equal(sanaFfnInner(KELIX_DIT_SIZES), 5600)
   const config = parseSanaConfig(JSON.stringify(sanaConfigJson(KELIX_DIT_SIZES)))
-  t.match(config, { hidden: 2240, depth: 20, crossHeads: 20, linearHeadDim: 32, ffnInner: 5600, captionChannels: 2304, connectorChannels: 4096, inChannels: 32, inputSize: 32 })
+  t.match(config, {
+    hidden: 2240,
+    depth: 20,
+    crossHeads: 20,
+    linearHeadDim: 32,
+    ffnInner: 5600,
+    captionChannels: 2304,
+    connectorChannels: 4096,
+    inChannels: 32,
+    inputSize: 32,
+  })
   const specs = sanaTensorSpecs(KELIX_DIT_SIZES)
   t.equal(specs.length, 23 + 19 * 20)
   const byKey = new Map(specs.map((s) => [s.key, s.shape]))
@@ -332,7 +451,11 @@ t.test('the sin-cos position table: [sin, cos] of the column, then of the row', 
   t.same(row(0, 0), f([0, 0, 1, 1, 0, 0, 1, 1]))
   t.same(row(0, 1), f([Math.sin(1), Math.sin(0.01), Math.cos(1), Math.cos(0.01), 0, 0, 1, 1]))
   t.same(row(1, 0), f([0, 0, 1, 1, Math.sin(1), Math.sin(0.01), Math.cos(1), Math.cos(0.01)]))
-  t.same(Array.from(sinCosPositionTable(4, 2, 2).subarray(4, 8)), f([Math.sin(0.5), Math.cos(0.5), 0, 1]), 'positions divided by pe_interpolation')
+  t.same(
+    Array.from(sinCosPositionTable(4, 2, 2).subarray(4, 8)),
+    f([Math.sin(0.5), Math.cos(0.5), 0, 1]),
+    'positions divided by pe_interpolation',
+  )
 })
 
 /** Tiny random checkpoints: sizes, and config.json changes with the tensors they need. */
@@ -351,12 +474,22 @@ const TINY: SanaCheckpointSizes = {
   vaeDownsampleRate: 8,
 }
 
-async function tinyDit(t: Test, name: string, sizes: SanaCheckpointSizes, configChanges: Record<string, unknown> = {}, tensorChanges: (tensors: Map<string, TensorToWrite>) => void = () => {}): Promise<Dit> {
+async function tinyDit(
+  t: Test,
+  name: string,
+  sizes: SanaCheckpointSizes,
+  configChanges: Record<string, unknown> = {},
+  tensorChanges: (tensors: Map<string, TensorToWrite>) => void = () => {},
+): Promise<Dit> {
   const dir = join(root, name)
   const tensors = seededTensors(sanaTensorSpecs(sizes), 7)
   tensorChanges(tensors)
   const config = { ...sanaConfigJson(sizes), ...configChanges }
-  await writeCheckpoint(join(dir, 'checkpoint'), tensors, { dtype: 'BF16', shardBytes: 64 * 1024, extraFiles: { 'config.json': `${JSON.stringify(config, null, 2)}\n` } })
+  await writeCheckpoint(join(dir, 'checkpoint'), tensors, {
+    dtype: 'BF16',
+    shardBytes: 64 * 1024,
+    extraFiles: { 'config.json': `${JSON.stringify(config, null, 2)}\n` },
+  })
   const built = await buildFromCheckpoint(join(dir, 'checkpoint'), join(dir, 'model'))
   t.teardown(() => built.dit.session.release())
   return built.dit
@@ -366,11 +499,25 @@ async function checkBounded(t: Test, model: Dit, what: string): Promise<void> {
   const { config: c, conditionLength: length } = model.spec
   const latentSize = c.inChannels * c.inputSize * c.inputSize
   const condition = randomValues(3, length * (c.connectorChannels ?? c.captionChannels))
-  const row = { latents: randomValues(1, latentSize), sigma: 0.6, condition, mask: Array.from({ length }, (_, i) => (i < length - 1 ? 1 : 0)) }
-  const [u, v] = (await velocities(t, model, [{ ...row, unconditional: true }, { ...row, unconditional: false }])) as [Float32Array, Float32Array]
-  for (const [name, out] of [['unconditional', u], ['conditional', v]] as const) {
+  const row = {
+    latents: randomValues(1, latentSize),
+    sigma: 0.6,
+    condition,
+    mask: Array.from({ length }, (_, i) => (i < length - 1 ? 1 : 0)),
+  }
+  const [u, v] = (await velocities(t, model, [
+    { ...row, unconditional: true },
+    { ...row, unconditional: false },
+  ])) as [Float32Array, Float32Array]
+  for (const [name, out] of [
+    ['unconditional', u],
+    ['conditional', v],
+  ] as const) {
     const largest = out.reduce((m, x) => Math.max(m, Math.abs(x)), 0)
-    t.ok(out.every(Number.isFinite) && largest > 0.05 && largest < 20, `${what}, ${name}: finite, max |v| ${largest.toFixed(3)} in (0.05, 20)`)
+    t.ok(
+      out.every(Number.isFinite) && largest > 0.05 && largest < 20,
+      `${what}, ${name}: finite, max |v| ${largest.toFixed(3)} in (0.05, 20)`,
+    )
   }
   t.ok(relativeError(u, v, 0).worst > 1e-3, `${what}: the condition changes the velocity`)
 }
@@ -380,9 +527,20 @@ t.test('random checkpoints in the published layout build and give bounded veloci
   await checkBounded(t, await tinyDit(t, 'tiny-patch2', { ...TINY, inputSize: 8, patchSize: 2 }), 'patch 2')
   const doubled = (tensors: Map<string, TensorToWrite>) => {
     const { hidden, inChannels } = TINY
-    tensors.set('final_layer.linear.weight', { shape: [2 * inChannels, hidden], data: new SeededWeights(9).random('w', 2 * inChannels * hidden, 1 / Math.sqrt(hidden)) })
+    tensors.set('final_layer.linear.weight', {
+      shape: [2 * inChannels, hidden],
+      data: new SeededWeights(9).random('w', 2 * inChannels * hidden, 1 / Math.sqrt(hidden)),
+    })
     tensors.set('final_layer.linear.bias', { shape: [2 * inChannels], data: new Float32Array(2 * inChannels) })
   }
-  await checkBounded(t, await tinyDit(t, 'tiny-flags', TINY, { use_pe: true, pred_sigma: true, y_norm: false }, doubled), 'use_pe, pred_sigma, no y_norm')
-  await checkBounded(t, await tinyDit(t, 'tiny-no-connector', TINY, { use_connector: false, connector_channels: null }), 'no connector')
+  await checkBounded(
+    t,
+    await tinyDit(t, 'tiny-flags', TINY, { use_pe: true, pred_sigma: true, y_norm: false }, doubled),
+    'use_pe, pred_sigma, no y_norm',
+  )
+  await checkBounded(
+    t,
+    await tinyDit(t, 'tiny-no-connector', TINY, { use_connector: false, connector_channels: null }),
+    'no connector',
+  )
 })

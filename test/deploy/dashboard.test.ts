@@ -5,7 +5,8 @@ import { dashboard, readText } from './helpers.js'
 
 t.test('every shipped copy of the dashboard equals the generator output', async (t) => {
   const expected = dashboardJson()
-  for (const file of DASHBOARD_FILES) t.equal(readText(file), expected, `${file} is current (npx tsx deploy/grafana/dashboard.ts)`)
+  for (const file of DASHBOARD_FILES)
+    t.equal(readText(file), expected, `${file} is current (npx tsx deploy/grafana/dashboard.ts)`)
 })
 
 t.test('the dashboard queries through the datasource variable and filters by job and pod', async (t) => {
@@ -16,12 +17,17 @@ t.test('the dashboard queries through the datasource variable and filters by job
     ['job', 'query'],
     ['instance', 'query'],
   ])
-  for (const v of d.templating.list.slice(1)) t.same(v.datasource, { type: 'prometheus', uid: '${datasource}' }, `variable ${v.name}`)
+  for (const v of d.templating.list.slice(1))
+    t.same(v.datasource, { type: 'prometheus', uid: '${datasource}' }, `variable ${v.name}`)
   for (const p of d.panels.filter((p) => p.type !== 'row')) {
     t.equal(p.datasource?.uid, '${datasource}', `${p.title} uses the datasource variable`)
     for (const target of p.targets ?? []) {
       t.equal(target.datasource?.uid, '${datasource}')
-      t.match(target.expr, /job=~"\$job", instance=~"\$instance"/, `${p.title}: ${target.expr} is scoped to the chosen pods`)
+      t.match(
+        target.expr,
+        /job=~"\$job", instance=~"\$instance"/,
+        `${p.title}: ${target.expr} is scoped to the chosen pods`,
+      )
     }
   }
 })

@@ -43,26 +43,41 @@ t.test('each example values file in ci/ validates once merged onto values.yaml',
 
 t.test('a values file with wrong types and unknown enum values fails, naming each key', async (t) => {
   const bad = coalesce(readYaml<Values>('test/deploy/fixtures/bad-values.yaml'), defaults)
-  t.same(errors(bad), ['/replicaCount must be integer', '/image/pullPolicy must be equal to one of the allowed values', '/server/port must be integer'])
+  t.same(errors(bad), [
+    '/replicaCount must be integer',
+    '/image/pullPolicy must be equal to one of the allowed values',
+    '/server/port must be integer',
+  ])
 })
 
 t.test('a misspelt key fails instead of being ignored', async (t) => {
-  t.same(errors(coalesce({ autoscaling: { enabeld: true } }, defaults)), ['/autoscaling must NOT have additional properties'])
-  t.same(errors(coalesce({ model: { source: 's3' } }, defaults)), ['/model/source must be equal to one of the allowed values'])
+  t.same(errors(coalesce({ autoscaling: { enabeld: true } }, defaults)), [
+    '/autoscaling must NOT have additional properties',
+  ])
+  t.same(errors(coalesce({ model: { source: 's3' } }, defaults)), [
+    '/model/source must be equal to one of the allowed values',
+  ])
 })
 
 t.test('the grace period outlasts preStop plus the drain in every values file', async (t) => {
-  for (const [name, values] of [['values.yaml', defaults] as const, ...ciFiles.map((f) => [f, coalesce(readYaml<Values>(f), defaults)] as const)]) {
+  for (const [name, values] of [
+    ['values.yaml', defaults] as const,
+    ...ciFiles.map((f) => [f, coalesce(readYaml<Values>(f), defaults)] as const),
+  ]) {
     const shutdown = values.shutdown as { preStopSleepSeconds: number; terminationGracePeriodSeconds: number }
     const drainMs = (values.server as { drainTimeoutMs: number }).drainTimeoutMs
-    t.ok(shutdown.terminationGracePeriodSeconds > shutdown.preStopSleepSeconds + Math.ceil(drainMs / 1000), `${name}: ${shutdown.terminationGracePeriodSeconds} s > ${shutdown.preStopSleepSeconds} s + ${drainMs} ms`)
+    t.ok(
+      shutdown.terminationGracePeriodSeconds > shutdown.preStopSleepSeconds + Math.ceil(drainMs / 1000),
+      `${name}: ${shutdown.terminationGracePeriodSeconds} s > ${shutdown.preStopSleepSeconds} s + ${drainMs} ms`,
+    )
   }
 })
 
 t.test('every .Values path the templates read exists in values.yaml', async (t) => {
   const templates = listFiles('helm/kelix-serve/templates', /\.(yaml|tpl|txt)$/)
   const paths = new Set<string>()
-  for (const file of templates) for (const m of readText(file).matchAll(/\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)/g)) paths.add(m[1]!.slice(1))
+  for (const file of templates)
+    for (const m of readText(file).matchAll(/\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)/g)) paths.add(m[1]!.slice(1))
   t.ok(paths.size > 40, `${paths.size} paths`)
   for (const path of [...paths].sort()) {
     let node: unknown = defaults

@@ -80,7 +80,14 @@ export function alertRules(path = 'deploy/prometheus/kelix-alerts.yml'): Rule[] 
 
 export interface Dashboard {
   templating: { list: { name: string; type: string; query: unknown; datasource?: unknown }[] }
-  panels: { id: number; type: string; title: string; datasource?: { uid: string }; gridPos: { x: number; y: number; w: number; h: number }; targets?: { expr: string; datasource?: { uid: string } }[] }[]
+  panels: {
+    id: number
+    type: string
+    title: string
+    datasource?: { uid: string }
+    gridPos: { x: number; y: number; w: number; h: number }
+    targets?: { expr: string; datasource?: { uid: string } }[]
+  }[]
 }
 
 export function dashboard(path = 'deploy/grafana/kelix-serve.json'): Dashboard {

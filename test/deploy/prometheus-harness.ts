@@ -1,6 +1,7 @@
 /**
  * A real Prometheus (Debian's `prometheus` package) on a loopback port, scraping given targets
- * every second as job "kelix-serve" and evaluating given rule files. For tests:
+ * every 250 ms as job "kelix-serve" and evaluating given rule files as often (the tests wait
+ * for a number of scrapes or a rule state, so a short interval only makes them quicker). For tests:
  *
  *   const prom = await startPrometheus({ targets: ['127.0.0.1:8000'], ruleFiles: [...] })
  *   await prom.waitForScrapes(3)
@@ -44,18 +45,32 @@ export interface Prometheus {
   close(): Promise<void>
 }
 
-export async function startPrometheus(opts: { binary: string; targets: string[]; ruleFiles?: string[]; job?: string }): Promise<Prometheus> {
+export async function startPrometheus(opts: {
+  binary: string
+  targets: string[]
+  ruleFiles?: string[]
+  job?: string
+}): Promise<Prometheus> {
   const dir = mkdtempSync(join(tmpdir(), 'kelix-prometheus-'))
   const port = await freePort()
   const config = {
-    global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
+    global: { scrape_interval: '250ms', scrape_timeout: '250ms', evaluation_interval: '250ms' },
     rule_files: opts.ruleFiles ?? [],
     scrape_configs: [{ job_name: opts.job ?? 'kelix-serve', static_configs: [{ targets: opts.targets }] }],
   }
   writeFileSync(join(dir, 'prometheus.yml'), JSON.stringify(config, null, 2))
-  const proc = spawn(opts.binary, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
+  const proc = spawn(
+    opts.binary,
+    [
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  )
   let log = ''
   proc.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()))
   const exited = once(proc, 'exit')
@@ -70,10 +85,11 @@ export async function startPrometheus(opts: { binary: string; targets: string[];
   const until = async (check: () => Promise<boolean>, what: string, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs
     for (;;) {
-      if (proc.exitCode !== null) throw new Error(`Prometheus exited (${proc.exitCode}) while waiting for ${what}:\n${log}`)
+      if (proc.exitCode !== null)
+        throw new Error(`Prometheus exited (${proc.exitCode}) while waiting for ${what}:\n${log}`)
       if (await check().catch(() => false)) return
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; Prometheus log:\n${log}`)
-      await sleep(250)
+      await sleep(50)
     }
   }
 
@@ -85,7 +101,11 @@ export async function startPrometheus(opts: { binary: string; targets: string[];
     until,
     async waitForScrapes(count, timeoutMs) {
       const expr = `min(count_over_time(up[5m])) >= ${count} and min(up) == 1`
-      await until(async () => (await prom.query(expr)).length > 0 && (await prom.query('up')).length === opts.targets.length, `${count} scrapes`, timeoutMs)
+      await until(
+        async () => (await prom.query(expr)).length > 0 && (await prom.query('up')).length === opts.targets.length,
+        `${count} scrapes`,
+        timeoutMs,
+      )
     },
     async close() {
       if (proc.exitCode === null) {

@@ -34,7 +34,12 @@ t.test('a text block embeds as its token row alone and an image block as the sum
     [...codes, eob],
   ]
   const past = Object.fromEntries(
-    [0, 1, 2, 3].flatMap((i) => ['key', 'value'].map((p) => [`past_key_values.${i}.${p}`, new ort.Tensor('float32', new Float32Array(0), [1, 2, 0, 64])])),
+    [0, 1, 2, 3].flatMap((i) =>
+      ['key', 'value'].map((p) => [
+        `past_key_values.${i}.${p}`,
+        new ort.Tensor('float32', new Float32Array(0), [1, 2, 0, 64]),
+      ]),
+    ),
   )
   const out = await session.run({
     ...past,

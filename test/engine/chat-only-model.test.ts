@@ -10,8 +10,12 @@ async function answer(dir: string): Promise<{ tokenIds: number[]; hasImageDecode
   const model = await loadModel(dir, { intraOpThreads: 1 })
   try {
     const engine = new Engine(model)
-    const prompt = await engine.preparePrompt([{ role: 'user', content: 'What do operators watch?' }], { addGenerationPrompt: true })
-    const result = await generateAll(engine, [{ id: 'a', prompt, options: { sampling: GREEDY, maxNewTokens: 10, stop: [], stopTokenIds: [] } }])
+    const prompt = await engine.preparePrompt([{ role: 'user', content: 'What do operators watch?' }], {
+      addGenerationPrompt: true,
+    })
+    const result = await generateAll(engine, [
+      { id: 'a', prompt, options: { sampling: GREEDY, maxNewTokens: 10, stop: [], stopTokenIds: [] } },
+    ])
     return { tokenIds: result.get('a')?.tokenIds ?? [], hasImageDecoder: model.imageDecoder !== undefined }
   } finally {
     await model.dispose()

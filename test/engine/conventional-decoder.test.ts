@@ -24,9 +24,23 @@ t.test('a present-only decoder gives the same greedy tokens as the default one',
   t.teardown(dispose)
 
   const requests = async (e: Engine): Promise<OfflineRequest[]> => [
-    { id: 'short', prompt: await e.preparePrompt(userTurn('Hi.'), { addGenerationPrompt: true }), options: options({ maxNewTokens: 6 }) },
-    { id: 'long', prompt: await e.preparePrompt(userTurn('Tell me about inference servers and their batching.'), { addGenerationPrompt: true }), options: options({ maxNewTokens: 20 }) },
-    { id: 'mid', prompt: await e.preparePrompt(userTurn('Why cache keys?'), { addGenerationPrompt: true }), options: options({ maxNewTokens: 12 }) },
+    {
+      id: 'short',
+      prompt: await e.preparePrompt(userTurn('Hi.'), { addGenerationPrompt: true }),
+      options: options({ maxNewTokens: 6 }),
+    },
+    {
+      id: 'long',
+      prompt: await e.preparePrompt(userTurn('Tell me about inference servers and their batching.'), {
+        addGenerationPrompt: true,
+      }),
+      options: options({ maxNewTokens: 20 }),
+    },
+    {
+      id: 'mid',
+      prompt: await e.preparePrompt(userTurn('Why cache keys?'), { addGenerationPrompt: true }),
+      options: options({ maxNewTokens: 12 }),
+    },
   ]
   const other = new Engine(conventional)
   const expected = await generateAll(engine, await requests(engine), { chunk: 5 })

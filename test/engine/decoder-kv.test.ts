@@ -38,7 +38,13 @@ function emptyCache(model: KelixModel): Cache {
   const { num_layers, num_key_value_heads, head_dim } = model.config.llm
   const tensors: Record<string, ort.Tensor> = {}
   for (let i = 0; i < num_layers; i++) {
-    for (const part of ['key', 'value']) tensors[`past_key_values.${i}.${part}`] = new ort.Tensor('float32', new Float32Array(0), [2, num_key_value_heads, 0, head_dim])
+    for (const part of ['key', 'value'])
+      tensors[`past_key_values.${i}.${part}`] = new ort.Tensor('float32', new Float32Array(0), [
+        2,
+        num_key_value_heads,
+        0,
+        head_dim,
+      ])
   }
   return { tensors, length: 0 }
 }
@@ -49,13 +55,23 @@ async function run(model: KelixModel, cache: Cache, from: number, to: number) {
   const slots = Array.from({ length: S }, (_, s) => from + s)
   const feeds: Record<string, ort.Tensor> = {
     ...cache.tensors,
-    block_ids: i64([0, 1].flatMap((b) => slots.flatMap((s) => slotBlock(model, b, s))), [2, S, 9]),
-    attention_mask: i64([0, 1].flatMap((b) => Array.from({ length: to }, (_, s) => slotMask(b, s))), [2, to]),
-    position_ids: i64([0, 1].flatMap((b) => slots.map((s) => slotPosition(b, s))), [2, S]),
+    block_ids: i64(
+      [0, 1].flatMap((b) => slots.flatMap((s) => slotBlock(model, b, s))),
+      [2, S, 9],
+    ),
+    attention_mask: i64(
+      [0, 1].flatMap((b) => Array.from({ length: to }, (_, s) => slotMask(b, s))),
+      [2, to],
+    ),
+    position_ids: i64(
+      [0, 1].flatMap((b) => slots.map((s) => slotPosition(b, s))),
+      [2, S],
+    ),
   }
   const out = await model.decoder.run(feeds)
   const next: Cache = { tensors: {}, length: to }
-  for (const [name, past] of Object.entries(cache.tensors)) next.tensors[name] = concatTime(past, out[name.replace('past_key_values', 'present_delta')] as ort.Tensor)
+  for (const [name, past] of Object.entries(cache.tensors))
+    next.tensors[name] = concatTime(past, out[name.replace('past_key_values', 'present_delta')] as ort.Tensor)
   return { hidden: out.hidden_states as ort.Tensor, cache: next, out, feeds }
 }
 
@@ -95,57 +111,91 @@ t.test('prefill then one-block steps reproduce a single prefill, for several spl
       for (let slot = N - (LENGTHS[b] as number); slot < N; slot++) {
         const part = stepped.find((p) => slot >= p.from && slot < p.from + (p.hidden.dims[1] as number))
         if (part === undefined) throw new Error(`slot ${slot} not computed`)
-        worst = Math.max(worst, maxAbsDiff(hiddenAt(full.hidden, b, slot, 0), hiddenAt(part.hidden, b, slot, part.from)))
+        worst = Math.max(
+          worst,
+          maxAbsDiff(hiddenAt(full.hidden, b, slot, 0), hiddenAt(part.hidden, b, slot, part.from)),
+        )
       }
     }
     t.ok(worst < 1e-4, `k=${k}: max abs difference ${worst.toExponential(2)} < 1e-4`)
   }
 })
 
-t.test('the conventional graph (whole present.* out) agrees with the default one, and present_delta is the tail of present', async (t) => {
-  const model = await loadModel(await tinyModelDir())
-  t.teardown(() => model.dispose())
-  const both = await ort.InferenceSession.create(join(await tinyModelWith(t, { cacheOutputs: 'both' }), 'decoder.onnx'))
-  t.teardown(() => both.release())
-  const first = await run(model, emptyCache(model), 0, 4)
-  const feeds = (await run(model, first.cache, 4, 7)).feeds
-  const fromDefault = await model.decoder.run(feeds)
-  const fromBoth = await both.run(feeds)
-  t.equal(maxAbsDiff(fromBoth.hidden_states?.data as Float32Array, fromDefault.hidden_states?.data as Float32Array), 0, 'same hidden states')
-  for (const name of ['0.key', '3.value']) {
-    const present = fromBoth[`present.${name}`] as ort.Tensor
-    const delta = fromDefault[`present_delta.${name}`] as ort.Tensor
-    t.same(present.dims, [2, 2, 7, 64])
-    t.same(delta.dims, [2, 2, 3, 64])
-    t.equal(maxAbsDiff(concatTime(feeds[`past_key_values.${name}`] as ort.Tensor, delta).data as Float32Array, present.data as Float32Array), 0, `present.${name} = past ++ present_delta.${name}`)
-  }
-})
-
-t.test('cache slots may be padded anywhere: a cache laid out from slot 0 with masked garbage after it gives the same step', async (t) => {
-  const model = await loadModel(await tinyModelDir())
-  t.teardown(() => model.dispose())
-  const prefix = await run(model, emptyCache(model), 0, 6)
-  const step = (await run(model, prefix.cache, 6, 7)).feeds
-  // Sequence 1 (LENGTHS[1] = 4) has its cache in the last 4 of 6 slots; move it to slots 0..3 and fill 3 slots after it with noise.
-  const PADDED = 9
-  const padded: Record<string, ort.Tensor> = { ...step }
-  for (const [name, tensor] of Object.entries(prefix.cache.tensors)) {
-    const [B, H, P, D] = tensor.dims as [number, number, number, number]
-    const data = Float32Array.from({ length: B * H * PADDED * D }, (_, i) => Math.sin(i) * 3)
-    for (let b = 0; b < B; b++) {
-      const skip = N - 1 - (LENGTHS[b] as number) + 1
-      for (let h = 0; h < H; h++) {
-        const from = ((b * H + h) * P + skip) * D
-        data.set((tensor.data as Float32Array).subarray(from, from + (P - skip) * D), (b * H + h) * PADDED * D)
-      }
+t.test(
+  'the conventional graph (whole present.* out) agrees with the default one, and present_delta is the tail of present',
+  async (t) => {
+    const model = await loadModel(await tinyModelDir())
+    t.teardown(() => model.dispose())
+    const both = await ort.InferenceSession.create(
+      join(await tinyModelWith(t, { cacheOutputs: 'both' }), 'decoder.onnx'),
+    )
+    t.teardown(() => both.release())
+    const first = await run(model, emptyCache(model), 0, 4)
+    const feeds = (await run(model, first.cache, 4, 7)).feeds
+    const fromDefault = await model.decoder.run(feeds)
+    const fromBoth = await both.run(feeds)
+    t.equal(
+      maxAbsDiff(fromBoth.hidden_states?.data as Float32Array, fromDefault.hidden_states?.data as Float32Array),
+      0,
+      'same hidden states',
+    )
+    for (const name of ['0.key', '3.value']) {
+      const present = fromBoth[`present.${name}`] as ort.Tensor
+      const delta = fromDefault[`present_delta.${name}`] as ort.Tensor
+      t.same(present.dims, [2, 2, 7, 64])
+      t.same(delta.dims, [2, 2, 3, 64])
+      t.equal(
+        maxAbsDiff(
+          concatTime(feeds[`past_key_values.${name}`] as ort.Tensor, delta).data as Float32Array,
+          present.data as Float32Array,
+        ),
+        0,
+        `present.${name} = past ++ present_delta.${name}`,
+      )
     }
-    padded[name] = new ort.Tensor('float32', data, [B, H, PADDED, D])
-  }
-  const cached = [0, 1].map((b) => 6 - (N - 1 - (LENGTHS[b] as number) + 1))
-  padded.attention_mask = i64([0, 1].flatMap((b) => Array.from({ length: PADDED + 1 }, (_, s) => (s < (cached[b] as number) || s === PADDED ? 1 : 0))), [2, PADDED + 1])
-  const compact = await model.decoder.run(step)
-  const moved = await model.decoder.run(padded)
-  const worst = maxAbsDiff(compact.hidden_states?.data as Float32Array, moved.hidden_states?.data as Float32Array)
-  t.ok(worst < 1e-5, `max abs difference ${worst.toExponential(2)} < 1e-5`)
-  t.equal(maxAbsDiff(compact['present_delta.0.key']?.data as Float32Array, moved['present_delta.0.key']?.data as Float32Array), 0, 'the first layer\'s new keys (before any attention) are identical')
-})
+  },
+)
+
+t.test(
+  'cache slots may be padded anywhere: a cache laid out from slot 0 with masked garbage after it gives the same step',
+  async (t) => {
+    const model = await loadModel(await tinyModelDir())
+    t.teardown(() => model.dispose())
+    const prefix = await run(model, emptyCache(model), 0, 6)
+    const step = (await run(model, prefix.cache, 6, 7)).feeds
+    // Sequence 1 (LENGTHS[1] = 4) has its cache in the last 4 of 6 slots; move it to slots 0..3 and fill 3 slots after it with noise.
+    const PADDED = 9
+    const padded: Record<string, ort.Tensor> = { ...step }
+    for (const [name, tensor] of Object.entries(prefix.cache.tensors)) {
+      const [B, H, P, D] = tensor.dims as [number, number, number, number]
+      const data = Float32Array.from({ length: B * H * PADDED * D }, (_, i) => Math.sin(i) * 3)
+      for (let b = 0; b < B; b++) {
+        const skip = N - 1 - (LENGTHS[b] as number) + 1
+        for (let h = 0; h < H; h++) {
+          const from = ((b * H + h) * P + skip) * D
+          data.set((tensor.data as Float32Array).subarray(from, from + (P - skip) * D), (b * H + h) * PADDED * D)
+        }
+      }
+      padded[name] = new ort.Tensor('float32', data, [B, H, PADDED, D])
+    }
+    const cached = [0, 1].map((b) => 6 - (N - 1 - (LENGTHS[b] as number) + 1))
+    padded.attention_mask = i64(
+      [0, 1].flatMap((b) =>
+        Array.from({ length: PADDED + 1 }, (_, s) => (s < (cached[b] as number) || s === PADDED ? 1 : 0)),
+      ),
+      [2, PADDED + 1],
+    )
+    const compact = await model.decoder.run(step)
+    const moved = await model.decoder.run(padded)
+    const worst = maxAbsDiff(compact.hidden_states?.data as Float32Array, moved.hidden_states?.data as Float32Array)
+    t.ok(worst < 1e-5, `max abs difference ${worst.toExponential(2)} < 1e-5`)
+    t.equal(
+      maxAbsDiff(
+        compact['present_delta.0.key']?.data as Float32Array,
+        moved['present_delta.0.key']?.data as Float32Array,
+      ),
+      0,
+      "the first layer's new keys (before any attention) are identical",
+    )
+  },
+)

@@ -2,9 +2,9 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { EngineError } from '../../src/engine/errors.js'
 import { loadModel } from '../../src/engine/model.js'
 import { tinyModelDir, tinyModelVariant } from '../helpers/tiny-model.js'
+import { KelixError } from '../../src/errors/kelix-error.js'
 
 type Config = Record<string, Record<string, unknown>>
 
@@ -14,12 +14,12 @@ async function editedConfig(edit: (c: Config) => void): Promise<string> {
   return JSON.stringify(config)
 }
 
-async function loadError(dir: string): Promise<EngineError> {
+async function loadError(dir: string): Promise<KelixError> {
   try {
     const model = await loadModel(dir)
     await model.dispose()
   } catch (err) {
-    if (err instanceof EngineError) return err
+    if (err instanceof KelixError) return err
     throw err
   }
   throw new Error('the model loaded')
@@ -34,14 +34,14 @@ t.test('a missing directory is MODEL_DIR_MISSING', async (t) => {
 t.test('a missing graph is MODEL_FILE_MISSING naming the file', async (t) => {
   const err = await loadError(await tinyModelVariant(t, { 'block_decoder.onnx': null }))
   t.equal(err.code, 'MODEL_FILE_MISSING')
-  t.equal(err.file, 'block_decoder.onnx')
+  t.equal(err.fields.file, 'block_decoder.onnx')
   t.match(err.message, /^block_decoder\.onnx: required by the model format/)
 })
 
 t.test('with image_generation in config.json, a missing dit.onnx is MODEL_FILE_MISSING naming it', async (t) => {
   const err = await loadError(await tinyModelVariant(t, { 'dit.onnx': null }))
   t.equal(err.code, 'MODEL_FILE_MISSING')
-  t.equal(err.file, 'dit.onnx')
+  t.equal(err.fields.file, 'dit.onnx')
   t.match(err.message, /^dit\.onnx: required by config\.json image_generation but not found in /)
 })
 
@@ -65,7 +65,10 @@ t.test('a guidance out of range and a condition too short for the grid are named
     Object.assign(c.image_generation as object, { condition_length: 50 })
   })
   const shortErr = await loadError(await tinyModelVariant(t, { 'config.json': short }))
-  t.equal(shortErr.message, 'config.json: image_generation.condition_length (50) is shorter than the span of a 6×6 grid (at least 2 + grid·(grid + 3) = 56)')
+  t.equal(
+    shortErr.message,
+    'config.json: image_generation.condition_length (50) is shorter than the span of a 6×6 grid (at least 2 + grid·(grid + 3) = 56)',
+  )
 })
 
 t.test('a latent size that disagrees with dit.onnx names the input shape', async (t) => {
@@ -74,8 +77,11 @@ t.test('a latent size that disagrees with dit.onnx names the input shape', async
   })
   const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
-  t.equal(err.file, 'dit.onnx')
-  t.match(err.message, /^dit\.onnx: input latents has size 8 at axis 2, expected 16 \(\[batch, 8, 8, 8\] vs \[batch, 8, 16, 16\]\)/)
+  t.equal(err.fields.file, 'dit.onnx')
+  t.match(
+    err.message,
+    /^dit\.onnx: input latents has size 8 at axis 2, expected 16 \(\[batch, 8, 8, 8\] vs \[batch, 8, 16, 16\]\)/,
+  )
 })
 
 t.test('an image size that disagrees with vae_decoder.onnx names the output shape', async (t) => {
@@ -84,7 +90,10 @@ t.test('an image size that disagrees with vae_decoder.onnx names the output shap
   })
   const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
-  t.equal(err.message, 'vae_decoder.onnx: output image has size 64 at axis 2, expected 128 ([batch, 3, 64, 64] vs [batch, 3, 128, 128]); output image has size 64 at axis 3, expected 128 ([batch, 3, 64, 64] vs [batch, 3, 128, 128])')
+  t.equal(
+    err.message,
+    'vae_decoder.onnx: output image has size 64 at axis 2, expected 128 ([batch, 3, 64, 64] vs [batch, 3, 128, 128]); output image has size 64 at axis 3, expected 128 ([batch, 3, 64, 64] vs [batch, 3, 128, 128])',
+  )
 })
 
 t.test('a config that breaks the schema names the field', async (t) => {
@@ -102,7 +111,10 @@ t.test('an inconsistent vocabulary size is named with the expected value', async
   })
   const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_CONFIG_INVALID')
-  t.equal(err.message, 'config.json: vocab.vocab_size is 5000, expected visual_id_offset + num_codebooks * codebook_size = 4608')
+  t.equal(
+    err.message,
+    'config.json: vocab.vocab_size is 5000, expected visual_id_offset + num_codebooks * codebook_size = 4608',
+  )
 })
 
 t.test('a config whose hidden size disagrees with decoder.onnx names the output and the sizes', async (t) => {
@@ -111,8 +123,11 @@ t.test('a config whose hidden size disagrees with decoder.onnx names the output 
   })
   const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
-  t.equal(err.file, 'decoder.onnx')
-  t.equal(err.message, 'decoder.onnx: output hidden_states has size 256 at axis 2, expected 128 ([batch, seq, 256] vs [batch, seq, 128])')
+  t.equal(err.fields.file, 'decoder.onnx')
+  t.equal(
+    err.message,
+    'decoder.onnx: output hidden_states has size 256 at axis 2, expected 128 ([batch, seq, 256] vs [batch, seq, 128])',
+  )
 })
 
 t.test('a config with more layers than decoder.onnx names the missing cache inputs', async (t) => {
@@ -133,7 +148,10 @@ t.test('a patch size that disagrees with visual_tokenizer.onnx names the input s
   })
   const err = await loadError(await tinyModelVariant(t, { 'config.json': config }))
   t.equal(err.code, 'MODEL_GRAPH_MISMATCH')
-  t.equal(err.message, 'visual_tokenizer.onnx: input pixel_patches has size 588 at axis 1, expected 768 ([patches, 588] vs [patches, 768])')
+  t.equal(
+    err.message,
+    'visual_tokenizer.onnx: input pixel_patches has size 588 at axis 1, expected 768 ([patches, 588] vs [patches, 768])',
+  )
 })
 
 t.test('a corrupt graph is MODEL_GRAPH_INVALID naming the file', async (t) => {

@@ -16,12 +16,17 @@ t.test('every graph loads and declares the names, types and shapes of the format
   t.same(shapes(model.visualTokenizer.outputMetadata), ['codes:int64[positions,8]'])
 
   t.equal(model.blockDecoderHasParts, true)
-  t.same(shapes(model.blockDecoder.inputMetadata), ['hidden_state:float32[batch,256]', 'block_ids:int64[batch,slots]', 'vocab_part:int64[]'])
+  t.same(shapes(model.blockDecoder.inputMetadata), [
+    'hidden_state:float32[batch,256]',
+    'block_ids:int64[batch,slots]',
+    'vocab_part:int64[]',
+  ])
   // The graph declares the width symbolic; every part of the tiny model has 512 ids, so ONNX Runtime infers 512.
   t.same(shapes(model.blockDecoder.outputMetadata), ['logits:float32[batch,512]'])
 
   const layers = [0, 1, 2, 3]
-  const kv = (prefix: string, length: string) => layers.flatMap((i) => ['key', 'value'].map((p) => `${prefix}.${i}.${p}:float32[batch,2,${length},64]`))
+  const kv = (prefix: string, length: string) =>
+    layers.flatMap((i) => ['key', 'value'].map((p) => `${prefix}.${i}.${p}:float32[batch,2,${length},64]`))
   t.same(shapes(model.decoder.inputMetadata), [
     'block_ids:int64[batch,seq,9]',
     'attention_mask:int64[batch,total]',

@@ -5,30 +5,49 @@
  * the rest as its fallbacks, and none loading is one clear error.
  */
 import t from 'tap'
-import { EngineError } from '../../src/engine/errors.js'
+import { KelixError } from '../../src/errors/kelix-error.js'
 import { loadModel } from '../../src/engine/model.js'
 import { chooseProviders, type ExecutionProvider } from '../../src/engine/providers.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'
 
 const CUDA_MISSING = 'OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library'
-const failing = (...broken: ExecutionProvider[]) => async (provider: ExecutionProvider) => {
-  if (broken.includes(provider)) throw new Error(provider === 'cuda' ? `${CUDA_MISSING}\n  at native` : 'Failed to get a WebGPU adapter: No supported adapters')
-}
+const failing =
+  (...broken: ExecutionProvider[]) =>
+  async (provider: ExecutionProvider) => {
+    if (broken.includes(provider))
+      throw new Error(
+        provider === 'cuda' ? `${CUDA_MISSING}\n  at native` : 'Failed to get a WebGPU adapter: No supported adapters',
+      )
+  }
 
 t.test('a provider that cannot load is skipped with why; the next one is used', async (t) => {
   t.same(await chooseProviders(['cuda', 'cpu'], failing('cuda')), {
     inUse: ['cpu'],
-    skipped: [{ provider: 'cuda', reason: `${CUDA_MISSING} (the CUDA provider or the CUDA 13 / cuDNN 9 libraries it needs are not installed; README: GPUs)` }],
+    skipped: [
+      {
+        provider: 'cuda',
+        reason: `${CUDA_MISSING} (the CUDA provider or the CUDA 13 / cuDNN 9 libraries it needs are not installed; README: GPUs)`,
+      },
+    ],
   })
-  t.same(await chooseProviders(['webgpu', 'cuda', 'cpu'], failing()), { inUse: ['webgpu', 'cuda', 'cpu'], skipped: [] }, 'the first that loads, the rest as its fallbacks')
-  t.same((await chooseProviders(['webgpu', 'cpu'], failing('webgpu'))).skipped, [{ provider: 'webgpu', reason: 'Failed to get a WebGPU adapter: No supported adapters' }])
+  t.same(
+    await chooseProviders(['webgpu', 'cuda', 'cpu'], failing()),
+    { inUse: ['webgpu', 'cuda', 'cpu'], skipped: [] },
+    'the first that loads, the rest as its fallbacks',
+  )
+  t.same((await chooseProviders(['webgpu', 'cpu'], failing('webgpu'))).skipped, [
+    { provider: 'webgpu', reason: 'Failed to get a WebGPU adapter: No supported adapters' },
+  ])
 })
 
 t.test('none loading is EXECUTION_PROVIDER_UNAVAILABLE naming each and why', async (t) => {
   const error = await chooseProviders(['webgpu', 'cuda'], failing('webgpu', 'cuda')).catch((err: unknown) => err)
-  t.type(error, EngineError)
-  t.equal((error as EngineError).code, 'EXECUTION_PROVIDER_UNAVAILABLE')
-  t.match((error as EngineError).message, /^none of webgpu, cuda could be loaded: webgpu: Failed to get a WebGPU adapter: No supported adapters; cuda: OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library \(/)
+  t.type(error, KelixError)
+  t.equal((error as KelixError).code, 'EXECUTION_PROVIDER_UNAVAILABLE')
+  t.match(
+    (error as KelixError).message,
+    /^none of webgpu, cuda could be loaded: webgpu: Failed to get a WebGPU adapter: No supported adapters; cuda: OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library \(/,
+  )
 })
 
 t.test('ONNX Runtime itself: cpu always loads; a model reports what it runs on', async (t) => {

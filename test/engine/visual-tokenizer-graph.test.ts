@@ -22,10 +22,18 @@ async function codes(model: KelixModel, height: number, width: number, phase: nu
 t.test('an H×W image gives (H/28)·(W/28) positions of 8 codes, each within its sub-codebook', async (t) => {
   const model = await loadModel(await tinyModelDir())
   t.teardown(() => model.dispose())
-  for (const [h, w] of [[224, 224], [112, 336], [56, 28], [448, 448]] as const) {
+  for (const [h, w] of [
+    [224, 224],
+    [112, 336],
+    [56, 28],
+    [448, 448],
+  ] as const) {
     const { dims, values } = await codes(model, h, w, 0)
     t.same(dims, [(h / 28) * (w / 28), 8], `${h}×${w}`)
-    t.ok(values.every((v) => Number.isInteger(v) && v >= 0 && v < 512), `${h}×${w} codes in 0..511`)
+    t.ok(
+      values.every((v) => Number.isInteger(v) && v >= 0 && v < 512),
+      `${h}×${w} codes in 0..511`,
+    )
   }
 })
 

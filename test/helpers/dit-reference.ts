@@ -10,7 +10,6 @@ import type { Nested } from './tensors.js'
 export const DIT_REFERENCE_DIR = fileURLToPath(new URL('../../../shared/kelix-reference/dit/', import.meta.url))
 export const DIT_REFERENCE_CHECKPOINT = `${DIT_REFERENCE_DIR}checkpoint`
 
-
 export interface DitVelocityCase {
   name: string
   latents: Nested
@@ -52,4 +51,3 @@ export interface DitReference {
 export function readDitReference(): DitReference {
   return JSON.parse(readFileSync(`${DIT_REFERENCE_DIR}reference.json`, 'utf8')) as DitReference
 }
-

@@ -5,12 +5,16 @@ import type { SequenceOptions } from '../../src/engine/sequence.js'
 import { GREEDY, type ChatMessage, type SamplingParams } from '../../src/engine/types.js'
 import { tinyModelDir } from './tiny-model.js'
 
-export async function tinyEngine(engineOptions: EngineOptions = {}): Promise<{ engine: Engine; dispose: () => Promise<void> }> {
+export async function tinyEngine(
+  engineOptions: EngineOptions = {},
+): Promise<{ engine: Engine; dispose: () => Promise<void> }> {
   const model = await loadModel(await tinyModelDir(), { intraOpThreads: 1 })
   return { engine: new Engine(model, engineOptions), dispose: () => model.dispose() }
 }
 
-export function options(overrides: Omit<Partial<SequenceOptions>, 'sampling'> & { sampling?: Partial<SamplingParams> } = {}): SequenceOptions {
+export function options(
+  overrides: Omit<Partial<SequenceOptions>, 'sampling'> & { sampling?: Partial<SamplingParams> } = {},
+): SequenceOptions {
   return {
     maxNewTokens: overrides.maxNewTokens ?? 24,
     stop: overrides.stop ?? [],
@@ -20,5 +24,13 @@ export function options(overrides: Omit<Partial<SequenceOptions>, 'sampling'> & 
 }
 
 export function userTurn(text: string, images: Uint8Array[] = []): ChatMessage[] {
-  return [{ role: 'user', content: [...images.map((bytes) => ({ type: 'image' as const, image: { bytes, detail: 'auto' as const } })), { type: 'text' as const, text }] }]
+  return [
+    {
+      role: 'user',
+      content: [
+        ...images.map((bytes) => ({ type: 'image' as const, image: { bytes, detail: 'auto' as const } })),
+        { type: 'text' as const, text },
+      ],
+    },
+  ]
 }

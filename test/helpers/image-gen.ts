@@ -4,7 +4,10 @@ import type { KelixConfig } from '../../src/engine/model-config.js'
 /** `length` positions of hidden states [length · hidden], a smooth pattern that `phase` shifts. */
 export function spanHidden(config: KelixConfig, length: number, phase: number): Float32Array {
   const hidden = config.llm.hidden_size
-  return Float32Array.from({ length: length * hidden }, (_, i) => 2 * Math.sin(0.011 * i + phase) + Math.cos(0.37 * (i % hidden) * (1 + phase)))
+  return Float32Array.from(
+    { length: length * hidden },
+    (_, i) => 2 * Math.sin(0.011 * i + phase) + Math.cos(0.37 * (i % hidden) * (1 + phase)),
+  )
 }
 
 export function maxAbsDiff(a: Float32Array, b: Float32Array): number {

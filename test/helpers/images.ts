@@ -12,5 +12,9 @@ export async function patternPng(width: number, height: number, seed = 0): Promi
       pixels[i + 2] = ((x ^ y) + seed * 17) & 255
     }
   }
-  return new Uint8Array(await sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer())
+  return new Uint8Array(
+    await sharp(pixels, { raw: { width, height, channels: 3 } })
+      .png()
+      .toBuffer(),
+  )
 }

@@ -15,8 +15,24 @@ type Matrix = number[][]
 
 export interface KelixReference {
   special_tokens: Record<string, number>
-  visual_tokenizer: Array<{ name: string; png: string; grid_thw: number[]; pixel_patches: Matrix; local_codes: Matrix; unified_ids: Matrix; min_argmin_gap: number }>
-  prompts: Record<string, { messages: Array<{ role: string; content: string | Array<{ type: string; text?: string; image?: string }> }>; ids: number[]; images: string[]; blocks: Matrix }>
+  visual_tokenizer: Array<{
+    name: string
+    png: string
+    grid_thw: number[]
+    pixel_patches: Matrix
+    local_codes: Matrix
+    unified_ids: Matrix
+    min_argmin_gap: number
+  }>
+  prompts: Record<
+    string,
+    {
+      messages: Array<{ role: string; content: string | Array<{ type: string; text?: string; image?: string }> }>
+      ids: number[]
+      images: string[]
+      blocks: Matrix
+    }
+  >
   decoder: { block_ids: Matrix; position_ids: number[]; hidden_states_prenorm: Matrix }
   block_decoder: { hidden_state: number[]; prefix_ids: number[]; slot_logits: Matrix }
   chats: Array<{ prompt: string; tokens: number[]; text: string; finish_reason: string; top2_logit_gaps: number[] }>
@@ -31,7 +47,11 @@ export function referenceImage(name: string): Promise<Buffer> {
 }
 
 /** The README's rule: max|a − r| ≤ tol · max(1, max|r|). Returns the worst |a − r| and the bound. */
-export function relativeError(actual: ArrayLike<number>, reference: ArrayLike<number>, tol: number): { worst: number; bound: number } {
+export function relativeError(
+  actual: ArrayLike<number>,
+  reference: ArrayLike<number>,
+  tol: number,
+): { worst: number; bound: number } {
   if (actual.length !== reference.length) throw new Error(`${actual.length} values against ${reference.length}`)
   let worst = 0
   let largest = 0
@@ -53,9 +73,19 @@ export async function chatMessages(messages: KelixReference['prompts'][string]['
   return Promise.all(
     messages.map(async (m) => ({
       role: m.role as ChatMessage['role'],
-      content: typeof m.content === 'string'
-        ? m.content
-        : await Promise.all(m.content.map(async (part) => (part.type === 'image' ? { type: 'image' as const, image: { bytes: await referenceImage(part.image as string), detail: 'auto' as const } } : { type: 'text' as const, text: part.text as string }))),
+      content:
+        typeof m.content === 'string'
+          ? m.content
+          : await Promise.all(
+              m.content.map(async (part) =>
+                part.type === 'image'
+                  ? {
+                      type: 'image' as const,
+                      image: { bytes: await referenceImage(part.image as string), detail: 'auto' as const },
+                    }
+                  : { type: 'text' as const, text: part.text as string },
+              ),
+            ),
     })),
   )
 }

@@ -36,10 +36,16 @@ export async function externalWeight(dir: string, file: string, name: string): P
  * the graph is rewritten into a temporary directory beside copies of its data
  * files (its own, and the shared embedding table the LLM graphs read).
  */
-export async function probeSession(t: Test, dir: string, file: string, extraOutputs: readonly string[]): Promise<ort.InferenceSession> {
+export async function probeSession(
+  t: Test,
+  dir: string,
+  file: string,
+  extraOutputs: readonly string[],
+): Promise<ort.InferenceSession> {
   const model = await readGraph(dir, file)
   const graph = model.graph as onnxProto.onnx.GraphProto
-  for (const name of extraOutputs) graph.output.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: 1 } } }))
+  for (const name of extraOutputs)
+    graph.output.push(onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: 1 } } }))
   const probe = await mkdtemp(join(tmpdir(), 'kelix-probe-'))
   t.teardown(() => rm(probe, { recursive: true, force: true }))
   await writeFile(join(probe, file), onnx.ModelProto.encode(model).finish())

@@ -1,7 +1,8 @@
 /** Small helpers to make ONNX Runtime tensors in tests. */
 import ort from 'onnxruntime-node'
 
-export const i64 = (values: readonly number[], dims: readonly number[]) => new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims)
+export const i64 = (values: readonly number[], dims: readonly number[]) =>
+  new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims)
 export const f32 = (values: Float32Array, dims: readonly number[]) => new ort.Tensor('float32', values, dims)
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

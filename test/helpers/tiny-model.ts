@@ -45,7 +45,10 @@ export function olderBlockDecoderModelDir(t: Test): Promise<string> {
 
 /** The tiny model as a chat-only export: no dit.onnx or vae_decoder.onnx, and no `image_generation` in config.json. */
 export async function chatOnlyModelDir(t: Test): Promise<string> {
-  const config = JSON.parse(await readFile(join(await tinyModelDir(), 'config.json'), 'utf8')) as Record<string, unknown>
+  const config = JSON.parse(await readFile(join(await tinyModelDir(), 'config.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >
   delete config.image_generation
   return tinyModelVariant(t, { 'config.json': JSON.stringify(config), 'dit.onnx': null, 'vae_decoder.onnx': null })
 }

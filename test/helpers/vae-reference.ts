@@ -13,7 +13,6 @@ import type { DcAeActivation, DcAeConfig, DcAeStage } from '../../src/convert/dc
 export const VAE_REFERENCE_DIR = fileURLToPath(new URL('../../../shared/kelix-reference/vae/', import.meta.url))
 export const VAE_REFERENCE_CHECKPOINT = `${VAE_REFERENCE_DIR}checkpoint`
 
-
 export interface VaeReferenceCase {
   name: string
   /** [1, C, s, s], the DiT's space. */
@@ -37,8 +36,6 @@ export function readVaeReference(): VaeReference {
   return JSON.parse(readFileSync(`${VAE_REFERENCE_DIR}reference.json`, 'utf8')) as VaeReference
 }
 
-
-
 /** [C, H, W] values of one image (batch 1). */
 interface Map3 {
   data: Float64Array
@@ -56,8 +53,17 @@ const ATTENTION_EPS = 1e-15
  * float64 with plain loops (small sizes only). `tensor(key)` gives a
  * checkpoint tensor's values.
  */
-export function naiveDcAeDecode(config: DcAeConfig, tensor: Tensors, latents: Float32Array, latentSize: number): Float64Array {
-  const z: Map3 = { data: Float64Array.from(latents, (v) => Math.fround(v / Math.fround(config.scalingFactor))), c: config.latentChannels, side: latentSize }
+export function naiveDcAeDecode(
+  config: DcAeConfig,
+  tensor: Tensors,
+  latents: Float32Array,
+  latentSize: number,
+): Float64Array {
+  const z: Map3 = {
+    data: Float64Array.from(latents, (v) => Math.fround(v / Math.fround(config.scalingFactor))),
+    c: config.latentChannels,
+    side: latentSize,
+  }
   const stages = config.stages
   const last = stages.length - 1
   let x = conv(z, tensor, 'decoder.conv_in', (stages[last] as DcAeStage).channels, 3, 1, true)
@@ -65,15 +71,29 @@ export function naiveDcAeDecode(config: DcAeConfig, tensor: Tensors, latents: Fl
   for (let i = last; i >= 0; i--) {
     const stage = stages[i] as DcAeStage
     let index = 0
-    if (i < last && stage.layers > 0) x = upBlock(x, tensor, `decoder.up_blocks.${i}.${index++}`, stage.channels, config.upsampleBlockType === 'interpolate', true)
+    if (i < last && stage.layers > 0)
+      x = upBlock(
+        x,
+        tensor,
+        `decoder.up_blocks.${i}.${index++}`,
+        stage.channels,
+        config.upsampleBlockType === 'interpolate',
+        true,
+      )
     for (let l = 0; l < stage.layers; l++) {
       const key = `decoder.up_blocks.${i}.${index++}`
-      x = stage.blockType === 'ResBlock' ? resBlock(x, tensor, key, stage.actFn) : efficientVit(x, tensor, key, stage.qkvMultiscales, config.attentionHeadDim)
+      x =
+        stage.blockType === 'ResBlock'
+          ? resBlock(x, tensor, key, stage.actFn)
+          : efficientVit(x, tensor, key, stage.qkvMultiscales, config.attentionHeadDim)
     }
   }
   x = map(rmsNorm(x, tensor, 'decoder.norm_out'), (v) => act(config.convActFn, v))
   const interpolate = config.upsampleBlockType === 'interpolate'
-  x = (stages[0] as DcAeStage).layers > 0 ? conv(x, tensor, 'decoder.conv_out', 3, 3, 1, true) : upBlock(x, tensor, 'decoder.conv_out', 3, interpolate, false)
+  x =
+    (stages[0] as DcAeStage).layers > 0
+      ? conv(x, tensor, 'decoder.conv_out', 3, 3, 1, true)
+      : upBlock(x, tensor, 'decoder.conv_out', 3, interpolate, false)
   return x.data
 }
 
@@ -83,14 +103,29 @@ function resBlock(x: Map3, tensor: Tensors, key: string, actFn: DcAeActivation):
 }
 
 function upBlock(x: Map3, tensor: Tensors, key: string, out: number, interpolate: boolean, shortcut: boolean): Map3 {
-  const y = interpolate ? conv(nearest2x(x), tensor, `${key}.conv`, out, 3, 1, true) : pixelShuffle(conv(x, tensor, `${key}.conv`, out * 4, 3, 1, true))
+  const y = interpolate
+    ? conv(nearest2x(x), tensor, `${key}.conv`, out, 3, 1, true)
+    : pixelShuffle(conv(x, tensor, `${key}.conv`, out * 4, 3, 1, true))
   return shortcut ? add(y, pixelShuffle(repeatInterleave(x, (out * 4) / x.c))) : y
 }
 
 function efficientVit(x: Map3, tensor: Tensors, key: string, kernels: readonly number[], d: number): Map3 {
   const inner = Math.floor(x.c / d) * d
   const qkv = concat(['to_q', 'to_k', 'to_v'].map((n) => linear(x, tensor(`${key}.attn.${n}.weight`), inner)))
-  const scales = [qkv, ...kernels.map((k, s) => conv(conv(qkv, tensor, `${key}.attn.to_qkv_multiscale.${s}.proj_in`, qkv.c, k, qkv.c, false), tensor, `${key}.attn.to_qkv_multiscale.${s}.proj_out`, qkv.c, 1, qkv.c / d, false))]
+  const scales = [
+    qkv,
+    ...kernels.map((k, s) =>
+      conv(
+        conv(qkv, tensor, `${key}.attn.to_qkv_multiscale.${s}.proj_in`, qkv.c, k, qkv.c, false),
+        tensor,
+        `${key}.attn.to_qkv_multiscale.${s}.proj_out`,
+        qkv.c,
+        1,
+        qkv.c / d,
+        false,
+      ),
+    ),
+  ]
   const all = concat(scales)
   const n = x.side * x.side
   const heads = all.c / (3 * d)
@@ -120,8 +155,15 @@ function efficientVit(x: Map3, tensor: Tensors, key: string, kernels: readonly n
   const inverted = map(conv(y, tensor, `${key}.conv_out.conv_inverted`, 2 * hidden, 1, 1, true), silu)
   const depth = conv(inverted, tensor, `${key}.conv_out.conv_depth`, 2 * hidden, 3, 2 * hidden, true)
   const half = hidden * n
-  const gated: Map3 = { data: depth.data.slice(0, half).map((v, i) => v * silu(depth.data[half + i] as number)), c: hidden, side: x.side }
-  return add(rmsNorm(conv(gated, tensor, `${key}.conv_out.conv_point`, y.c, 1, 1, false), tensor, `${key}.conv_out.norm`), y)
+  const gated: Map3 = {
+    data: depth.data.slice(0, half).map((v, i) => v * silu(depth.data[half + i] as number)),
+    c: hidden,
+    side: x.side,
+  }
+  return add(
+    rmsNorm(conv(gated, tensor, `${key}.conv_out.conv_point`, y.c, 1, 1, false), tensor, `${key}.conv_out.norm`),
+    y,
+  )
 }
 
 function conv(x: Map3, tensor: Tensors, key: string, out: number, k: number, groups: number, bias: boolean): Map3 {
@@ -145,7 +187,8 @@ function conv(x: Map3, tensor: Tensors, key: string, out: number, k: number, gro
             for (let dc = 0; dc < k; dc++) {
               const cc = col + dc - pad
               if (cc < 0 || cc >= s) continue
-              sum += (w[((o * inPer + ci) * k + dr) * k + dc] as number) * (x.data[(channel * s + rr) * s + cc] as number)
+              sum +=
+                (w[((o * inPer + ci) * k + dr) * k + dc] as number) * (x.data[(channel * s + rr) * s + cc] as number)
             }
           }
         }
@@ -179,7 +222,8 @@ function rmsNorm(x: Map3, tensor: Tensors, key: string): Map3 {
     let meanSquare = 0
     for (let c = 0; c < x.c; c++) meanSquare += (x.data[c * n + p] as number) ** 2 / x.c
     const inv = 1 / Math.sqrt(meanSquare + NORM_EPS)
-    for (let c = 0; c < x.c; c++) y[c * n + p] = (x.data[c * n + p] as number) * inv * (w[c] as number) + (b[c] as number)
+    for (let c = 0; c < x.c; c++)
+      y[c * n + p] = (x.data[c * n + p] as number) * inv * (w[c] as number) + (b[c] as number)
   }
   return { ...x, data: y }
 }
@@ -198,7 +242,10 @@ function pixelShuffle(x: Map3): Map3 {
   const y = new Float64Array(x.data.length)
   for (let ch = 0; ch < c; ch++) {
     for (let h = 0; h < 2 * s; h++) {
-      for (let w = 0; w < 2 * s; w++) y[(ch * 2 * s + h) * 2 * s + w] = x.data[((4 * ch + 2 * (h % 2) + (w % 2)) * s + (h >> 1)) * s + (w >> 1)] as number
+      for (let w = 0; w < 2 * s; w++)
+        y[(ch * 2 * s + h) * 2 * s + w] = x.data[
+          ((4 * ch + 2 * (h % 2) + (w % 2)) * s + (h >> 1)) * s + (w >> 1)
+        ] as number
     }
   }
   return { data: y, c, side: 2 * s }
@@ -209,7 +256,8 @@ function nearest2x(x: Map3): Map3 {
   const y = new Float64Array(x.data.length * 4)
   for (let ch = 0; ch < x.c; ch++) {
     for (let h = 0; h < 2 * s; h++) {
-      for (let w = 0; w < 2 * s; w++) y[(ch * 2 * s + h) * 2 * s + w] = x.data[(ch * s + (h >> 1)) * s + (w >> 1)] as number
+      for (let w = 0; w < 2 * s; w++)
+        y[(ch * 2 * s + h) * 2 * s + w] = x.data[(ch * s + (h >> 1)) * s + (w >> 1)] as number
     }
   }
   return { data: y, c: x.c, side: 2 * s }

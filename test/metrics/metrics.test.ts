@@ -10,9 +10,39 @@ import { httpMetricsHook, metricsRoute } from '../../src/server/metrics-route.js
 
 /** Durations whose seconds are exact binary fractions, so sums print exactly. */
 const REQUESTS: RequestRecord[] = [
-  { finishReason: 'stop', promptTokens: 12, completionTokens: 5, imagePositions: 0, queueMs: 125, firstTokenMs: 250, totalMs: 1000, interTokenMs: [62.5, 62.5, 125, 250], constrained: true },
-  { finishReason: 'length', promptTokens: 100, completionTokens: 16, imagePositions: 64, queueMs: 500, firstTokenMs: 2000, totalMs: 4000, interTokenMs: [500], constrained: false },
-  { finishReason: 'abort', promptTokens: 7, completionTokens: 0, imagePositions: 0, queueMs: 0, firstTokenMs: undefined, totalMs: 3000, interTokenMs: [], constrained: false },
+  {
+    finishReason: 'stop',
+    promptTokens: 12,
+    completionTokens: 5,
+    imagePositions: 0,
+    queueMs: 125,
+    firstTokenMs: 250,
+    totalMs: 1000,
+    interTokenMs: [62.5, 62.5, 125, 250],
+    constrained: true,
+  },
+  {
+    finishReason: 'length',
+    promptTokens: 100,
+    completionTokens: 16,
+    imagePositions: 64,
+    queueMs: 500,
+    firstTokenMs: 2000,
+    totalMs: 4000,
+    interTokenMs: [500],
+    constrained: false,
+  },
+  {
+    finishReason: 'abort',
+    promptTokens: 7,
+    completionTokens: 0,
+    imagePositions: 0,
+    queueMs: 0,
+    firstTokenMs: undefined,
+    totalMs: 3000,
+    interTokenMs: [],
+    constrained: false,
+  },
 ]
 
 function feed(metrics: Metrics): void {
@@ -22,8 +52,32 @@ function feed(metrics: Metrics): void {
   o.requestRejected('queue_full')
   o.requestRejected('queue_full')
   o.requestRejected('invalid_image')
-  o.step({ durationMs: 15.625, batchSize: 3, batchedTokens: 130, running: 2, waiting: 5, kvUsage: 0.5, preemptions: 1, prefixQueriedPositions: 120, prefixHitPositions: 96, constrainedRows: 2, maskMs: 1.953125 })
-  o.step({ durationMs: 31.25, batchSize: 1, batchedTokens: 1, running: 1, waiting: 0, kvUsage: 0.25, preemptions: 0, prefixQueriedPositions: 10, prefixHitPositions: 0, constrainedRows: 0, maskMs: 0 })
+  o.step({
+    durationMs: 15.625,
+    batchSize: 3,
+    batchedTokens: 130,
+    running: 2,
+    waiting: 5,
+    kvUsage: 0.5,
+    preemptions: 1,
+    prefixQueriedPositions: 120,
+    prefixHitPositions: 96,
+    constrainedRows: 2,
+    maskMs: 1.953125,
+  })
+  o.step({
+    durationMs: 31.25,
+    batchSize: 1,
+    batchedTokens: 1,
+    running: 1,
+    waiting: 0,
+    kvUsage: 0.25,
+    preemptions: 0,
+    prefixQueriedPositions: 10,
+    prefixHitPositions: 0,
+    constrainedRows: 0,
+    maskMs: 0,
+  })
   o.image({ preprocessMs: 7.8125, tokenizeMs: 31.25, cacheHit: false })
   o.image({ preprocessMs: 1.953125, tokenizeMs: 0, cacheHit: true })
 }
@@ -103,8 +157,14 @@ t.test('grammar masks: observed for steps with constrained rows only', async (t)
   const metrics = createMetrics({ processMetrics: false })
   feed(metrics)
   const text = (await scrape(metrics)).body
-  t.same(samples(text, 'kelix_grammar_mask_seconds').slice(-2), ['kelix_grammar_mask_seconds_sum 0.001953125', 'kelix_grammar_mask_seconds_count 1'])
-  t.same(samples(text, 'kelix_step_constrained_rows').slice(-2), ['kelix_step_constrained_rows_sum 2', 'kelix_step_constrained_rows_count 1'])
+  t.same(samples(text, 'kelix_grammar_mask_seconds').slice(-2), [
+    'kelix_grammar_mask_seconds_sum 0.001953125',
+    'kelix_grammar_mask_seconds_count 1',
+  ])
+  t.same(samples(text, 'kelix_step_constrained_rows').slice(-2), [
+    'kelix_step_constrained_rows_sum 2',
+    'kelix_step_constrained_rows_count 1',
+  ])
 })
 
 t.test('rejections are counted by reason, every known reason present from the start', async (t) => {
@@ -121,21 +181,29 @@ t.test('rejections are counted by reason, every known reason present from the st
     'kelix_requests_rejected_total{reason="invalid_image"} 1',
     'kelix_requests_rejected_total{reason="image_too_large"} 0',
     'kelix_requests_rejected_total{reason="invalid_prompt"} 0',
-    'kelix_requests_rejected_total{reason="invalid_sampling"} 0',
-    'kelix_requests_rejected_total{reason="invalid_response_format"} 0',
-    'kelix_requests_rejected_total{reason="image_generation_unsupported"} 0',
+    'kelix_requests_rejected_total{reason="invalid_value"} 0',
+    'kelix_requests_rejected_total{reason="model_capability_missing"} 0',
     'kelix_requests_rejected_total{reason="engine_failed"} 0',
   ])
 })
 
 t.test('time to first token has the SLO buckets and skips requests that produced no token', async (t) => {
-  for (const slo of [0.1, 0.25, 0.5, 1, 2, 5]) t.ok((BUCKETS.timeToFirstToken as readonly number[]).includes(slo), `bucket ${slo} s`)
+  for (const slo of [0.1, 0.25, 0.5, 1, 2, 5])
+    t.ok((BUCKETS.timeToFirstToken as readonly number[]).includes(slo), `bucket ${slo} s`)
   const metrics = createMetrics({ processMetrics: false })
   feed(metrics)
   const text = (await scrape(metrics)).body
   const name = 'kelix_time_to_first_token_seconds'
-  t.same(samples(text, name), [...buckets(name, BUCKETS.timeToFirstToken, [0.25, 2]), `${name}_sum 2.25`, `${name}_count 2`])
-  t.match(text, /^kelix_time_to_first_token_seconds_bucket\{le="2"\} 2$/m, 'a 2 s first token falls in the le="2" bucket')
+  t.same(samples(text, name), [
+    ...buckets(name, BUCKETS.timeToFirstToken, [0.25, 2]),
+    `${name}_sum 2.25`,
+    `${name}_count 2`,
+  ])
+  t.match(
+    text,
+    /^kelix_time_to_first_token_seconds_bucket\{le="2"\} 2$/m,
+    'a 2 s first token falls in the le="2" bucket',
+  )
   t.match(text, /^kelix_time_to_first_token_seconds_bucket\{le="1.5"\} 1$/m)
 })
 
@@ -144,10 +212,18 @@ t.test('latency histograms hold every gap, queue wait and request duration in se
   feed(metrics)
   const text = (await scrape(metrics)).body
   const itl = 'kelix_inter_token_latency_seconds'
-  t.same(samples(text, itl), [...buckets(itl, BUCKETS.interToken, [0.0625, 0.0625, 0.125, 0.25, 0.5]), `${itl}_sum 1`, `${itl}_count 5`])
+  t.same(samples(text, itl), [
+    ...buckets(itl, BUCKETS.interToken, [0.0625, 0.0625, 0.125, 0.25, 0.5]),
+    `${itl}_sum 1`,
+    `${itl}_count 5`,
+  ])
   t.match(text, /^kelix_inter_token_latency_seconds_bucket\{le="0.075"\} 2$/m)
   const queue = 'kelix_request_queue_time_seconds'
-  t.same(samples(text, queue), [...buckets(queue, BUCKETS.queue, [0.125, 0.5, 0]), `${queue}_sum 0.625`, `${queue}_count 3`])
+  t.same(samples(text, queue), [
+    ...buckets(queue, BUCKETS.queue, [0.125, 0.5, 0]),
+    `${queue}_sum 0.625`,
+    `${queue}_count 3`,
+  ])
   const e2e = 'kelix_e2e_request_latency_seconds'
   t.same(samples(text, e2e), [...buckets(e2e, BUCKETS.e2e, [1, 4, 3]), `${e2e}_sum 8`, `${e2e}_count 3`])
 })
@@ -157,7 +233,11 @@ t.test('request lengths are observed once per finished request', async (t) => {
   feed(metrics)
   const text = (await scrape(metrics)).body
   const prompt = 'kelix_request_prompt_tokens'
-  t.same(samples(text, prompt), [...buckets(prompt, BUCKETS.length, [12, 100, 7]), `${prompt}_sum 119`, `${prompt}_count 3`])
+  t.same(samples(text, prompt), [
+    ...buckets(prompt, BUCKETS.length, [12, 100, 7]),
+    `${prompt}_sum 119`,
+    `${prompt}_count 3`,
+  ])
   const gen = 'kelix_request_generation_tokens'
   t.same(samples(text, gen), [...buckets(gen, BUCKETS.length, [5, 16, 0]), `${gen}_sum 21`, `${gen}_count 3`])
 })
@@ -167,11 +247,19 @@ t.test('engine steps record duration, batch size and tokens per step', async (t)
   feed(metrics)
   const text = (await scrape(metrics)).body
   const step = 'kelix_engine_step_duration_seconds'
-  t.same(samples(text, step), [...buckets(step, BUCKETS.step, [0.015625, 0.03125]), `${step}_sum 0.046875`, `${step}_count 2`])
+  t.same(samples(text, step), [
+    ...buckets(step, BUCKETS.step, [0.015625, 0.03125]),
+    `${step}_sum 0.046875`,
+    `${step}_count 2`,
+  ])
   const batch = 'kelix_step_batch_size'
   t.same(samples(text, batch), [...buckets(batch, BUCKETS.batchSize, [3, 1]), `${batch}_sum 4`, `${batch}_count 2`])
   const tokens = 'kelix_step_tokens'
-  t.same(samples(text, tokens), [...buckets(tokens, BUCKETS.stepTokens, [130, 1]), `${tokens}_sum 131`, `${tokens}_count 2`])
+  t.same(samples(text, tokens), [
+    ...buckets(tokens, BUCKETS.stepTokens, [130, 1]),
+    `${tokens}_sum 131`,
+    `${tokens}_count 2`,
+  ])
 })
 
 t.test('images record preprocessing always and tokenization only on a cache miss', async (t) => {
@@ -179,7 +267,11 @@ t.test('images record preprocessing always and tokenization only on a cache miss
   feed(metrics)
   const text = (await scrape(metrics)).body
   const pre = 'kelix_image_preprocess_seconds'
-  t.same(samples(text, pre), [...buckets(pre, BUCKETS.image, [0.0078125, 0.001953125]), `${pre}_sum 0.009765625`, `${pre}_count 2`])
+  t.same(samples(text, pre), [
+    ...buckets(pre, BUCKETS.image, [0.0078125, 0.001953125]),
+    `${pre}_sum 0.009765625`,
+    `${pre}_count 2`,
+  ])
   const tok = 'kelix_visual_tokenize_seconds'
   t.same(samples(text, tok), [...buckets(tok, BUCKETS.image, [0.03125]), `${tok}_sum 0.03125`, `${tok}_count 1`])
 })

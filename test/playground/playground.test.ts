@@ -42,7 +42,13 @@ else {
     const page = await open(base)
     await page.locator('[data-testid=model]', { hasText: MODEL }).waitFor()
     const answer = await ask(page, 'Hello')
-    const api = await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'text', text: 'Hello' }] }], max_tokens: 8, temperature: 0, top_p: 1 })
+    const api = await openai.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Hello' }] }],
+      max_tokens: 8,
+      temperature: 0,
+      top_p: 1,
+    })
     const stats = answer.locator('[data-testid=stats]')
     t.equal(await answer.locator('span').textContent(), api.choices[0]?.message.content)
     t.equal(await stats.getAttribute('data-prompt-tokens'), String(api.usage?.prompt_tokens))
@@ -53,8 +59,12 @@ else {
   t.test('images by file, paste and drop go with the message', async (t) => {
     const { base } = await serve(t, engine)
     const page = await open(base)
-    const textOnly = Number(await (await ask(page, 'What is it?')).locator('[data-testid=stats]').getAttribute('data-prompt-tokens'))
-    await page.locator('[data-testid=file]').setInputFiles({ name: 'a.png', mimeType: 'image/png', buffer: Buffer.from(png) })
+    const textOnly = Number(
+      await (await ask(page, 'What is it?')).locator('[data-testid=stats]').getAttribute('data-prompt-tokens'),
+    )
+    await page
+      .locator('[data-testid=file]')
+      .setInputFiles({ name: 'a.png', mimeType: 'image/png', buffer: Buffer.from(png) })
     // In the page (a string: the project's TypeScript has no DOM types): a paste and a drop carrying the PNG.
     await page.evaluate(`(() => {
       const bytes = new Uint8Array(${JSON.stringify([...png])})
@@ -66,7 +76,10 @@ else {
     const answer = await ask(page, 'What is it?')
     t.equal(await page.locator('[data-testid=user]').last().locator('img').count(), 3, 'three images in the message')
     const withImages = Number(await answer.locator('[data-testid=stats]').getAttribute('data-prompt-tokens'))
-    t.ok(withImages > textOnly + 3, `${withImages} prompt tokens with three images, ${textOnly} for the text (and the first turn) alone`)
+    t.ok(
+      withImages > textOnly + 3,
+      `${withImages} prompt tokens with three images, ${textOnly} for the text (and the first turn) alone`,
+    )
     await done(page)
   })
 
@@ -86,7 +99,11 @@ else {
     await page.locator('[data-testid=image][data-kind=final]').waitFor()
     t.same(await page.evaluate('window.seen'), ['partial', 'final'])
     t.equal(await page.locator('[data-testid=image]').getAttribute('data-partials'), '2')
-    t.equal(await page.evaluate("document.querySelector('[data-testid=image]').naturalWidth"), engine.imageCapabilities?.size, 'the image decodes at the model size')
+    t.equal(
+      await page.evaluate("document.querySelector('[data-testid=image]').naturalWidth"),
+      engine.imageCapabilities?.size,
+      'the image decodes at the model size',
+    )
     t.match(await page.locator('[data-testid=image-status]').textContent(), /^done in [\d.]+ s$/)
     await done(page)
   })

@@ -35,7 +35,8 @@ t.test('scoring: echo + logprobs + max_tokens 0 gives every prompt token its log
   t.equal(lp?.token_logprobs?.[0], null)
   t.equal(lp?.top_logprobs?.[0], null)
   for (const v of lp?.token_logprobs?.slice(1) ?? []) t.ok(typeof v === 'number' && v <= 0)
-  for (const top of lp?.top_logprobs?.slice(1) ?? []) t.ok(Object.keys(top ?? {}).length >= 1 && Object.keys(top ?? {}).length <= 2)
+  for (const top of lp?.top_logprobs?.slice(1) ?? [])
+    t.ok(Object.keys(top ?? {}).length >= 1 && Object.keys(top ?? {}).length <= 2)
   let offset = 0
   lp?.tokens?.forEach((tok, i) => {
     t.equal(lp.text_offset?.[i], offset)
@@ -45,34 +46,87 @@ t.test('scoring: echo + logprobs + max_tokens 0 gives every prompt token its log
 
 t.test('echo then generation: the text starts with the prompt; the logprobs run on through the answer', async (t) => {
   const { openai } = await serve(t, engine)
-  const plain = await openai.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 4, temperature: 0, logprobs: 0 })
-  const echoed = await openai.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 4, temperature: 0, logprobs: 0, echo: true })
+  const plain = await openai.completions.create({
+    model: MODEL,
+    prompt: PROMPT,
+    max_tokens: 4,
+    temperature: 0,
+    logprobs: 0,
+  })
+  const echoed = await openai.completions.create({
+    model: MODEL,
+    prompt: PROMPT,
+    max_tokens: 4,
+    temperature: 0,
+    logprobs: 0,
+    echo: true,
+  })
   t.equal(echoed.choices[0]?.text, PROMPT + (plain.choices[0]?.text ?? ''))
   const prompt = echoed.usage?.prompt_tokens ?? 0
   t.same(echoed.choices[0]?.logprobs?.tokens?.slice(prompt), plain.choices[0]?.logprobs?.tokens)
   const scored = echoed.choices[0]?.logprobs?.token_logprobs?.slice(prompt) ?? []
   // Within float tolerance: the plain request's prompt may come from the prefix cache, the scored one is computed whole.
-  plain.choices[0]?.logprobs?.token_logprobs?.forEach((v, i) => t.ok(Math.abs((v ?? 0) - (scored[i] ?? 1)) < 1e-4, `token ${i}: ${v} vs ${scored[i]}`))
-  t.same(plain.choices[0]?.logprobs?.text_offset, [0, 1, 2, 3].map((i) => (plain.choices[0]?.logprobs?.tokens ?? []).slice(0, i).join('').length))
+  plain.choices[0]?.logprobs?.token_logprobs?.forEach((v, i) =>
+    t.ok(Math.abs((v ?? 0) - (scored[i] ?? 1)) < 1e-4, `token ${i}: ${v} vs ${scored[i]}`),
+  )
+  t.same(
+    plain.choices[0]?.logprobs?.text_offset,
+    [0, 1, 2, 3].map((i) => (plain.choices[0]?.logprobs?.tokens ?? []).slice(0, i).join('').length),
+  )
 })
 
 t.test('token-id prompts and several prompts: choices p × n + i, usage summed', async (t) => {
   const { openai } = await serve(t, engine)
   const ids = await openai.completions.create({ model: MODEL, prompt: [72, 101, 108], max_tokens: 0, echo: true })
   t.equal(ids.usage?.prompt_tokens, 3)
-  const many = await openai.completions.create({ model: MODEL, prompt: [[72, 101, 108], [72, 101]], n: 2, max_tokens: 3, temperature: 1, seed: 3 })
-  t.same(many.choices.map((c) => c.index), [0, 1, 2, 3])
+  const many = await openai.completions.create({
+    model: MODEL,
+    prompt: [
+      [72, 101, 108],
+      [72, 101],
+    ],
+    n: 2,
+    max_tokens: 3,
+    temperature: 1,
+    seed: 3,
+  })
+  t.same(
+    many.choices.map((c) => c.index),
+    [0, 1, 2, 3],
+  )
   t.equal(many.usage?.completion_tokens, 12)
   t.equal(many.usage?.prompt_tokens, 5)
-  const texts = await openai.completions.create({ model: MODEL, prompt: ['Hello', 'Hello'], max_tokens: 3, temperature: 0 })
+  const texts = await openai.completions.create({
+    model: MODEL,
+    prompt: ['Hello', 'Hello'],
+    max_tokens: 3,
+    temperature: 0,
+  })
   t.equal(texts.choices[0]?.text, texts.choices[1]?.text, 'the same prompt twice, the same greedy answer')
-  t.same(texts.choices.map((c) => c.index), [0, 1])
+  t.same(
+    texts.choices.map((c) => c.index),
+    [0, 1],
+  )
 })
 
 t.test('streamed: the chunks join into the whole answer, echo first', async (t) => {
   const { openai } = await serve(t, engine)
-  const whole = await openai.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 6, temperature: 0, echo: true })
-  const stream = await openai.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 6, temperature: 0, echo: true, stream: true, stream_options: { include_usage: true } })
+  const whole = await openai.completions.create({
+    model: MODEL,
+    prompt: PROMPT,
+    max_tokens: 6,
+    temperature: 0,
+    echo: true,
+  })
+  const stream = await openai.completions.create({
+    model: MODEL,
+    prompt: PROMPT,
+    max_tokens: 6,
+    temperature: 0,
+    echo: true,
+    stream: true,
+    stream_options: { include_usage: true },
+  })
   const texts: string[] = []
   let finish: string | null | undefined
   let usage: unknown
@@ -92,12 +146,22 @@ t.test('streamed: the chunks join into the whole answer, echo first', async (t) 
 
 t.test('bad requests are 400s naming their parameter, before any stream', async (t) => {
   const { post, base } = await serve(t, engine)
-  const send = (body: object) => fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, ...body }) })
+  const send = (body: object) =>
+    fetch(`${base}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, ...body }),
+    })
   const cases: Array<{ body: object; param: string; code: string; message?: RegExp }> = [
     { body: { prompt: 'x', suffix: 'y' }, param: 'suffix', code: 'invalid_value', message: /does not insert text/ },
     { body: { prompt: 'x', n: 1, best_of: 2 }, param: 'best_of', code: 'invalid_value' },
     { body: { prompt: '' }, param: 'prompt', code: 'invalid_prompt', message: /the prompt is empty/ },
-    { body: { prompt: [1, 9999999] }, param: 'prompt', code: 'invalid_prompt', message: /prompt token 1 is 9999999, not a text token id/ },
+    {
+      body: { prompt: [1, 9999999] },
+      param: 'prompt',
+      code: 'invalid_prompt',
+      message: /prompt token 1 is 9999999, not a text token id/,
+    },
     { body: { prompt: 'x', max_tokens: 100000 }, param: 'prompt', code: 'context_length_exceeded' },
     { body: { prompt: 'x', logprobs: 21 }, param: 'logprobs', code: 'invalid_value' },
     { body: { prompt: 'x', messages: [] }, param: 'messages', code: 'unknown_parameter' },
@@ -111,5 +175,9 @@ t.test('bad requests are 400s naming their parameter, before any stream', async 
     t.equal(error.code, c.code)
     if (c.message !== undefined) t.match(error.message, c.message)
   }
-  t.equal((await post({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 })).status, 200, 'the engine is still healthy')
+  t.equal(
+    (await post({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 })).status,
+    200,
+    'the engine is still healthy',
+  )
 })

@@ -1,9 +1,12 @@
-/** POST /v1/images/generations over real HTTP on the tiny model. */
+/** POST /v1/images/generations over real HTTP on the tiny model; the request checks on a scripted engine. */
 import sharp from 'sharp'
 import t from 'tap'
+import { EngineEvents } from '../helpers/engine-events.js'
+import { IMAGE_CAPABILITIES, ScriptedEngineClient } from '../helpers/scripted-engine-client.js'
 import { MODEL, serve, tinyEngine } from './serve.js'
 
-const engine = await tinyEngine(t)
+const events = new EngineEvents()
+const engine = await tinyEngine(t, { observer: events })
 
 interface ImagesBody {
   created: number
@@ -11,8 +14,15 @@ interface ImagesBody {
   usage: { input_tokens: number; output_tokens: number; total_tokens: number }
 }
 
-async function generate(base: string, body: object): Promise<{ status: number; json: ImagesBody & { error?: { code: string; param: string | null; message: string } } }> {
-  const res = await fetch(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+async function generate(
+  base: string,
+  body: object,
+): Promise<{ status: number; json: ImagesBody & { error?: { code: string; param: string | null; message: string } } }> {
+  const res = await fetch(`${base}/v1/images/generations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
   return { status: res.status, json: (await res.json()) as ImagesBody }
 }
 
@@ -29,7 +39,12 @@ t.test('the same prompt and seed give a byte-identical PNG of the configured siz
   const meta = await sharp(png).metadata()
   t.same([meta.format, meta.width, meta.height, meta.channels], ['png', 64, 64, 3])
   const tokensPerImage = engine.imageCapabilities!.tokensPerImage
-  t.same(a.json.usage, { input_tokens: a.json.usage.input_tokens, output_tokens: tokensPerImage, total_tokens: a.json.usage.input_tokens + tokensPerImage, input_tokens_details: { text_tokens: a.json.usage.input_tokens, image_tokens: 0 } })
+  t.same(a.json.usage, {
+    input_tokens: a.json.usage.input_tokens,
+    output_tokens: tokensPerImage,
+    total_tokens: a.json.usage.input_tokens + tokensPerImage,
+    input_tokens_details: { text_tokens: a.json.usage.input_tokens, image_tokens: 0 },
+  })
   t.equal(a.json.data[0]?.revised_prompt, 'A red cat on a chair')
 })
 
@@ -43,12 +58,13 @@ t.test('n = 2 gives two different images and counts both token phases', async (t
 })
 
 t.test('bad inputs are OpenAI-shaped 400s naming the param', async (t) => {
-  const { base } = await serve(t, engine)
+  const scripted = new ScriptedEngineClient({ imageCapabilities: { ...IMAGE_CAPABILITIES, size: 64 } })
+  const { base } = await serve(t, scripted)
   const cases: Array<[object, string, string]> = [
     [{ prompt: '' }, 'prompt', 'invalid_value'],
     [{ prompt: '   ' }, 'prompt', 'invalid_request_error'],
     [{ prompt: 'x', size: '1024x1024' }, 'size', 'invalid_request_error'],
-    [{ prompt: 'x', n: 100 }, 'n', 'invalid_request_error'],
+    [{ prompt: 'x', n: 100 }, 'n', 'invalid_value'],
     [{ prompt: 'x', n: 'two' }, 'n', 'invalid_type'],
     [{ prompt: 42 }, 'prompt', 'invalid_type'],
     [{ prompt: 'x', response_format: 'url' }, 'response_format', 'invalid_request_error'],
@@ -61,37 +77,96 @@ t.test('bad inputs are OpenAI-shaped 400s naming the param', async (t) => {
     t.equal(res.json.error?.code, code, `${JSON.stringify(body)} is ${code}`)
   }
   const size = await generate(base, { prompt: 'x', size: '1024x1024' })
-  t.equal(size.json.error?.message, "The size '1024x1024' is not supported. This model generates 64x64 (or 'auto').")
+  t.same(size.json, {
+    error: {
+      message: "The size '1024x1024' is not supported. This model generates 64x64 (or 'auto').",
+      type: 'invalid_request_error',
+      param: 'size',
+      code: 'invalid_request_error',
+    },
+  })
+  t.same(scripted.imageCalls, [], 'nothing reached the engine')
 })
 
 t.test('streaming sends progress, then the completed image, then usage and [DONE]', async (t) => {
   const { base } = await serve(t, engine)
   // Both compared requests find the prompt in the prefix cache: entries computed in another batch shape agree only to float rounding.
   await generate(base, { prompt: 'A boat', seed: 7 })
-  const res = await fetch(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'A boat', seed: 7, stream: true }) })
+  const res = await fetch(`${base}/v1/images/generations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'A boat', seed: 7, stream: true }),
+  })
   t.equal(res.status, 200)
   t.match(res.headers.get('content-type'), /^text\/event-stream/)
-  const events = (await res.text()).split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6))
+  const events = (await res.text())
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: '))
+    .map((e) => e.slice(6))
   t.equal(events.at(-1), '[DONE]')
-  const parsed = events.slice(0, -1).map((e) => JSON.parse(e) as { type: string; phase?: string; step?: number; total?: number; b64_json?: string; usage?: { output_tokens: number } })
+  const parsed = events.slice(0, -1).map(
+    (e) =>
+      JSON.parse(e) as {
+        type: string
+        phase?: string
+        step?: number
+        total?: number
+        b64_json?: string
+        usage?: { output_tokens: number }
+      },
+  )
   const types = parsed.map((e) => e.type)
   const firstCompleted = types.indexOf('image_generation.completed')
-  t.ok(firstCompleted > 0 && types.slice(0, firstCompleted).every((type) => type === 'image_generation.progress'), 'progress first')
+  t.ok(
+    firstCompleted > 0 && types.slice(0, firstCompleted).every((type) => type === 'image_generation.progress'),
+    'progress first',
+  )
   t.same(types.slice(firstCompleted), ['image_generation.completed', 'image_generation.usage'])
-  t.same(parsed[firstCompleted]?.usage, parsed.at(-1)?.usage, 'the completed event carries the usage, as OpenAI sends it')
+  t.same(
+    parsed[firstCompleted]?.usage,
+    parsed.at(-1)?.usage,
+    'the completed event carries the usage, as OpenAI sends it',
+  )
   t.equal(parsed.at(-1)?.usage?.output_tokens, engine.imageCapabilities!.tokensPerImage)
   const denoise = parsed.filter((e) => e.phase === 'denoise')
-  t.same(denoise.at(-1), { type: 'image_generation.progress', image_index: 0, phase: 'denoise', step: engine.imageCapabilities!.denoiseSteps, total: engine.imageCapabilities!.denoiseSteps })
+  t.same(denoise.at(-1), {
+    type: 'image_generation.progress',
+    image_index: 0,
+    phase: 'denoise',
+    step: engine.imageCapabilities!.denoiseSteps,
+    total: engine.imageCapabilities!.denoiseSteps,
+  })
   const same = await generate(base, { prompt: 'A boat', seed: 7 })
-  t.equal(parsed[firstCompleted]?.b64_json, same.json.data[0]?.b64_json, 'the streamed image equals the non-streamed one')
+  t.equal(
+    parsed[firstCompleted]?.b64_json,
+    same.json.data[0]?.b64_json,
+    'the streamed image equals the non-streamed one',
+  )
 })
 
 t.test('partial_images sends that many previews per image, in order, before its completed event', async (t) => {
   const { base } = await serve(t, engine)
-  const res = await fetch(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'A boat', seed: 3, n: 2, stream: true, partial_images: 2 }) })
+  const res = await fetch(`${base}/v1/images/generations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'A boat', seed: 3, n: 2, stream: true, partial_images: 2 }),
+  })
   t.equal(res.status, 200)
-  const events = (await res.text()).split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)) as { type: string; image_index?: number; partial_image_index?: number; b64_json?: string })
-  const shown = events.filter((e) => e.type !== 'image_generation.progress').map((e) => `${e.type.replace('image_generation.', '')}:${e.image_index ?? ''}:${e.partial_image_index ?? ''}`)
+  const events = (await res.text())
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: {'))
+    .map(
+      (e) =>
+        JSON.parse(e.slice(6)) as {
+          type: string
+          image_index?: number
+          partial_image_index?: number
+          b64_json?: string
+        },
+    )
+  const shown = events
+    .filter((e) => e.type !== 'image_generation.progress')
+    .map((e) => `${e.type.replace('image_generation.', '')}:${e.image_index ?? ''}:${e.partial_image_index ?? ''}`)
   for (const index of [0, 1]) {
     t.same(
       shown.filter((s) => s.split(':')[1] === String(index)),
@@ -109,25 +184,46 @@ t.test('partial_images sends that many previews per image, in order, before its 
 })
 
 t.test('partial_images is 0 to 3, and background cannot be transparent', async (t) => {
-  const { base } = await serve(t, engine)
-  for (const [body, param] of [[{ prompt: 'x', partial_images: 4 }, 'partial_images'], [{ prompt: 'x', background: 'transparent' }, 'background']] as const) {
+  const scripted = new ScriptedEngineClient()
+  const { base } = await serve(t, scripted)
+  for (const [body, param] of [
+    [{ prompt: 'x', partial_images: 4 }, 'partial_images'],
+    [{ prompt: 'x', background: 'transparent' }, 'background'],
+  ] as const) {
     const res = await generate(base, body)
     t.equal(res.status, 400)
     t.equal(res.json.error?.param, param)
   }
+  const ok = await generate(base, { prompt: 'x', partial_images: 3, stream: false, background: 'opaque' })
+  t.equal(ok.status, 200, 'the limits themselves are accepted')
+  t.same(
+    scripted.imageCalls.map((c) => c.request.partialImages),
+    [0],
+    'partial images only in a stream',
+  )
 })
 
 t.test('a client that leaves mid-generation frees every sequence and denoise job', async (t) => {
   const { base } = await serve(t, engine)
   const controller = new AbortController()
-  const res = await fetch(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'A long one', n: 3, stream: true }), signal: controller.signal })
+  const res = await fetch(`${base}/v1/images/generations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'A long one', n: 3, stream: true }),
+    signal: controller.signal,
+  })
   const reader = res.body?.getReader()
   await reader?.read()
+  // The worker reports its gauges once the abort has dropped the request (token phase or denoising).
+  const freed = events.next('gauges', (g) => g.running === 0)
   controller.abort()
-  for (let i = 0; i < 50; i++) {
-    const stats = await engine.engineStats()
-    if (stats.engineSequences === 0 && stats.denoiseJobs === 0) break
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  t.same(await engine.engineStats(), { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0, denoiseJobs: 0 })
+  await freed
+  t.same(await engine.engineStats(), {
+    running: 0,
+    waiting: 0,
+    kvUsage: 0,
+    kvSequences: 0,
+    engineSequences: 0,
+    denoiseJobs: 0,
+  })
 })

@@ -11,8 +11,16 @@ const engine = await tinyEngine(t)
 const png = await patternPng(64, 48)
 const dataUrl = `data:image/png;base64,${Buffer.from(png).toString('base64')}`
 
-async function postJson(base: string, path: string, body: object): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+async function postJson(
+  base: string,
+  path: string,
+  body: object,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
   return { status: res.status, body: (await res.json()) as Record<string, unknown> }
 }
 
@@ -26,7 +34,12 @@ t.test('a prompt: the count completions reports, and the ids back to the text', 
   t.equal((tok.body.tokens as number[]).length, tok.body.count)
   t.equal(tok.body.image_positions, 0)
   t.equal(tok.body.max_model_len, engine.maxContext)
-  const again = await openai.completions.create({ model: MODEL, prompt: tok.body.tokens as number[], max_tokens: 0, echo: true })
+  const again = await openai.completions.create({
+    model: MODEL,
+    prompt: tok.body.tokens as number[],
+    max_tokens: 0,
+    echo: true,
+  })
   t.equal(again.choices[0]?.text, prompt, 'the ids are the prompt')
   const detok = await postJson(base, '/detokenize', { model: MODEL, tokens: tok.body.tokens })
   t.same(detok, { status: 200, body: { prompt } })
@@ -36,7 +49,13 @@ t.test('chat messages with an image: the count chat completions reports, image p
   const { base, openai } = await serve(t, engine)
   const messages = [
     { role: 'system' as const, content: 'Be brief.' },
-    { role: 'user' as const, content: [{ type: 'image_url' as const, image_url: { url: dataUrl } }, { type: 'text' as const, text: 'What is it?' }] },
+    {
+      role: 'user' as const,
+      content: [
+        { type: 'image_url' as const, image_url: { url: dataUrl } },
+        { type: 'text' as const, text: 'What is it?' },
+      ],
+    },
   ]
   const tok = await postJson(base, '/tokenize', { model: MODEL, messages })
   t.equal(tok.status, 200)
@@ -51,7 +70,11 @@ t.test('bad input: 400s naming the field, 404 for another model', async (t) => {
   const { base } = await serve(t, engine)
   const bad = await postJson(base, '/detokenize', { model: MODEL, tokens: [1, 99999999] })
   t.equal(bad.status, 400)
-  t.match(bad.body.error, { param: 'tokens', code: 'invalid_prompt', message: /prompt token 1 is 99999999, not a text token id/ })
+  t.match(bad.body.error, {
+    param: 'tokens',
+    code: 'invalid_prompt',
+    message: /prompt token 1 is 99999999, not a text token id/,
+  })
   const empty = await postJson(base, '/tokenize', { model: MODEL, prompt: '' })
   t.equal(empty.status, 400)
   t.match(empty.body.error, { param: 'prompt', code: 'invalid_prompt' })

@@ -11,7 +11,11 @@ const ONE = '{"name":"get_weather","arguments":{"city":"Pa}r\\"is{","days":[1,{"
 const MANY = '[{"name":"a","arguments":{}},{"name":"b\\"q","arguments":{"k":"v}"}}]'
 
 /** The stream fed in pieces of `size` characters: every delta, and the calls it assembled. */
-function feed(text: string, parallel: boolean, size: number): { deltas: ToolCallDelta[]; calls: ToolCallStream['calls'] } {
+function feed(
+  text: string,
+  parallel: boolean,
+  size: number,
+): { deltas: ToolCallDelta[]; calls: ToolCallStream['calls'] } {
   const stream = new ToolCallStream(parallel)
   const deltas: ToolCallDelta[] = []
   for (let i = 0; i < text.length; i += size) deltas.push(...stream.push(text.slice(i, i + size)))
@@ -31,20 +35,40 @@ function joined(deltas: ToolCallDelta[]): Array<{ name: string; arguments: strin
 t.test('one call: the header, then the arguments exactly, in any cut', async (t) => {
   for (const size of [1, 2, 5, 1000]) {
     const { deltas, calls } = feed(ONE, false, size)
-    t.match(deltas[0], { index: 0, id: /^call_[0-9a-f]{24}$/, type: 'function', function: { name: 'get_weather', arguments: '' } })
-    t.same(joined(deltas), [{ name: 'get_weather', arguments: '{"city":"Pa}r\\"is{","days":[1,{"x":"]"}]}' }], `pieces of ${size}`)
-    t.same(calls.map((c) => c.arguments), [JSON.stringify(JSON.parse(ONE).arguments)])
+    t.match(deltas[0], {
+      index: 0,
+      id: /^call_[0-9a-f]{24}$/,
+      type: 'function',
+      function: { name: 'get_weather', arguments: '' },
+    })
+    t.same(
+      joined(deltas),
+      [{ name: 'get_weather', arguments: '{"city":"Pa}r\\"is{","days":[1,{"x":"]"}]}' }],
+      `pieces of ${size}`,
+    )
+    t.same(
+      calls.map((c) => c.arguments),
+      [JSON.stringify(JSON.parse(ONE).arguments)],
+    )
   }
 })
 
 t.test('parallel calls: each its header and its own arguments, names unescaped', async (t) => {
   for (const size of [1, 3, 1000]) {
     const { deltas } = feed(MANY, true, size)
-    t.same(joined(deltas), [
-      { name: 'a', arguments: '{}' },
-      { name: 'b"q', arguments: '{"k":"v}"}' },
-    ], `pieces of ${size}`)
-    t.same(deltas.filter((d) => 'id' in d).map((d) => d.index), [0, 1], 'one header per call, in order')
+    t.same(
+      joined(deltas),
+      [
+        { name: 'a', arguments: '{}' },
+        { name: 'b"q', arguments: '{"k":"v}"}' },
+      ],
+      `pieces of ${size}`,
+    )
+    t.same(
+      deltas.filter((d) => 'id' in d).map((d) => d.index),
+      [0, 1],
+      'one header per call, in order',
+    )
   }
 })
 

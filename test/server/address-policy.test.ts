@@ -37,7 +37,15 @@ const REFUSED: Array<[string, string]> = [
   ['not-an-ip', 'not an IP address'],
 ]
 
-const ALLOWED = ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::8.8.8.8']
+const ALLOWED = [
+  '8.8.8.8',
+  '1.1.1.1',
+  '172.32.0.1',
+  '100.128.0.1',
+  '2606:4700:4700::1111',
+  '::ffff:8.8.8.8',
+  '64:ff9b::8.8.8.8',
+]
 
 t.test('loopback, private, link-local, unique-local and reserved addresses are refused with the reason', async (t) => {
   for (const [address, reason] of REFUSED) t.equal(forbiddenAddressReason(address), reason, address)

@@ -2,18 +2,28 @@
 import { createHash } from 'node:crypto'
 import t from 'tap'
 import { keyMatches } from '../../src/http/auth.js'
-import { hello, serve, tinyEngine } from '../routes/serve.js'
+import { ScriptedEngineClient } from '../helpers/scripted-engine-client.js'
+import { hello, serve } from '../routes/serve.js'
 
-const engine = await tinyEngine(t)
+// Auth is decided before any engine call: a scripted engine stands in for the model.
+const engine = new ScriptedEngineClient()
 const MISSING = {
   error: {
-    message: "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+    message:
+      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
     type: 'invalid_request_error',
     param: null,
     code: 'invalid_api_key',
   },
 }
-const WRONG = { error: { message: 'Incorrect API key provided.', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } }
+const WRONG = {
+  error: {
+    message: 'Incorrect API key provided.',
+    type: 'invalid_request_error',
+    param: null,
+    code: 'invalid_api_key',
+  },
+}
 
 t.test('keys match by digest, any of several', async (t) => {
   const keys = ['sk-a', 'sk-b'].map((k) => createHash('sha256').update(k).digest())
@@ -44,15 +54,18 @@ t.test('without a key the API answers 401, with a wrong key 401, with a right ke
 })
 
 t.test('an unauthenticated request is refused before its body is read', async (t) => {
-  const { post } = await serve(t, engine, { config: { apiKeys: ['sk-one'], maxBodyBytes: 1024 } })
+  const untouched = new ScriptedEngineClient()
+  const { post } = await serve(t, untouched, { config: { apiKeys: ['sk-one'], maxBodyBytes: 1024 } })
   const res = await post(hello({ user: 'x'.repeat(10_000) }))
   t.equal(res.status, 401)
   t.same(await res.json(), MISSING)
+  t.same([untouched.reservations, untouched.calls], [[], []], 'the engine never saw it')
 })
 
 t.test('probes and the OpenAPI document are open by default; KELIX_AUTH_HEALTH closes the probes', async (t) => {
   const open = await serve(t, engine, { config: { apiKeys: ['sk-one'] } })
-  for (const path of ['/health/live', '/health/ready', '/health/startup', '/openapi.json']) t.equal((await fetch(`${open.base}${path}`)).status, 200, path)
+  for (const path of ['/health/live', '/health/ready', '/health/startup', '/openapi.json'])
+    t.equal((await fetch(`${open.base}${path}`)).status, 200, path)
   const closed = await serve(t, engine, { config: { apiKeys: ['sk-one'], authHealth: true } })
   const probe = await fetch(`${closed.base}/health/ready`)
   t.equal(probe.status, 401)
@@ -65,5 +78,12 @@ t.test('unknown paths ask for a key first, then answer 404', async (t) => {
   t.equal((await fetch(`${base}/v1/embeddings`)).status, 401)
   const missing = await fetch(`${base}/v1/embeddings`, { headers: { authorization: 'Bearer sk-one' } })
   t.equal(missing.status, 404)
-  t.same(await missing.json(), { error: { message: 'No route for GET /v1/embeddings', type: 'invalid_request_error', param: null, code: 'not_found' } })
+  t.same(await missing.json(), {
+    error: {
+      message: 'No route for GET /v1/embeddings',
+      type: 'invalid_request_error',
+      param: null,
+      code: 'not_found',
+    },
+  })
 })

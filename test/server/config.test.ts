@@ -62,12 +62,26 @@ t.test('a keys file adds one key per line, skipping blanks and comments', async 
   const dir = mkdtempSync(join(tmpdir(), 'kelix-keys-'))
   const file = join(dir, 'keys')
   writeFileSync(file, '# team keys\nsk-file-1\n\n  sk-file-2  \r\n')
-  t.same(loadServerConfig({ KELIX_API_KEYS: 'sk-env', KELIX_API_KEYS_FILE: file }).apiKeys, ['sk-env', 'sk-file-1', 'sk-file-2'])
-  t.throws(() => loadServerConfig({ KELIX_API_KEYS_FILE: join(dir, 'missing') }), new ConfigError(`KELIX_API_KEYS_FILE: cannot read "${join(dir, 'missing')}" (ENOENT)`))
+  t.same(loadServerConfig({ KELIX_API_KEYS: 'sk-env', KELIX_API_KEYS_FILE: file }).apiKeys, [
+    'sk-env',
+    'sk-file-1',
+    'sk-file-2',
+  ])
+  t.throws(
+    () => loadServerConfig({ KELIX_API_KEYS_FILE: join(dir, 'missing') }),
+    new ConfigError(`KELIX_API_KEYS_FILE: cannot read "${join(dir, 'missing')}" (ENOENT)`),
+  )
 })
 
 t.test('flags override their variables, in both spellings', async (t) => {
-  const c = loadServerConfig({ KELIX_PORT: '9000', KELIX_LOG_LEVEL: 'warn' }, ['--port', '9100', '--log-level=debug', '--log-prompts', '--model-aliases', 'a,b'])
+  const c = loadServerConfig({ KELIX_PORT: '9000', KELIX_LOG_LEVEL: 'warn' }, [
+    '--port',
+    '9100',
+    '--log-level=debug',
+    '--log-prompts',
+    '--model-aliases',
+    'a,b',
+  ])
   t.equal(c.port, 9100)
   t.equal(c.logLevel, 'debug')
   t.equal(c.logPrompts, true)
@@ -75,22 +89,47 @@ t.test('flags override their variables, in both spellings', async (t) => {
 })
 
 t.test('a bad value fails with a message naming the variable or the flag', async (t) => {
-  t.throws(() => loadServerConfig({ KELIX_PORT: 'eighty' }), new ConfigError('KELIX_PORT must be an integer in 0..65535, got "eighty"'))
-  t.throws(() => loadServerConfig({}, ['--port', '-1']), new ConfigError('--port (KELIX_PORT) must be an integer in 0..65535, got "-1"'))
-  t.throws(() => loadServerConfig({ KELIX_LOG_PROMPTS: 'maybe' }), new ConfigError('KELIX_LOG_PROMPTS must be 1/true/yes/on or 0/false/no/off, got "maybe"'))
-  t.throws(() => loadServerConfig({ KELIX_LOG_LEVEL: 'loud' }), new ConfigError('KELIX_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"'))
-  t.throws(() => loadServerConfig({ KELIX_EXECUTION_PROVIDERS: 'cuda,tpu' }), new ConfigError('KELIX_EXECUTION_PROVIDERS lists "tpu"; known providers: cpu, cuda, webgpu'))
-  t.throws(() => loadServerConfig({ KELIX_REMOTE_IMAGE_HOSTS: 'http://x.com' }), new ConfigError('KELIX_REMOTE_IMAGE_HOSTS lists "http://x.com"; expected host names such as images.example.com or *.example.com'))
+  t.throws(
+    () => loadServerConfig({ KELIX_PORT: 'eighty' }),
+    new ConfigError('KELIX_PORT must be an integer in 0..65535, got "eighty"'),
+  )
+  t.throws(
+    () => loadServerConfig({}, ['--port', '-1']),
+    new ConfigError('--port (KELIX_PORT) must be an integer in 0..65535, got "-1"'),
+  )
+  t.throws(
+    () => loadServerConfig({ KELIX_LOG_PROMPTS: 'maybe' }),
+    new ConfigError('KELIX_LOG_PROMPTS must be 1/true/yes/on or 0/false/no/off, got "maybe"'),
+  )
+  t.throws(
+    () => loadServerConfig({ KELIX_LOG_LEVEL: 'loud' }),
+    new ConfigError('KELIX_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"'),
+  )
+  t.throws(
+    () => loadServerConfig({ KELIX_EXECUTION_PROVIDERS: 'cuda,tpu' }),
+    new ConfigError('KELIX_EXECUTION_PROVIDERS lists "tpu"; known providers: cpu, cuda, webgpu'),
+  )
+  t.throws(
+    () => loadServerConfig({ KELIX_REMOTE_IMAGE_HOSTS: 'http://x.com' }),
+    new ConfigError(
+      'KELIX_REMOTE_IMAGE_HOSTS lists "http://x.com"; expected host names such as images.example.com or *.example.com',
+    ),
+  )
   t.throws(
     () => loadServerConfig({ KELIX_REMOTE_IMAGES: '1' }),
-    new ConfigError('KELIX_REMOTE_IMAGES is on but KELIX_REMOTE_IMAGE_HOSTS lists no host; list the hosts images may come from'),
+    new ConfigError(
+      'KELIX_REMOTE_IMAGES is on but KELIX_REMOTE_IMAGE_HOSTS lists no host; list the hosts images may come from',
+    ),
   )
   t.throws(() => loadServerConfig({}, ['--prot', '80']), new ConfigError('unknown option "--prot"; see --help'))
   t.throws(() => loadServerConfig({}, ['--port']), new ConfigError('--port needs a value'))
 })
 
 t.test('API keys have no flag, so they never show in a process list', async (t) => {
-  t.throws(() => loadServerConfig({}, ['--api-keys', 'sk-x']), new ConfigError('unknown option "--api-keys"; see --help'))
+  t.throws(
+    () => loadServerConfig({}, ['--api-keys', 'sk-x']),
+    new ConfigError('unknown option "--api-keys"; see --help'),
+  )
 })
 
 t.test('--help lists every setting with its variable and default', async (t) => {

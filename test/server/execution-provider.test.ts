@@ -11,7 +11,9 @@ import { serve, tinyEngine } from '../routes/serve.js'
 
 async function cudaLoads(): Promise<boolean> {
   try {
-    await (await ort.InferenceSession.create(`${await tinyModelDir()}/block_decoder.onnx`, { executionProviders: ['cuda'] })).release()
+    await (
+      await ort.InferenceSession.create(`${await tinyModelDir()}/block_decoder.onnx`, { executionProviders: ['cuda'] })
+    ).release()
     return true
   } catch {
     return false
@@ -27,6 +29,10 @@ t.test('cuda,cpu: the provider in use is in the readiness body and the metrics',
   const ready = await fetch(`${base}/health/ready`)
   t.same(await ready.json(), { status: 'ready', execution_provider: expected })
   const text = await (await fetch(`${base}/metrics`)).text()
-  t.same(text.split('\n').filter((l) => l.startsWith('kelix_execution_provider_info')), [`kelix_execution_provider_info{provider="${expected}"} 1`])
-  if (expected === 'cpu') t.match(engine.model.providers.skipped, [{ provider: 'cuda', reason: /could not|Failed to load/ }])
+  t.same(
+    text.split('\n').filter((l) => l.startsWith('kelix_execution_provider_info')),
+    [`kelix_execution_provider_info{provider="${expected}"} 1`],
+  )
+  if (expected === 'cpu')
+    t.match(engine.model.providers.skipped, [{ provider: 'cuda', reason: /could not|Failed to load/ }])
 })

@@ -1,33 +1,63 @@
-/** One pino line per finished request: id, status, model, tokens, timings; never the prompt unless asked for. */
+/**
+ * One pino line per finished request: id, status, model, tokens, timings; never
+ * the prompt unless asked for. The usage and timings are the engine's (here a
+ * scripted one's), so the line's numbers are exact.
+ */
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { hello, serve, tinyEngine } from '../routes/serve.js'
+import { ScriptedEngineClient } from '../helpers/scripted-engine-client.js'
+import { hello, readUntil, serve } from '../routes/serve.js'
 
-const engine = await tinyEngine(t)
+type Line = Record<string, unknown>
+const completed = (lines: Line[]) => lines.filter((l) => l.msg === 'request completed')
 
-function capture(): { stream: Writable; lines: () => Array<Record<string, unknown>> } {
+/** A log stream; `completedLines(n)` resolves once n lines say "request completed" (a line is written when the response closes, which can be after the client has it). */
+function capture(): { stream: Writable; lines: () => Line[]; completedLines: (count: number) => Promise<Line[]> } {
   const chunks: string[] = []
+  const waiters: Array<{ count: number; resolve: (lines: Line[]) => void }> = []
+  const lines = () =>
+    chunks
+      .join('')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Line)
+  const check = () => {
+    const done = completed(lines())
+    for (const waiter of waiters.filter((w) => done.length >= w.count)) {
+      waiters.splice(waiters.indexOf(waiter), 1)
+      waiter.resolve(done)
+    }
+  }
   const stream = new Writable({
     write(chunk, _encoding, done) {
       chunks.push(String(chunk))
+      check()
       done()
     },
   })
-  return { stream, lines: () => chunks.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>) }
+  const completedLines = (count: number) =>
+    new Promise<Line[]>((resolve) => {
+      waiters.push({ count, resolve })
+      check()
+    })
+  return { stream, lines, completedLines }
 }
-
-const completed = (lines: Array<Record<string, unknown>>) => lines.filter((l) => l.msg === 'request completed')
-const settle = () => new Promise((resolve) => setTimeout(resolve, 50))
 
 t.test('a finished request logs one line with its id, status, model, tokens and timings, and no prompt', async (t) => {
   const log = capture()
+  const engine = new ScriptedEngineClient()
+  engine.onSubmit = (call) => {
+    call.promptTokens = 12
+    call.answer(['a', 'b', 'c'])
+  }
   const { post } = await serve(t, engine, { logger: { level: 'info', stream: log.stream } })
-  const res = await post(hello({ messages: [{ role: 'user', content: 'my secret prompt' }], max_tokens: 3 }), { 'x-request-id': 'req-1' })
+  const res = await post(hello({ messages: [{ role: 'user', content: 'my secret prompt' }], max_tokens: 3 }), {
+    'x-request-id': 'req-1',
+  })
   t.equal(res.status, 200)
   t.equal(res.headers.get('x-request-id'), 'req-1')
   await res.json()
-  await settle()
-  const lines = completed(log.lines())
+  const lines = await log.completedLines(1)
   t.equal(lines.length, 1)
   t.match(lines[0], {
     level: 30,
@@ -38,10 +68,10 @@ t.test('a finished request logs one line with its id, status, model, tokens and 
     model: 'kelix-tiny',
     stream: false,
     n: 1,
-    promptTokens: Number,
+    promptTokens: 12,
     completionTokens: 3,
-    queueMs: Number,
-    ttftMs: Number,
+    queueMs: 1,
+    ttftMs: 2,
     durationMs: Number,
   })
   t.notMatch(JSON.stringify(log.lines()), /secret/, 'no prompt text anywhere in the logs')
@@ -49,9 +79,11 @@ t.test('a finished request logs one line with its id, status, model, tokens and 
 
 t.test('errors, streams and clients that leave are logged too', async (t) => {
   const log = capture()
+  const engine = new ScriptedEngineClient()
   const { base, post } = await serve(t, engine, { logger: { level: 'info', stream: log.stream } })
   await (await post(hello({ temperature: 7 }))).json()
   await (await post(hello({ stream: true, max_tokens: 2 }))).text()
+  engine.onSubmit = () => {} // held: the next stream runs until its client leaves
   const controller = new AbortController()
   const res = await fetch(`${base}/v1/chat/completions`, {
     method: 'POST',
@@ -59,30 +91,56 @@ t.test('errors, streams and clients that leave are logged too', async (t) => {
     body: JSON.stringify(hello({ stream: true, max_tokens: 2000 })),
     signal: controller.signal,
   })
-  await res.body!.getReader().read()
+  await readUntil(res, (text) => text.includes('"role":"assistant"'))
   controller.abort()
-  await settle()
-  await settle()
-  const [bad, stream, left] = completed(log.lines())
+  const [bad, stream, left] = await log.completedLines(3)
   t.match(bad, { status: 400, errorCode: 'invalid_value', model: 'kelix-tiny' })
-  t.match(stream, { status: 200, stream: true, completionTokens: 2, ttftMs: Number })
+  t.match(stream, { status: 200, stream: true, completionTokens: 2, ttftMs: 2 })
   t.match(left, { status: 200, stream: true, clientLeft: true })
   t.match(String(bad!.reqId), /^[0-9a-f-]{36}$/, 'a generated id when the client sends none')
+  t.equal(engine.calls[1]?.wasAborted, true, 'the engine was told')
 })
 
 t.test('probes log at debug level, and an ill-formed x-request-id is replaced', async (t) => {
   const log = capture()
-  const { base } = await serve(t, engine, { logger: { level: 'info', stream: log.stream } })
+  const { base } = await serve(t, new ScriptedEngineClient(), { logger: { level: 'debug', stream: log.stream } })
   const res = await fetch(`${base}/health/ready`, { headers: { 'x-request-id': 'bad id with spaces' } })
-  t.match(res.headers.get('x-request-id'), /^[0-9a-f-]{36}$/)
-  await settle()
-  t.same(completed(log.lines()), [])
+  const id = res.headers.get('x-request-id')
+  t.match(id, /^[0-9a-f-]{36}$/)
+  const [probe] = await log.completedLines(1)
+  t.match(
+    probe,
+    { level: 20, reqId: id, url: '/health/ready', status: 200 },
+    'debug (20): an info-level log leaves it out',
+  )
 })
 
 t.test('with logPrompts the line carries the messages, images as their size', async (t) => {
   const log = capture()
-  const { post } = await serve(t, engine, { logger: { level: 'info', stream: log.stream }, config: { logPrompts: true } })
-  await (await post(hello({ messages: [{ role: 'user', content: 'tell me' }] }))).json()
-  await settle()
-  t.same(completed(log.lines())[0]!.messages, [{ role: 'user', content: 'tell me' }])
+  const { post } = await serve(t, new ScriptedEngineClient(), {
+    logger: { level: 'info', stream: log.stream },
+    config: { logPrompts: true },
+  })
+  const png = 'iVBORw0KGgo='
+  const content = [
+    { type: 'text', text: 'tell me' },
+    { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } },
+  ]
+  await (
+    await post(
+      hello({
+        messages: [
+          { role: 'user', content: 'tell me' },
+          { role: 'assistant', content: 'what?' },
+          { role: 'user', content },
+        ],
+      }),
+    )
+  ).json()
+  const [line] = await log.completedLines(1)
+  t.same(line!.messages, [
+    { role: 'user', content: 'tell me' },
+    { role: 'assistant', content: 'what?' },
+    { role: 'user', content: ['tell me', { image_bytes: 8 }] },
+  ])
 })

@@ -4,7 +4,7 @@
  * 503, the running stream completes, exit code 0).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { tinyModelDir } from '../helpers/tiny-model.js'
@@ -13,16 +13,39 @@ import { hello } from '../routes/serve.js'
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const tsx = import.meta.resolve('tsx/esm')
 
-function start(args: string[] = [], env: Record<string, string> = {}): { child: ChildProcess; output: () => string } {
+/** The server in a child process; `waitFor` resolves with the first match of `pattern` in its output (stdout and stderr), or rejects if it exits first. */
+function start(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): { child: ChildProcess; output: () => string; waitFor: (pattern: RegExp) => Promise<RegExpExecArray> } {
   const child = spawn(process.execPath, ['--import', tsx, 'src/server/main.ts', ...args], {
     cwd: root,
     env: { ...process.env, KELIX_HOST: '127.0.0.1', KELIX_PORT: '0', KELIX_INTRA_OP_THREADS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()))
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()))
-  return { child, output: () => output }
+  const seen = new EventEmitter()
+  const take = (d: Buffer) => {
+    output += d.toString()
+    seen.emit('output')
+  }
+  child.stdout!.on('data', take)
+  child.stderr!.on('data', take)
+  const waitFor = (pattern: RegExp) =>
+    new Promise<RegExpExecArray>((resolve, reject) => {
+      const check = () => {
+        const match = pattern.exec(output)
+        if (match === null) return
+        seen.off('output', check)
+        child.off('exit', exited)
+        resolve(match)
+      }
+      const exited = () => reject(new Error(`exited before ${pattern}: ${output.slice(-500)}`))
+      seen.on('output', check)
+      child.once('exit', exited)
+      check()
+    })
+  return { child, output: () => output, waitFor }
 }
 
 const exitCode = async (child: ChildProcess) => ((await once(child, 'exit')) as [number | null])[0]
@@ -42,22 +65,24 @@ t.test('a bad setting stops start-up with a message naming it, exit code 2', asy
 
 t.test('SIGTERM during a stream: not ready at once, new requests 503, the stream completes, exit 0', async (t) => {
   await tinyModelDir()
-  const { child, output } = start([], { KELIX_DRAIN_TIMEOUT_MS: '20000' })
+  const { child, output, waitFor } = start([], { KELIX_DRAIN_TIMEOUT_MS: '20000' })
   t.teardown(() => void child.kill('SIGKILL'))
-  let base: string | undefined
-  for (let i = 0; i < 600 && base === undefined; i++) {
-    base = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(output())?.[1]
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  t.ok(base, `the server started: ${output().slice(-500)}`)
-  const post = (body: unknown) => fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const base = (await waitFor(/"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/))[1]
+  t.ok(base, 'the server started')
+  const post = (body: unknown) =>
+    fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
 
   const res = await post(hello({ stream: true, max_tokens: 600, temperature: 0 }))
   t.equal(res.status, 200)
   const reader = res.body!.getReader()
   let body = new TextDecoder().decode((await reader.read()).value)
   child.kill('SIGTERM')
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  // The server logs this line and starts draining in one synchronous step.
+  await waitFor(/"msg":"shutting down: draining"/)
 
   const ready = await fetch(`${base}/health/ready`)
   t.equal(ready.status, 503)

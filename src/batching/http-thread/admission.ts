@@ -13,7 +13,7 @@
  * scheduled, or ended before). `commit()` only swaps the estimate for the
  * actual block count once the prompt is built.
  */
-import { requireInteger } from '../engine-thread/scheduler/errors.js'
+import { requireInteger } from '../require-integer.js'
 
 export type RejectionReason = 'queue_full' | 'queue_tokens_full' | 'draining'
 
@@ -83,7 +83,7 @@ export class AdmissionController {
   private isDraining = false
   private readonly rejected: Record<RejectionReason, number> = { queue_full: 0, queue_tokens_full: 0, draining: 0 }
 
-  /** @throws SchedulerError INVALID_CONFIG naming the bad option. */
+  /** @throws KelixError INVALID_CONFIG naming the bad option. */
   constructor(options: AdmissionOptions) {
     this.options = { retryAfterSeconds: 1, ...options }
     requireInteger('maxWaiting', this.options.maxWaiting, 1)

@@ -8,13 +8,13 @@
  */
 import { randomUUID } from 'node:crypto'
 import { availableParallelism } from 'node:os'
+import type { ErrorCode } from '../../errors/catalog.js'
 import {
-  GenerationError,
   type EngineClient,
   type EngineObserver,
   type GenerateRequest,
   type Generation,
-  type GenerationErrorCode,
+  type GenerationDefaults,
   type AdmissionTicket,
   type ImageCapabilities,
   type ImageGeneration,
@@ -22,11 +22,21 @@ import {
   type TokenizeInput,
   type Tokenized,
 } from '../client-types.js'
+import { DEFAULT_LIMITS, limitsProblem, type LimitNames } from '../limits.js'
 import { ImageRequestState } from './image-request-state.js'
-import type { EngineStats, HostToWorker, ModelInfo, SchedulingLimits, SequenceUpdate, StartedRequest, WorkerToHost } from '../protocol.js'
+import type {
+  EngineStats,
+  HostToWorker,
+  ModelInfo,
+  SchedulingLimits,
+  SequenceUpdate,
+  StartedRequest,
+  WorkerToHost,
+} from '../protocol.js'
 import { RequestState } from './request-state.js'
 import { AdmissionController, Reservation } from './admission.js'
 import { WorkerSupervisor } from './worker-supervisor.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 export interface EngineClientOptions {
   modelDir: string
@@ -34,8 +44,10 @@ export interface EngineClientOptions {
   executionProviders?: Array<'cpu' | 'cuda' | 'webgpu'>
   /** Threads per ONNX operator. Default: one per core but one, which is left to the HTTP thread. */
   intraOpThreads?: number
-  /** Default: 32 sequences, 512 blocks per step, KV for 64k positions in pages of 16. */
+  /** Default: DEFAULT_LIMITS (../limits.ts). A bad combination is refused at start, never corrected. */
   limits?: Partial<SchedulingLimits>
+  /** How a refusal of the limits names them; default: their option names. */
+  limitNames?: LimitNames
   /** Waiting requests before 429. Default 256. */
   maxWaiting?: number
   /** Waiting prompt blocks before 429. Default 65536. */
@@ -47,6 +59,19 @@ export interface EngineClientOptions {
   /** Worker considered hung after this long without a loop turn. Default 30 s. */
   hungAfterMs?: number
   observer?: EngineObserver
+  /** Where the engine's own events go (a failed step, a sequence ended in error, a worker that died); default: the console. */
+  logger?: EngineLogger
+}
+
+/** The part of a pino logger the engine client writes to. */
+export interface EngineLogger {
+  error(fields: object, message: string): void
+  warn(fields: object, message: string): void
+}
+
+const CONSOLE_LOGGER: EngineLogger = {
+  error: (fields, message) => console.error(message, fields),
+  warn: (fields, message) => console.warn(message, fields),
 }
 
 /** One core per ONNX operator thread, except one for the HTTP thread (measured: bench/results/serve.json). */
@@ -56,7 +81,6 @@ export function defaultIntraOpThreads(): number {
 
 /** How long `/tokenize` waits for the worker (it answers between steps; a step is far shorter). */
 const ASK_TIMEOUT_MS = 30_000
-const DEFAULT_LIMITS: SchedulingLimits = { maxNumSeqs: 32, maxBatchedTokens: 512, kvCapacity: 65_536, pageSize: 16 }
 
 export interface LocalEngineClient extends EngineClient {
   readonly model: ModelInfo
@@ -79,21 +103,34 @@ class WorkerEngineClient implements LocalEngineClient {
   private draining = false
   private closed = false
   private readonly statsWaiters = new Map<number, (stats: EngineStats) => void>()
-  private readonly tokenizeWaiters = new Map<number, (result: Extract<WorkerToHost, { type: 'tokenized' }>['result']) => void>()
+  private readonly tokenizeWaiters = new Map<
+    number,
+    (result: Extract<WorkerToHost, { type: 'tokenized' }>['result']) => void
+  >()
   private nextAskId = 0
+  private readonly logger: EngineLogger
 
   constructor(private readonly options: EngineClientOptions) {
-    this.admission = new AdmissionController({ maxWaiting: options.maxWaiting ?? 256, maxWaitingTokens: options.maxWaitingTokens ?? 65_536 })
+    this.logger = options.logger ?? CONSOLE_LOGGER
+    this.admission = new AdmissionController({
+      maxWaiting: options.maxWaiting ?? 256,
+      maxWaitingTokens: options.maxWaitingTokens ?? 65_536,
+    })
   }
 
   async start(): Promise<void> {
     const limits = { ...DEFAULT_LIMITS, ...this.options.limits }
+    const limitNames = this.options.limitNames ?? {}
+    // What can be checked before the model (and its context) is known; the worker checks the rest.
+    const problem = limitsProblem(limits, undefined, limitNames)
+    if (problem !== undefined) throw new KelixError('SCHEDULER_CONFIG_INVALID', problem)
     this.supervisor = await WorkerSupervisor.start({
       worker: {
         modelDir: this.options.modelDir,
         executionProviders: this.options.executionProviders ?? ['cpu'],
         intraOpThreads: this.options.intraOpThreads ?? defaultIntraOpThreads(),
-        limits: { ...limits, kvCapacity: Math.max(limits.kvCapacity, limits.pageSize) },
+        limits,
+        limitNames,
         maxImagePixels: this.options.maxImagePixels ?? 50_000_000,
         prefixCachePositions: this.options.prefixCachePositions ?? 4096,
       },
@@ -124,6 +161,10 @@ class WorkerEngineClient implements LocalEngineClient {
     return this.model.maxContext
   }
 
+  get generationDefaults(): GenerationDefaults {
+    return this.model.generation
+  }
+
   get imageCapabilities(): ImageCapabilities | undefined {
     return this.model.images
   }
@@ -141,8 +182,14 @@ class WorkerEngineClient implements LocalEngineClient {
     return this.admit(this.tokensFor(estimate.textBytes, estimate.images)).reservation
   }
 
-  async submit(request: GenerateRequest, opts: { signal?: AbortSignal; ticket?: AdmissionTicket } = {}): Promise<Generation> {
-    const { supervisor, reservation } = opts.ticket instanceof Reservation && opts.ticket.status === 'reserved' ? this.withTicket(opts.ticket) : this.admit(this.estimateTokens(request))
+  async submit(
+    request: GenerateRequest,
+    opts: { signal?: AbortSignal; ticket?: AdmissionTicket } = {},
+  ): Promise<Generation> {
+    const { supervisor, reservation } =
+      opts.ticket instanceof Reservation && opts.ticket.status === 'reserved'
+        ? this.withTicket(opts.ticket)
+        : this.admit(this.estimateTokens(request))
     const state = new RequestState(request.n, reservation, this.options.observer, request.responseFormat !== undefined)
     const abort = await this.track(state, opts.signal, (reqId) => {
       const { request: portable, transfer } = portableRequest(request)
@@ -153,10 +200,17 @@ class WorkerEngineClient implements LocalEngineClient {
 
   async generateImages(request: ImageRequest, opts: { signal?: AbortSignal } = {}): Promise<ImageGeneration> {
     const images = this.model.images
-    if (images === undefined) throw new GenerationError('image_generation_unsupported', `the model ${this.model.name} has no image decoder (a chat-only export)`)
-    const { supervisor, reservation } = this.admit(Math.ceil(request.prompt.length / 3) + 16)
+    if (images === undefined)
+      throw new KelixError(
+        'model_capability_missing',
+        `The model '${this.model.name}' does not generate images: its export has no image decoder (dit.onnx, vae_decoder.onnx).`,
+        { param: 'model' },
+      )
+    const { supervisor, reservation } = this.admit(this.tokensFor(request.prompt.length, 0))
     const state = new ImageRequestState(request.n, images.tokensPerImage, reservation, this.options.observer)
-    const abort = await this.track(state, opts.signal, (reqId) => supervisor.post({ type: 'submitImage', reqId, request, arrivalTime: Date.now() }))
+    const abort = await this.track(state, opts.signal, (reqId) =>
+      supervisor.post({ type: 'submitImage', reqId, request, arrivalTime: Date.now() }),
+    )
     return { promptTokens: state.promptTokens, usage: state.usage, events: state.queue, abort }
   }
 
@@ -164,13 +218,19 @@ class WorkerEngineClient implements LocalEngineClient {
    * Registers a request, hands it to the worker, and waits until it is admitted
    * (or throws its refusal). Returns the abort function, also wired to `signal`.
    */
-  private async track(state: RequestState | ImageRequestState, signal: AbortSignal | undefined, send: (reqId: string) => void): Promise<() => void> {
+  private async track(
+    state: RequestState | ImageRequestState,
+    signal: AbortSignal | undefined,
+    send: (reqId: string) => void,
+  ): Promise<() => void> {
     const reqId = randomUUID()
     this.requests.set(reqId, state)
     try {
       send(reqId)
     } catch (err) {
-      state.rejectWith('invalid_image', `The request could not be handed to the engine: ${(err as Error).message}`)
+      state.rejectWith(
+        new KelixError('invalid_image', `The request could not be handed to the engine: ${(err as Error).message}`),
+      )
     }
     try {
       await state.admitted
@@ -196,19 +256,20 @@ class WorkerEngineClient implements LocalEngineClient {
     return this.ask((askId) => ({ type: 'detokenize', askId, ids })).then((result) => (result as { text: string }).text)
   }
 
-  /** One question to the worker; its refusal is the GenerationError, no answer in time is engine_unavailable. */
+  /** One question to the worker; its refusal is the KelixError, no answer in time is engine_unavailable. */
   private ask(message: (askId: number) => HostToWorker): Promise<Tokenized | { text: string }> {
     const supervisor = this.supervisor
-    if (supervisor === undefined || this.draining) return Promise.reject(new GenerationError(this.draining ? 'draining' : 'engine_unavailable', ''))
+    if (supervisor === undefined || this.draining)
+      return Promise.reject(new KelixError(this.draining ? 'draining' : 'engine_unavailable'))
     const askId = this.nextAskId++
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.tokenizeWaiters.delete(askId)
-        reject(new GenerationError('engine_unavailable', 'the engine did not answer in time'))
+        reject(new KelixError('engine_unavailable', 'the engine did not answer in time'))
       }, ASK_TIMEOUT_MS)
       this.tokenizeWaiters.set(askId, (result) => {
         clearTimeout(timer)
-        if ('code' in result) reject(new GenerationError(result.code, result.message))
+        if ('error' in result) reject(KelixError.fromWire(result.error))
         else resolve(result)
       })
       supervisor.post(message(askId))
@@ -234,7 +295,8 @@ class WorkerEngineClient implements LocalEngineClient {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    for (const state of this.requests.values()) state.fail('engine_unavailable', 'The server shut down before the request finished.')
+    for (const state of this.requests.values())
+      state.fail(new KelixError('engine_unavailable', 'The server shut down before the request finished.'))
     this.requests.clear()
     await this.supervisor?.close()
     this.options.observer?.engineUp(false)
@@ -245,7 +307,11 @@ class WorkerEngineClient implements LocalEngineClient {
     const supervisor = this.supervisor
     if (this.draining || this.closed || supervisor === undefined || !supervisor.isUp) {
       reservation.release()
-      throw this.reject(this.draining || this.closed ? 'draining' : 'engine_unavailable', 'The engine is not accepting requests; retry shortly.', 1)
+      throw this.reject(
+        this.draining || this.closed ? 'draining' : 'engine_unavailable',
+        'The engine is not accepting requests; retry shortly.',
+        1,
+      )
     }
     return { supervisor, reservation }
   }
@@ -253,10 +319,17 @@ class WorkerEngineClient implements LocalEngineClient {
   /** A place in the waiting queue, or the typed refusal (before anything else is done). */
   private admit(estimatedTokens: number) {
     const supervisor = this.supervisor
-    if (this.draining || this.closed) throw this.reject('draining', 'The server is shutting down; retry on another instance.', 1)
-    if (supervisor === undefined || !supervisor.isUp) throw this.reject('engine_unavailable', 'The engine is restarting; retry shortly.', 1)
+    if (this.draining || this.closed)
+      throw this.reject('draining', 'The server is shutting down; retry on another instance.', 1)
+    if (supervisor === undefined || !supervisor.isUp)
+      throw this.reject('engine_unavailable', 'The engine is restarting; retry shortly.', 1)
     const reservation = this.admission.reserve(estimatedTokens)
-    if (!reservation.ok) throw this.reject(reservation.reason, `The server is overloaded (${reservation.reason.replace(/_/g, ' ')}); retry later.`, reservation.retryAfterSeconds)
+    if (!reservation.ok)
+      throw this.reject(
+        reservation.reason,
+        `The server is overloaded (${reservation.reason.replace(/_/g, ' ')}); retry later.`,
+        reservation.retryAfterSeconds,
+      )
     return { supervisor, reservation }
   }
 
@@ -270,10 +343,18 @@ class WorkerEngineClient implements LocalEngineClient {
 
   private onMessage(message: WorkerToHost): void {
     if (message.type === 'admitted') this.requests.get(message.reqId)?.admit(message)
-    else if (message.type === 'rejected') this.requests.get(message.reqId)?.rejectWith(message.code, message.message)
+    else if (message.type === 'rejected')
+      this.requests.get(message.reqId)?.rejectWith(KelixError.fromWire(message.error))
     else if (message.type === 'step') this.onStep(message.updates, message.started, message)
-    else if (message.type === 'imageProgress' || message.type === 'imagePartial' || message.type === 'image' || message.type === 'imageFailed') this.onImageMessage(message)
+    else if (
+      message.type === 'imageProgress' ||
+      message.type === 'imagePartial' ||
+      message.type === 'image' ||
+      message.type === 'imageFailed'
+    )
+      this.onImageMessage(message)
     else if (message.type === 'gauges') this.options.observer?.gauges(message)
+    else if (message.type === 'log') logWorkerLine(this.logger, message)
     else if (message.type === 'tokenized') {
       this.tokenizeWaiters.get(message.askId)?.(message.result)
       this.tokenizeWaiters.delete(message.askId)
@@ -283,16 +364,22 @@ class WorkerEngineClient implements LocalEngineClient {
     }
   }
 
-  private onImageMessage(message: Extract<WorkerToHost, { type: 'imageProgress' | 'imagePartial' | 'image' | 'imageFailed' }>): void {
+  private onImageMessage(
+    message: Extract<WorkerToHost, { type: 'imageProgress' | 'imagePartial' | 'image' | 'imageFailed' }>,
+  ): void {
     const state = this.requests.get(message.reqId)
     if (!(state instanceof ImageRequestState)) return
     if (message.type === 'imageProgress') state.progress(message)
     else if (message.type === 'imagePartial') state.partial(message)
     else if (message.type === 'image') state.image(message)
-    else state.fail('engine_failed', message.message)
+    else state.fail(KelixError.fromWire(message.error))
   }
 
-  private onStep(updates: SequenceUpdate[], started: StartedRequest[], message: Extract<WorkerToHost, { type: 'step' }>): void {
+  private onStep(
+    updates: SequenceUpdate[],
+    started: StartedRequest[],
+    message: Extract<WorkerToHost, { type: 'step' }>,
+  ): void {
     this.options.observer?.step(message.record)
     for (const { reqId, cachedTokens } of started) {
       const state = this.requests.get(reqId)
@@ -306,19 +393,26 @@ class WorkerEngineClient implements LocalEngineClient {
   }
 
   private onWorkerDown(reason: string): void {
+    this.logger.error({ engine: 'worker', inFlight: this.requests.size }, reason)
     this.options.observer?.engineUp(false)
-    for (const state of this.requests.values()) state.fail('engine_failed', `The engine stopped while generating (${reason}).`)
+    for (const state of this.requests.values())
+      state.fail(new KelixError('engine_failed', `The engine stopped while generating (${reason}).`))
     this.requests.clear()
   }
 
-  private reject(code: GenerationErrorCode, message: string, retryAfterSeconds?: number): GenerationError {
+  private reject(code: ErrorCode, message: string, retryAfterSeconds: number): KelixError {
     this.options.observer?.requestRejected(code)
-    return new GenerationError(code, message, retryAfterSeconds)
+    return new KelixError(code, message, { retryAfterSeconds })
   }
 
   /** Prompt blocks before the prompt exists: text at ~3 bytes a token, images at their largest. */
   private estimateTokens(request: GenerateRequest): number {
-    let textBytes = request.prompt === undefined ? 0 : 'text' in request.prompt ? request.prompt.text.length : 3 * request.prompt.ids.length
+    let textBytes =
+      request.prompt === undefined
+        ? 0
+        : 'text' in request.prompt
+          ? request.prompt.text.length
+          : 3 * request.prompt.ids.length
     let images = 0
     for (const m of request.messages) {
       if (typeof m.content === 'string') textBytes += m.content.length
@@ -335,6 +429,11 @@ class WorkerEngineClient implements LocalEngineClient {
   private tokensFor(textBytes: number, images: number): number {
     return Math.ceil(textBytes / 3) + images * this.model.maxImagePositions + 16
   }
+}
+
+/** The worker's log line, written to the host's logger (fields first, as pino takes them). */
+export function logWorkerLine(logger: EngineLogger, line: Extract<WorkerToHost, { type: 'log' }>): void {
+  logger[line.level]({ engine: 'worker', ...line.fields }, line.message)
 }
 
 /**
@@ -360,5 +459,10 @@ function portableRequest(request: GenerateRequest): { request: GenerateRequest; 
 /** True when `bytes` spans a whole, non-shared ArrayBuffer, which can move to the worker as it is. */
 function ownsBuffer(bytes: Uint8Array): boolean {
   // Zero bytes may mean an already-transferred (detached) buffer: copy, and let the engine refuse the empty image.
-  return bytes.byteLength > 0 && !(bytes.buffer instanceof SharedArrayBuffer) && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+  return (
+    bytes.byteLength > 0 &&
+    !(bytes.buffer instanceof SharedArrayBuffer) &&
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === bytes.buffer.byteLength
+  )
 }

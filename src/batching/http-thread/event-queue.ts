@@ -85,7 +85,13 @@ function mergeDelta(pending: Delta, next: Delta): void {
 /** Images: a progress report replaces the pending report of the same image and phase. */
 export function imageEvents(): EventQueue<ImageEvent> {
   return new EventQueue<ImageEvent>((pending, next) => {
-    if (pending.type !== 'progress' || next.type !== 'progress' || pending.index !== next.index || pending.phase !== next.phase) return false
+    if (
+      pending.type !== 'progress' ||
+      next.type !== 'progress' ||
+      pending.index !== next.index ||
+      pending.phase !== next.phase
+    )
+      return false
     pending.step = next.step
     pending.total = next.total
     return true

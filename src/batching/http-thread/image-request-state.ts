@@ -2,7 +2,8 @@
  * The HTTP thread's record of one image request: progress and images in, one
  * `done` (or `error`) out once every image arrived. Ends exactly once.
  */
-import type { EngineObserver, GenerationErrorCode, ImageUsage } from '../client-types.js'
+import type { KelixError } from '../../errors/kelix-error.js'
+import type { EngineObserver, ImageUsage } from '../client-types.js'
 import { imageEvents } from './event-queue.js'
 import type { WorkerToHost } from '../protocol.js'
 import type { Reservation } from './admission.js'
@@ -26,7 +27,13 @@ export class ImageRequestState extends TrackedRequest {
   progress(message: Extract<WorkerToHost, { type: 'imageProgress' }>): void {
     this.firstEventAt ??= performance.now()
     this.reservation.release()
-    this.queue.push({ type: 'progress', index: message.index, phase: message.phase, step: message.step, total: message.total })
+    this.queue.push({
+      type: 'progress',
+      index: message.index,
+      phase: message.phase,
+      step: message.step,
+      total: message.total,
+    })
   }
 
   partial(message: Extract<WorkerToHost, { type: 'imagePartial' }>): void {
@@ -46,9 +53,18 @@ export class ImageRequestState extends TrackedRequest {
     if (this.delivered < this.n) return
     const now = performance.now()
     const usage = this.usage
-    const timings = { queueMs: (this.firstEventAt ?? now) - this.submittedAt, firstTokenMs: this.firstEventAt === undefined ? undefined : this.firstEventAt - this.submittedAt, totalMs: now - this.submittedAt }
+    const timings = {
+      queueMs: (this.firstEventAt ?? now) - this.submittedAt,
+      firstTokenMs: this.firstEventAt === undefined ? undefined : this.firstEventAt - this.submittedAt,
+      totalMs: now - this.submittedAt,
+    }
     this.queue.push({ type: 'done', usage, timings })
-    this.observer?.imageRequestFinished({ images: this.n, imageTokens: usage.imageTokens, totalMs: timings.totalMs, denoiseStepMs: this.denoiseStepMs })
+    this.observer?.imageRequestFinished({
+      images: this.n,
+      imageTokens: usage.imageTokens,
+      totalMs: timings.totalMs,
+      denoiseStepMs: this.denoiseStepMs,
+    })
     this.end()
   }
 
@@ -57,8 +73,8 @@ export class ImageRequestState extends TrackedRequest {
     this.end()
   }
 
-  protected pushError(code: GenerationErrorCode, message: string): void {
-    this.queue.push({ type: 'error', code, message })
+  protected pushError(error: KelixError): void {
+    this.queue.push({ type: 'error', error })
   }
 
   protected override end(): void {

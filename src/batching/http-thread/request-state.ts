@@ -3,7 +3,8 @@
  * place, and the clock readings behind its timings and metrics. Every request
  * ends exactly once: done, error, or aborted.
  */
-import type { EngineObserver, FinishReason, GenerationErrorCode, RequestRecord } from '../client-types.js'
+import { KelixError } from '../../errors/kelix-error.js'
+import type { EngineObserver, FinishReason, RequestRecord } from '../client-types.js'
 import { chatEvents } from './event-queue.js'
 import type { SequenceUpdate, WorkerToHost } from '../protocol.js'
 import type { Reservation } from './admission.js'
@@ -53,14 +54,21 @@ export class RequestState extends TrackedRequest {
 
   update(update: SequenceUpdate): void {
     const now = performance.now()
-    if (update.prompt !== undefined) this.queue.push({ type: 'prompt', text: update.prompt.text, logprobs: update.prompt.logprobs })
+    if (update.prompt !== undefined)
+      this.queue.push({ type: 'prompt', text: update.prompt.text, logprobs: update.prompt.logprobs })
     if (update.tokenIds.length > 0) {
       this.completionTokens += update.tokenIds.length
       this.firstTokenAt ??= now
       const last = this.lastTokenAt[update.choice]
       if (last !== undefined) this.interTokenMs.push(now - last)
       this.lastTokenAt[update.choice] = now
-      this.queue.push({ type: 'delta', choice: update.choice, text: update.text, tokenIds: update.tokenIds, logprobs: update.logprobs })
+      this.queue.push({
+        type: 'delta',
+        choice: update.choice,
+        text: update.text,
+        tokenIds: update.tokenIds,
+        logprobs: update.logprobs,
+      })
     }
     const reason = update.finishReason
     if (reason === undefined) return
@@ -72,8 +80,8 @@ export class RequestState extends TrackedRequest {
     if (this.choicesLeft === 0) this.complete(now)
   }
 
-  protected pushError(code: GenerationErrorCode, message: string): void {
-    this.queue.push({ type: 'error', code, message })
+  protected pushError(error: KelixError): void {
+    this.queue.push({ type: 'error', error })
   }
 
   protected override terminate(reason: 'abort' | 'error'): void {
@@ -82,10 +90,17 @@ export class RequestState extends TrackedRequest {
 
   private complete(now: number): void {
     const ending = this.worstEnding
-    if (ending === 'timeout') this.queue.push({ type: 'error', code: 'timeout', message: 'The request ran past its time limit.' })
-    else if (ending === 'error') this.queue.push({ type: 'error', code: 'engine_failed', message: 'The engine failed while generating.' })
+    if (ending === 'timeout')
+      this.queue.push({ type: 'error', error: new KelixError('timeout', 'The request ran past its time limit.') })
+    else if (ending === 'error')
+      this.queue.push({ type: 'error', error: new KelixError('engine_failed', 'The engine failed while generating.') })
     else {
-      const usage = { promptTokens: this.promptTokens, cachedPromptTokens: this.cachedPromptTokens, completionTokens: this.completionTokens, totalTokens: this.promptTokens + this.completionTokens }
+      const usage = {
+        promptTokens: this.promptTokens,
+        cachedPromptTokens: this.cachedPromptTokens,
+        completionTokens: this.completionTokens,
+        totalTokens: this.promptTokens + this.completionTokens,
+      }
       this.queue.push({ type: 'done', usage, timings: this.timings(now) })
     }
     this.finishWith(ending ?? this.choicesEnding, now)

@@ -5,9 +5,10 @@
  *
  *   created ─► admit() | rejectWith() ─► … ─► end()   (end runs once; the place is released by then)
  */
-import { GenerationError, type EngineObserver, type GenerationErrorCode } from '../client-types.js'
+import type { EngineObserver } from '../client-types.js'
 import type { WorkerToHost } from '../protocol.js'
 import type { Reservation } from './admission.js'
+import type { KelixError } from '../../errors/kelix-error.js'
 
 export abstract class TrackedRequest {
   readonly admitted: Promise<void>
@@ -17,7 +18,7 @@ export abstract class TrackedRequest {
   onEnd: (() => void) | undefined
   protected readonly submittedAt = performance.now()
   private resolveAdmitted!: () => void
-  private rejectAdmitted!: (err: GenerationError) => void
+  private rejectAdmitted!: (err: KelixError) => void
 
   constructor(
     readonly n: number,
@@ -40,18 +41,18 @@ export abstract class TrackedRequest {
   }
 
   /** Refused before anything ran: `submit` throws this. */
-  rejectWith(code: GenerationErrorCode, message: string): void {
+  rejectWith(error: KelixError): void {
     this.reservation.release()
     this.finished = true
-    this.observer?.requestRejected(code)
-    this.rejectAdmitted(new GenerationError(code, message))
+    this.observer?.requestRejected(error.code)
+    this.rejectAdmitted(error)
   }
 
   /** The engine failed or shut down: a waiting `submit` throws, a reader gets one error event. */
-  fail(code: GenerationErrorCode, message: string): void {
+  fail(error: KelixError): void {
     if (this.finished) return
-    this.rejectAdmitted(new GenerationError(code, message))
-    this.pushError(code, message)
+    this.rejectAdmitted(error)
+    this.pushError(error)
     this.terminate('error')
   }
 
@@ -61,7 +62,7 @@ export abstract class TrackedRequest {
     this.terminate('abort')
   }
 
-  protected abstract pushError(code: GenerationErrorCode, message: string): void
+  protected abstract pushError(error: KelixError): void
 
   /** Ends early (client gone, engine failed); subclasses that report metrics record it here. */
   protected terminate(_reason: 'abort' | 'error'): void {

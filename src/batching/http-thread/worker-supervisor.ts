@@ -6,17 +6,8 @@
  *   start ─► worker 'ready' ─► up ──crash / exit / heartbeat stale──► down ─► onDown() ─► start again
  */
 import { Worker } from 'node:worker_threads'
+import { KelixError } from '../../errors/kelix-error.js'
 import type { HostToWorker, ModelInfo, WorkerOptions, WorkerToHost } from '../protocol.js'
-
-export class EngineStartError extends Error {
-  override readonly name = 'EngineStartError'
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message)
-  }
-}
 
 export interface SupervisorOptions {
   worker: Omit<WorkerOptions, 'heartbeat'>
@@ -37,7 +28,8 @@ export interface SupervisorOptions {
  * loaders do reach workers (tap) load the `.ts` module directly.
  */
 function newWorker(workerData: WorkerOptions): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('../engine-thread/engine-worker.js', import.meta.url), { workerData })
+  if (!import.meta.url.endsWith('.ts'))
+    return new Worker(new URL('../engine-thread/engine-worker.js', import.meta.url), { workerData })
   const url = new URL('../engine-thread/engine-worker.ts', import.meta.url)
   if (!process.execArgv.some((arg) => arg.includes('tsx'))) return new Worker(url, { workerData })
   const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}) })`
@@ -142,10 +134,14 @@ export class WorkerSupervisor {
   }
 }
 
-function spawn(options: SupervisorOptions['worker'], heartbeat: BigInt64Array): Promise<{ worker: Worker; model: ModelInfo }> {
+function spawn(
+  options: SupervisorOptions['worker'],
+  heartbeat: BigInt64Array,
+): Promise<{ worker: Worker; model: ModelInfo }> {
   const worker = newWorker({ ...options, heartbeat: heartbeat.buffer as SharedArrayBuffer })
   return new Promise((resolve, reject) => {
-    const onExit = (code: number) => reject(new EngineStartError('ENGINE_EXITED', `engine worker exited with code ${code} before the model loaded`))
+    const onExit = (code: number) =>
+      reject(new KelixError('ENGINE_START_FAILED', `engine worker exited with code ${code} before the model loaded`))
     const onMessage = (message: WorkerToHost) => {
       if (message.type === 'ready') {
         cleanup()
@@ -153,7 +149,7 @@ function spawn(options: SupervisorOptions['worker'], heartbeat: BigInt64Array): 
       } else if (message.type === 'failed') {
         cleanup()
         void worker.terminate()
-        reject(new EngineStartError(message.error.code, message.error.message))
+        reject(KelixError.fromWire(message.error))
       }
     }
     const cleanup = () => {

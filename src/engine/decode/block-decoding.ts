@@ -13,10 +13,10 @@
  * one call and each row reads its part out of the whole row.
  */
 import ort from 'onnxruntime-node'
-import { EngineError } from '../errors.js'
 import { MODEL_FILES } from '../graph-signatures.js'
 import type { KelixModel } from '../model.js'
 import { TEXT_PART, vocabPartRange, type VocabPart } from '../vocab-parts.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 /** One row's logits over a vocabulary part: `values[i]` is the logit of id `firstId + i`. */
 export interface PartLogits {
@@ -44,21 +44,33 @@ type Timings = { blockDecoderMs: number; samplingMs: number }
 type CallPart = VocabPart | 'whole'
 
 /** Returns, per row, the ids of its new block before <eob> (at least one). */
-export async function decodeBlocks(model: KelixModel, lastHidden: Float32Array, choosers: readonly SlotChooser[], timings: Timings): Promise<number[][]> {
+export async function decodeBlocks(
+  model: KelixModel,
+  lastHidden: Float32Array,
+  choosers: readonly SlotChooser[],
+  timings: Timings,
+): Promise<number[][]> {
   const { eob } = model.config.special_tokens
   const hidden = model.config.llm.hidden_size
   const chosen: number[][] = choosers.map(() => [])
-  let active = choosers.map((_, i) => i).filter((row) => {
-    const forced = (choosers[row] as SlotChooser).forcedId?.()
-    if (forced !== undefined) (chosen[row] as number[]).push(forced)
-    return forced === undefined
-  })
+  let active = choosers
+    .map((_, i) => i)
+    .filter((row) => {
+      const forced = (choosers[row] as SlotChooser).forcedId?.()
+      if (forced !== undefined) (chosen[row] as number[]).push(forced)
+      return forced === undefined
+    })
   for (let slot = 0; slot < model.config.block_size - 1 && active.length > 0; slot++) {
-    const parts = new Map(active.map((row) => [row, (choosers[row] as SlotChooser).vocabPart(slot, chosen[row] as number[])]))
+    const parts = new Map(
+      active.map((row) => [row, (choosers[row] as SlotChooser).vocabPart(slot, chosen[row] as number[])]),
+    )
     const going = new Set<number>()
     for (const [part, rows] of groupByCall(model, active, parts)) {
       const runStart = performance.now()
-      const inputs = rows.map((row) => ({ hidden: lastHidden.subarray(row * hidden, (row + 1) * hidden), chosen: chosen[row] as number[] }))
+      const inputs = rows.map((row) => ({
+        hidden: lastHidden.subarray(row * hidden, (row + 1) * hidden),
+        chosen: chosen[row] as number[],
+      }))
       const logits = await runSlot(model, part, slot, inputs)
       const sampleStart = performance.now()
       timings.blockDecoderMs += sampleStart - runStart
@@ -85,19 +97,31 @@ const SCORE_ROWS = 64
  * hidden states (slot 0 of a new block, the text part): `each(a, logits)` is
  * called per state in order, with a view it may modify.
  */
-export async function nextTextLogits(model: KelixModel, states: Float32Array, count: number, each: (a: number, logits: PartLogits) => void): Promise<void> {
+export async function nextTextLogits(
+  model: KelixModel,
+  states: Float32Array,
+  count: number,
+  each: (a: number, logits: PartLogits) => void,
+): Promise<void> {
   const hidden = model.config.llm.hidden_size
   const part: CallPart = model.blockDecoderHasParts ? TEXT_PART : 'whole'
   const text = vocabPartRange(model.config, TEXT_PART)
   for (let from = 0; from < count; from += SCORE_ROWS) {
-    const rows = Array.from({ length: Math.min(SCORE_ROWS, count - from) }, (_, a) => ({ hidden: states.subarray((from + a) * hidden, (from + a + 1) * hidden), chosen: [] }))
+    const rows = Array.from({ length: Math.min(SCORE_ROWS, count - from) }, (_, a) => ({
+      hidden: states.subarray((from + a) * hidden, (from + a + 1) * hidden),
+      chosen: [],
+    }))
     const logits = await runSlot(model, part, 0, rows)
     rows.forEach((_, a) => each(from + a, logits.row(a, text)))
   }
 }
 
 /** Rows grouped by call: one call per part the rows want, or a single whole-vocabulary call for a graph without `vocab_part`. */
-function groupByCall(model: KelixModel, active: readonly number[], parts: ReadonlyMap<number, VocabPart>): Map<CallPart, number[]> {
+function groupByCall(
+  model: KelixModel,
+  active: readonly number[],
+  parts: ReadonlyMap<number, VocabPart>,
+): Map<CallPart, number[]> {
   const calls = new Map<CallPart, number[]>()
   for (const row of active) {
     const call = model.blockDecoderHasParts ? (parts.get(row) as VocabPart) : 'whole'
@@ -124,7 +148,12 @@ class CallLogits {
 }
 
 /** One block_decoder.onnx call at `slot` for rows that each have the `slot` ids of their block so far. */
-async function runSlot(model: KelixModel, part: CallPart, slot: number, rows: ReadonlyArray<{ hidden: Float32Array; chosen: readonly number[] }>): Promise<CallLogits> {
+async function runSlot(
+  model: KelixModel,
+  part: CallPart,
+  slot: number,
+  rows: ReadonlyArray<{ hidden: Float32Array; chosen: readonly number[] }>,
+): Promise<CallLogits> {
   const { hidden_size: hidden } = model.config.llm
   const states = new Float32Array(rows.length * hidden)
   const ids = new BigInt64Array(rows.length * slot)
@@ -140,6 +169,11 @@ async function runSlot(model: KelixModel, part: CallPart, slot: number, rows: Re
   const logits = out.logits as ort.Tensor
   const [lo, hi] = part === 'whole' ? [0, model.config.vocab.vocab_size] : vocabPartRange(model.config, part)
   // Logits of another size than the part's would be read misaligned: say so instead.
-  if (logits.dims[1] !== hi - lo) throw new EngineError('MODEL_GRAPH_MISMATCH', `logits of vocab_part ${part} have ${logits.dims[1]} ids per row, expected ${hi - lo}`, MODEL_FILES.blockDecoder)
+  if (logits.dims[1] !== hi - lo)
+    throw new KelixError(
+      'MODEL_GRAPH_MISMATCH',
+      `logits of vocab_part ${part} have ${logits.dims[1]} ids per row, expected ${hi - lo}`,
+      { file: MODEL_FILES.blockDecoder },
+    )
   return new CallLogits(logits.data as Float32Array, hi - lo, lo)
 }

@@ -26,7 +26,11 @@ export interface DecoderResult {
   seq: number
 }
 
-export async function runDecoder(model: KelixModel, kv: KvStore, callRows: readonly DecoderRow[]): Promise<DecoderResult> {
+export async function runDecoder(
+  model: KelixModel,
+  kv: KvStore,
+  callRows: readonly DecoderRow[],
+): Promise<DecoderResult> {
   const { block_size: blockSize, special_tokens: special } = model.config
   const hidden = model.config.llm.hidden_size
   const seq = Math.max(...callRows.map((r) => r.newSlots))
@@ -39,7 +43,8 @@ export async function runDecoder(model: KelixModel, kv: KvStore, callRows: reado
   const positions = new BigInt64Array(rows.length * seq)
   rows.forEach((row, r) => {
     const cached = past.cached[r] as number
-    for (let i = 0; i < row.newSlots * blockSize; i++) blockIds[r * seq * blockSize + i] = BigInt(row.blocks[i] as number)
+    for (let i = 0; i < row.newSlots * blockSize; i++)
+      blockIds[r * seq * blockSize + i] = BigInt(row.blocks[i] as number)
     mask.fill(1n, r * total, r * total + cached)
     mask.fill(1n, r * total + past.pastLength, r * total + past.pastLength + row.newSlots)
     for (let j = 0; j < seq; j++) positions[r * seq + j] = BigInt(cached + Math.min(j, row.newSlots - 1))

@@ -13,7 +13,10 @@
  * line, no whitespace between elements, separators "," and ":". Compact JSON
  * never holds a raw control character (bytes below 0x20), so tokens with one
  * are left out of the vocabulary too: XGrammar's string rule would let them
- * into strings, and JSON.parse refuses those.
+ * into strings, and JSON.parse refuses those. So are tokens with a byte that
+ * valid UTF-8 never holds (0xC0, 0xC1, 0xF5–0xFF): XGrammar reads F7 A1 B0 82
+ * as one character of a string, a client decodes it as four U+FFFD, and the
+ * string is then longer than the schema's maxLength.
  *
  * A schema using a feature XGrammar would not enforce is refused
  * (schema-features.ts); each new schema is then tried on a throwaway instance
@@ -25,10 +28,10 @@ import type { TextTokenizer } from '../text/tokenizer.js'
 import type { ResponseFormat } from '../types.js'
 import { TEXT_PART, vocabPartRange } from '../vocab-parts.js'
 import { TokenConstraint } from './token-constraint.js'
-import { EngineError } from '../errors.js'
 import { unenforcedFeature } from './schema-features.js'
 import { SchemaProbe } from './schema-probe.js'
 import { loadXGrammar, type XCompiledGrammar, type XGrammar, type XGrammarCompiler } from './xgrammar.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 const DEFAULT_CAPACITY = 64
 
@@ -77,7 +80,10 @@ export class ResponseGrammars {
 
   private async compile(format: ResponseFormat): Promise<XCompiledGrammar> {
     const unenforced = format.type === 'json_schema' ? unenforcedFeature(format.schema) : undefined
-    if (unenforced !== undefined) throw new EngineError('RESPONSE_FORMAT_INVALID', `the grammar engine cannot enforce ${unenforced}`)
+    if (unenforced !== undefined)
+      throw new KelixError('invalid_value', `the grammar engine cannot enforce ${unenforced}`, {
+        param: 'response_format',
+      })
     const schema = JSON.stringify(format.type === 'json_object' ? { type: 'object' } : format.schema)
     const strict = format.type === 'json_schema' && format.strict
     await this.probe.check(schema, strict)
@@ -97,9 +103,16 @@ export class ResponseGrammars {
       const kind = this.tokenizer.tokenKind(id)
       if (kind !== 'text' && kind !== 'added') return ''
       const bytes = this.tokenizer.tokenBytes(id)
-      return bytes.some((b) => b < 0x20) ? '' : byteLevelString(bytes)
+      return bytes.some(neverInJsonText) ? '' : byteLevelString(bytes)
     })
-    const info = await this.x.TokenizerInfo.createTokenizerInfo(vocab, 'byte_level', false, hi, [this.model.config.special_tokens.im_end])
+    const info = await this.x.TokenizerInfo.createTokenizerInfo(vocab, 'byte_level', false, hi, [
+      this.model.config.special_tokens.im_end,
+    ])
     return this.x.GrammarCompiler.createGrammarCompiler(info, true)
   }
+}
+
+/** A raw control character, or a byte no valid UTF-8 holds. */
+function neverInJsonText(byte: number): boolean {
+  return byte < 0x20 || byte === 0xc0 || byte === 0xc1 || byte >= 0xf5
 }

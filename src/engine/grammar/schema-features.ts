@@ -13,12 +13,45 @@
  *   minProperties (XGrammar aborts on it)
  */
 
-const UNENFORCED = ['multipleOf', 'uniqueItems', 'contains', 'minContains', 'maxContains', 'not', 'minProperties'] as const
+const UNENFORCED = [
+  'multipleOf',
+  'uniqueItems',
+  'contains',
+  'minContains',
+  'maxContains',
+  'not',
+  'minProperties',
+] as const
 const NUMBER_BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'] as const
-const ENFORCED_FORMATS = new Set(['email', 'date', 'time', 'date-time', 'duration', 'uuid', 'ipv4', 'ipv6', 'hostname', 'uri', 'uri-reference', 'uri-template', 'json-pointer', 'relative-json-pointer'])
+const ENFORCED_FORMATS = new Set([
+  'email',
+  'date',
+  'time',
+  'date-time',
+  'duration',
+  'uuid',
+  'ipv4',
+  'ipv6',
+  'hostname',
+  'uri',
+  'uri-reference',
+  'uri-template',
+  'json-pointer',
+  'relative-json-pointer',
+])
 
 /** Keywords whose value is one subschema, a list of them, or a map of them. */
-const ONE = ['items', 'additionalProperties', 'unevaluatedProperties', 'unevaluatedItems', 'propertyNames', 'if', 'then', 'else', 'additionalItems'] as const
+const ONE = [
+  'items',
+  'additionalProperties',
+  'unevaluatedProperties',
+  'unevaluatedItems',
+  'propertyNames',
+  'if',
+  'then',
+  'else',
+  'additionalItems',
+] as const
 const LIST = ['allOf', 'anyOf', 'oneOf', 'prefixItems'] as const
 const MAP = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'] as const
 
@@ -33,8 +66,10 @@ export function unenforcedFeature(schema: unknown, at = '#'): string | undefined
   if (found !== undefined) return `'${found}' (at ${at})`
   const types = Array.isArray(schema.type) ? schema.type : [schema.type]
   const bound = NUMBER_BOUNDS.find((k) => k in schema)
-  if (bound !== undefined && types.includes('number')) return `'${bound}' on a number, which bounds only its integer part (at ${at}; use an integer, or leave the bound to the client)`
-  if (typeof schema.format === 'string' && !ENFORCED_FORMATS.has(schema.format)) return `the format '${schema.format}' (at ${at})`
+  if (bound !== undefined && types.includes('number'))
+    return `'${bound}' on a number, which bounds only its integer part (at ${at}; use an integer, or leave the bound to the client)`
+  if (typeof schema.format === 'string' && !ENFORCED_FORMATS.has(schema.format))
+    return `the format '${schema.format}' (at ${at})`
   for (const k of ONE) {
     const inner = unenforcedFeature(schema[k], `${at}/${k}`)
     if (inner !== undefined) return inner

@@ -9,8 +9,8 @@
  * binds to `console.error` when the instance starts): the probe starts with
  * `console.error` routed to its log for the moment the binding is made.
  */
-import { EngineError } from '../errors.js'
 import { loadXGrammar, type XGrammar } from './xgrammar.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 /** Lines XGrammar's C++ logging and Emscripten's abort print. */
 const XGRAMMAR_LINE = /^\[(FATAL|ERROR|WARNING)\]|^Aborted\(/
@@ -32,7 +32,11 @@ export class SchemaProbe {
       ;(await probe.x.Grammar.fromJSONSchema(schema, false, -1, [',', ':'], strict)).dispose()
     } catch (err) {
       this.probe = undefined
-      throw new EngineError('RESPONSE_FORMAT_INVALID', `the JSON schema cannot be used for constrained decoding: ${reasonOf(probe.log, err)}`)
+      throw new KelixError(
+        'invalid_value',
+        `the JSON schema cannot be used for constrained decoding: ${reasonOf(probe.log, err)}`,
+        { param: 'response_format' },
+      )
     }
   }
 }

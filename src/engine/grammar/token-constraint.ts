@@ -26,7 +26,7 @@ export class TokenConstraint {
     const mask = this.mask
     if (mask === undefined) throw new Error('TokenConstraint.apply before prepare')
     const { values, firstId } = logits
-    for (let i = 0; i < values.length; ) {
+    for (let i = 0; i < values.length;) {
       const id = firstId + i
       const word = mask[id >>> 5]
       // A whole word allowed (the common case inside a JSON string) is skipped at once.

@@ -19,11 +19,23 @@ import { dirname } from 'node:path'
 
 export interface XGrammar {
   Grammar: {
-    fromJSONSchema(schema: string, anyWhitespace: boolean, indent: number, separators: [string, string], strictMode: boolean): Promise<{ dispose(): void }>
+    fromJSONSchema(
+      schema: string,
+      anyWhitespace: boolean,
+      indent: number,
+      separators: [string, string],
+      strictMode: boolean,
+    ): Promise<{ dispose(): void }>
     fromEBNF(ebnf: string): Promise<{ dispose(): void }>
   }
   TokenizerInfo: {
-    createTokenizerInfo(encodedVocab: string[], vocabType: 'byte_level', prependSpace: boolean, vocabSize: number, stopTokenIds: number[]): Promise<XTokenizerInfo>
+    createTokenizerInfo(
+      encodedVocab: string[],
+      vocabType: 'byte_level',
+      prependSpace: boolean,
+      vocabSize: number,
+      stopTokenIds: number[],
+    ): Promise<XTokenizerInfo>
   }
   GrammarCompiler: { createGrammarCompiler(info: XTokenizerInfo, cacheEnabled: boolean): Promise<XGrammarCompiler> }
   GrammarMatcher: { createGrammarMatcher(grammar: XCompiledGrammar): Promise<XGrammarMatcher> }
@@ -36,7 +48,13 @@ export interface XTokenizerInfo {
 
 export interface XGrammarCompiler {
   /** JSON schema → grammar; `indent` −1 is one line; `strictMode` refuses properties and items the schema does not name. */
-  compileJSONSchema(schema: string, anyWhitespace: boolean, indent: number, separators: [string, string], strictMode: boolean): Promise<XCompiledGrammar>
+  compileJSONSchema(
+    schema: string,
+    anyWhitespace: boolean,
+    indent: number,
+    separators: [string, string],
+    strictMode: boolean,
+  ): Promise<XCompiledGrammar>
   dispose(): void
 }
 

@@ -21,8 +21,10 @@ export function padCondition(config: ImageGenerationKelixConfig, span: Float32Ar
   const hidden = config.llm.hidden_size
   const limit = config.image_generation.condition_length
   const length = span.length / hidden
-  if (!Number.isInteger(length) || length < 1) throw new RangeError(`${span.length} condition values are not whole rows of hidden size ${hidden}`)
-  if (length > limit) throw new RangeError(`the condition span has ${length} positions, more than condition_length ${limit}`)
+  if (!Number.isInteger(length) || length < 1)
+    throw new RangeError(`${span.length} condition values are not whole rows of hidden size ${hidden}`)
+  if (length > limit)
+    throw new RangeError(`the condition span has ${length} positions, more than condition_length ${limit}`)
   const condition = new Float32Array(limit * hidden)
   condition.set(span)
   const mask = new Uint8Array(limit)

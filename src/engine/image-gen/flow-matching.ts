@@ -68,14 +68,20 @@ export class DenoiseJob {
     const config = model.config
     const { condition_length: length, latent_channels: channels, latent_size: side } = config.image_generation
     const values = length * config.llm.hidden_size
-    if (input.condition.length !== values) throw new RangeError(`the condition has ${input.condition.length} values, expected condition_length · hidden = ${values}`)
-    if (input.mask.length !== length) throw new RangeError(`the condition mask has ${input.mask.length} values, expected condition_length = ${length}`)
+    if (input.condition.length !== values)
+      throw new RangeError(
+        `the condition has ${input.condition.length} values, expected condition_length · hidden = ${values}`,
+      )
+    if (input.mask.length !== length)
+      throw new RangeError(`the condition mask has ${input.mask.length} values, expected condition_length = ${length}`)
     this.steps = opts.steps ?? config.image_generation.steps
     this.guidance = opts.guidance ?? config.image_generation.guidance
-    if (!Number.isFinite(this.guidance) || this.guidance < 0) throw new RangeError(`guidance must be a finite number ≥ 0, got ${this.guidance}`)
+    if (!Number.isFinite(this.guidance) || this.guidance < 0)
+      throw new RangeError(`guidance must be a finite number ≥ 0, got ${this.guidance}`)
     this.#sigmas = sigmaSchedule(this.steps, opts.shift ?? config.image_generation.shift)
     const size = channels * side * side
-    if (opts.noise !== undefined && opts.noise.length !== size) throw new RangeError(`the starting latents have ${opts.noise.length} values, expected ${size}`)
+    if (opts.noise !== undefined && opts.noise.length !== size)
+      throw new RangeError(`the starting latents have ${opts.noise.length} values, expected ${size}`)
     this.latents = opts.noise?.slice() ?? gaussianNoise(input.seed, size)
     this.#model = model
     this.condition = input.condition
@@ -166,16 +172,32 @@ export function denoiseStepBatched(model: ImageGenModel, jobs: readonly DenoiseJ
  * The whole loop for a batch of images: `condition` [B · condition_length · hidden], `mask`
  * [B · condition_length], one seed per image. Returns the final latents [B · C · s · s].
  */
-export async function denoise(model: ImageGenModel, condition: Float32Array, mask: ArrayLike<number>, seeds: readonly number[], opts: DenoiseOptions = {}): Promise<Float32Array> {
+export async function denoise(
+  model: ImageGenModel,
+  condition: Float32Array,
+  mask: ArrayLike<number>,
+  seeds: readonly number[],
+  opts: DenoiseOptions = {},
+): Promise<Float32Array> {
   const { condition_length: length } = model.config.image_generation
   const values = length * model.config.llm.hidden_size
-  if (condition.length !== seeds.length * values) throw new RangeError(`the condition has ${condition.length} values, expected ${seeds.length} × ${values}`)
-  if (mask.length !== seeds.length * length) throw new RangeError(`the condition mask has ${mask.length} values, expected ${seeds.length} × ${length}`)
+  if (condition.length !== seeds.length * values)
+    throw new RangeError(`the condition has ${condition.length} values, expected ${seeds.length} × ${values}`)
+  if (mask.length !== seeds.length * length)
+    throw new RangeError(`the condition mask has ${mask.length} values, expected ${seeds.length} × ${length}`)
   const jobs = seeds.map((seed, b) => {
     const maskRow = Array.from({ length }, (_, i) => mask[b * length + i] as number)
-    return new DenoiseJob(model, { condition: condition.subarray(b * values, (b + 1) * values), mask: maskRow, seed }, opts)
+    return new DenoiseJob(
+      model,
+      { condition: condition.subarray(b * values, (b + 1) * values), mask: maskRow, seed },
+      opts,
+    )
   })
-  while (jobs.some((job) => !job.done)) await denoiseStepBatched(model, jobs.filter((job) => !job.done))
+  while (jobs.some((job) => !job.done))
+    await denoiseStepBatched(
+      model,
+      jobs.filter((job) => !job.done),
+    )
   const size = jobs[0]?.latents.length ?? 0
   const out = new Float32Array(jobs.length * size)
   jobs.forEach((job, b) => out.set(job.latents, b * size))
@@ -195,7 +217,14 @@ interface DitRow {
 
 /** Each job's rows in order: [unconditional, conditional] when it is guided, [conditional] otherwise. */
 function ditRows(jobs: readonly DenoiseJob[]): DitRow[] {
-  return jobs.flatMap((job) => (job.guidance === 1 ? [{ job, unconditional: false }] : [{ job, unconditional: true }, { job, unconditional: false }]))
+  return jobs.flatMap((job) =>
+    job.guidance === 1
+      ? [{ job, unconditional: false }]
+      : [
+          { job, unconditional: true },
+          { job, unconditional: false },
+        ],
+  )
 }
 
 /**
@@ -210,17 +239,32 @@ async function runDit(model: ImageGenModel, rows: readonly DitRow[]): Promise<Fl
   const latentDims = [n, channels, side, side]
   const feeds = {
     latents: new ort.Tensor('float32', concatFloat(rows.map((r) => r.job.latents)), latentDims),
-    timestep: new ort.Tensor('float32', Float32Array.from(rows, (r) => r.job.sigma), [n]),
-    condition: new ort.Tensor('float32', concatFloat(rows.map((r) => r.job.condition)), [n, length, config.llm.hidden_size]),
+    timestep: new ort.Tensor(
+      'float32',
+      Float32Array.from(rows, (r) => r.job.sigma),
+      [n],
+    ),
+    condition: new ort.Tensor('float32', concatFloat(rows.map((r) => r.job.condition)), [
+      n,
+      length,
+      config.llm.hidden_size,
+    ]),
     condition_mask: new ort.Tensor('int64', concatInt64(rows.map((r) => r.job.mask)), [n, length]),
-    unconditional: new ort.Tensor('bool', Uint8Array.from(rows, (r) => (r.unconditional ? 1 : 0)), [n]),
+    unconditional: new ort.Tensor(
+      'bool',
+      Uint8Array.from(rows, (r) => (r.unconditional ? 1 : 0)),
+      [n],
+    ),
   }
   let outputs: ort.InferenceSession.ReturnType
   try {
     outputs = await model.dit.run(feeds)
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err)
-    throw new Error(`${MODEL_FILES.dit} failed on latents float32 [${latentDims.join(', ')}], timestep float32 [${n}], condition float32 [${n}, ${length}, ${config.llm.hidden_size}], condition_mask int64 [${n}, ${length}], unconditional bool [${n}]: ${message}`, { cause: err })
+    throw new Error(
+      `${MODEL_FILES.dit} failed on latents float32 [${latentDims.join(', ')}], timestep float32 [${n}], condition float32 [${n}, ${length}, ${config.llm.hidden_size}], condition_mask int64 [${n}, ${length}], unconditional bool [${n}]: ${message}`,
+      { cause: err },
+    )
   }
   return checkedFloat(outputs.velocity, 'velocity', latentDims, MODEL_FILES.dit)
 }

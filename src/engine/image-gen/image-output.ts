@@ -15,7 +15,8 @@ export async function decodeImages(model: ImageGenModel, latents: readonly Float
   const perImage = channels * side * side
   const batch = new Float32Array(latents.length * perImage)
   latents.forEach((one, b) => {
-    if (one.length !== perImage) throw new RangeError(`latents have ${one.length} values, expected ${channels}·${side}·${side} = ${perImage}`)
+    if (one.length !== perImage)
+      throw new RangeError(`latents have ${one.length} values, expected ${channels}·${side}·${side} = ${perImage}`)
     batch.set(one, b * perImage)
   })
   const dims = [latents.length, channels, side, side]
@@ -24,7 +25,9 @@ export async function decodeImages(model: ImageGenModel, latents: readonly Float
     outputs = await model.vaeDecoder.run({ latents: new ort.Tensor('float32', batch, dims) })
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err)
-    throw new Error(`${MODEL_FILES.vaeDecoder} failed on latents float32 [${dims.join(', ')}]: ${message}`, { cause: err })
+    throw new Error(`${MODEL_FILES.vaeDecoder} failed on latents float32 [${dims.join(', ')}]: ${message}`, {
+      cause: err,
+    })
   }
   const image = checkedFloat(outputs.image, 'image', [latents.length, 3, size, size], MODEL_FILES.vaeDecoder)
   const planes = 3 * size * size

@@ -46,14 +46,16 @@ export class ImageTokenizer {
    * The visual tokens of one image; identical bytes at the same detail level
    * are tokenized once. The result is shared between callers: do not mutate it.
    *
-   * @throws EngineError with an IMAGE_* code for bad input, MODEL_GRAPH_MISMATCH for a bad graph output
+   * @throws KelixError with an IMAGE_* code for bad input, MODEL_GRAPH_MISMATCH for a bad graph output
    */
   async tokenize(image: ImageInput, onTiming?: (timing: ImageTiming) => void): Promise<VisualTokens> {
     const timing: ImageTiming = { preprocessMs: 0, tokenizeMs: 0, cacheHit: true }
     const tokens = await this.cache.getOrCompute(imageCacheKey(image.bytes, image.detail), async () => {
       timing.cacheHit = false
       const start = performance.now()
-      const { patches, rows, cols } = await preprocessImage(image.bytes, this.config, image.detail, { maxPixels: this.options.maxPixels })
+      const { patches, rows, cols } = await preprocessImage(image.bytes, this.config, image.detail, {
+        maxPixels: this.options.maxPixels,
+      })
       const preprocessed = performance.now()
       const result = await runVisualTokenizer(this.session, this.config, patches, rows, cols)
       timing.preprocessMs = preprocessed - start

@@ -17,8 +17,10 @@ import type { VisionConfig } from './resize-plan.js'
  */
 export function toPatches(pixels: Uint8Array, width: number, height: number, vision: VisionConfig): Float32Array {
   const p = vision.patch_size
-  if (width % p !== 0 || height % p !== 0) throw new RangeError(`image ${width}×${height} is not a whole number of ${p}-px patches`)
-  if (pixels.length !== width * height * 3) throw new RangeError(`expected ${width * height * 3} RGB bytes for ${width}×${height}, got ${pixels.length}`)
+  if (width % p !== 0 || height % p !== 0)
+    throw new RangeError(`image ${width}×${height} is not a whole number of ${p}-px patches`)
+  if (pixels.length !== width * height * 3)
+    throw new RangeError(`expected ${width * height * 3} RGB bytes for ${width}×${height}, got ${pixels.length}`)
   const means = channelTriple(vision.image_mean, 'image_mean')
   const stds = channelTriple(vision.image_std, 'image_std')
   const gridCols = width / p
@@ -41,6 +43,7 @@ export function toPatches(pixels: Uint8Array, width: number, height: number, vis
 
 function channelTriple(values: readonly number[], name: string): [number, number, number] {
   const [a, b, c] = values
-  if (a === undefined || b === undefined || c === undefined) throw new RangeError(`vision.${name} needs 3 values, got ${values.length}`)
+  if (a === undefined || b === undefined || c === undefined)
+    throw new RangeError(`vision.${name} needs 3 values, got ${values.length}`)
   return [a, b, c]
 }

@@ -5,16 +5,16 @@
  *         ──► one sharp pipeline: first frame, EXIF orientation, alpha onto white,
  *             sRGB, resize to the plan ──► RGB uint8 ──► patches
  *
- * Every failure is an EngineError with an IMAGE_* code; sharp's own errors
+ * Every failure is a KelixError invalid_image or image_too_large; sharp's own errors
  * never escape.
  */
 import sharp, { type Metadata } from 'sharp'
-import { EngineError } from '../errors.js'
 import type { KelixConfig } from '../model-config.js'
 import type { ImageDetail } from '../types.js'
 import { ACCEPTED_FORMATS, leadingHex, sniffFormat, type ImageFormat } from './image-format.js'
 import { toPatches } from './patches.js'
 import { planResize, type ResizePlan } from './resize-plan.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 export interface PreprocessLimits {
   /** Most pixels (width × height of the first frame) a source image may have; checked before decoding. */
@@ -44,18 +44,29 @@ interface Header {
  * image processor uses), antialiased when shrinking; a large JPEG may first be
  * shrunk by its decoder by a power of two (sharp's default shrink-on-load).
  *
- * @throws EngineError IMAGE_EMPTY, IMAGE_UNSUPPORTED_FORMAT, IMAGE_TOO_LARGE or IMAGE_DECODE_FAILED
+ * @throws KelixError invalid_image (empty, not PNG/JPEG/WEBP/GIF, undecodable) or image_too_large
  */
-export async function preprocessImage(bytes: Uint8Array, config: KelixConfig, detail: ImageDetail, limits: PreprocessLimits): Promise<PreprocessedImage> {
-  if (bytes.length === 0) throw new EngineError('IMAGE_EMPTY', 'the image has 0 bytes')
+export async function preprocessImage(
+  bytes: Uint8Array,
+  config: KelixConfig,
+  detail: ImageDetail,
+  limits: PreprocessLimits,
+): Promise<PreprocessedImage> {
+  if (bytes.length === 0) throw new KelixError('invalid_image', 'the image has 0 bytes')
   const format = sniffFormat(bytes)
   if (format === undefined) {
-    throw new EngineError('IMAGE_UNSUPPORTED_FORMAT', `the bytes (starting ${leadingHex(bytes)}) are not ${ACCEPTED_FORMATS.join(', ')}`)
+    throw new KelixError(
+      'invalid_image',
+      `the bytes (starting ${leadingHex(bytes)}) are not ${ACCEPTED_FORMATS.join(', ')}`,
+    )
   }
   const header = await readHeader(bytes, format)
   const pixels = header.width * header.height
   if (pixels > limits.maxPixels) {
-    throw new EngineError('IMAGE_TOO_LARGE', `the image is ${header.width}×${header.height} = ${pixels} pixels, more than the limit of ${limits.maxPixels}`)
+    throw new KelixError(
+      'image_too_large',
+      `the image is ${header.width}×${header.height} = ${pixels} pixels, more than the limit of ${limits.maxPixels}`,
+    )
   }
   const plan = planResize(header.width, header.height, config.vision, detail)
   const rgb = await decode(bytes, plan, limits.maxPixels)
@@ -77,11 +88,12 @@ async function readHeader(bytes: Uint8Array, format: ImageFormat): Promise<Heade
     throw decodeFailed(err)
   }
   if (meta.format !== format) {
-    throw new EngineError('IMAGE_UNSUPPORTED_FORMAT', `the bytes look like ${format} but decode as ${meta.format}`)
+    throw new KelixError('invalid_image', `the bytes look like ${format} but decode as ${meta.format}`)
   }
   // autoOrient holds the size as displayed: sides swapped for orientations 5..8.
   const { width, height } = meta.autoOrient
-  if (!(width > 0 && height > 0)) throw new EngineError('IMAGE_DECODE_FAILED', `the header gives an empty size ${width}×${height}`)
+  if (!(width > 0 && height > 0))
+    throw new KelixError('invalid_image', `the header gives an empty size ${width}×${height}`)
   return { width, height }
 }
 
@@ -103,7 +115,9 @@ async function decode(bytes: Uint8Array, plan: ResizePlan, maxPixels: number): P
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true })
     if (info.width !== plan.width || info.height !== plan.height || info.channels !== 3) {
-      throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${plan.width}×${plan.height}×3`)
+      throw new Error(
+        `decoded to ${info.width}×${info.height}×${info.channels}, expected ${plan.width}×${plan.height}×3`,
+      )
     }
     return data
   } catch (err) {
@@ -111,8 +125,9 @@ async function decode(bytes: Uint8Array, plan: ResizePlan, maxPixels: number): P
   }
 }
 
-function decodeFailed(err: unknown): EngineError {
+function decodeFailed(err: unknown): KelixError {
   const message = err instanceof Error ? err.message : String(err)
-  if (message.includes('exceeds pixel limit')) return new EngineError('IMAGE_TOO_LARGE', `the decoder refused it: ${message}`)
-  return new EngineError('IMAGE_DECODE_FAILED', message)
+  if (message.includes('exceeds pixel limit'))
+    return new KelixError('image_too_large', `the decoder refused it: ${message}`)
+  return new KelixError('invalid_image', message)
 }

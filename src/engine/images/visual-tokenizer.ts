@@ -3,9 +3,9 @@
  * a graph that disagrees with config.json must fail here, not as wrong ids later.
  */
 import ort from 'onnxruntime-node'
-import { EngineError } from '../errors.js'
 import { MODEL_FILES } from '../graph-signatures.js'
 import type { KelixConfig } from '../model-config.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 /** One image as the LLM sees it: `rows × cols` positions, each with one code per sub-codebook. */
 export interface VisualTokens {
@@ -24,15 +24,23 @@ export interface VisualTokenizerSession {
  * Tokenizes one image. `rows` and `cols` count LLM positions; the graph is fed
  * the patch grid `[rows · merge, cols · merge]`.
  *
- * @throws EngineError MODEL_GRAPH_MISMATCH when `codes` has the wrong type, shape or a value out of range
+ * @throws KelixError MODEL_GRAPH_MISMATCH when `codes` has the wrong type, shape or a value out of range
  */
-export async function runVisualTokenizer(session: VisualTokenizerSession, config: KelixConfig, patches: Float32Array, rows: number, cols: number): Promise<VisualTokens> {
+export async function runVisualTokenizer(
+  session: VisualTokenizerSession,
+  config: KelixConfig,
+  patches: Float32Array,
+  rows: number,
+  cols: number,
+): Promise<VisualTokens> {
   const { patch_size: p, merge_size: m } = config.vision
   const gridRows = rows * m
   const gridCols = cols * m
   const patchValues = 3 * p * p
   if (patches.length !== gridRows * gridCols * patchValues) {
-    throw new RangeError(`${patches.length} patch values do not fill a ${gridRows}×${gridCols} grid of ${patchValues}-value patches`)
+    throw new RangeError(
+      `${patches.length} patch values do not fill a ${gridRows}×${gridCols} grid of ${patchValues}-value patches`,
+    )
   }
   const feeds = {
     pixel_patches: new ort.Tensor('float32', patches, [gridRows * gridCols, patchValues]),
@@ -43,14 +51,18 @@ export async function runVisualTokenizer(session: VisualTokenizerSession, config
     outputs = await session.run(feeds)
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err)
-    throw new Error(`${MODEL_FILES.visualTokenizer} failed on pixel_patches float32 [${gridRows * gridCols}, ${patchValues}], grid_hw [${gridRows}, ${gridCols}]: ${message}`, { cause: err })
+    throw new Error(
+      `${MODEL_FILES.visualTokenizer} failed on pixel_patches float32 [${gridRows * gridCols}, ${patchValues}], grid_hw [${gridRows}, ${gridCols}]: ${message}`,
+      { cause: err },
+    )
   }
   return { rows, cols, codes: checkedCodes(outputs.codes, rows * cols, config) }
 }
 
 function checkedCodes(tensor: ort.Tensor | undefined, positions: number, config: KelixConfig): Int32Array {
   const { num_codebooks: books, codebook_size: size } = config.vocab
-  const mismatch = (detail: string) => new EngineError('MODEL_GRAPH_MISMATCH', detail, MODEL_FILES.visualTokenizer)
+  const mismatch = (detail: string) =>
+    new KelixError('MODEL_GRAPH_MISMATCH', detail, { file: MODEL_FILES.visualTokenizer })
   if (tensor === undefined) throw mismatch('the run returned no output "codes"')
   if (tensor.type !== 'int64') throw mismatch(`output codes has type ${tensor.type}, expected int64`)
   const dims = tensor.dims
@@ -61,7 +73,8 @@ function checkedCodes(tensor: ort.Tensor | undefined, positions: number, config:
   const codes = new Int32Array(data.length)
   for (let i = 0; i < data.length; i++) {
     const code = Number(data[i])
-    if (!(code >= 0 && code < size)) throw mismatch(`output codes[${Math.floor(i / books)}][${i % books}] is ${code}, outside [0, ${size})`)
+    if (!(code >= 0 && code < size))
+      throw mismatch(`output codes[${Math.floor(i / books)}][${i % books}] is ${code}, outside [0, ${size})`)
     codes[i] = code
   }
   return codes

@@ -69,7 +69,9 @@ export class DecodeBatch {
     this.seqIds.push(seqId)
     this.lengths.push(length)
     this.rowOf.set(seqId, row)
-    this.buffers.forEach((buffer, index) => copyHeads(source(index), this.span(buffer, row, 0), length, this.shape.heads, this.shape.dim))
+    this.buffers.forEach((buffer, index) =>
+      copyHeads(source(index), this.span(buffer, row, 0), length, this.shape.heads, this.shape.dim),
+    )
   }
 
   /** Removes a row; `keep` first receives its cache when the sequence lives on elsewhere. */
@@ -110,7 +112,9 @@ export class DecodeBatch {
     if (row === undefined) throw new Error(`sequence ${seqId} is not in the decode batch`)
     const length = this.lengths[row] as number
     if (length + count > this.slots) this.layout(this.rowCapacity, slotsFor(length + count))
-    this.buffers.forEach((buffer, index) => copyHeads(source(index), this.span(buffer, row, length), count, this.shape.heads, this.shape.dim))
+    this.buffers.forEach((buffer, index) =>
+      copyHeads(source(index), this.span(buffer, row, length), count, this.shape.heads, this.shape.dim),
+    )
     this.lengths[row] = length + count
   }
 
@@ -139,7 +143,13 @@ export class DecodeBatch {
     const newRowSize = heads * slots * dim
     this.buffers.forEach((old, index) => {
       this.lengths.forEach((length, row) => {
-        copyHeads(this.span(old, row, 0), { data: buffers[index] as Elements, offset: row * newRowSize, stride: slots, position: 0 }, length, heads, dim)
+        copyHeads(
+          this.span(old, row, 0),
+          { data: buffers[index] as Elements, offset: row * newRowSize, stride: slots, position: 0 },
+          length,
+          heads,
+          dim,
+        )
       })
     })
     this.buffers = buffers

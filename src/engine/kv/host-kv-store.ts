@@ -61,15 +61,23 @@ export class HostKvStore implements KvStore {
 
   constructor(config: KelixConfig, options: HostKvStoreOptions = {}) {
     this.blockSize = config.block_size
-    this.prefixes = new PrefixCache(Math.floor((options.prefixCachePositions ?? DEFAULT_PREFIX_CACHE_POSITIONS) / PREFIX_CHUNK))
+    this.prefixes = new PrefixCache(
+      Math.floor((options.prefixCachePositions ?? DEFAULT_PREFIX_CACHE_POSITIONS) / PREFIX_CHUNK),
+    )
     this.layers = config.llm.num_layers
     this.heads = config.llm.num_key_value_heads
     this.dim = config.llm.head_dim
     this.dtype = config.llm.kv_dtype
-    const names = (kind: 'past' | 'delta' | 'present') => Array.from({ length: this.layers * 2 }, (_, index) => kvName(kind, index >> 1, index % 2 === 0 ? 'key' : 'value'))
+    const names = (kind: 'past' | 'delta' | 'present') =>
+      Array.from({ length: this.layers * 2 }, (_, index) => kvName(kind, index >> 1, index % 2 === 0 ? 'key' : 'value'))
     this.pastNames = names('past')
     this.outputNames = { delta: names('delta'), present: names('present') }
-    this.batch = new DecodeBatch({ layers: this.layers, heads: this.heads, dim: this.dim, allocate: (size) => this.allocate(size) })
+    this.batch = new DecodeBatch({
+      layers: this.layers,
+      heads: this.heads,
+      dim: this.dim,
+      allocate: (size) => this.allocate(size),
+    })
   }
 
   get sequences(): number {
@@ -98,7 +106,13 @@ export class HostKvStore implements KvStore {
     const seq = this.reserve(seqId, chunks.length * PREFIX_CHUNK)
     chunks.forEach((chunk, c) => {
       seq.arrays.forEach((array, index) => {
-        copyHeads(arraySpan(chunk[index] as Elements, PREFIX_CHUNK), arraySpan(array, seq.capacity, c * PREFIX_CHUNK), PREFIX_CHUNK, this.heads, this.dim)
+        copyHeads(
+          arraySpan(chunk[index] as Elements, PREFIX_CHUNK),
+          arraySpan(array, seq.capacity, c * PREFIX_CHUNK),
+          PREFIX_CHUNK,
+          this.heads,
+          this.dim,
+        )
       })
     })
     seq.length = chunks.length * PREFIX_CHUNK
@@ -116,7 +130,10 @@ export class HostKvStore implements KvStore {
   rememberPrefix(seqId: string, ids: Int32Array): void {
     if (!this.prefixes.enabled) return
     const keys = PrefixCache.keys(ids, this.blockSize)
-    if (keys.length * PREFIX_CHUNK > this.length(seqId)) throw new Error(`${seqId} holds ${this.length(seqId)} positions, fewer than the ${keys.length * PREFIX_CHUNK} to remember`)
+    if (keys.length * PREFIX_CHUNK > this.length(seqId))
+      throw new Error(
+        `${seqId} holds ${this.length(seqId)} positions, fewer than the ${keys.length * PREFIX_CHUNK} to remember`,
+      )
     const own = this.own.get(seqId)
     const source = (index: number): HeadSpan =>
       own === undefined ? this.batch.spanOf(seqId, index) : arraySpan(own.arrays[index] as Elements, own.capacity)
@@ -124,7 +141,13 @@ export class HostKvStore implements KvStore {
       if (this.prefixes.has(key)) return
       const chunk: ChunkArrays = this.pastNames.map((_, index) => {
         const array = this.allocate(this.heads * PREFIX_CHUNK * this.dim)
-        copyHeads({ ...source(index), position: c * PREFIX_CHUNK }, arraySpan(array, PREFIX_CHUNK), PREFIX_CHUNK, this.heads, this.dim)
+        copyHeads(
+          { ...source(index), position: c * PREFIX_CHUNK },
+          arraySpan(array, PREFIX_CHUNK),
+          PREFIX_CHUNK,
+          this.heads,
+          this.dim,
+        )
         return array
       })
       this.prefixes.insert(key, chunk)
@@ -135,19 +158,32 @@ export class HostKvStore implements KvStore {
     return rows.length > 0 && rows.every((r) => r.newSlots === 1) ? this.gatherDecode(rows) : this.gatherScratch(rows)
   }
 
-  append(past: PastFeeds, outputs: ort.InferenceSession.OnnxValueMapType, layout: { seq: number; fromPresent: boolean }): void {
+  append(
+    past: PastFeeds,
+    outputs: ort.InferenceSession.OnnxValueMapType,
+    layout: { seq: number; fromPresent: boolean },
+  ): void {
     const time = layout.fromPresent ? past.pastLength + layout.seq : layout.seq
     const position = layout.fromPresent ? past.pastLength : 0
-    const data = this.outputNames[layout.fromPresent ? 'present' : 'delta'].map((name) => (outputs[name] as ort.Tensor).data as Elements)
+    const data = this.outputNames[layout.fromPresent ? 'present' : 'delta'].map(
+      (name) => (outputs[name] as ort.Tensor).data as Elements,
+    )
     past.rows.forEach((row, r) => {
       if (row.newSlots === 0) return
-      const source = (index: number): HeadSpan => ({ data: data[index] as Elements, offset: r * this.heads * time * this.dim, stride: time, position })
+      const source = (index: number): HeadSpan => ({
+        data: data[index] as Elements,
+        offset: r * this.heads * time * this.dim,
+        stride: time,
+        position,
+      })
       if (this.batch.has(row.seqId)) {
         this.batch.append(row.seqId, row.newSlots, source)
         return
       }
       const seq = this.reserve(row.seqId, row.newSlots)
-      seq.arrays.forEach((array, index) => copyHeads(source(index), arraySpan(array, seq.capacity, seq.length), row.newSlots, this.heads, this.dim))
+      seq.arrays.forEach((array, index) =>
+        copyHeads(source(index), arraySpan(array, seq.capacity, seq.length), row.newSlots, this.heads, this.dim),
+      )
       seq.length += row.newSlots
     })
   }
@@ -159,15 +195,25 @@ export class HostKvStore implements KvStore {
     for (const { seqId } of rows) {
       if (this.batch.has(seqId)) continue
       const seq = this.own.get(seqId)
-      this.batch.add(seqId, seq?.length ?? 0, (index) => arraySpan(seq?.arrays[index] ?? this.allocate(0), seq?.capacity ?? 0))
+      this.batch.add(seqId, seq?.length ?? 0, (index) =>
+        arraySpan(seq?.arrays[index] ?? this.allocate(0), seq?.capacity ?? 0),
+      )
       this.own.delete(seqId)
     }
     this.batch.fit()
     const pastLength = this.batch.slotsPerRow
     const dims = (n: number) => [n, this.heads, pastLength, this.dim]
     const tensors: Record<string, ort.Tensor> = {}
-    this.pastNames.forEach((name, index) => (tensors[name] = new ort.Tensor(this.dtype, this.batch.view(index), dims(this.batch.rows.length))))
-    return { rows: this.batch.rows.map((seqId) => ({ seqId, newSlots: 1 })), tensors, pastLength, cached: [...this.batch.cachedLengths] }
+    this.pastNames.forEach(
+      (name, index) =>
+        (tensors[name] = new ort.Tensor(this.dtype, this.batch.view(index), dims(this.batch.rows.length))),
+    )
+    return {
+      rows: this.batch.rows.map((seqId) => ({ seqId, newSlots: 1 })),
+      tensors,
+      pastLength,
+      cached: [...this.batch.cachedLengths],
+    }
   }
 
   /** Any other call: rows leave the batch and are copied into scratch tensors. */
@@ -182,7 +228,13 @@ export class HostKvStore implements KvStore {
       rows.forEach((row, r) => {
         const seq = this.own.get(row.seqId)
         if (seq === undefined) return
-        copyHeads(arraySpan(seq.arrays[index] as Elements, seq.capacity), { data: batch, offset: r * rowSize, stride: pastLength, position: 0 }, seq.length, this.heads, this.dim)
+        copyHeads(
+          arraySpan(seq.arrays[index] as Elements, seq.capacity),
+          { data: batch, offset: r * rowSize, stride: pastLength, position: 0 },
+          seq.length,
+          this.heads,
+          this.dim,
+        )
       })
       tensors[name] = new ort.Tensor(this.dtype, batch, [rows.length, this.heads, pastLength, this.dim])
     })
@@ -217,7 +269,8 @@ export class HostKvStore implements KvStore {
     const arrays = Array.from({ length: this.layers * 2 }, (_, index) => {
       const array = this.allocate(this.heads * capacity * this.dim)
       const old = seq.arrays[index]
-      if (old !== undefined) copyHeads(arraySpan(old, seq.capacity), arraySpan(array, capacity), seq.length, this.heads, this.dim)
+      if (old !== undefined)
+        copyHeads(arraySpan(old, seq.capacity), arraySpan(array, capacity), seq.length, this.heads, this.dim)
       return array
     })
     seq.arrays = arrays

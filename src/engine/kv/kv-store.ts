@@ -35,7 +35,11 @@ export interface KvStore {
    * The outputs hold `present_delta.*` ([rows, heads, seq, dim]) or, for graphs
    * without it, `present.*` ([rows, heads, pastLength + seq, dim]); `fromPresent` says which.
    */
-  append(past: PastFeeds, outputs: ort.InferenceSession.OnnxValueMapType, layout: { seq: number; fromPresent: boolean }): void
+  append(
+    past: PastFeeds,
+    outputs: ort.InferenceSession.OnnxValueMapType,
+    layout: { seq: number; fromPresent: boolean },
+  ): void
   /**
    * Fills an empty sequence's cache with the longest cached prefix of `ids`
    * (the flat block ids of its first blocks). Returns the positions filled, 0 when none.

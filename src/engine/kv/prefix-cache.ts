@@ -48,7 +48,10 @@ export class PrefixCache {
     let previous = ''
     for (let start = 0; start + chunkIds <= ids.length; start += chunkIds) {
       const chunk = ids.subarray(start, start + chunkIds)
-      previous = createHash('sha256').update(previous).update(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)).digest('base64')
+      previous = createHash('sha256')
+        .update(previous)
+        .update(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+        .digest('base64')
       keys.push(previous)
     }
     return keys

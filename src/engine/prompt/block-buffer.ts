@@ -23,7 +23,8 @@ export class BlockBuffer {
 
   /** Appends a block from its ids before <eob> (1 … block_size − 1 of them). */
   push(ids: ArrayLike<number>): void {
-    if (ids.length === 0 || ids.length >= this.blockSize) throw new RangeError(`a block holds 1..${this.blockSize - 1} ids before <eob>, got ${ids.length}`)
+    if (ids.length === 0 || ids.length >= this.blockSize)
+      throw new RangeError(`a block holds 1..${this.blockSize - 1} ids before <eob>, got ${ids.length}`)
     this.ensure(this.count + 1)
     const start = this.count * this.blockSize
     for (let i = 0; i < this.blockSize; i++) this.data[start + i] = i < ids.length ? (ids[i] as number) : this.eob
@@ -50,7 +51,7 @@ export class BlockBuffer {
 
   private ensure(blocks: number): void {
     if (blocks * this.blockSize <= this.data.length) return
-    const grown = new Int32Array(Math.max(blocks, this.data.length / this.blockSize * 2) * this.blockSize)
+    const grown = new Int32Array(Math.max(blocks, (this.data.length / this.blockSize) * 2) * this.blockSize)
     grown.set(this.data)
     this.data = grown
   }

@@ -27,7 +27,9 @@ export const DEFAULT_ROW_MARKER = '{row},{cols}'
 
 /** The text between a row's brackets: `vision.row_marker` with `{row}` (0-based) and `{cols}` filled in. */
 export function rowMarkerText(config: KelixConfig, row: number, cols: number): string {
-  return (config.vision.row_marker ?? DEFAULT_ROW_MARKER).replaceAll('{row}', String(row)).replaceAll('{cols}', String(cols))
+  return (config.vision.row_marker ?? DEFAULT_ROW_MARKER)
+    .replaceAll('{row}', String(row))
+    .replaceAll('{cols}', String(cols))
 }
 
 export function rowMarker(config: KelixConfig, encode: MarkerEncoder, row: number, cols: number): number[] {
@@ -36,7 +38,12 @@ export function rowMarker(config: KelixConfig, encode: MarkerEncoder, row: numbe
 }
 
 /** Appends an image's row markers and blocks; returns the number of blocks written. */
-export function writeImageBlocks(out: BlockBuffer, config: KelixConfig, encode: MarkerEncoder, image: ImageCodes): number {
+export function writeImageBlocks(
+  out: BlockBuffer,
+  config: KelixConfig,
+  encode: MarkerEncoder,
+  image: ImageCodes,
+): number {
   const { num_codebooks: books, codebook_size: size, visual_id_offset: offset } = config.vocab
   const before = out.length
   const block = new Array<number>(books)

@@ -14,7 +14,14 @@ type DrawParams = Pick<SamplingParams, 'temperature' | 'topP' | 'minP'>
  * The finite entries of `logits[0..n)`, in id order, into `order`, each weighed as `weigh` weighs
  * it: one pass instead of collecting and then weighing (the same values, summed in the same order).
  */
-function weighFinite(logits: Float32Array, n: number, max: number, temperature: number, order: Int32Array, weights: Float64Array): { m: number; total: number } {
+function weighFinite(
+  logits: Float32Array,
+  n: number,
+  max: number,
+  temperature: number,
+  order: Int32Array,
+  weights: Float64Array,
+): { m: number; total: number } {
   const invT = 1 / temperature
   let m = 0
   let total = 0
@@ -33,7 +40,14 @@ function weighFinite(logits: Float32Array, n: number, max: number, temperature: 
  * Sets `weights[c] = exp((logit − max) / temperature)` for the candidates `order[0..m)`, where
  * `max` is their largest logit, so the best weighs exactly 1; returns the sum, in candidate order.
  */
-export function weigh(logits: Float32Array, order: Int32Array, m: number, max: number, temperature: number, weights: Float64Array): number {
+export function weigh(
+  logits: Float32Array,
+  order: Int32Array,
+  m: number,
+  max: number,
+  temperature: number,
+  weights: Float64Array,
+): number {
   const invT = 1 / temperature
   let total = 0
   for (let j = 0; j < m; j++) {
@@ -78,7 +92,14 @@ export function drawWeighted(order: Int32Array, weights: Float64Array, m: number
 }
 
 /** min_p over the weighed candidates `order[0..m)` of weight `total`, then the draw. */
-export function drawAboveMinP(order: Int32Array, weights: Float64Array, m: number, total: number, minP: number, rng: Rng): number {
+export function drawAboveMinP(
+  order: Int32Array,
+  weights: Float64Array,
+  m: number,
+  total: number,
+  minP: number,
+  rng: Rng,
+): number {
   if (minP > 0) {
     m = keepAboveMinP(order, weights, m, minP)
     total = totalWeight(order, weights, m)

@@ -110,7 +110,14 @@ function firstRound(key: Float32Array, n: number, ends: readonly number[], scan:
  * `RANGE_IDS`/`RANGE_VALUES` from position `kept`, counting those above `threshold`: every entry is
  * written and only the returned count says which stay, so there is no branch to mispredict.
  */
-function scanKeeping(key: Float32Array, from: number, to: number, threshold: number, scan: RowScan, kept: number): number {
+function scanKeeping(
+  key: Float32Array,
+  from: number,
+  to: number,
+  threshold: number,
+  scan: RowScan,
+  kept: number,
+): number {
   let max = scan.max
   let argmax = scan.argmax
   let nonFinite = scan.nonFinite
@@ -163,7 +170,12 @@ function keepFromRange(from: number, to: number, pivot: number, pv: number, kept
  * comment); undefined when not even the first is certain, or the row is small, holds NaN or +∞,
  * or has many non-finite entries (the plain path is as good). Exported for tests.
  */
-export function replayRounds(key: Float32Array, n: number, p: NucleusParams, scratch: SamplerScratch): Range | undefined {
+export function replayRounds(
+  key: Float32Array,
+  n: number,
+  p: NucleusParams,
+  scratch: SamplerScratch,
+): Range | undefined {
   const { scan } = scratch
   if (n <= RANGE_TARGET || n > MAX_ROW) {
     scan.scan(key, n)
@@ -238,12 +250,18 @@ export function pickNucleus(key: Float32Array, n: number, p: NucleusParams, scra
   order.set(range.ids.subarray(0, range.length))
   const search = new NucleusSearch(order, key, weights, range.length)
   const { topP } = p
-  let size = search.run(topP * rangeWeight * (1 - SUM_SLACK), topP * (rangeWeight + range.droppedWeight) * (1 + SUM_SLACK))
+  let size = search.run(
+    topP * rangeWeight * (1 - SUM_SLACK),
+    topP * (rangeWeight + range.droppedWeight) * (1 + SUM_SLACK),
+  )
   const error = EXP_SUM_ERROR + SUM_SLACK
   if (size < 0 && range.upperLength > 0) {
     nucleusPaths.upperRangeSum++
     const upper = expSum(UPPER_VALUES, range.upperLength, scan.max, invT)
-    size = search.run(topP * upper * (1 - error), topP * (upper * (1 + error) + range.droppedAboveUpper) * (1 + SUM_SLACK))
+    size = search.run(
+      topP * upper * (1 - error),
+      topP * (upper * (1 + error) + range.droppedAboveUpper) * (1 + SUM_SLACK),
+    )
   }
   if (size < 0) {
     nucleusPaths.rowSum++

@@ -8,7 +8,13 @@ import type { TokenHistory } from './token-history.js'
  * CTRL / Hugging Face repetition penalty over prompt and output: a positive logit is divided by
  * `penalty`, a negative one multiplied, so `penalty > 1` always makes a seen id less likely.
  */
-export function applyRepetitionPenalty(logits: Float32Array, lo: number, hi: number, history: TokenHistory, penalty: number): void {
+export function applyRepetitionPenalty(
+  logits: Float32Array,
+  lo: number,
+  hi: number,
+  history: TokenHistory,
+  penalty: number,
+): void {
   if (penalty === 1) return
   for (let j = 0; j < history.seenSize; j++) {
     const id = history.seenId(j)

@@ -16,7 +16,14 @@ type PickParams = Pick<SamplingParams, 'temperature' | 'topK' | 'topP' | 'minP'>
  * min_p alone keeps the ids with weight `>= minP` in id order, and only they enter the sum and the
  * draw: one pass finds them, with an exponential only for those within reach of the threshold.
  */
-function pickAboveMinP(key: Float32Array, n: number, p: PickParams, scan: RowScan, scratch: SamplerScratch, rng: Rng): number {
+function pickAboveMinP(
+  key: Float32Array,
+  n: number,
+  p: PickParams,
+  scan: RowScan,
+  scratch: SamplerScratch,
+  rng: Rng,
+): number {
   const { order, weights } = scratch
   const invT = 1 / p.temperature
   // Math.exp is within an ulp of e^z, so no z this far below ln(min_p) reaches min_p.

@@ -58,7 +58,7 @@ export class Sampler {
   private readonly editsRow: boolean
 
   /**
-   * Validates `params` (throws `EngineError('INVALID_SAMPLING')`, logit_bias ids must be below
+   * Validates `params` (throws `KelixError('invalid_value')`, logit_bias ids must be below
    * `vocabSize`) and prepares the per-token state. Pass a shared `scratch` to avoid its
    * vocabulary-sized buffers per sequence.
    */
@@ -73,7 +73,11 @@ export class Sampler {
       throw new RangeError(`sampler scratch holds ${this.scratch.size} ids, the vocabulary has ${vocabSize}`)
     }
     this.bias = new LogitBias(params.logitBias)
-    this.editsRow = params.logitBias.size > 0 || params.repetitionPenalty !== 1 || params.presencePenalty !== 0 || params.frequencyPenalty !== 0
+    this.editsRow =
+      params.logitBias.size > 0 ||
+      params.repetitionPenalty !== 1 ||
+      params.presencePenalty !== 0 ||
+      params.frequencyPenalty !== 0
   }
 
   /**
@@ -83,13 +87,25 @@ export class Sampler {
    * keeps. Allocates only the result (and the top list when asked for) and a few small objects.
    */
   sample(logits: Float32Array, lo: number, hi: number, history: TokenHistory, rng: Rng, firstId = 0): SampleResult {
-    if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= firstId && lo < hi && hi <= Math.min(this.vocabSize, firstId + logits.length))) {
-      throw new RangeError(`allowed range [${lo}, ${hi}) is empty or outside the logits row of ids [${firstId}, ${firstId + logits.length})`)
+    if (!(
+      Number.isInteger(lo) &&
+      Number.isInteger(hi) &&
+      lo >= firstId &&
+      lo < hi &&
+      hi <= Math.min(this.vocabSize, firstId + logits.length)
+    )) {
+      throw new RangeError(
+        `allowed range [${lo}, ${hi}) is empty or outside the logits row of ids [${firstId}, ${firstId + logits.length})`,
+      )
     }
     const p = this.params
     const n = hi - lo
     const offset = lo - firstId
-    let row = this.editsRow ? this.processedCopy(logits, lo, hi, history, firstId) : offset === 0 ? logits : logits.subarray(offset, offset + n)
+    let row = this.editsRow
+      ? this.processedCopy(logits, lo, hi, history, firstId)
+      : offset === 0
+        ? logits
+        : logits.subarray(offset, offset + n)
     let chosen = pickIndex(row, n, p, this.scratch, rng)
     // Read in place, the row held NaN or +∞: map them, as the copy does.
     if (chosen === NEEDS_MAPPING) {
@@ -108,7 +124,13 @@ export class Sampler {
   }
 
   /** The row after steps 1–3, in `scratch.logits`. */
-  private processedCopy(logits: Float32Array, lo: number, hi: number, history: TokenHistory, firstId: number): Float32Array {
+  private processedCopy(
+    logits: Float32Array,
+    lo: number,
+    hi: number,
+    history: TokenHistory,
+    firstId: number,
+  ): Float32Array {
     const p = this.params
     const row = this.mappedCopy(logits, lo - firstId, hi - lo)
     this.bias.apply(row, lo, hi)

@@ -167,7 +167,13 @@ export class NucleusSearch {
 }
 
 /** `NucleusSearch` for a known target. */
-export function nucleusSize(order: Int32Array, key: Float32Array, weights: Float64Array, m: number, target: number): number {
+export function nucleusSize(
+  order: Int32Array,
+  key: Float32Array,
+  weights: Float64Array,
+  m: number,
+  target: number,
+): number {
   return new NucleusSearch(order, key, weights, m).run(target)
 }
 

@@ -10,10 +10,10 @@
  * `<|image_pad|>` in the prompt was written by the template for an image part.
  */
 import { Template } from '@huggingface/jinja'
-import { EngineError } from '../errors.js'
 import type { ChatMessage, ImageInput } from '../types.js'
 import type { TextTokenizer } from './tokenizer.js'
 import { UserTextGuard } from './user-text-guard.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 export type PromptPiece = { kind: 'text'; ids: number[] } | { kind: 'image'; image: ImageInput }
 
@@ -23,7 +23,10 @@ export interface RenderOptions {
 }
 
 /** What the tokenizer must provide. */
-export type PromptTokenizer = Pick<TextTokenizer, 'specialIds' | 'specialTokens' | 'templateTokens' | 'splitSpecial' | 'encodeOrdinary'>
+export type PromptTokenizer = Pick<
+  TextTokenizer,
+  'specialIds' | 'specialTokens' | 'templateTokens' | 'splitSpecial' | 'encodeOrdinary'
+>
 
 type TemplatePart = { type: 'text'; text: string } | { type: 'image' }
 
@@ -32,8 +35,8 @@ type TemplatePart = { type: 'text'; text: string } | { type: 'image' }
  * Adjacent text is merged into one piece; each image takes the place of
  * exactly one `<|image_pad|>`, in message order.
  *
- * @throws EngineError PROMPT_TEMPLATE_FAILED when the template does not parse or render
- * @throws EngineError PROMPT_IMAGE_MISMATCH when the prompt holds a different number of image pads than there are images
+ * @throws KelixError PROMPT_TEMPLATE_FAILED when the template does not parse or render
+ * @throws KelixError PROMPT_IMAGE_MISMATCH when the prompt holds a different number of image pads than there are images
  */
 export function renderPrompt(
   tokenizer: PromptTokenizer,
@@ -45,11 +48,14 @@ export function renderPrompt(
   const images: ImageInput[] = []
   const templateMessages = messages.map((m) => ({
     role: m.role,
-    content: typeof m.content === 'string' ? guard.protect(m.content) : m.content.map((part): TemplatePart => {
-      if (part.type === 'text') return { type: 'text', text: guard.protect(part.text) }
-      images.push(part.image)
-      return { type: 'image' }
-    }),
+    content:
+      typeof m.content === 'string'
+        ? guard.protect(m.content)
+        : m.content.map((part): TemplatePart => {
+            if (part.type === 'text') return { type: 'text', text: guard.protect(part.text) }
+            images.push(part.image)
+            return { type: 'image' }
+          }),
   }))
   const rendered = renderTemplate(templateSource, {
     ...tokenizer.templateTokens,
@@ -72,11 +78,16 @@ function renderTemplate(source: string, context: Record<string, unknown>): strin
     if (compiled?.source !== source) compiled = { source, template: new Template(source) }
     return compiled.template.render(context)
   } catch (err) {
-    throw new EngineError('PROMPT_TEMPLATE_FAILED', (err as Error).message)
+    throw new KelixError('invalid_prompt', (err as Error).message)
   }
 }
 
-function toPieces(tokenizer: PromptTokenizer, rendered: string, guard: UserTextGuard, images: readonly ImageInput[]): PromptPiece[] {
+function toPieces(
+  tokenizer: PromptTokenizer,
+  rendered: string,
+  guard: UserTextGuard,
+  images: readonly ImageInput[],
+): PromptPiece[] {
   const imagePad = tokenizer.specialIds.image_pad
   const pieces: PromptPiece[] = []
   let text: number[] = []
@@ -96,7 +107,10 @@ function toPieces(tokenizer: PromptTokenizer, rendered: string, guard: UserTextG
     }
   }
   if (pads !== images.length) {
-    throw new EngineError('PROMPT_IMAGE_MISMATCH', `the chat template wrote ${pads} image placeholders for ${images.length} images`)
+    throw new KelixError(
+      'invalid_prompt',
+      `the chat template wrote ${pads} image placeholders for ${images.length} images`,
+    )
   }
   if (text.length > 0) pieces.push({ kind: 'text', ids: text })
   return pieces

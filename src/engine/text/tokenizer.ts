@@ -10,11 +10,11 @@
  * by `SpecialSplitter`; only the text between goes to the library.
  */
 import { Tokenizer } from '@huggingface/tokenizers'
-import { EngineError } from '../errors.js'
 import type { KelixConfig, SpecialTokens } from '../model-config.js'
 import type { TokenizerData } from '../model.js'
 import { byteLevelBytes } from './byte-level.js'
 import { SpecialSplitter, type Segment, type SpecialToken } from './special-splitter.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 /**
  * How an id decodes: `text` is a byte-level vocabulary token, `added` a
@@ -68,33 +68,46 @@ export class TextTokenizer {
   /**
    * @param data tokenizer.json and tokenizer_config.json, as `loadModel` reads them
    * @param config config.json; its `special_tokens` are always treated as special
-   * @throws EngineError MODEL_TOKENIZER_MISMATCH when the tokenizer is not byte-level BPE or the library rejects it
+   * @throws KelixError MODEL_TOKENIZER_MISMATCH when the tokenizer is not byte-level BPE or the library rejects it
    */
   constructor(data: TokenizerData, config: KelixConfig) {
     const { tokenizerJson, tokenizerConfig } = data
     const decoder = tokenizerJson.decoder as { type?: unknown } | null | undefined
     if (decoder?.type !== 'ByteLevel') {
-      throw new EngineError('MODEL_TOKENIZER_MISMATCH', `decoder is ${JSON.stringify(decoder?.type)}, expected a ByteLevel tokenizer`, TOKENIZER_FILE)
+      throw new KelixError(
+        'MODEL_TOKENIZER_MISMATCH',
+        `decoder is ${JSON.stringify(decoder?.type)}, expected a ByteLevel tokenizer`,
+        { file: TOKENIZER_FILE },
+      )
     }
     const added = addedTokens(tokenizerJson)
     const specialContent = specialContents(added, tokenizerConfig, config)
     const isSpecial = (t: AddedTokenJson) => specialContent.has(t.content)
 
     this.specialIds = { ...config.special_tokens }
-    this.specialTokens = added.filter(isSpecial).map((t) => ({ id: t.id, content: t.content, lstrip: t.lstrip === true, rstrip: t.rstrip === true }))
+    this.specialTokens = added
+      .filter(isSpecial)
+      .map((t) => ({ id: t.id, content: t.content, lstrip: t.lstrip === true, rstrip: t.rstrip === true }))
     this.#specialIdSet = new Set(this.specialTokens.map((t) => t.id))
     this.#splitter = new SpecialSplitter(this.specialTokens)
     this.templateTokens = namedTokens(tokenizerConfig)
     try {
-      this.#ordinary = new Tokenizer({ ...tokenizerJson, added_tokens: added.filter((t) => !isSpecial(t)) }, tokenizerConfig)
+      this.#ordinary = new Tokenizer(
+        { ...tokenizerJson, added_tokens: added.filter((t) => !isSpecial(t)) },
+        tokenizerConfig,
+      )
     } catch (err) {
-      throw new EngineError('MODEL_TOKENIZER_MISMATCH', `the tokenizer library rejected it: ${(err as Error).message}`, TOKENIZER_FILE)
+      throw new KelixError('MODEL_TOKENIZER_MISMATCH', `the tokenizer library rejected it: ${(err as Error).message}`, {
+        file: TOKENIZER_FILE,
+      })
     }
 
     const tokens = [...(this.#ordinary.model?.vocab ?? [])]
     for (const t of this.specialTokens) tokens[t.id] = t.content
     this.#addedContent = new Map(added.map((t) => [t.id, t.content]))
-    const table = byteTable(tokens, (id) => (this.#specialIdSet.has(id) ? 'special' : this.#addedContent.has(id) ? 'added' : 'text'))
+    const table = byteTable(tokens, (id) =>
+      this.#specialIdSet.has(id) ? 'special' : this.#addedContent.has(id) ? 'added' : 'text',
+    )
     this.#kinds = table.kinds
     this.#offsets = table.offsets
     this.#bytes = table.bytes
@@ -111,7 +124,10 @@ export class TextTokenizer {
     const ids = this.#ordinary.encode(text, { add_special_tokens: false }).ids
     // The library instance holds no special token, so this only fails for a vocabulary that lists one as a plain token.
     const leaked = ids.find((id) => this.#specialIdSet.has(id))
-    if (leaked !== undefined) throw new EngineError('MODEL_TOKENIZER_MISMATCH', `the vocabulary maps ordinary text to special token ${leaked}`, TOKENIZER_FILE)
+    if (leaked !== undefined)
+      throw new KelixError('MODEL_TOKENIZER_MISMATCH', `the vocabulary maps ordinary text to special token ${leaked}`, {
+        file: TOKENIZER_FILE,
+      })
     return ids
   }
 
@@ -132,7 +148,8 @@ export class TextTokenizer {
     for (const id of ids) {
       const kind = this.tokenKind(id)
       if (kind === 'text') text += utf8.decode(this.#view(id), { stream: true })
-      else if (kind === 'added' || (kind === 'special' && options.skipSpecialTokens !== true)) text += utf8.decode() + this.tokenText(id)
+      else if (kind === 'added' || (kind === 'special' && options.skipSpecialTokens !== true))
+        text += utf8.decode() + this.tokenText(id)
     }
     return text + utf8.decode()
   }
@@ -169,22 +186,31 @@ export class TextTokenizer {
 
 function addedTokens(tokenizerJson: Record<string, unknown>): AddedTokenJson[] {
   const list = tokenizerJson.added_tokens ?? []
-  if (!Array.isArray(list)) throw new EngineError('MODEL_TOKENIZER_MISMATCH', 'added_tokens is not an array', TOKENIZER_FILE)
+  if (!Array.isArray(list))
+    throw new KelixError('MODEL_TOKENIZER_MISMATCH', 'added_tokens is not an array', { file: TOKENIZER_FILE })
   return list.map((t: unknown, i) => {
     const token = t as Partial<AddedTokenJson> | null
     if (!Number.isInteger(token?.id) || typeof token?.content !== 'string' || token.content.length === 0) {
-      throw new EngineError('MODEL_TOKENIZER_MISMATCH', `added_tokens[${i}] needs an integer id and non-empty content`, TOKENIZER_FILE)
+      throw new KelixError('MODEL_TOKENIZER_MISMATCH', `added_tokens[${i}] needs an integer id and non-empty content`, {
+        file: TOKENIZER_FILE,
+      })
     }
     return token as AddedTokenJson
   })
 }
 
 /** Special means: marked special, listed in additional_special_tokens, or named by config.json. */
-function specialContents(added: readonly AddedTokenJson[], tokenizerConfig: Record<string, unknown>, config: KelixConfig): Set<string> {
+function specialContents(
+  added: readonly AddedTokenJson[],
+  tokenizerConfig: Record<string, unknown>,
+  config: KelixConfig,
+): Set<string> {
   const configIds = new Set(Object.values(config.special_tokens))
   const extra = tokenizerConfig.additional_special_tokens
   const listed = new Set(Array.isArray(extra) ? extra.map(tokenString).filter((s) => s !== undefined) : [])
-  return new Set(added.filter((t) => t.special === true || listed.has(t.content) || configIds.has(t.id)).map((t) => t.content))
+  return new Set(
+    added.filter((t) => t.special === true || listed.has(t.content) || configIds.has(t.id)).map((t) => t.content),
+  )
 }
 
 /** tokenizer_config.json writes a token as a string or as `{content: string, ...}`. */
@@ -217,7 +243,11 @@ function byteTable(tokens: ReadonlyArray<string | undefined>, kindOf: (id: numbe
       kinds[id] = KIND_CODE[kind]
       const decoded = kind === 'text' ? byteLevelBytes(token) : utf8.encode(token)
       if (decoded === undefined) {
-        throw new EngineError('MODEL_TOKENIZER_MISMATCH', `token ${id} (${JSON.stringify(token)}) has a character outside the byte-level alphabet`, TOKENIZER_FILE)
+        throw new KelixError(
+          'MODEL_TOKENIZER_MISMATCH',
+          `token ${id} (${JSON.stringify(token)}) has a character outside the byte-level alphabet`,
+          { file: TOKENIZER_FILE },
+        )
       }
       bytes = decoded
     }

@@ -14,8 +14,8 @@
  * The template itself is trusted: it is assumed never to write half of a
  * special token next to a client's text.
  */
-import { EngineError } from '../errors.js'
 import { SpecialSplitter, type SpecialToken } from './special-splitter.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 const FIRST_PRIVATE_USE = 0xe000
 const LAST_PRIVATE_USE = 0xf8ff
@@ -61,7 +61,11 @@ export class UserTextGuard {
         const tail = i === pieces.length - 1 ? this.#edge(piece, this.#prefixes, 'tail') : 0
         if (head === 0 && tail === 0) return piece
         if (head + tail >= piece.length) return this.#placeholder(piece)
-        return this.#placeholder(piece.slice(0, head)) + piece.slice(head, piece.length - tail) + this.#placeholder(piece.slice(piece.length - tail))
+        return (
+          this.#placeholder(piece.slice(0, head)) +
+          piece.slice(head, piece.length - tail) +
+          this.#placeholder(piece.slice(piece.length - tail))
+        )
       })
       .join('')
   }
@@ -87,7 +91,10 @@ export class UserTextGuard {
     if (known !== undefined) return known
     while (this.#taken.has(this.#nextFree)) this.#nextFree++
     if (this.#nextFree > LAST_PRIVATE_USE) {
-      throw new EngineError('PROMPT_TEMPLATE_FAILED', 'the messages use every private-use character, so special-token text in them cannot be protected')
+      throw new KelixError(
+        'invalid_prompt',
+        'the messages use every private-use character, so special-token text in them cannot be protected',
+      )
     }
     const char = String.fromCharCode(this.#nextFree++)
     this.#charOf.set(fragment, char)

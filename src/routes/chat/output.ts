@@ -4,11 +4,12 @@
  * timings for its request log, and a client that leaves aborts the generation.
  */
 import type { Generation, GenerationEvent, RequestTimings, Usage } from '../../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../../http/api-errors.js'
+import { errorBody } from '../../http/error-body.js'
 import type { SseWriter } from '../../http/sse.js'
 import { emptyChoices, toOpenAiLogprob, type ChoiceResult, type ChunkFactory } from './response.js'
 import { ToolCallStream } from './tool-call-stream.js'
 import type { ToolCalling } from './tools.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 export interface Outcome {
   usage: Usage | undefined
@@ -24,7 +25,10 @@ async function* guarded(events: AsyncIterable<GenerationEvent>): AsyncGenerator<
   try {
     yield* events
   } catch (err) {
-    yield { type: 'error', code: 'engine_failed', message: `the engine failed while generating: ${(err as Error).message}` }
+    yield {
+      type: 'error',
+      error: new KelixError('engine_failed', `the engine failed while generating: ${(err as Error).message}`),
+    }
   }
 }
 
@@ -36,9 +40,14 @@ export interface Collected {
 
 /**
  * Every event into one result per choice; an error event becomes the thrown
- * ApiError. Undefined when `signal` aborted first (the client left).
+ * KelixError. Undefined when `signal` aborted first (the client left).
  */
-export async function collectChoices(generation: Generation, n: number, withLogprobs: boolean, signal: AbortSignal): Promise<Collected | undefined> {
+export async function collectChoices(
+  generation: Generation,
+  n: number,
+  withLogprobs: boolean,
+  signal: AbortSignal,
+): Promise<Collected | undefined> {
   const choices = emptyChoices(n, withLogprobs)
   for await (const event of guarded(generation.events)) {
     if (signal.aborted) break
@@ -46,18 +55,19 @@ export async function collectChoices(generation: Generation, n: number, withLogp
       const choice = choices[event.choice]
       if (choice === undefined) continue
       choice.text += event.text
-      if (choice.logprobs !== undefined && event.logprobs !== undefined) choice.logprobs.push(...event.logprobs.map(toOpenAiLogprob))
+      if (choice.logprobs !== undefined && event.logprobs !== undefined)
+        choice.logprobs.push(...event.logprobs.map(toOpenAiLogprob))
     } else if (event.type === 'finish') {
       const choice = choices[event.choice]
       if (choice !== undefined) choice.finishReason = event.reason
     } else if (event.type === 'done') {
       return { choices, usage: event.usage, timings: event.timings }
     } else if (event.type !== 'prompt') {
-      throw fromGenerationError(event)
+      throw event.error
     }
   }
   if (signal.aborted) return undefined
-  throw new ApiError('server_error', 'The generation ended without a result.')
+  throw new KelixError('server_error', 'The generation ended without a result.')
 }
 
 /**
@@ -70,9 +80,18 @@ export async function collectChoices(generation: Generation, n: number, withLogp
  * argument fragments; a complete answer finishes with `tool_calls`, one cut
  * short by max_tokens with `length`.
  */
-export async function writeStream(generation: Generation, n: number, writer: SseWriter, chunks: ChunkFactory, includeUsage: boolean, calling?: ToolCalling): Promise<Outcome> {
+export async function writeStream(
+  generation: Generation,
+  n: number,
+  writer: SseWriter,
+  chunks: ChunkFactory,
+  includeUsage: boolean,
+  calling?: ToolCalling,
+): Promise<Outcome> {
   const outcome: Outcome = { usage: undefined, timings: undefined, errorCode: undefined, aborted: false }
-  const calls = Array.from({ length: n }, () => (calling === undefined ? undefined : new ToolCallStream(calling.parallel)))
+  const calls = Array.from({ length: n }, () =>
+    calling === undefined ? undefined : new ToolCallStream(calling.parallel),
+  )
   for (let index = 0; index < n; index++) await writer.send(chunks.role(index))
   for await (const event of guarded(generation.events)) {
     if (writer.closed) break
@@ -81,18 +100,20 @@ export async function writeStream(generation: Generation, n: number, writer: Sse
       if (stream !== undefined) {
         const deltas = stream.push(event.text)
         if (deltas.length > 0) await writer.send(chunks.toolCalls(event.choice, deltas))
-      } else if (event.text !== '' || (event.logprobs !== undefined && event.logprobs.length > 0)) await writer.send(chunks.content(event.choice, event.text, event.logprobs))
+      } else if (event.text !== '' || (event.logprobs !== undefined && event.logprobs.length > 0))
+        await writer.send(chunks.content(event.choice, event.text, event.logprobs))
     } else if (event.type === 'finish') {
-      await writer.send(chunks.finish(event.choice, calling !== undefined && event.reason === 'stop' ? 'tool_calls' : event.reason))
+      await writer.send(
+        chunks.finish(event.choice, calling !== undefined && event.reason === 'stop' ? 'tool_calls' : event.reason),
+      )
     } else if (event.type === 'done') {
       outcome.usage = event.usage
       outcome.timings = event.timings
       if (includeUsage) await writer.send(chunks.usage(event.usage))
       break
     } else if (event.type !== 'prompt') {
-      const error = fromGenerationError(event)
-      outcome.errorCode = error.code
-      await writer.send(error.toBody())
+      outcome.errorCode = event.error.code
+      await writer.send(errorBody(event.error))
       break
     }
   }

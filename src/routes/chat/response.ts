@@ -40,7 +40,12 @@ export interface OpenAiUsage {
 }
 
 export function completionMeta(model: string, systemFingerprint: string, now = Date.now()): CompletionMeta {
-  return { id: `chatcmpl-${randomBytes(16).toString('hex')}`, created: Math.floor(now / 1000), model, systemFingerprint }
+  return {
+    id: `chatcmpl-${randomBytes(16).toString('hex')}`,
+    created: Math.floor(now / 1000),
+    model,
+    systemFingerprint,
+  }
 }
 
 export function toOpenAiLogprob(lp: TokenLogprob): OpenAiTokenLogprob {
@@ -69,14 +74,23 @@ export interface ChoiceResult {
 }
 
 export function emptyChoices(n: number, withLogprobs: boolean): ChoiceResult[] {
-  return Array.from({ length: n }, () => ({ text: '', logprobs: withLogprobs ? [] : undefined, finishReason: undefined }))
+  return Array.from({ length: n }, () => ({
+    text: '',
+    logprobs: withLogprobs ? [] : undefined,
+    finishReason: undefined,
+  }))
 }
 
 /**
  * The whole answer. With tool calling, a choice whose grammar completed is its
  * calls (`content: null`); one cut short by max_tokens keeps its partial text.
  */
-export function chatCompletion(meta: CompletionMeta, choices: readonly ChoiceResult[], usage: Usage, calling?: ToolCalling) {
+export function chatCompletion(
+  meta: CompletionMeta,
+  choices: readonly ChoiceResult[],
+  usage: Usage,
+  calling?: ToolCalling,
+) {
   return {
     id: meta.id,
     object: 'chat.completion' as const,
@@ -88,16 +102,27 @@ export function chatCompletion(meta: CompletionMeta, choices: readonly ChoiceRes
       const finish = c.finishReason ?? 'length'
       const logprobs = c.logprobs === undefined ? null : { content: c.logprobs, refusal: null }
       if (calling !== undefined && finish === 'stop') {
-        const message = { role: 'assistant' as const, content: null, refusal: null, tool_calls: parseToolCalls(c.text, calling) }
+        const message = {
+          role: 'assistant' as const,
+          content: null,
+          refusal: null,
+          tool_calls: parseToolCalls(c.text, calling),
+        }
         return { index, message, logprobs, finish_reason: 'tool_calls' as WireFinishReason }
       }
-      return { index, message: { role: 'assistant' as const, content: c.text as string | null, refusal: null }, logprobs, finish_reason: finish as WireFinishReason }
+      return {
+        index,
+        message: { role: 'assistant' as const, content: c.text as string | null, refusal: null },
+        logprobs,
+        finish_reason: finish as WireFinishReason,
+      }
     }),
     usage: toOpenAiUsage(usage),
   }
 }
 
-type Delta = { role: 'assistant'; content: string } | { content: string } | { tool_calls: ToolCallDelta[] } | Record<string, never>
+type Delta =
+  { role: 'assistant'; content: string } | { content: string } | { tool_calls: ToolCallDelta[] } | Record<string, never>
 
 export interface ChunkChoice {
   index: number

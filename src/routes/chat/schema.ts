@@ -7,7 +7,11 @@
  */
 
 const number = (minimum: number, maximum: number) => ({ type: 'number', minimum, maximum })
-const FUNCTION_NAME = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'letters, digits, _ and -, at most 64' } as const
+const FUNCTION_NAME = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9_-]{1,64}$',
+  description: 'letters, digits, _ and -, at most 64',
+} as const
 const textPart = {
   type: 'object',
   properties: { type: { const: 'text' }, text: { type: 'string' } },
@@ -21,7 +25,11 @@ const imagePart = {
     image_url: {
       type: 'object',
       properties: {
-        url: { type: 'string', minLength: 1, description: 'a data: URL (base64), attachment://<multipart field>, or an allowed https URL' },
+        url: {
+          type: 'string',
+          minLength: 1,
+          description: 'a data: URL (base64), attachment://<multipart field>, or an allowed https URL',
+        },
         detail: { enum: ['auto', 'low', 'high'] },
       },
       required: ['url'],
@@ -36,7 +44,17 @@ const imagePart = {
 export const content = (parts: object[]) => ({
   anyOf: [
     { type: 'string' },
-    { type: 'array', minItems: 1, items: { type: 'object', properties: { type: { type: 'string' } }, discriminator: { propertyName: 'type' }, required: ['type'], oneOf: parts } },
+    {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        properties: { type: { type: 'string' } },
+        discriminator: { propertyName: 'type' },
+        required: ['type'],
+        oneOf: parts,
+      },
+    },
   ],
 })
 /** `response_format`: plain text, any JSON object, or JSON that follows a schema (enforced by constrained decoding). */
@@ -83,7 +101,12 @@ const toolCall = {
   properties: {
     id: { type: 'string' },
     type: { const: 'function' },
-    function: { type: 'object', properties: { name: { type: 'string' }, arguments: { type: 'string' } }, required: ['name', 'arguments'], additionalProperties: false },
+    function: {
+      type: 'object',
+      properties: { name: { type: 'string' }, arguments: { type: 'string' } },
+      required: ['name', 'arguments'],
+      additionalProperties: false,
+    },
   },
   required: ['id', 'type', 'function'],
   additionalProperties: false,
@@ -114,7 +137,12 @@ const functionTool = {
     type: { const: 'function' },
     function: {
       type: 'object',
-      properties: { name: FUNCTION_NAME, description: { type: 'string' }, parameters: { type: 'object' }, strict: { type: ['boolean', 'null'] } },
+      properties: {
+        name: FUNCTION_NAME,
+        description: { type: 'string' },
+        parameters: { type: 'object' },
+        strict: { type: ['boolean', 'null'] },
+      },
       required: ['name'],
       additionalProperties: false,
     },
@@ -127,7 +155,15 @@ const toolChoice = {
     { enum: ['none', 'auto', 'required'] },
     {
       type: 'object',
-      properties: { type: { const: 'function' }, function: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'], additionalProperties: false } },
+      properties: {
+        type: { const: 'function' },
+        function: {
+          type: 'object',
+          properties: { name: { type: 'string' } },
+          required: ['name'],
+          additionalProperties: false,
+        },
+      },
       required: ['type', 'function'],
       additionalProperties: false,
     },
@@ -136,7 +172,13 @@ const toolChoice = {
 
 /** The sampling fields chat completions and completions share (src/engine/sampling/validate.ts has the same ranges). */
 export const samplingProperties = {
-  stop: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }, { type: 'null' }] },
+  stop: {
+    anyOf: [
+      { type: 'string', minLength: 1 },
+      { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } },
+      { type: 'null' },
+    ],
+  },
   seed: { type: 'integer', minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER },
   presence_penalty: number(-2, 2),
   frequency_penalty: number(-2, 2),
@@ -163,7 +205,12 @@ export const chatRequestSchema = {
         properties: { role: { type: 'string' } },
         discriminator: { propertyName: 'role' },
         required: ['role'],
-        oneOf: [message(['system', 'developer'], textContent), message(['user'], userContent), assistantMessage, toolMessage],
+        oneOf: [
+          message(['system', 'developer'], textContent),
+          message(['user'], userContent),
+          assistantMessage,
+          toolMessage,
+        ],
       },
     },
     max_tokens: { type: 'integer', minimum: 1 },
@@ -196,7 +243,10 @@ export const chatRequestSchema = {
 export type ResponseFormatBody =
   | { type: 'text' }
   | { type: 'json_object' }
-  | { type: 'json_schema'; json_schema: { name: string; description?: string; schema?: Record<string, unknown>; strict?: boolean | null } }
+  | {
+      type: 'json_schema'
+      json_schema: { name: string; description?: string; schema?: Record<string, unknown>; strict?: boolean | null }
+    }
 export type ImageDetailValue = 'auto' | 'low' | 'high'
 export type TextPartBody = { type: 'text'; text: string }
 export type ImagePartBody = { type: 'image_url'; image_url: { url: string; detail?: ImageDetailValue } }
@@ -204,9 +254,18 @@ export type ToolCallBody = { id: string; type: 'function'; function: { name: str
 export type MessageBody =
   | { role: 'system' | 'developer'; content: string | TextPartBody[]; name?: string }
   | { role: 'user'; content: string | Array<TextPartBody | ImagePartBody>; name?: string }
-  | { role: 'assistant'; content?: string | TextPartBody[] | null; name?: string; refusal?: string | null; tool_calls?: ToolCallBody[] }
+  | {
+      role: 'assistant'
+      content?: string | TextPartBody[] | null
+      name?: string
+      refusal?: string | null
+      tool_calls?: ToolCallBody[]
+    }
   | { role: 'tool'; content: string | TextPartBody[]; tool_call_id: string }
-export type FunctionToolBody = { type: 'function'; function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null } }
+export type FunctionToolBody = {
+  type: 'function'
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null }
+}
 export type ToolChoiceBody = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } }
 
 /** A request body that passed `chatRequestSchema`. */
@@ -244,7 +303,11 @@ const nullable = (schema: object) => ({ anyOf: [schema, { type: 'null' }] })
 
 const topLogprob = {
   type: 'object',
-  properties: { token: { type: 'string' }, logprob: { type: 'number' }, bytes: { type: 'array', items: { type: 'integer' } } },
+  properties: {
+    token: { type: 'string' },
+    logprob: { type: 'number' },
+    bytes: { type: 'array', items: { type: 'integer' } },
+  },
   required: ['token', 'logprob', 'bytes'],
 }
 const tokenLogprob = {
@@ -254,7 +317,10 @@ const tokenLogprob = {
 }
 const choiceLogprobs = nullable({
   type: 'object',
-  properties: { content: { type: 'array', items: tokenLogprob }, refusal: nullable({ type: 'array', items: tokenLogprob }) },
+  properties: {
+    content: { type: 'array', items: tokenLogprob },
+    refusal: nullable({ type: 'array', items: tokenLogprob }),
+  },
   required: ['content'],
 })
 
@@ -264,7 +330,11 @@ export const usageSchema = {
     prompt_tokens: { type: 'integer' },
     completion_tokens: { type: 'integer' },
     total_tokens: { type: 'integer' },
-    prompt_tokens_details: { type: 'object', properties: { cached_tokens: { type: 'integer' } }, required: ['cached_tokens'] },
+    prompt_tokens_details: {
+      type: 'object',
+      properties: { cached_tokens: { type: 'integer' } },
+      required: ['cached_tokens'],
+    },
   },
   required: ['prompt_tokens', 'completion_tokens', 'total_tokens', 'prompt_tokens_details'],
 } as const
@@ -293,7 +363,12 @@ const completionBase = completionEnvelope(
       index: { type: 'integer' },
       message: {
         type: 'object',
-        properties: { role: { const: 'assistant' }, content: { type: ['string', 'null'] }, refusal: { type: 'null' }, tool_calls: { type: 'array', items: toolCall } },
+        properties: {
+          role: { const: 'assistant' },
+          content: { type: ['string', 'null'] },
+          refusal: { type: 'null' },
+          tool_calls: { type: 'array', items: toolCall },
+        },
         required: ['role', 'content', 'refusal'],
       },
       logprobs: choiceLogprobs,
@@ -324,7 +399,12 @@ const chunkBase = completionEnvelope(
             type: 'array',
             items: {
               type: 'object',
-              properties: { index: { type: 'integer' }, id: { type: 'string' }, type: { const: 'function' }, function: { type: 'object', properties: { name: { type: 'string' }, arguments: { type: 'string' } } } },
+              properties: {
+                index: { type: 'integer' },
+                id: { type: 'string' },
+                type: { const: 'function' },
+                function: { type: 'object', properties: { name: { type: 'string' }, arguments: { type: 'string' } } },
+              },
               required: ['index'],
             },
           },
@@ -349,7 +429,12 @@ export const errorSchema = {
   properties: {
     error: {
       type: 'object',
-      properties: { message: { type: 'string' }, type: { type: 'string' }, param: { type: ['string', 'null'] }, code: { type: 'string' } },
+      properties: {
+        message: { type: 'string' },
+        type: { type: 'string' },
+        param: { type: ['string', 'null'] },
+        code: { type: 'string' },
+      },
       required: ['message', 'type', 'param', 'code'],
     },
   },

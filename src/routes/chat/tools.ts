@@ -19,9 +19,9 @@
  * `<tool_response>` in a user turn), the closest the model's family knows.
  */
 import type { ResponseFormat } from '../../batching/client-types.js'
-import { ApiError } from '../../http/api-errors.js'
 import type { ChatRequestBody, FunctionToolBody, MessageBody } from './schema.js'
 import { ToolCallStream } from './tool-call-stream.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 /** How a request's answers become tool calls; undefined when they are text. */
 export interface ToolCalling {
@@ -41,26 +41,40 @@ export function toolCalling(body: ChatRequestBody): ToolCalling | undefined {
   const tools = body.tools ?? []
   const choice = body.tool_choice ?? (tools.length > 0 ? 'auto' : 'none')
   if (tools.length === 0) {
-    if (body.tool_choice !== undefined && body.tool_choice !== 'none') throw new ApiError('invalid_value', "Invalid 'tool_choice': it is only allowed when 'tools' are given.", 'tool_choice')
+    if (body.tool_choice !== undefined && body.tool_choice !== 'none')
+      throw new KelixError('invalid_value', "Invalid 'tool_choice': it is only allowed when 'tools' are given.", {
+        param: 'tool_choice',
+      })
     return undefined
   }
   const names = tools.map((t) => t.function.name)
   const twice = names.find((name, i) => names.indexOf(name) !== i)
-  if (twice !== undefined) throw new ApiError('invalid_value', `Invalid 'tools': the function name '${twice}' appears more than once.`, 'tools')
+  if (twice !== undefined)
+    throw new KelixError('invalid_value', `Invalid 'tools': the function name '${twice}' appears more than once.`, {
+      param: 'tools',
+    })
   if (choice === 'none') return undefined
   if (choice === 'auto') {
-    throw new ApiError(
+    throw new KelixError(
       'invalid_value',
       "Invalid 'tool_choice': 'auto' needs a chat template that presents the tools to the model, and this model's does not. Set tool_choice to 'required' (the answer is a call to one of the tools) or to {\"type\": \"function\", \"function\": {\"name\": …}}, or to 'none' for a text answer.",
-      'tool_choice',
+      { param: 'tool_choice' },
     )
   }
   if (body.response_format !== undefined && body.response_format.type !== 'text') {
-    throw new ApiError('invalid_value', "Invalid 'response_format': a JSON response format cannot be combined with a required tool call (the answer is the call).", 'response_format')
+    throw new KelixError(
+      'invalid_value',
+      "Invalid 'response_format': a JSON response format cannot be combined with a required tool call (the answer is the call).",
+      { param: 'response_format' },
+    )
   }
   const named = choice === 'required' ? undefined : choice.function.name
   if (named !== undefined && !names.includes(named)) {
-    throw new ApiError('invalid_value', `Invalid 'tool_choice.function.name': no tool is named '${named}'; the tools are ${names.map((n) => `'${n}'`).join(', ')}.`, 'tool_choice.function.name')
+    throw new KelixError(
+      'invalid_value',
+      `Invalid 'tool_choice.function.name': no tool is named '${named}'; the tools are ${names.map((n) => `'${n}'`).join(', ')}.`,
+      { param: 'tool_choice.function.name' },
+    )
   }
   const callable = named === undefined ? tools : tools.filter((t) => t.function.name === named)
   const call = callable.length === 1 ? callSchema(callable[0] as FunctionToolBody) : { anyOf: callable.map(callSchema) }
@@ -89,7 +103,10 @@ export function parseToolCalls(text: string, calling: ToolCalling): ToolCall[] {
 export function assistantText(message: Extract<MessageBody, { role: 'assistant' }>): string {
   const content = message.content ?? ''
   const text = typeof content === 'string' ? content : content.map((p) => p.text).join('')
-  const calls = (message.tool_calls ?? []).map((c) => `<tool_call>\n${JSON.stringify({ name: c.function.name, arguments: parseArguments(c.function.arguments) })}\n</tool_call>`)
+  const calls = (message.tool_calls ?? []).map(
+    (c) =>
+      `<tool_call>\n${JSON.stringify({ name: c.function.name, arguments: parseArguments(c.function.arguments) })}\n</tool_call>`,
+  )
   return [text, ...calls].filter((part) => part !== '').join('\n')
 }
 

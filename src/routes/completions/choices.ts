@@ -29,7 +29,12 @@ export class CompletionChoices {
     private readonly n: number,
     private readonly withLogprobs: boolean,
   ) {
-    this.choices = Array.from({ length: prompts * n }, (_, index) => ({ index, text: '', logprobs: withLogprobs ? { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] } : null, finish_reason: null }))
+    this.choices = Array.from({ length: prompts * n }, (_, index) => ({
+      index,
+      text: '',
+      logprobs: withLogprobs ? { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] } : null,
+      finish_reason: null,
+    }))
   }
 
   /** The echoed prompt of prompt `p`, into each of its choices; the pieces to stream. */
@@ -53,7 +58,11 @@ export class CompletionChoices {
     return this.choices.map((c) => ({ ...c, finish_reason: c.finish_reason ?? 'length' }))
   }
 
-  private append(index: number, text: string, tokens: ReadonlyArray<EchoedToken | TokenLogprob> | undefined): CompletionChoice {
+  private append(
+    index: number,
+    text: string,
+    tokens: ReadonlyArray<EchoedToken | TokenLogprob> | undefined,
+  ): CompletionChoice {
     const choice = this.choices[index] as CompletionChoice
     const piece: LegacyLogprobs | null = this.withLogprobs ? legacy(tokens ?? [], choice.text.length) : null
     choice.text += text

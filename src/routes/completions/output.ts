@@ -6,10 +6,11 @@
  * `data: {"error": …}` in a stream.
  */
 import type { Generation, GenerationEvent, RequestTimings, Usage } from '../../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../../http/api-errors.js'
+import { errorBody } from '../../http/error-body.js'
 import type { SseWriter } from '../../http/sse.js'
 import { toOpenAiUsage } from '../chat/response.js'
 import { CompletionChoices, type CompletionChoice } from './choices.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 export interface CompletionMeta {
   id: string
@@ -42,12 +43,16 @@ async function* merged(generations: readonly Generation[]): AsyncGenerator<{ p: 
 }
 
 /** Folds one event into the choices; the pieces a stream sends for it, the usage when it ends its generation. */
-function fold(choices: CompletionChoices, p: number, event: GenerationEvent): { pieces: CompletionChoice[]; done?: { usage: Usage; timings: RequestTimings } } {
+function fold(
+  choices: CompletionChoices,
+  p: number,
+  event: GenerationEvent,
+): { pieces: CompletionChoice[]; done?: { usage: Usage; timings: RequestTimings } } {
   if (event.type === 'prompt') return { pieces: choices.echo(p, event.text, event.logprobs) }
   if (event.type === 'delta') return { pieces: [choices.delta(p, event.choice, event.text, event.logprobs)] }
   if (event.type === 'finish') return { pieces: [choices.finish(p, event.choice, event.reason)] }
   if (event.type === 'done') return { pieces: [], done: { usage: event.usage, timings: event.timings } }
-  throw fromGenerationError(event)
+  throw event.error
 }
 
 function addUsage(total: Usage | undefined, usage: Usage): Usage {
@@ -61,11 +66,23 @@ function addUsage(total: Usage | undefined, usage: Usage): Usage {
 }
 
 export function completionObject(meta: CompletionMeta, choices: readonly CompletionChoice[], usage: Usage) {
-  return { id: meta.id, object: 'text_completion' as const, created: meta.created, model: meta.model, system_fingerprint: meta.systemFingerprint, choices, usage: toOpenAiUsage(usage) }
+  return {
+    id: meta.id,
+    object: 'text_completion' as const,
+    created: meta.created,
+    model: meta.model,
+    system_fingerprint: meta.systemFingerprint,
+    choices,
+    usage: toOpenAiUsage(usage),
+  }
 }
 
 /** Every generation to its end, into whole choices. Undefined when `signal` aborted first (the client left). */
-export async function collectCompletion(generations: readonly Generation[], choices: CompletionChoices, signal: AbortSignal): Promise<{ choices: CompletionChoice[]; usage: Usage; timings: RequestTimings | undefined } | undefined> {
+export async function collectCompletion(
+  generations: readonly Generation[],
+  choices: CompletionChoices,
+  signal: AbortSignal,
+): Promise<{ choices: CompletionChoice[]; usage: Usage; timings: RequestTimings | undefined } | undefined> {
   let usage: Usage | undefined
   let timings: RequestTimings | undefined
   try {
@@ -84,15 +101,28 @@ export async function collectCompletion(generations: readonly Generation[], choi
     for (const g of generations) g.abort()
     return undefined
   }
-  if (usage === undefined) throw new ApiError('server_error', 'The generation ended without a result.')
+  if (usage === undefined) throw new KelixError('server_error', 'The generation ended without a result.')
   return { choices: choices.all(), usage, timings }
 }
 
 /** Writes the stream after the 200 headers: a chunk per piece as it comes, the usage chunk when asked for, `[DONE]`. */
-export async function writeCompletionStream(generations: readonly Generation[], choices: CompletionChoices, writer: SseWriter, meta: CompletionMeta, includeUsage: boolean): Promise<CompletionOutcome> {
+export async function writeCompletionStream(
+  generations: readonly Generation[],
+  choices: CompletionChoices,
+  writer: SseWriter,
+  meta: CompletionMeta,
+  includeUsage: boolean,
+): Promise<CompletionOutcome> {
   const outcome: CompletionOutcome = { usage: undefined, timings: undefined, errorCode: undefined }
   const chunk = (pieces: CompletionChoice[], usage?: Usage) => {
-    const base = { id: meta.id, object: 'text_completion' as const, created: meta.created, model: meta.model, system_fingerprint: meta.systemFingerprint, choices: pieces }
+    const base = {
+      id: meta.id,
+      object: 'text_completion' as const,
+      created: meta.created,
+      model: meta.model,
+      system_fingerprint: meta.systemFingerprint,
+      choices: pieces,
+    }
     return includeUsage ? { ...base, usage: usage === undefined ? null : toOpenAiUsage(usage) } : base
   }
   try {
@@ -106,10 +136,13 @@ export async function writeCompletionStream(generations: readonly Generation[], 
     }
     if (!writer.closed && includeUsage && outcome.usage !== undefined) await writer.send(chunk([], outcome.usage))
   } catch (err) {
-    const error = err instanceof ApiError ? err : new ApiError('server_error', `the engine failed while generating: ${(err as Error).message}`)
+    const error =
+      err instanceof KelixError
+        ? err
+        : new KelixError('server_error', `the engine failed while generating: ${(err as Error).message}`)
     outcome.errorCode = error.code
     for (const g of generations) g.abort()
-    if (!writer.closed) await writer.send(error.toBody())
+    if (!writer.closed) await writer.send(errorBody(error))
   }
   if (writer.signal.aborted) for (const g of generations) g.abort()
   else await writer.send('[DONE]')

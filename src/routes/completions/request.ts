@@ -3,10 +3,11 @@
  * the checks JSON Schema cannot express, OpenAI's defaults (16 tokens), and
  * `logprobs: k` as k alternatives per token.
  */
-import type { GenerateRequest, PlainPrompt } from '../../batching/client-types.js'
-import { ApiError } from '../../http/api-errors.js'
+import type { GenerateRequest, GenerationDefaults, PlainPrompt } from '../../batching/client-types.js'
 import { toSamplingParams, toStopList, type RequestLimits } from '../chat/request.js'
 import type { CompletionRequestBody } from './schema.js'
+import { KelixError } from '../../errors/kelix-error.js'
+import { checkAtMost } from '../server-limits.js'
 
 /** OpenAI's default `max_tokens` for completions. */
 export const DEFAULT_MAX_TOKENS = 16
@@ -21,30 +22,54 @@ export function promptsOf(body: CompletionRequestBody): PlainPrompt[] {
   return (p as Array<string | number[]>).map((x) => (typeof x === 'string' ? { text: x } : { ids: x }))
 }
 
-export function checkCompletionRequest(body: CompletionRequestBody, prompts: readonly PlainPrompt[], limits: RequestLimits, maxContext: number): void {
-  if (body.suffix !== undefined && body.suffix !== null) throw new ApiError('invalid_value', "Invalid 'suffix': this server does not insert text (it has no fill-in-the-middle prompt).", 'suffix')
+/** The checks between fields and against limits (the context is the engine's to check: src/engine/context-length.ts). */
+export function checkCompletionRequest(
+  body: CompletionRequestBody,
+  prompts: readonly PlainPrompt[],
+  limits: RequestLimits,
+): void {
+  if (body.suffix !== undefined && body.suffix !== null)
+    throw new KelixError(
+      'invalid_value',
+      "Invalid 'suffix': this server does not insert text (it has no fill-in-the-middle prompt).",
+      { param: 'suffix' },
+    )
   const n = body.n ?? 1
-  if (body.best_of !== undefined && body.best_of !== n) throw new ApiError('invalid_value', `Invalid 'best_of': only best_of equal to n (${n}) is supported; this server does not rank choices.`, 'best_of')
-  if (body.stream_options !== undefined && body.stream !== true) throw new ApiError('invalid_value', "Invalid 'stream_options': only allowed when 'stream' is true.", 'stream_options')
-  if (n > limits.maxChoices) throw new ApiError('invalid_value', `Invalid 'n': expected a value <= ${limits.maxChoices} on this server, but got ${n} instead.`, 'n')
-  if (prompts.length > MAX_PROMPTS) throw new ApiError('invalid_value', `Invalid 'prompt': expected at most ${MAX_PROMPTS} prompts, but got ${prompts.length}.`, 'prompt')
+  if (body.best_of !== undefined && body.best_of !== n)
+    throw new KelixError(
+      'invalid_value',
+      `Invalid 'best_of': only best_of equal to n (${n}) is supported; this server does not rank choices.`,
+      { param: 'best_of' },
+    )
+  if (body.stream_options !== undefined && body.stream !== true)
+    throw new KelixError('invalid_value', "Invalid 'stream_options': only allowed when 'stream' is true.", {
+      param: 'stream_options',
+    })
+  checkAtMost('n', n, limits.maxChoices)
+  if (prompts.length > MAX_PROMPTS)
+    throw new KelixError(
+      'invalid_value',
+      `Invalid 'prompt': expected at most ${MAX_PROMPTS} prompts, but got ${prompts.length}.`,
+      { param: 'prompt' },
+    )
   const max = body.max_tokens ?? DEFAULT_MAX_TOKENS
-  if (limits.maxTokensLimit !== undefined && max > limits.maxTokensLimit) {
-    throw new ApiError('invalid_value', `Invalid 'max_tokens': expected a value <= ${limits.maxTokensLimit} on this server, but got ${max} instead.`, 'max_tokens')
-  }
-  if (max >= maxContext) {
-    throw new ApiError('context_length_exceeded', `This model's maximum context length is ${maxContext} tokens. However, you requested ${max} tokens for the completion alone, which leaves no room for the prompt. Please reduce max_tokens.`, 'prompt')
-  }
+  if (limits.maxTokensLimit !== undefined) checkAtMost('max_tokens', max, limits.maxTokensLimit)
 }
 
-export function toCompletionGenerateRequest(body: CompletionRequestBody, prompt: PlainPrompt, limits: RequestLimits): GenerateRequest {
+/** One prompt's GenerateRequest; omitted sampling fields take the model's `defaults`, an omitted max_tokens OpenAI's 16 (capped by the model's default). */
+export function toCompletionGenerateRequest(
+  body: CompletionRequestBody,
+  prompt: PlainPrompt,
+  limits: RequestLimits,
+  defaults: GenerationDefaults,
+): GenerateRequest {
   const logprobs = body.logprobs ?? undefined
   const request: GenerateRequest = {
     messages: [],
     prompt,
     n: body.n ?? 1,
-    sampling: toSamplingParams({ ...body, logprobs: logprobs !== undefined, top_logprobs: logprobs }),
-    maxNewTokens: body.max_tokens ?? DEFAULT_MAX_TOKENS,
+    sampling: toSamplingParams({ ...body, logprobs: logprobs !== undefined, top_logprobs: logprobs }, defaults),
+    maxNewTokens: body.max_tokens ?? Math.min(DEFAULT_MAX_TOKENS, defaults.maxNewTokens),
     stop: toStopList(body.stop),
   }
   if (body.echo === true) request.echo = { logprobs }

@@ -80,7 +80,12 @@ const legacyLogprobs = nullable({
 
 const choice = {
   type: 'object',
-  properties: { index: { type: 'integer' }, text: { type: 'string' }, logprobs: legacyLogprobs, finish_reason: nullable({ enum: ['stop', 'length'] }) },
+  properties: {
+    index: { type: 'integer' },
+    text: { type: 'string' },
+    logprobs: legacyLogprobs,
+    finish_reason: nullable({ enum: ['stop', 'length'] }),
+  },
   required: ['index', 'text', 'logprobs', 'finish_reason'],
 } as const
 

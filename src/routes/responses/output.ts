@@ -13,9 +13,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Generation, RequestTimings, Usage } from '../../batching/client-types.js'
-import { ApiError, fromGenerationError } from '../../http/api-errors.js'
+import { errorBody } from '../../http/error-body.js'
 import type { SseWriter } from '../../http/sse.js'
 import type { ResponseRequestBody } from './schema.js'
+import { KelixError } from '../../errors/kelix-error.js'
 
 export interface ResponseMeta {
   id: string
@@ -25,15 +26,37 @@ export interface ResponseMeta {
 }
 
 export function responseMeta(model: string, now = Date.now()): ResponseMeta {
-  return { id: `resp_${randomBytes(16).toString('hex')}`, messageId: `msg_${randomBytes(16).toString('hex')}`, createdAt: Math.floor(now / 1000), model }
+  return {
+    id: `resp_${randomBytes(16).toString('hex')}`,
+    messageId: `msg_${randomBytes(16).toString('hex')}`,
+    createdAt: Math.floor(now / 1000),
+    model,
+  }
 }
 
 type Status = 'in_progress' | 'completed' | 'incomplete' | 'failed'
 
 /** The `response` object; `text` undefined while nothing is out yet. */
-export function responseObject(meta: ResponseMeta, body: ResponseRequestBody, status: Status, text: string | undefined, usage: Usage | undefined) {
+export function responseObject(
+  meta: ResponseMeta,
+  body: ResponseRequestBody,
+  status: Status,
+  text: string | undefined,
+  usage: Usage | undefined,
+) {
   const part = { type: 'output_text' as const, text: text ?? '', annotations: [] as unknown[] }
-  const output = text === undefined ? [] : [{ type: 'message' as const, id: meta.messageId, status: status === 'in_progress' ? 'in_progress' : 'completed', role: 'assistant' as const, content: [part] }]
+  const output =
+    text === undefined
+      ? []
+      : [
+          {
+            type: 'message' as const,
+            id: meta.messageId,
+            status: status === 'in_progress' ? 'in_progress' : 'completed',
+            role: 'assistant' as const,
+            content: [part],
+          },
+        ]
   return {
     id: meta.id,
     object: 'response' as const,
@@ -77,7 +100,7 @@ export interface Collected {
   timings: RequestTimings
 }
 
-/** Every event into the text, its ending and usage; an error event is the thrown ApiError; undefined when the client left. */
+/** Every event into the text, its ending and usage; an error event is the thrown KelixError; undefined when the client left. */
 export async function collectResponse(generation: Generation, signal: AbortSignal): Promise<Collected | undefined> {
   let text = ''
   let status: Collected['status'] = 'incomplete'
@@ -86,21 +109,34 @@ export async function collectResponse(generation: Generation, signal: AbortSigna
     if (event.type === 'delta') text += event.text
     else if (event.type === 'finish') status = event.reason === 'stop' ? 'completed' : 'incomplete'
     else if (event.type === 'done') return { text, status, usage: event.usage, timings: event.timings }
-    else if (event.type === 'error') throw fromGenerationError(event)
+    else if (event.type === 'error') throw event.error
   }
   if (signal.aborted) return undefined
-  throw new ApiError('server_error', 'The generation ended without a result.')
+  throw new KelixError('server_error', 'The generation ended without a result.')
 }
 
 /** Writes the named events after the 200 headers; returns the usage, timings and an error code for the log. */
-export async function writeResponseStream(generation: Generation, writer: SseWriter, meta: ResponseMeta, body: ResponseRequestBody) {
+export async function writeResponseStream(
+  generation: Generation,
+  writer: SseWriter,
+  meta: ResponseMeta,
+  body: ResponseRequestBody,
+) {
   let sequence = 0
-  const send = (type: string, fields: object) => writer.sendEvent(type, { type, sequence_number: sequence++, ...fields })
+  const send = (type: string, fields: object) =>
+    writer.sendEvent(type, { type, sequence_number: sequence++, ...fields })
   const at = { item_id: meta.messageId, output_index: 0, content_index: 0 }
-  const outcome: { usage: Usage | undefined; timings: RequestTimings | undefined; errorCode: string | undefined } = { usage: undefined, timings: undefined, errorCode: undefined }
+  const outcome: { usage: Usage | undefined; timings: RequestTimings | undefined; errorCode: string | undefined } = {
+    usage: undefined,
+    timings: undefined,
+    errorCode: undefined,
+  }
   await send('response.created', { response: responseObject(meta, body, 'in_progress', undefined, undefined) })
   await send('response.in_progress', { response: responseObject(meta, body, 'in_progress', undefined, undefined) })
-  await send('response.output_item.added', { output_index: 0, item: { type: 'message', id: meta.messageId, status: 'in_progress', role: 'assistant', content: [] } })
+  await send('response.output_item.added', {
+    output_index: 0,
+    item: { type: 'message', id: meta.messageId, status: 'in_progress', role: 'assistant', content: [] },
+  })
   await send('response.content_part.added', { ...at, part: { type: 'output_text', text: '', annotations: [] } })
   let text = ''
   let status: 'completed' | 'incomplete' = 'incomplete'
@@ -116,14 +152,27 @@ export async function writeResponseStream(generation: Generation, writer: SseWri
         outcome.timings = event.timings
         await send('response.output_text.done', { ...at, text, logprobs: [] })
         await send('response.content_part.done', { ...at, part: { type: 'output_text', text, annotations: [] } })
-        await send('response.output_item.done', { output_index: 0, item: { type: 'message', id: meta.messageId, status: 'completed', role: 'assistant', content: [{ type: 'output_text', text, annotations: [] }] } })
-        await send(status === 'completed' ? 'response.completed' : 'response.incomplete', { response: responseObject(meta, body, status, text, event.usage) })
+        await send('response.output_item.done', {
+          output_index: 0,
+          item: {
+            type: 'message',
+            id: meta.messageId,
+            status: 'completed',
+            role: 'assistant',
+            content: [{ type: 'output_text', text, annotations: [] }],
+          },
+        })
+        await send(status === 'completed' ? 'response.completed' : 'response.incomplete', {
+          response: responseObject(meta, body, status, text, event.usage),
+        })
         break
       } else if (event.type === 'error') {
-        const error = fromGenerationError(event)
-        outcome.errorCode = error.code
-        await send('error', { code: error.code, message: error.message, param: error.param })
-        await send('response.failed', { response: { ...responseObject(meta, body, 'failed', text, undefined), error: { code: error.code, message: error.message } } })
+        outcome.errorCode = event.error.code
+        const { code, message, param } = errorBody(event.error).error
+        await send('error', { code, message, param })
+        await send('response.failed', {
+          response: { ...responseObject(meta, body, 'failed', text, undefined), error: { code, message } },
+        })
         break
       }
     }

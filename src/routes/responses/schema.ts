@@ -8,14 +8,28 @@ import { content } from '../chat/schema.js'
 
 const number = (minimum: number, maximum: number) => ({ type: 'number', minimum, maximum })
 
-const inputText = { type: 'object', properties: { type: { const: 'input_text' }, text: { type: 'string' } }, required: ['type', 'text'], additionalProperties: false } as const
+const inputText = {
+  type: 'object',
+  properties: { type: { const: 'input_text' }, text: { type: 'string' } },
+  required: ['type', 'text'],
+  additionalProperties: false,
+} as const
 const inputImage = {
   type: 'object',
-  properties: { type: { const: 'input_image' }, image_url: { type: 'string', minLength: 1, description: 'a data: URL (base64) or an allowed https URL' }, detail: { enum: ['auto', 'low', 'high'] } },
+  properties: {
+    type: { const: 'input_image' },
+    image_url: { type: 'string', minLength: 1, description: 'a data: URL (base64) or an allowed https URL' },
+    detail: { enum: ['auto', 'low', 'high'] },
+  },
   required: ['type', 'image_url'],
   additionalProperties: false,
 } as const
-const outputText = { type: 'object', properties: { type: { const: 'output_text' }, text: { type: 'string' }, annotations: { type: 'array' } }, required: ['type', 'text'], additionalProperties: false } as const
+const outputText = {
+  type: 'object',
+  properties: { type: { const: 'output_text' }, text: { type: 'string' }, annotations: { type: 'array' } },
+  required: ['type', 'text'],
+  additionalProperties: false,
+} as const
 
 const inputMessage = {
   type: 'object',
@@ -40,7 +54,13 @@ const textFormat = {
     { type: 'object', properties: { type: { const: 'json_object' } }, required: ['type'], additionalProperties: false },
     {
       type: 'object',
-      properties: { type: { const: 'json_schema' }, name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }, description: { type: 'string' }, schema: { type: 'object' }, strict: { type: ['boolean', 'null'] } },
+      properties: {
+        type: { const: 'json_schema' },
+        name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+        description: { type: 'string' },
+        schema: { type: 'object' },
+        strict: { type: ['boolean', 'null'] },
+      },
       required: ['type', 'name', 'schema'],
       additionalProperties: false,
     },
@@ -72,13 +92,29 @@ export const responseRequestSchema = {
   additionalProperties: false,
 } as const
 
-type InputContent = string | Array<{ type: 'input_text'; text: string } | { type: 'input_image'; image_url: string; detail?: 'auto' | 'low' | 'high' } | { type: 'output_text'; text: string }>
-export type TextFormatBody = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; name: string; description?: string; schema: Record<string, unknown>; strict?: boolean | null }
+type InputContent =
+  | string
+  | Array<
+      | { type: 'input_text'; text: string }
+      | { type: 'input_image'; image_url: string; detail?: 'auto' | 'low' | 'high' }
+      | { type: 'output_text'; text: string }
+    >
+export type TextFormatBody =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | {
+      type: 'json_schema'
+      name: string
+      description?: string
+      schema: Record<string, unknown>
+      strict?: boolean | null
+    }
 
 /** A request body that passed `responseRequestSchema`. */
 export interface ResponseRequestBody {
   model: string
-  input: string | Array<{ type?: 'message'; role: 'user' | 'system' | 'developer' | 'assistant'; content: InputContent }>
+  input:
+    string | Array<{ type?: 'message'; role: 'user' | 'system' | 'developer' | 'assistant'; content: InputContent }>
   instructions?: string | null
   max_output_tokens?: number | null
   temperature?: number
@@ -103,7 +139,13 @@ const outputMessage = {
     id: { type: 'string' },
     status: { type: 'string' },
     role: { const: 'assistant' },
-    content: { type: 'array', items: { type: 'object', properties: { type: { const: 'output_text' }, text: { type: 'string' }, annotations: { type: 'array' } } } },
+    content: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { type: { const: 'output_text' }, text: { type: 'string' }, annotations: { type: 'array' } },
+      },
+    },
   },
 } as const
 

@@ -16,7 +16,13 @@ const config = model.config
 
 const LATENTS = 8 * 8 * 8
 
-async function velocity(latents: Float32Array, sigma: number, span: Float32Array, padding = 0, unconditional = false): Promise<Float32Array> {
+async function velocity(
+  latents: Float32Array,
+  sigma: number,
+  span: Float32Array,
+  padding = 0,
+  unconditional = false,
+): Promise<Float32Array> {
   const { condition, mask } = padCondition(config, span)
   condition.fill(padding, span.length)
   const feeds = {
@@ -61,7 +67,17 @@ t.test('the velocity is finite and depends on the latents, the timestep and the 
   const span = spanHidden(config, 60, 0)
   const base = await velocity(latents, 1, span)
   t.ok(base.every(Number.isFinite), 'finite')
-  t.ok(maxAbsDiff(base, await velocity(latents.map((v) => -v), 1, span)) > 0.1, 'latents matter')
+  t.ok(
+    maxAbsDiff(
+      base,
+      await velocity(
+        latents.map((v) => -v),
+        1,
+        span,
+      ),
+    ) > 0.1,
+    'latents matter',
+  )
   t.ok(maxAbsDiff(base, await velocity(latents, 0.5, span)) > 0.1, 'the timestep matters')
   t.ok(maxAbsDiff(base, await velocity(latents, 1, spanHidden(config, 60, 1))) > 0.1, 'the condition matters')
 })
@@ -71,7 +87,10 @@ t.test('the null caption (guidance) ignores the condition and differs from it', 
   const nullA = await velocity(latents, 0.6, spanHidden(config, 60, 3), 0, true)
   const nullB = await velocity(latents, 0.6, spanHidden(config, 20, 4), 0, true)
   t.equal(maxAbsDiff(nullA, nullB), 0, 'the condition and its mask are ignored')
-  t.ok(maxAbsDiff(nullA, await velocity(latents, 0.6, spanHidden(config, 60, 3))) > 0.01, 'unlike the conditional velocity')
+  t.ok(
+    maxAbsDiff(nullA, await velocity(latents, 0.6, spanHidden(config, 60, 3))) > 0.01,
+    'unlike the conditional velocity',
+  )
 })
 
 t.test('masked condition positions do not change the velocity', async (t) => {
@@ -80,13 +99,18 @@ t.test('masked condition positions do not change the velocity', async (t) => {
   t.equal(maxAbsDiff(await velocity(latents, 0.75, span, 0), await velocity(latents, 0.75, span, 5)), 0)
 })
 
-t.test('the decoded image is finite, mostly inside [-1, 1] (DC-AE does not clamp) and depends on the latents', async (t) => {
-  const decode = async (latents: Float32Array) => (await model.vaeDecoder.run({ latents: new ort.Tensor('float32', latents, [1, 8, 8, 8]) })).image?.data as Float32Array
-  const a = await decode(Float32Array.from({ length: LATENTS }, (_, i) => Math.sin(i)))
-  const b = await decode(Float32Array.from({ length: LATENTS }, (_, i) => Math.cos(i)))
-  t.equal(a.length, 3 * 64 * 64)
-  t.ok(a.every(Number.isFinite), 'finite')
-  const inside = a.filter((v) => v > -1 && v < 1).length / a.length
-  t.ok(inside > 0.5, `${(inside * 100).toFixed(0)}% inside (-1, 1): not a saturated image`)
-  t.ok(maxAbsDiff(a, b) > 0.1, 'latents matter')
-})
+t.test(
+  'the decoded image is finite, mostly inside [-1, 1] (DC-AE does not clamp) and depends on the latents',
+  async (t) => {
+    const decode = async (latents: Float32Array) =>
+      (await model.vaeDecoder.run({ latents: new ort.Tensor('float32', latents, [1, 8, 8, 8]) })).image
+        ?.data as Float32Array
+    const a = await decode(Float32Array.from({ length: LATENTS }, (_, i) => Math.sin(i)))
+    const b = await decode(Float32Array.from({ length: LATENTS }, (_, i) => Math.cos(i)))
+    t.equal(a.length, 3 * 64 * 64)
+    t.ok(a.every(Number.isFinite), 'finite')
+    const inside = a.filter((v) => v > -1 && v < 1).length / a.length
+    t.ok(inside > 0.5, `${(inside * 100).toFixed(0)}% inside (-1, 1): not a saturated image`)
+    t.ok(maxAbsDiff(a, b) > 0.1, 'latents matter')
+  },
+)

@@ -1,7 +1,14 @@
 /** From condition to PNG on the tiny model: determinism per seed and the configured size. */
 import sharp from 'sharp'
 import t from 'tap'
-import { decodeImage, decodeImages, DenoiseJob, denoiseStepBatched, encodePng, toRgb } from '../../../src/engine/image-gen/index.js'
+import {
+  decodeImage,
+  decodeImages,
+  DenoiseJob,
+  denoiseStepBatched,
+  encodePng,
+  toRgb,
+} from '../../../src/engine/image-gen/index.js'
 import { loadModel, type ImageDecoder } from '../../../src/engine/model.js'
 import { spanHidden } from '../../helpers/image-gen.js'
 import { tinyModelDir } from '../../helpers/tiny-model.js'
@@ -30,18 +37,32 @@ t.test('different seeds give different PNGs', async (t) => {
 t.test('the PNG decodes to image_size × image_size RGB', async (t) => {
   const bytes = await png(spanHidden(config, 68, 0.75), 9)
   const { data, info } = await sharp(bytes).raw().toBuffer({ resolveWithObject: true })
-  t.same({ format: 'png', width: info.width, height: info.height, channels: info.channels }, { format: 'png', width: 64, height: 64, channels: 3 })
+  t.same(
+    { format: 'png', width: info.width, height: info.height, channels: info.channels },
+    { format: 'png', width: 64, height: 64, channels: 3 },
+  )
   t.equal(data.length, 64 * 64 * 3)
   t.ok(new Set(data).size > 16, 'not a flat image')
 })
 
 t.test('decoding a batch gives the images decoded one by one', async (t) => {
-  const jobs = [DenoiseJob.fromSpan(model, spanHidden(config, 68, 0), 1), DenoiseJob.fromSpan(model, spanHidden(config, 68, 1), 2)]
+  const jobs = [
+    DenoiseJob.fromSpan(model, spanHidden(config, 68, 0), 1),
+    DenoiseJob.fromSpan(model, spanHidden(config, 68, 1), 2),
+  ]
   while (jobs.some((j) => !j.done)) await denoiseStepBatched(model, jobs)
-  const batch = await decodeImages(model, jobs.map((j) => j.latents))
-  const single = [await decodeImage(model, jobs[0]?.latents as Float32Array), await decodeImage(model, jobs[1]?.latents as Float32Array)]
+  const batch = await decodeImages(
+    model,
+    jobs.map((j) => j.latents),
+  )
+  const single = [
+    await decodeImage(model, jobs[0]?.latents as Float32Array),
+    await decodeImage(model, jobs[1]?.latents as Float32Array),
+  ]
   t.equal(batch.length, 2)
-  const differing = batch.map((rgb, b) => rgb.reduce((n, v, i) => n + (Math.abs(v - (single[b]?.[i] as number)) > 1 ? 1 : 0), 0))
+  const differing = batch.map((rgb, b) =>
+    rgb.reduce((n, v, i) => n + (Math.abs(v - (single[b]?.[i] as number)) > 1 ? 1 : 0), 0),
+  )
   t.same(differing, [0, 0], 'equal up to rounding at a half')
 })
 

@@ -45,7 +45,12 @@ t.test('detail low caps the positions at low_detail_max_positions', async (t) =>
 })
 
 t.test('detail auto plans the same as detail high', async (t) => {
-  for (const [w, h] of [[10, 10], [640, 480], [3000, 200]] as const) t.same(planResize(w, h, vision, 'auto'), planResize(w, h, vision, 'high'))
+  for (const [w, h] of [
+    [10, 10],
+    [640, 480],
+    [3000, 200],
+  ] as const)
+    t.same(planResize(w, h, vision, 'auto'), planResize(w, h, vision, 'high'))
 })
 
 t.test('every plan over a sweep of sizes lies within bounds, in whole units', async (t) => {
@@ -56,7 +61,14 @@ t.test('every plan over a sweep of sizes lies within bounds, in whole units', as
     for (const w of sides) {
       for (const h of sides) {
         const p = planResize(w, h, vision, detail)
-        const ok = p.positions === p.rows * p.cols && p.positions >= vision.min_positions && p.positions <= cap && p.width === p.cols * 28 && p.height === p.rows * 28 && p.rows >= 1 && p.cols >= 1
+        const ok =
+          p.positions === p.rows * p.cols &&
+          p.positions >= vision.min_positions &&
+          p.positions <= cap &&
+          p.width === p.cols * 28 &&
+          p.height === p.rows * 28 &&
+          p.rows >= 1 &&
+          p.cols >= 1
         if (!ok) problems.push(`${w}×${h} ${detail}: ${JSON.stringify(p)}`)
       }
     }
@@ -65,7 +77,14 @@ t.test('every plan over a sweep of sizes lies within bounds, in whole units', as
 })
 
 t.test('sizes come from the config: a Kelix-sized vision section plans in 32-px units', async (t) => {
-  const kelix: VisionConfig = { ...vision, patch_size: 16, merge_size: 2, min_positions: 32, max_positions: 1280, low_detail_max_positions: 256 }
+  const kelix: VisionConfig = {
+    ...vision,
+    patch_size: 16,
+    merge_size: 2,
+    min_positions: 32,
+    max_positions: 1280,
+    low_detail_max_positions: 256,
+  }
   t.same(planResize(1024, 768, kelix, 'high'), { width: 1024, height: 768, rows: 24, cols: 32, positions: 768 })
   t.same(planResize(100, 100, kelix, 'high'), { width: 192, height: 192, rows: 6, cols: 6, positions: 36 })
 })

@@ -19,7 +19,8 @@ function fakeSession(codes: ort.Tensor | undefined) {
   return { session, feeds }
 }
 
-const int64Codes = (values: number[], dims: number[]) => new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims)
+const int64Codes = (values: number[], dims: number[]) =>
+  new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims)
 
 t.test('the graph is fed the patches and the patch grid, and its codes come back as Int32Array', async (t) => {
   const values = Array.from({ length: 6 * 8 }, (_, i) => (i * 37) % 512)
@@ -52,7 +53,9 @@ t.test('a code outside the sub-codebook is MODEL_GRAPH_MISMATCH naming the posit
     message: 'visual_tokenizer.onnx: output codes[1][5] is 512, outside [0, 512)',
   })
   values[13] = -1
-  await t.rejects(runVisualTokenizer(fakeSession(int64Codes(values, [6, 8])).session, config, patches, 2, 3), { code: 'MODEL_GRAPH_MISMATCH' })
+  await t.rejects(runVisualTokenizer(fakeSession(int64Codes(values, [6, 8])).session, config, patches, 2, 3), {
+    code: 'MODEL_GRAPH_MISMATCH',
+  })
 })
 
 t.test('codes of another type, or no codes output, are MODEL_GRAPH_MISMATCH', async (t) => {
@@ -61,7 +64,9 @@ t.test('codes of another type, or no codes output, are MODEL_GRAPH_MISMATCH', as
     code: 'MODEL_GRAPH_MISMATCH',
     message: 'visual_tokenizer.onnx: output codes has type float32, expected int64',
   })
-  await t.rejects(runVisualTokenizer(fakeSession(undefined).session, config, patches, 2, 3), { code: 'MODEL_GRAPH_MISMATCH' })
+  await t.rejects(runVisualTokenizer(fakeSession(undefined).session, config, patches, 2, 3), {
+    code: 'MODEL_GRAPH_MISMATCH',
+  })
 })
 
 t.test('a failed run names the shapes that were fed', async (t) => {

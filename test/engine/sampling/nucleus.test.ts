@@ -31,7 +31,10 @@ t.test('the replayed range equals the plain path’s, in order, on rows with tie
     for (let j = 0; j < 20; j++) key[Math.floor(rng.nextFloat() * n)] = 15 + 3 * gaussian(rng)
     // Ties at every pivot (as with bf16 logits) in half the rows; −∞ at the ends or anywhere.
     if (trial % 2 === 0) for (let i = 0; i < n; i++) key[i] = Math.round(key[i]! * 4) / 4
-    const masked = trial % 3 === 0 ? [0, 1, n - 1, Math.floor(n / 2)] : Array.from({ length: trial % 17 }, () => Math.floor(rng.nextFloat() * n))
+    const masked =
+      trial % 3 === 0
+        ? [0, 1, n - 1, Math.floor(n / 2)]
+        : Array.from({ length: trial % 17 }, () => Math.floor(rng.nextFloat() * n))
     for (const i of masked) key[i] = -Infinity
     // Twice: first with the pivot's candidates guessed from another row, then from this one.
     for (const pass of ['first', 'again']) {
@@ -39,8 +42,10 @@ t.test('the replayed range equals the plain path’s, in order, on rows with tie
       if (range === undefined) continue
       replayed++
       const expected = plainRange(key, range.length)
-      if (expected === undefined) failures.push(`trial ${trial} ${pass}: the plain path never leaves ${range.length} ids`)
-      else if (expected.join() !== Array.from(range.ids.subarray(0, range.length)).join()) failures.push(`trial ${trial} ${pass}: ranges differ`)
+      if (expected === undefined)
+        failures.push(`trial ${trial} ${pass}: the plain path never leaves ${range.length} ids`)
+      else if (expected.join() !== Array.from(range.ids.subarray(0, range.length)).join())
+        failures.push(`trial ${trial} ${pass}: ranges differ`)
     }
   }
   t.same(failures, [])
@@ -62,7 +67,8 @@ t.test('a guess of the pivot’s candidates from the previous row is redone when
     for (const i of mask) key[i] = -Infinity
     const range = replayRounds(key, n, params({ topP: 0.9 }), scratch)
     if (range === undefined) failures.push(`row ${k}: not replayed`)
-    else if (plainRange(key, range.length)?.join() !== Array.from(range.ids.subarray(0, range.length)).join()) failures.push(`row ${k}: ranges differ`)
+    else if (plainRange(key, range.length)?.join() !== Array.from(range.ids.subarray(0, range.length)).join())
+      failures.push(`row ${k}: ranges differ`)
   }
   t.same(failures, [])
 })
@@ -80,7 +86,8 @@ t.test('ties between the pivot and the first, middle and last candidates rank by
     key[n - 1] = value
     const range = replayRounds(key, n, params({ topP: 0.9 }), scratch)
     if (range === undefined) failures.push(`trial ${trial}: not replayed`)
-    else if (plainRange(key, range.length)?.join() !== Array.from(range.ids.subarray(0, range.length)).join()) failures.push(`trial ${trial}: ranges differ`)
+    else if (plainRange(key, range.length)?.join() !== Array.from(range.ids.subarray(0, range.length)).join())
+      failures.push(`trial ${trial}: ranges differ`)
   }
   t.same(failures, [])
 })

@@ -5,15 +5,22 @@ const take = (rng: Rng, n: number, next: (r: Rng) => number) => Array.from({ len
 
 t.test('the generator from state 1, 2, 3, 4 gives the published xoshiro128** outputs', async (t) => {
   const rng = Rng.fromState(1, 2, 3, 4)
-  t.same(take(rng, 10, (r) => r.nextUint32()), [
-    11520, 0, 5927040, 70819200, 2031721883, 1637235492, 1287239034, 3734860849, 3729100597, 4258142804,
-  ])
+  t.same(
+    take(rng, 10, (r) => r.nextUint32()),
+    [11520, 0, 5927040, 70819200, 2031721883, 1637235492, 1287239034, 3734860849, 3729100597, 4258142804],
+  )
 })
 
 t.test('the same seed gives the same floats and different seeds give different ones', async (t) => {
   const a = take(new Rng(42), 100, (r) => r.nextFloat())
-  t.same(take(new Rng(42), 100, (r) => r.nextFloat()), a)
-  t.notSame(take(new Rng(43), 100, (r) => r.nextFloat()), a)
+  t.same(
+    take(new Rng(42), 100, (r) => r.nextFloat()),
+    a,
+  )
+  t.notSame(
+    take(new Rng(43), 100, (r) => r.nextFloat()),
+    a,
+  )
 })
 
 t.test('seeds beyond 32 bits and negative seeds start distinct streams', async (t) => {
@@ -38,6 +45,12 @@ t.test('nextFloat stays in [0, 1) and spreads over the interval', async (t) => {
 t.test('a missing seed is drawn at random as an integer below 2^48', async (t) => {
   const seed = drawSeed()
   t.ok(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 48)
-  t.notSame(take(rngForSeed(undefined), 4, (r) => r.nextUint32()), take(rngForSeed(undefined), 4, (r) => r.nextUint32()))
-  t.same(take(rngForSeed(5), 4, (r) => r.nextUint32()), take(new Rng(5), 4, (r) => r.nextUint32()))
+  t.notSame(
+    take(rngForSeed(undefined), 4, (r) => r.nextUint32()),
+    take(rngForSeed(undefined), 4, (r) => r.nextUint32()),
+  )
+  t.same(
+    take(rngForSeed(5), 4, (r) => r.nextUint32()),
+    take(new Rng(5), 4, (r) => r.nextUint32()),
+  )
 })

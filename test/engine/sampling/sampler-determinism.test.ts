@@ -31,7 +31,9 @@ t.test('a row read from a batch buffer samples like the same row alone, with a s
   const aloneRng = new Rng(8)
   const history = new TokenHistory()
   for (let step = 0; step < 100; step++) {
-    const ids = batched.map((s, b) => s.sample(batch.subarray(b * vocab, (b + 1) * vocab), 0, vocab, history, rngs[b]!).id)
+    const ids = batched.map(
+      (s, b) => s.sample(batch.subarray(b * vocab, (b + 1) * vocab), 0, vocab, history, rngs[b]!).id,
+    )
     t.equal(ids[1], alone.sample(logits, 0, vocab, history, aloneRng).id)
   }
 })

@@ -55,7 +55,14 @@ t.test('at temperature 1 the frequencies over 20000 draws are within 2% of a 3-w
 
 t.test('at temperature 0.5 the frequencies follow the squared, renormalised distribution', async (t) => {
   const squared = [0.25, 0.09, 0.04].map((p) => p / 0.38)
-  t.same(outliers(frequencies(draws(params({ temperature: 0.5 }), fromProbs([0.5, 0.3, 0.2]), 2025, 20000), 3), squared, 0.02), [])
+  t.same(
+    outliers(
+      frequencies(draws(params({ temperature: 0.5 }), fromProbs([0.5, 0.3, 0.2]), 2025, 20000), 3),
+      squared,
+      0.02,
+    ),
+    [],
+  )
 })
 
 t.test('after top_p the nucleus is renormalised: 4 to 3 between ids 3 and 1', async (t) => {

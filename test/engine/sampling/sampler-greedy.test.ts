@@ -29,7 +29,11 @@ t.test('top_k 1 picks exactly what greedy picks for many rows and any temperatur
 t.test('logit_bias -100 never picks the banned, otherwise most likely, token in 1000 draws', async (t) => {
   const logits = row([0, 1, 0.5, 6, 1, 0.2])
   const banned = params({ logitBias: new Map([[3, -100]]), temperature: 2 })
-  t.equal(draws(params(), logits, 1, 1000).filter((id) => id === 3).length > 900, true, 'id 3 dominates without the ban')
+  t.equal(
+    draws(params(), logits, 1, 1000).filter((id) => id === 3).length > 900,
+    true,
+    'id 3 dominates without the ban',
+  )
   t.equal(draws(banned, logits, 1, 1000).filter((id) => id === 3).length, 0)
   t.equal(sampleOnce({ ...GREEDY, logitBias: new Map([[3, -100]]) }, logits).id, 1)
 })
@@ -42,8 +46,21 @@ t.test('logit_bias +100 picks the forced token in every one of 1000 draws', asyn
 
 t.test('two forced tokens share the draw by their own logits', async (t) => {
   const logits = row([0, 1, 0.5, 6, 1, -20])
-  const ids = draws(params({ logitBias: new Map([[1, 100], [2, 100]]) }), logits, 4, 1000)
-  t.same(histogram(ids).map(([id]) => id), [1, 2])
+  const ids = draws(
+    params({
+      logitBias: new Map([
+        [1, 100],
+        [2, 100],
+      ]),
+    }),
+    logits,
+    4,
+    1000,
+  )
+  t.same(
+    histogram(ids).map(([id]) => id),
+    [1, 2],
+  )
 })
 
 t.test('the allowed range is respected even when the global argmax lies outside it', async (t) => {
@@ -53,7 +70,10 @@ t.test('the allowed range is respected even when the global argmax lies outside 
   const sampler = new Sampler(params({ temperature: 2 }), 6)
   const rng = new Rng(5)
   const ids = Array.from({ length: 1000 }, () => sampler.sample(logits, 2, 5, history, rng).id)
-  t.same(histogram(ids).map(([id]) => id), [2, 3, 4])
+  t.same(
+    histogram(ids).map(([id]) => id),
+    [2, 3, 4],
+  )
 })
 
 t.test('a forcing bias on an id outside the range has no effect inside it', async (t) => {

@@ -24,7 +24,12 @@ t.test('bias, penalties, draws and logprobs on a part row equal those on the who
     frequencyPenalty: 0.2,
     topLogprobs: 5,
     // 50 favoured, 51 banned: ids inside the part; 10 and 80 lie outside it and change nothing.
-    logitBias: new Map([[50, 3], [51, -100], [10, 100], [80, 100]]),
+    logitBias: new Map([
+      [50, 3],
+      [51, -100],
+      [10, 100],
+      [80, 100],
+    ]),
   })
   const fromWhole = new Sampler(p, VOCAB)
   const fromPart = new Sampler(p, VOCAB)

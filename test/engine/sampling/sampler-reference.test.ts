@@ -19,7 +19,8 @@ function gaussian(rng: Rng): number {
 /** An LLM-like row: a Gaussian bulk of std `std` and `outliers` ids from `top` down; one id at −∞. */
 function llmRow(rng: Rng, n: number, std: number, top: number, outliers = 30): Float32Array {
   const row = Float32Array.from({ length: n }, () => std * gaussian(rng))
-  for (let j = 0; j < outliers; j++) row[Math.floor(rng.nextFloat() * n)] = top - 2 * Math.log(1 + j) + 0.5 * gaussian(rng)
+  for (let j = 0; j < outliers; j++)
+    row[Math.floor(rng.nextFloat() * n)] = top - 2 * Math.log(1 + j) + 0.5 * gaussian(rng)
   row[Math.floor(rng.nextFloat() * n)] = -Infinity
   return row
 }
@@ -34,7 +35,13 @@ function history(): TokenHistory {
  * Draws `count` ids from both samplers over `[lo, hi)` of `row` (which holds ids from `firstId`)
  * with one seed each; returns the first difference, or '' when there is none.
  */
-function compare(p: SamplingParams, row: Float32Array, seed: number, count: number, range?: { lo: number; hi: number; firstId: number; vocab: number }): string {
+function compare(
+  p: SamplingParams,
+  row: Float32Array,
+  seed: number,
+  count: number,
+  range?: { lo: number; hi: number; firstId: number; vocab: number },
+): string {
   // Small rows get a larger vocabulary, so that every logit_bias id is valid.
   const { lo, hi, firstId, vocab } = range ?? { lo: 0, hi: row.length, firstId: 0, vocab: Math.max(row.length, 100) }
   const reference = new ReferenceSampler(p, vocab)
@@ -50,10 +57,14 @@ function compare(p: SamplingParams, row: Float32Array, seed: number, count: numb
     const actualTop = actual.top?.map((e) => e.id).join() ?? ''
     const expectedTop = expected.top?.map((e) => e.id).join() ?? ''
     if (actualTop !== expectedTop) return `${where}: top ids ${actualTop}, expected ${expectedTop}`
-    const values = [[actual.logprob, expected.logprob], ...(actual.top ?? []).map((e, k) => [e.logprob, expected.top![k]!.logprob])]
+    const values = [
+      [actual.logprob, expected.logprob],
+      ...(actual.top ?? []).map((e, k) => [e.logprob, expected.top![k]!.logprob]),
+    ]
     for (const [a, b] of values) {
       if (a === b) continue
-      if (a === undefined || b === undefined || !(Math.abs(a - b) < 1e-9)) return `${where}: logprob ${a}, expected ${b}`
+      if (a === undefined || b === undefined || !(Math.abs(a - b) < 1e-9))
+        return `${where}: logprob ${a}, expected ${b}`
     }
   }
   return ''
@@ -74,8 +85,22 @@ const SMALL_PARAMS: Array<Partial<SamplingParams>> = [
   { temperature: 0, topLogprobs: 20 },
   { topLogprobs: 0, topK: 3 },
   { repetitionPenalty: 1.4, presencePenalty: 0.5, frequencyPenalty: 0.3, topP: 0.9 },
-  { logitBias: new Map([[5, 2], [9, -100], [40, -3]]), topP: 0.7, topLogprobs: 3 },
-  { logitBias: new Map([[12, 100], [13, 100]]), topP: 0.5 },
+  {
+    logitBias: new Map([
+      [5, 2],
+      [9, -100],
+      [40, -3],
+    ]),
+    topP: 0.7,
+    topLogprobs: 3,
+  },
+  {
+    logitBias: new Map([
+      [12, 100],
+      [13, 100],
+    ]),
+    topP: 0.5,
+  },
   { logitBias: new Map([[2, 100]]), temperature: 0 },
 ]
 
@@ -88,7 +113,10 @@ t.test('small rows, with ties and every parameter family, give the same ids and 
     if (trial % 5 === 0) for (let i = 0; i < n; i += 4) row[i] = -Infinity
     const over = SMALL_PARAMS[trial % SMALL_PARAMS.length]!
     const diff = compare(params(over), row, trial, 40)
-    if (diff !== '') failures.push(`trial ${trial} n ${n} ${JSON.stringify({ ...over, logitBias: [...(over.logitBias ?? [])] })}: ${diff}`)
+    if (diff !== '')
+      failures.push(
+        `trial ${trial} n ${n} ${JSON.stringify({ ...over, logitBias: [...(over.logitBias ?? [])] })}: ${diff}`,
+      )
   }
   t.same(failures, [])
 })
@@ -106,7 +134,11 @@ t.test('NaN, +∞ and −∞ in the row are read as the plain path reads them', 
     if (diff !== '') failures.push(`trial ${trial}: ${diff}`)
   }
   t.same(failures, [])
-  t.equal(compare(params({ topP: 0.9 }), Float32Array.from([Number.NaN, -Infinity, Number.NaN]), 1, 5), '', 'a row with nothing finite')
+  t.equal(
+    compare(params({ topP: 0.9 }), Float32Array.from([Number.NaN, -Infinity, Number.NaN]), 1, 5),
+    '',
+    'a row with nothing finite',
+  )
 })
 
 t.test('LLM-like rows of 20,000 ids give the same ids at temperatures 0.3–2 with top_p, top_k and min_p', async (t) => {
@@ -146,7 +178,14 @@ t.test('LLM-like rows with penalties, logit_bias, ties and part ranges give the 
       topP: [0.9, 0.95, 0.7][trial % 3]!,
       repetitionPenalty: trial % 2 === 0 ? 1.3 : 1,
       presencePenalty: trial % 3 === 1 ? 0.4 : 0,
-      logitBias: trial % 4 === 1 ? new Map([[lo + 5, 4], [lo + 6, -100], [hi - 1, 8]]) : new Map(),
+      logitBias:
+        trial % 4 === 1
+          ? new Map([
+              [lo + 5, 4],
+              [lo + 6, -100],
+              [hi - 1, 8],
+            ])
+          : new Map(),
     }
     const diff = compare(params(over), row, trial, 25, { lo, hi, firstId, vocab: 24_000 })
     if (diff !== '') failures.push(`trial ${trial} [${lo}, ${hi}) from ${firstId}: ${diff}`)
@@ -160,7 +199,11 @@ t.test('rows rounded to 1/8 (ties at every pivot, as with bf16 logits) give the 
   for (let trial = 0; trial < 30; trial++) {
     const row = llmRow(rng, 20_000, 2 + (trial % 3) * 0.5, 20 - (trial % 4))
     for (let i = 0; i < row.length; i++) row[i] = Math.round(row[i]! * 8) / 8
-    const over = { temperature: [1, 0.7, 1.4][trial % 3]!, topP: [0.9, 0.8, 0.95, 0.6, 0.99][trial % 5]!, minP: trial % 4 === 0 ? 0.02 : 0 }
+    const over = {
+      temperature: [1, 0.7, 1.4][trial % 3]!,
+      topP: [0.9, 0.8, 0.95, 0.6, 0.99][trial % 5]!,
+      minP: trial % 4 === 0 ? 0.02 : 0,
+    }
     const diff = compare(params(over), row, trial, 30)
     if (diff !== '') failures.push(`trial ${trial} ${JSON.stringify(over)}: ${diff}`)
   }
@@ -169,7 +212,14 @@ t.test('rows rounded to 1/8 (ties at every pivot, as with bf16 logits) give the 
 
 t.test('full-size rows (151,936 ids) give the same ids for the benchmark parameter sets', async (t) => {
   const rng = new Rng(35)
-  const sets: Array<Partial<SamplingParams>> = [{ topP: 0.9 }, { temperature: 0.7, topP: 0.9 }, { topK: 50 }, {}, { minP: 0.1 }, { ...GREEDY, topLogprobs: 5 }]
+  const sets: Array<Partial<SamplingParams>> = [
+    { topP: 0.9 },
+    { temperature: 0.7, topP: 0.9 },
+    { topK: 50 },
+    {},
+    { minP: 0.1 },
+    { ...GREEDY, topLogprobs: 5 },
+  ]
   const failures: string[] = []
   for (const [k, over] of sets.entries()) {
     for (const row of [llmRow(rng, 151_936, 2.5, 20), llmRow(rng, 151_936, 2.5, 17), llmRow(rng, 151_936, 1, 0, 0)]) {

@@ -1,6 +1,12 @@
 import t from 'tap'
 import { Rng } from '../../../src/engine/sampling/rng.js'
-import { medianOfThree, NucleusSearch, nucleusSize, selectTop, topIndices } from '../../../src/engine/sampling/select.js'
+import {
+  medianOfThree,
+  NucleusSearch,
+  nucleusSize,
+  selectTop,
+  topIndices,
+} from '../../../src/engine/sampling/select.js'
 import { randomRow } from './fixtures/sampling.js'
 
 /** Indices of `key` by the sampler's order, by a full sort: the reference for partial selection. */

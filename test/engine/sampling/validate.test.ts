@@ -1,5 +1,5 @@
 import t from 'tap'
-import { EngineError } from '../../../src/engine/errors.js'
+import { KelixError } from '../../../src/errors/kelix-error.js'
 import { Sampler } from '../../../src/engine/sampling/sampler.js'
 import { validateSamplingParams } from '../../../src/engine/sampling/validate.js'
 import { GREEDY, type SamplingParams } from '../../../src/engine/types.js'
@@ -33,8 +33,13 @@ const describe = (over: Partial<SamplingParams>) =>
     .join(', ')
 
 for (const [field, over, message] of bad) {
-  t.test(`an out-of-range ${field} (${describe(over)}) is rejected with INVALID_SAMPLING`, async (t) => {
-    t.throws(() => validateSamplingParams(params(over)), { name: 'EngineError', code: 'INVALID_SAMPLING', message })
+  t.test(`an out-of-range ${field} (${describe(over)}) is rejected with invalid_value naming it`, async (t) => {
+    t.throws(() => validateSamplingParams(params(over)), {
+      name: 'KelixError',
+      code: 'invalid_value',
+      fields: { param: field.split(' ')[0] },
+      message,
+    })
   })
 }
 
@@ -63,6 +68,6 @@ t.test('the defaults and the edges of every range are accepted', async (t) => {
 
 t.test('the sampler rejects a logit_bias id outside its vocabulary', async (t) => {
   const err = t.throws(() => new Sampler(params({ logitBias: new Map([[10, 1]]) }), 10))
-  t.ok(err instanceof EngineError)
-  t.match(err, { code: 'INVALID_SAMPLING', message: 'logit_bias keys must be token ids, an integer in [0, 10), got 10' })
+  t.ok(err instanceof KelixError)
+  t.match(err, { code: 'invalid_value', message: 'logit_bias keys must be token ids, an integer in [0, 10), got 10' })
 })

@@ -9,7 +9,11 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 t.test('a character whose bytes span several tokens is emitted once complete', async (t) => {
   const ids = tokenizer.encode('é 東京 😀')
-  t.same(ids, [313, 32, 230, 157, 177, 228, 186, 172, 32, 240, 159, 152, 128], 'each CJK and emoji byte is its own token')
+  t.same(
+    ids,
+    [313, 32, 230, 157, 177, 228, 186, 172, 32, 240, 159, 152, 128],
+    'each CJK and emoji byte is its own token',
+  )
   const detokenizer = new IncrementalDetokenizer(tokenizer)
   const deltas = ids.map((id) => detokenizer.push(id))
   t.same(deltas, ['é', ' ', '', '', '東', '', '', '京', ' ', '', '', '', '😀'])
@@ -19,7 +23,10 @@ t.test('a character whose bytes span several tokens is emitted once complete', a
 
 t.test('special tokens add no text, and bytes on both sides of one still join', async (t) => {
   const detokenizer = new IncrementalDetokenizer(tokenizer)
-  t.same([501, 0xc3, 502, 0xa9, 506].map((id) => detokenizer.push(id)), ['', '', '', 'é', ''])
+  t.same(
+    [501, 0xc3, 502, 0xa9, 506].map((id) => detokenizer.push(id)),
+    ['', '', '', 'é', ''],
+  )
   t.equal(detokenizer.finish(), '')
   t.equal(tokenizer.decode([501, 0xc3, 502, 0xa9, 506], { skipSpecialTokens: true }), 'é')
 })
@@ -34,7 +41,10 @@ t.test('finish turns an incomplete character into U+FFFD', async (t) => {
 
 t.test('a byte that cannot continue a character is replaced at once', async (t) => {
   const detokenizer = new IncrementalDetokenizer(tokenizer)
-  t.same([230, 72, 105].map((id) => detokenizer.push(id)), ['', '\uFFFDH', 'i'])
+  t.same(
+    [230, 72, 105].map((id) => detokenizer.push(id)),
+    ['', '\uFFFDH', 'i'],
+  )
 })
 
 t.test('random id sequences, pushed in random chunks, give exactly the decoded text', async (t) => {
@@ -50,7 +60,7 @@ t.test('random id sequences, pushed in random chunks, give exactly the decoded t
     const ids = Array.from({ length: Math.floor(random() * 40) }, pick)
     const detokenizer = new IncrementalDetokenizer(tokenizer)
     const deltas: string[] = []
-    for (let i = 0; i < ids.length; ) {
+    for (let i = 0; i < ids.length;) {
       const size = 1 + Math.floor(random() * 3)
       deltas.push(detokenizer.push(ids.slice(i, i + size)))
       i += size
@@ -58,7 +68,8 @@ t.test('random id sequences, pushed in random chunks, give exactly the decoded t
     deltas.push(detokenizer.finish())
     const expected = tokenizer.decode(ids, { skipSpecialTokens: true })
     if (deltas.join('') !== expected) t.fail(`ids ${JSON.stringify(ids)}`)
-    if (deltas.some((d) => LONE_SURROGATE.test(d))) t.fail(`a delta splits a surrogate pair: ids ${JSON.stringify(ids)}`)
+    if (deltas.some((d) => LONE_SURROGATE.test(d)))
+      t.fail(`a delta splits a surrogate pair: ids ${JSON.stringify(ids)}`)
     checked++
   }
   t.equal(checked, 500)
@@ -69,6 +80,9 @@ t.test('valid text streamed token by token never shows a replacement character',
   const ids = tokenizer.encode(text)
   const detokenizer = new IncrementalDetokenizer(tokenizer)
   const deltas = ids.map((id) => detokenizer.push(id))
-  t.equal(deltas.some((d) => d.includes('\uFFFD') || LONE_SURROGATE.test(d)), false)
+  t.equal(
+    deltas.some((d) => d.includes('\uFFFD') || LONE_SURROGATE.test(d)),
+    false,
+  )
   t.equal(deltas.join('') + detokenizer.finish(), text)
 })

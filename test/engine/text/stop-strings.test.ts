@@ -43,7 +43,11 @@ t.test('the stop string complete first wins, however the text is cut', async (t)
   const cut = new StopStringMatcher(['abcd', 'bc'])
   t.same(cut.push('xab'), { text: 'x', stopped: false })
   t.same(cut.push('cd'), { text: 'a', stopped: true })
-  t.same(new StopStringMatcher(['bc', 'abc']).push('xabc'), { text: 'x', stopped: true }, 'completing together, the one starting first')
+  t.same(
+    new StopStringMatcher(['bc', 'abc']).push('xabc'),
+    { text: 'x', stopped: true },
+    'completing together, the one starting first',
+  )
 })
 
 t.test('stop strings of any length and with non-ASCII characters match', async (t) => {
@@ -68,14 +72,18 @@ t.test('random text cut into random deltas gives the same result as the whole te
     const stops = stopSets[n % stopSets.length] ?? []
     const text = Array.from({ length: Math.floor(random() * 30) }, () => (random() < 0.5 ? 'a' : 'b')).join('')
     // Reference: the text before the stop string that ends first (starting first among those ending together).
-    const ends = stops.map((s) => ({ s, at: text.indexOf(s) })).filter((m) => m.at >= 0).map((m) => ({ end: m.at + m.s.length, start: m.at }))
+    const ends = stops
+      .map((s) => ({ s, at: text.indexOf(s) }))
+      .filter((m) => m.at >= 0)
+      .map((m) => ({ end: m.at + m.s.length, start: m.at }))
     ends.sort((x, y) => x.end - y.end || x.start - y.start)
-    const expected = ends[0] === undefined ? { text, stopped: false } : { text: text.slice(0, ends[0].start), stopped: true }
+    const expected =
+      ends[0] === undefined ? { text, stopped: false } : { text: text.slice(0, ends[0].start), stopped: true }
 
     const matcher = new StopStringMatcher(stops)
     let emitted = ''
     let stopped = false
-    for (let i = 0; i < text.length && !stopped; ) {
+    for (let i = 0; i < text.length && !stopped;) {
       const size = 1 + Math.floor(random() * 4)
       const result = matcher.push(text.slice(i, i + size))
       emitted += result.text
@@ -83,7 +91,8 @@ t.test('random text cut into random deltas gives the same result as the whole te
       i += size
     }
     if (!stopped) emitted += matcher.flush()
-    if (emitted !== expected.text || stopped !== expected.stopped) t.fail(`${JSON.stringify(stops)} on ${text}: got ${emitted} (${stopped})`)
+    if (emitted !== expected.text || stopped !== expected.stopped)
+      t.fail(`${JSON.stringify(stops)} on ${text}: got ${emitted} (${stopped})`)
     checked++
   }
   t.equal(checked, 400)

@@ -1,7 +1,5 @@
 /** The scheduler's public surface: capacity, time limits, and the step planner (admission runs on the HTTP thread: ../../http-thread/admission.ts). */
 export { deadlinePassed, expiredInQueue, queueTimeMs } from './deadlines.js'
-export { SCHEDULER_ERRORS, SchedulerError } from './errors.js'
-export type { SchedulerErrorCode } from './errors.js'
 export { KvAccounting } from './kv-accounting.js'
 export type { KvAccountingOptions, KvView } from './kv-accounting.js'
 export { Scheduler } from './scheduler.js'

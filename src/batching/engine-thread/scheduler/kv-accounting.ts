@@ -9,7 +9,8 @@
  *   seq b: canAllocate(b, 1) -> false (no free page)
  *   free(a) -> 0 pages in use; free(a) again -> no-op
  */
-import { SchedulerError, requireInteger } from './errors.js'
+import { requireInteger } from '../../require-integer.js'
+import { KelixError } from '../../../errors/kelix-error.js'
 
 export interface KvAccountingOptions {
   /** Total positions the cache holds; rounded down to whole pages. */
@@ -77,13 +78,13 @@ export class KvAccounting implements KvView {
 
   /**
    * Grows `id` to hold `upToPositions` in all; never shrinks it.
-   * @throws SchedulerError KV_OVER_CAPACITY when the free pages do not suffice.
+   * @throws KelixError KV_OVER_CAPACITY when the free pages do not suffice.
    */
   allocate(id: string, upToPositions: number): void {
     requireInteger('upToPositions', upToPositions, 0)
     const extra = this.extraPages(id, upToPositions)
     if (extra > this.freePages) {
-      throw new SchedulerError('KV_OVER_CAPACITY', `${id} needs ${extra} more pages, ${this.freePages} are free`)
+      throw new KelixError('KV_OVER_CAPACITY', `${id} needs ${extra} more pages, ${this.freePages} are free`)
     }
     const held = this.holdings.get(id) ?? { pages: 0, positions: 0 }
     const positions = Math.max(held.positions, upToPositions)

@@ -46,8 +46,8 @@
  * left for it after the other decodes: it advances every step, unless an
  * older or higher-priority running sequence needs its pages.
  */
+import { reachedLength } from '../../../engine/context-length.js'
 import { expiredInQueue, deadlinePassed } from './deadlines.js'
-import { SchedulerError } from './errors.js'
 import { KvAccounting, type KvView } from './kv-accounting.js'
 import { OrderedList } from './order.js'
 import { isDecode, newSequence, validateConfig, viewOf, type Sequence } from './sequence.js'
@@ -62,6 +62,7 @@ import {
   type SequenceView,
   type StepResult,
 } from './types.js'
+import { KelixError } from '../../../errors/kelix-error.js'
 
 export interface SchedulerOptions {
   /** The capacity ledger to use; default: a new one from `kvCapacity` and `pageSize`. */
@@ -89,14 +90,14 @@ export class Scheduler {
   private inFlight: ReadonlyMap<string, number> = new Map()
   private added = 0
 
-  /** @throws SchedulerError INVALID_CONFIG naming the bad option. */
+  /** @throws KelixError INVALID_CONFIG naming the bad option. */
   constructor(config: SchedulerConfig, options: SchedulerOptions = {}) {
     this.config = validateConfig(config)
     this.accounting = options.kv ?? new KvAccounting({ capacity: config.kvCapacity, pageSize: config.pageSize })
     this.prefixHit = options.prefixHit ?? (() => 0)
     const pages = Math.floor(config.kvCapacity / config.pageSize)
     if (this.accounting.pageSize !== config.pageSize || this.accounting.totalPages !== pages) {
-      throw new SchedulerError('INVALID_CONFIG', `the kv ledger does not match kvCapacity and pageSize`)
+      throw new KelixError('SCHEDULER_CONFIG_INVALID', `the kv ledger does not match kvCapacity and pageSize`)
     }
   }
 
@@ -139,10 +140,10 @@ export class Scheduler {
 
   /**
    * Queues a request as 'waiting'.
-   * @throws SchedulerError DUPLICATE_ID or INVALID_REQUEST.
+   * @throws KelixError DUPLICATE_ID or INVALID_REQUEST.
    */
   add(req: SchedulerRequest): void {
-    if (this.sequences.has(req.id)) throw new SchedulerError('DUPLICATE_ID', req.id)
+    if (this.sequences.has(req.id)) throw new KelixError('SCHEDULER_DUPLICATE_ID', req.id)
     const seq = newSequence(req, this.added, this.config.maxModelLength)
     this.added += 1
     this.sequences.set(seq.id, seq)
@@ -152,10 +153,11 @@ export class Scheduler {
   /**
    * Plans the next step. Every step planned with work must be followed by
    * `update()` before the next `schedule()`.
-   * @throws SchedulerError STEP_IN_FLIGHT.
+   * @throws KelixError STEP_IN_FLIGHT.
    */
   schedule(): SchedulerOutput {
-    if (this.inFlight.size > 0) throw new SchedulerError('STEP_IN_FLIGHT', `${this.inFlight.size} sequences await update()`)
+    if (this.inFlight.size > 0)
+      throw new KelixError('SCHEDULER_STEP_IN_FLIGHT', `${this.inFlight.size} sequences await update()`)
     const plan = new StepPlan(this.config.maxBatchedTokens)
     this.scheduleRunning(plan, true)
     this.scheduleRunning(plan, false)
@@ -168,7 +170,7 @@ export class Scheduler {
    * Applies the results of the last step; returns the ids that finished in it.
    * A sequence that reaches `maxNewTokens` finishes with 'length' even when
    * the engine does not say so.
-   * @throws SchedulerError UPDATE_MISMATCH, before changing anything.
+   * @throws KelixError UPDATE_MISMATCH, before changing anything.
    */
   update(results: readonly StepResult[]): string[] {
     const checked = checkResults(results, this.inFlight, (id) => this.sequences.get(id))
@@ -277,8 +279,13 @@ export class Scheduler {
   private apply({ seq, delta, sampled, finished }: CheckedResult): boolean {
     seq.numComputed += delta
     if (sampled) seq.numTokens += 1
-    // With no tokens to generate the engine ends the sequence once its prompt is computed.
-    const reason = finished ?? (seq.maxNewTokens > 0 && seq.numTokens - seq.promptLength >= seq.maxNewTokens ? 'length' : undefined)
+    // The length stop is checked after a sample; with no tokens to generate the engine ends the sequence once its prompt is computed.
+    const reason =
+      finished ??
+      (sampled &&
+      reachedLength(seq.numTokens - seq.promptLength, seq.maxNewTokens, seq.numTokens, this.config.maxModelLength)
+        ? 'length'
+        : undefined)
     if (reason === undefined) return false
     this.finish(seq, reason)
     return true

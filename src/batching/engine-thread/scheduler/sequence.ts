@@ -2,9 +2,12 @@
  * A sequence's mutable state inside the scheduler, and the checks that turn
  * a config or a request into one. Only the scheduler mutates these.
  */
-import { SchedulerError, requireInteger } from './errors.js'
+import { requireInteger } from '../../require-integer.js'
+import { fitsContext } from '../../../engine/context-length.js'
+import { limitsProblem } from '../../limits.js'
 import type { Ordered } from './order.js'
 import type { SchedulerConfig, SchedulerRequest, SequenceStatus, SequenceView } from './types.js'
+import { KelixError } from '../../../errors/kelix-error.js'
 
 export interface Sequence extends Ordered {
   readonly id: string
@@ -44,26 +47,30 @@ export function validateConfig(config: SchedulerConfig): SchedulerConfig {
   for (const name of ['maxNumSeqs', 'maxBatchedTokens', 'kvCapacity', 'pageSize', 'maxModelLength'] as const) {
     requireInteger(name, config[name], 1)
   }
-  if (config.maxBatchedTokens < config.maxNumSeqs) {
-    throw new SchedulerError('INVALID_CONFIG', `maxBatchedTokens (${config.maxBatchedTokens}) must be >= maxNumSeqs (${config.maxNumSeqs})`)
-  }
-  const usable = Math.floor(config.kvCapacity / config.pageSize) * config.pageSize
-  if (config.maxModelLength > usable) {
-    throw new SchedulerError('INVALID_CONFIG', `maxModelLength (${config.maxModelLength}) must fit the KV alone (${usable} usable positions)`)
-  }
+  const problem = limitsProblem(config, config.maxModelLength, { context: 'maxModelLength' })
+  if (problem !== undefined) throw new KelixError('SCHEDULER_CONFIG_INVALID', problem)
   return { ...config }
 }
 
 export function newSequence(req: SchedulerRequest, order: number, maxModelLength: number): Sequence {
   const where = `request ${req.id}`
   if (!Number.isInteger(req.promptLength) || req.promptLength < 1) {
-    throw new SchedulerError('INVALID_REQUEST', `${where}: promptLength must be an integer >= 1, got ${req.promptLength}`)
+    throw new KelixError(
+      'SCHEDULER_REQUEST_INVALID',
+      `${where}: promptLength must be an integer >= 1, got ${req.promptLength}`,
+    )
   }
   if (!Number.isInteger(req.maxNewTokens) || req.maxNewTokens < 0) {
-    throw new SchedulerError('INVALID_REQUEST', `${where}: maxNewTokens must be an integer >= 0, got ${req.maxNewTokens}`)
+    throw new KelixError(
+      'SCHEDULER_REQUEST_INVALID',
+      `${where}: maxNewTokens must be an integer >= 0, got ${req.maxNewTokens}`,
+    )
   }
-  if (req.promptLength + req.maxNewTokens > maxModelLength) {
-    throw new SchedulerError('INVALID_REQUEST', `${where}: promptLength + maxNewTokens exceeds maxModelLength (${maxModelLength})`)
+  if (!fitsContext(req.promptLength, req.maxNewTokens, maxModelLength)) {
+    throw new KelixError(
+      'SCHEDULER_REQUEST_INVALID',
+      `${where}: promptLength + maxNewTokens exceeds maxModelLength (${maxModelLength})`,
+    )
   }
   return {
     id: req.id,
