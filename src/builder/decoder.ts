@@ -186,11 +186,12 @@ function ropeTables(g: GraphBuilder, positionIds: string, headDim: number, theta
 function fusedRope(g: GraphBuilder, positionIds: string, llm: KelixConfig['llm']): Rope {
   const half = llm.head_dim / 2
   const positions = llm.max_position_embeddings
+  const inverseFrequency = Array.from({ length: half }, (_, i) => 1 / Math.pow(llm.rope_theta, (2 * i) / llm.head_dim))
   const cos = new Float32Array(positions * half)
   const sin = new Float32Array(positions * half)
   for (let p = 0; p < positions; p++) {
     for (let i = 0; i < half; i++) {
-      const angle = p / Math.pow(llm.rope_theta, (2 * i) / llm.head_dim)
+      const angle = p * (inverseFrequency[i] as number)
       cos[p * half + i] = Math.cos(angle)
       sin[p * half + i] = Math.sin(angle)
     }

@@ -15,7 +15,7 @@ export const TINY_SEED = 0x4b656c78 // "Kelx"
  * Written into config.json as `builder`; bump it whenever the builder's output
  * changes, so a model directory built by an older checkout is rebuilt.
  */
-export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-10'
+export const TINY_BUILDER_VERSION = 'kelix-serve-tiny-11'
 
 export const TINY_CONFIG: ImageGenerationKelixConfig = {
   format: 'kelix-onnx',

@@ -37,9 +37,7 @@ export class KelixError extends Error {
 
   /** The same error with more fields (a route naming its own prompt field); the message is kept. */
   withFields(fields: ErrorFields): KelixError {
-    const copy = new KelixError(this.code, this.message)
-    Object.assign(copy.fields, this.fields, fields)
-    return copy
+    return KelixError.fromWire({ code: this.code, message: this.message, fields: { ...this.fields, ...fields } })
   }
 
   /** Plain data for postMessage (structured clone drops an Error's own fields and class). */
@@ -47,6 +45,7 @@ export class KelixError extends Error {
     return { code: this.code, message: this.message, fields: { ...this.fields } }
   }
 
+  /** The error as sent; its message is whole already (a file prefix included), so the fields are set apart. */
   static fromWire(wire: WireError): KelixError {
     const err = new KelixError(wire.code, wire.message)
     Object.assign(err.fields, wire.fields)

@@ -130,6 +130,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const { engine, model } = options
   const remoteImages = options.remoteImages ?? remoteFetcher(config)
+  const fingerprinted = {
+    id: model.id,
+    aliases: model.aliases,
+    systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}`,
+  }
   await app.register(healthRoutes, {
     health: { ready: () => !draining && engine.ready(), executionProvider: () => engine.executionProvider },
   })
@@ -137,11 +142,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (options.metrics !== undefined) await app.register(metricsRoute, { registry: options.metrics.registry })
   await app.register(chatCompletionRoutes, {
     engine,
-    model: {
-      id: model.id,
-      aliases: model.aliases,
-      systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}`,
-    },
+    model: fingerprinted,
     limits: config,
     multipart: multipartLimits,
     remoteImages,
@@ -165,11 +166,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
   await app.register(completionRoutes, {
     engine,
-    model: {
-      id: model.id,
-      aliases: model.aliases,
-      systemFingerprint: options.systemFingerprint ?? `kelix-serve-${model.id}`,
-    },
+    model: fingerprinted,
     limits: config,
     sseHeartbeatMs: config.sseHeartbeatMs,
   })
