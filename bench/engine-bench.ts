@@ -23,6 +23,8 @@ export interface EngineBenchRow {
   blockDecoderMs: number
   samplingMs: number
   otherMs: number
+  /** KV cache bytes passed to or from decoder.onnx in host memory per step (StepTimings.kvHostBytes). */
+  kvHostBytesPerStep: number
 }
 
 const PROMPT = 'Tokens per second, time to first token and queue time are the numbers that matter to operators. '
@@ -98,6 +100,7 @@ class DecodingBatch {
       blockDecoderMs: per('blockDecoderMs'),
       samplingMs: per('samplingMs'),
       otherMs: mean - per('llmMs') - per('blockDecoderMs') - per('samplingMs'),
+      kvHostBytesPerStep: (this.engine.timings.kvHostBytes - before.kvHostBytes) / steps,
     }
   }
 

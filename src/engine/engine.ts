@@ -15,6 +15,7 @@ import { newTokenBudget } from './context-length.js'
 import { decodeBlocks } from './decode/block-decoding.js'
 import { runDecoder, type DecoderRow } from './decode/decoder-call.js'
 import { ImageTokenizer, type ImageTiming } from './images/image-tokenizer.js'
+import { DeviceKvStore } from './kv/device-kv-store.js'
 import { HostKvStore } from './kv/host-kv-store.js'
 import { PREFIX_CHUNK } from './kv/prefix-cache.js'
 import type { KvStore } from './kv/kv-store.js'
@@ -58,6 +59,12 @@ export interface StepTimings {
   samplingMs: number
   /** Grammar masks of constrained rows (computed while decoder.onnx runs). */
   maskMs: number
+  /**
+   * Bytes of KV cache passed to or taken from decoder.onnx in host memory. On
+   * a GPU provider each crosses to or from the device (the host store's whole
+   * past, every step); the device store passes none.
+   */
+  kvHostBytes: number
 }
 
 export interface PreparedPrompt {
@@ -88,7 +95,7 @@ export class Engine {
   readonly kv: KvStore
   readonly tokenizer: TextTokenizer
   readonly images: ImageTokenizer
-  readonly timings: StepTimings = { steps: 0, llmMs: 0, blockDecoderMs: 0, samplingMs: 0, maskMs: 0 }
+  readonly timings: StepTimings = { steps: 0, llmMs: 0, blockDecoderMs: 0, samplingMs: 0, maskMs: 0, kvHostBytes: 0 }
   readonly prefixStats: PrefixStats = { queriedPositions: 0, reusedPositions: 0 }
   private readonly sequences = new Map<string, Sequence>()
   /** The generated-image grammar per grid size (it depends on nothing else). */
@@ -99,10 +106,7 @@ export class Engine {
     readonly model: KelixModel,
     options: EngineOptions = {},
   ) {
-    this.kv = new HostKvStore(
-      model.config,
-      options.prefixCachePositions === undefined ? {} : { prefixCachePositions: options.prefixCachePositions },
-    )
+    this.kv = kvStoreFor(model, options)
     this.tokenizer = new TextTokenizer(model.tokenizer, model.config)
     this.responseGrammars = new ResponseGrammars(model, this.tokenizer)
     this.images = new ImageTokenizer(model.visualTokenizer, model.config, {
@@ -319,7 +323,14 @@ export class Engine {
     const hidden = this.model.config.llm.hidden_size
     for (const group of [rows.filter((r) => r.newSlots === 1), rows.filter((r) => r.newSlots > 1)]) {
       if (group.length === 0) continue
-      const { rows: ordered, lastHidden, states, seq: width } = await runDecoder(this.model, this.kv, group)
+      const {
+        rows: ordered,
+        lastHidden,
+        states,
+        seq: width,
+        kvHostBytes,
+      } = await runDecoder(this.model, this.kv, group)
+      this.timings.kvHostBytes += kvHostBytes
       ordered.forEach((row, r) => {
         const seq = this.sequences.get(row.seqId) as Sequence
         const rowStates = states.subarray(r * width * hidden, (r * width + row.newSlots) * hidden)
@@ -415,6 +426,16 @@ export class Engine {
     this.kv.rememberPrefix(seq.id, seq.blocks.view(0, whole))
     seq.rememberedPromptBlocks = whole
   }
+}
+
+/** The cache on the model's GPU when it can stay there, in host memory otherwise. */
+function kvStoreFor(model: KelixModel, options: EngineOptions): KvStore {
+  if (model.deviceKv !== undefined) return new DeviceKvStore(model.config, model.deviceKv)
+  return new HostKvStore(model.config, {
+    ...(options.prefixCachePositions === undefined ? {} : { prefixCachePositions: options.prefixCachePositions }),
+    // An empty past crashes ONNX Runtime's WebGPU provider: a GPU gets one masked slot at least.
+    minPastSlots: model.providers.inUse[0] === 'cpu' ? 0 : 1,
+  })
 }
 
 /** Prompt positions computed in a step whose next-token logprobs are still to be found. */

@@ -8,9 +8,11 @@ import { readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import ort from 'onnxruntime-node'
 import { chooseProviders, type ExecutionProvider, type ProviderChoice } from './providers.js'
+import { DeviceKvOps } from './kv/device-kv-ops.js'
 import {
   blockDecoderSignature,
   decoderSignature,
+  kvName,
   ditSignature,
   MODEL_FILES,
   signatureProblems,
@@ -65,6 +67,12 @@ export interface KelixModel {
   decoderHasDelta: boolean
   /** True when block_decoder.onnx declares `vocab_part` (logits for one vocabulary part per call). */
   blockDecoderHasParts: boolean
+  /**
+   * The cache operations on the GPU when the cache stays there: the provider
+   * in use is WebGPU and decoder.onnx leaves its `present_delta.*` on the
+   * device. Undefined when the cache lives in host memory.
+   */
+  deviceKv: DeviceKvOps | undefined
   /** Releases the sessions; idempotent. */
   dispose(): Promise<void>
 }
@@ -92,10 +100,14 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const sessionOptions = modelSessionOptions({ ...options, executionProviders: providers.inUse })
   // The embedding table the LLM graphs share is external data too.
   refuseLinked(join(dir, MODEL_FILES.embeddings), MODEL_FILES.embeddings)
-  const opened: ort.InferenceSession[] = []
+  const opened: Array<{ release(): Promise<void> }> = []
   /** Opens `file` and checks it against its signature, which may depend on the inputs the graph declares. */
-  const open = async (file: string, signatureOf: (inputNames: readonly string[]) => GraphSignature) => {
-    const session = await openSession(join(dir, file), file, sessionOptions)
+  const open = async (
+    file: string,
+    signatureOf: (inputNames: readonly string[]) => GraphSignature,
+    options = sessionOptions,
+  ) => {
+    const session = await openSession(join(dir, file), file, options)
     opened.push(session)
     const problems = signatureProblems(signatureOf(session.inputNames), {
       inputs: session.inputMetadata.map(declared),
@@ -106,7 +118,28 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   }
   try {
     const visualTokenizer = await open(MODEL_FILES.visualTokenizer, () => visualTokenizerSignature(config))
-    const decoder = await open(MODEL_FILES.decoder, () => decoderSignature(config))
+    const onDevice = providers.inUse[0] === 'webgpu'
+    const decoder = onDevice
+      ? await openDecoderOnDevice(
+          config,
+          (options) => open(MODEL_FILES.decoder, () => decoderSignature(config), options),
+          sessionOptions,
+        )
+      : await open(MODEL_FILES.decoder, () => decoderSignature(config))
+    const decoderHasDelta = decoder.outputNames.includes('present_delta.0.key')
+    const deviceKv =
+      onDevice && decoderHasDelta
+        ? await DeviceKvOps.create(
+            {
+              tensors: config.llm.num_layers * 2,
+              heads: config.llm.num_key_value_heads,
+              dim: config.llm.head_dim,
+              dtype: config.llm.kv_dtype,
+            },
+            providers.inUse[0] as ExecutionProvider,
+          )
+        : undefined
+    if (deviceKv !== undefined) opened.push(deviceKv)
     const blockDecoder = await open(MODEL_FILES.blockDecoder, (inputs) =>
       blockDecoderSignature(config, inputs.includes('vocab_part')),
     )
@@ -127,8 +160,9 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       blockDecoder,
       imageDecoder,
       providers,
-      decoderHasDelta: decoder.outputNames.includes('present_delta.0.key'),
+      decoderHasDelta,
       blockDecoderHasParts: blockDecoder.inputNames.includes('vocab_part'),
+      deviceKv,
       async dispose() {
         if (disposed) return
         disposed = true
@@ -141,11 +175,35 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   }
 }
 
+/**
+ * decoder.onnx on a GPU, its `present_delta.*` outputs left on the device (the
+ * hidden states come back to the host). A decoder of the older form (whole
+ * `present.*` outputs) has none: it is opened with every output on the host.
+ */
+async function openDecoderOnDevice(
+  config: KelixConfig,
+  open: (options: ort.InferenceSession.SessionOptions) => Promise<ort.InferenceSession>,
+  sessionOptions: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
+  const preferredOutputLocation: Record<string, 'gpu-buffer'> = {}
+  for (let i = 0; i < config.llm.num_layers; i++)
+    for (const part of ['key', 'value'] as const) preferredOutputLocation[kvName('delta', i, part)] = 'gpu-buffer'
+  try {
+    return await open({ ...sessionOptions, preferredOutputLocation })
+  } catch (err) {
+    if (!(err instanceof KelixError && /is not a valid output name/.test(err.message))) throw err
+    return open(sessionOptions)
+  }
+}
+
 /** The options every graph of a model is opened with (the benchmark opens lone graphs the same way). */
 export function modelSessionOptions(options: LoadOptions = {}): ort.InferenceSession.SessionOptions {
+  const providers = options.executionProviders ?? ['cpu']
   return {
-    executionProviders: options.executionProviders ?? ['cpu'],
+    executionProviders: providers,
     graphOptimizationLevel: 'all',
+    // A GPU provider warns at every load that shape operators run on the CPU, as intended.
+    ...(providers[0] === 'cpu' ? {} : { logSeverityLevel: 3 as const }),
     extra: {
       session: {
         intra_op: { allow_spinning: options.allowSpinning === true ? '1' : '0' },

@@ -46,6 +46,9 @@ function reasonOf(provider: ExecutionProvider, err: unknown): string {
   const line = (err instanceof Error ? err.message : String(err)).split('\n')[0]?.trim() ?? ''
   if (provider === 'cuda' && /Failed to load shared library/.test(line))
     return `${line} (the CUDA provider or the CUDA 13 / cuDNN 9 libraries it needs are not installed; README: GPUs)`
+  const adapter = /Failed to get a WebGPU adapter.*/.exec(line)
+  if (provider === 'webgpu' && adapter !== null)
+    return `${adapter[0]} (no GPU with a Vulkan driver; on a CPU-only machine Mesa's lavapipe provides one; README: GPUs)`
   return line
 }
 

@@ -11,13 +11,16 @@ import { chooseProviders, type ExecutionProvider } from '../../src/engine/provid
 import { tinyModelDir } from '../helpers/tiny-model.js'
 
 const CUDA_MISSING = 'OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library'
+// ONNX Runtime's message on a machine without a GPU or Vulkan driver.
+const WEBGPU_MISSING =
+  '/onnxruntime_src/onnxruntime/core/providers/webgpu/webgpu_context.cc:136 ... adapter_result.status == wgpu::RequestAdapterStatus::Success was false. Failed to get a WebGPU adapter: No supported adapters'
+const WEBGPU_REASON =
+  "Failed to get a WebGPU adapter: No supported adapters (no GPU with a Vulkan driver; on a CPU-only machine Mesa's lavapipe provides one; README: GPUs)"
 const failing =
   (...broken: ExecutionProvider[]) =>
   async (provider: ExecutionProvider) => {
     if (broken.includes(provider))
-      throw new Error(
-        provider === 'cuda' ? `${CUDA_MISSING}\n  at native` : 'Failed to get a WebGPU adapter: No supported adapters',
-      )
+      throw new Error(provider === 'cuda' ? `${CUDA_MISSING}\n  at native` : WEBGPU_MISSING)
   }
 
 t.test('a provider that cannot load is skipped with why; the next one is used', async (t) => {
@@ -36,7 +39,7 @@ t.test('a provider that cannot load is skipped with why; the next one is used', 
     'the first that loads, the rest as its fallbacks',
   )
   t.same((await chooseProviders(['webgpu', 'cpu'], failing('webgpu'))).skipped, [
-    { provider: 'webgpu', reason: 'Failed to get a WebGPU adapter: No supported adapters' },
+    { provider: 'webgpu', reason: WEBGPU_REASON },
   ])
 })
 
@@ -46,7 +49,7 @@ t.test('none loading is EXECUTION_PROVIDER_UNAVAILABLE naming each and why', asy
   t.equal((error as KelixError).code, 'EXECUTION_PROVIDER_UNAVAILABLE')
   t.match(
     (error as KelixError).message,
-    /^none of webgpu, cuda could be loaded: webgpu: Failed to get a WebGPU adapter: No supported adapters; cuda: OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library \(/,
+    /^none of webgpu, cuda could be loaded: webgpu: Failed to get a WebGPU adapter: No supported adapters \(no GPU with a Vulkan driver; [^)]*\); cuda: OrtSessionOptionsAppendExecutionProvider_Cuda: Failed to load shared library \(/,
   )
 })
 

@@ -24,6 +24,8 @@ export interface DecoderResult {
   states: Float32Array
   /** New slots per row in `states`. */
   seq: number
+  /** Bytes of cache fed to or returned by the call in host memory (see StepTimings.kvHostBytes). */
+  kvHostBytes: number
 }
 
 export async function runDecoder(
@@ -34,7 +36,7 @@ export async function runDecoder(
   const { block_size: blockSize, special_tokens: special } = model.config
   const hidden = model.config.llm.hidden_size
   const seq = Math.max(...callRows.map((r) => r.newSlots))
-  const past = kv.gather(callRows)
+  const past = await kv.gather(callRows)
   const byId = new Map(callRows.map((r) => [r.seqId, r]))
   const rows = past.rows.map((r) => byId.get(r.seqId) as DecoderRow)
   const total = past.pastLength + seq
@@ -63,12 +65,21 @@ export async function runDecoder(
     },
     fetches,
   )
-  kv.append(past, outputs, { seq, fromPresent })
+  const kvHostBytes = hostBytes(Object.values(past.tensors)) + hostBytes(fetches.slice(1).map((name) => outputs[name]))
+  await kv.append(past, outputs, { seq, fromPresent })
   const states = (outputs.hidden_states as ort.Tensor).data as Float32Array
   const lastHidden = new Float32Array(rows.length * hidden)
   rows.forEach((row, r) => {
     const from = (r * seq + row.newSlots - 1) * hidden
     lastHidden.set(states.subarray(from, from + hidden), r * hidden)
   })
-  return { rows, lastHidden, states, seq }
+  return { rows, lastHidden, states, seq, kvHostBytes }
+}
+
+/** Bytes of the tensors that are in host memory. */
+function hostBytes(values: ReadonlyArray<ort.OnnxValue | undefined>): number {
+  let bytes = 0
+  for (const value of values)
+    if (value instanceof ort.Tensor && value.location === 'cpu') bytes += (value.data as ArrayBufferView).byteLength
+  return bytes
 }

@@ -31,6 +31,8 @@ import { PREFIX_CHUNK, PrefixCache, type ChunkArrays } from './prefix-cache.js'
 export interface HostKvStoreOptions {
   /** Positions the prefix cache keeps (whole chunks); 0 turns it off. */
   prefixCachePositions?: number
+  /** Past slots a call gets at least (masked when the rows have fewer cached); default 0. */
+  minPastSlots?: number
 }
 
 /** Default prefix cache: 4,096 positions (16 MiB on the tiny model). */
@@ -58,9 +60,11 @@ export class HostKvStore implements KvStore {
   private readonly dtype: 'float32' | 'float16'
   private readonly blockSize: number
   private readonly prefixes: PrefixCache
+  private readonly minPastSlots: number
 
   constructor(config: KelixConfig, options: HostKvStoreOptions = {}) {
     this.blockSize = config.block_size
+    this.minPastSlots = options.minPastSlots ?? 0
     this.prefixes = new PrefixCache(
       Math.floor((options.prefixCachePositions ?? DEFAULT_PREFIX_CACHE_POSITIONS) / PREFIX_CHUNK),
     )
@@ -154,15 +158,15 @@ export class HostKvStore implements KvStore {
     })
   }
 
-  gather(rows: readonly BatchRow[]): PastFeeds {
+  async gather(rows: readonly BatchRow[]): Promise<PastFeeds> {
     return rows.length > 0 && rows.every((r) => r.newSlots === 1) ? this.gatherDecode(rows) : this.gatherScratch(rows)
   }
 
-  append(
+  async append(
     past: PastFeeds,
     outputs: ort.InferenceSession.OnnxValueMapType,
     layout: { seq: number; fromPresent: boolean },
-  ): void {
+  ): Promise<void> {
     const time = layout.fromPresent ? past.pastLength + layout.seq : layout.seq
     const position = layout.fromPresent ? past.pastLength : 0
     const data = this.outputNames[layout.fromPresent ? 'present' : 'delta'].map(
@@ -220,7 +224,7 @@ export class HostKvStore implements KvStore {
   private gatherScratch(rows: readonly BatchRow[]): PastFeeds {
     for (const { seqId } of rows) this.moveOut(seqId)
     const cached = rows.map((r) => this.length(r.seqId))
-    const pastLength = Math.max(0, ...cached)
+    const pastLength = Math.max(this.minPastSlots, ...cached)
     const rowSize = this.heads * pastLength * this.dim
     const tensors: Record<string, ort.Tensor> = {}
     this.pastNames.forEach((name, index) => {

@@ -1,9 +1,10 @@
 /**
  * Where the decoder's keys and values live between steps.
  *
- * The engine talks to this interface only, so a device-resident store (for
- * example WebGPU buffers fed back with `preferredOutputLocation: 'gpu-buffer'`)
- * can replace the host one without touching the decode loop.
+ * The engine talks to this interface only: HostKvStore keeps the cache in
+ * host memory, DeviceKvStore keeps it on a GPU (WebGPU buffers fed back with
+ * `preferredOutputLocation: 'gpu-buffer'`). Gathering and appending are
+ * asynchronous because a device store runs graphs to do them.
  */
 import type ort from 'onnxruntime-node'
 
@@ -29,7 +30,7 @@ export interface KvStore {
   /** Cache length of a sequence in positions (0 for one the store does not hold). */
   length(seqId: string): number
   /** Past tensors for these rows; the returned `rows` say in which order. */
-  gather(rows: readonly BatchRow[]): PastFeeds
+  gather(rows: readonly BatchRow[]): Promise<PastFeeds>
   /**
    * Appends each row's first `newSlots` entries of the call made with `past`.
    * The outputs hold `present_delta.*` ([rows, heads, seq, dim]) or, for graphs
@@ -39,7 +40,7 @@ export interface KvStore {
     past: PastFeeds,
     outputs: ort.InferenceSession.OnnxValueMapType,
     layout: { seq: number; fromPresent: boolean },
-  ): void
+  ): Promise<void>
   /**
    * Fills an empty sequence's cache with the longest cached prefix of `ids`
    * (the flat block ids of its first blocks). Returns the positions filled, 0 when none.

@@ -1,0 +1,286 @@
+/**
+ * KV store on the GPU (WebGPU). The cache never visits the host: decoder.onnx
+ * leaves its `present_delta.*` outputs on the device, and this store moves
+ * them into place with the small graphs of DeviceKvOps, whose outputs stay on
+ * the device too. Only control tensors go up (slot masks, row indices), and
+ * only the hidden states come back (decoder.onnx returns them to the host).
+ *
+ * The layout mirrors HostKvStore: a sequence's cache is either its own tensors
+ * ([1, h, length, d], exactly its length) while it prefills or waits, or a row
+ * of the decode batch ([rows, h, slots, d], cache from slot 0, padding after):
+ *
+ *   decode step   write: each row's new entry lands at its own slot (one call)
+ *   a row joins   its own tensors, padded to the batch's slots, concatenated after the rows
+ *   a row leaves  Gather of the rows that stay (and a slice of its row, when it lives on)
+ *   a prefill     its own tensors fed as they are; its deltas' first slots concatenated after
+ *
+ * Each of these is a device-to-device copy of the tensors it touches; a
+ * decode step copies the batch's cache once (as Concat inside a graph would).
+ * Tensors replaced are disposed at once: GPU memory is not garbage collected.
+ *
+ * Prompt prefixes are not kept for reuse yet (`prefixCaching` is false).
+ */
+import type ort from 'onnxruntime-node'
+import { kvName } from '../graph-signatures.js'
+import type { KelixConfig } from '../model-config.js'
+import { SLOT_BUCKET } from './decode-batch.js'
+import type { DeviceKvOps } from './device-kv-ops.js'
+import type { BatchRow, KvStore, PastFeeds } from './kv-store.js'
+
+/** A sequence's cache outside the batch: one tensor per layer and part, [1, h, length, d]; none while empty. */
+interface OwnCache {
+  length: number
+  tensors: ort.Tensor[]
+}
+
+export class DeviceKvStore implements KvStore {
+  readonly prefixCaching = false
+  private readonly own = new Map<string, OwnCache>()
+  /** The decode batch: sequence per row, its cached length, and [rows, h, slots, d] tensors. */
+  private batch: { seqIds: string[]; lengths: number[]; slots: number; tensors: ort.Tensor[] } = emptyBatch()
+  /** Tensors built for the current call only (a padded or concatenated prefill past). */
+  private temporaries: ort.Tensor[] = []
+  /** Whether the current call's past is the decode batch. */
+  private decodeCall = false
+  private readonly pastNames: string[]
+  private readonly deltaNames: string[]
+
+  constructor(
+    config: KelixConfig,
+    private readonly ops: DeviceKvOps,
+  ) {
+    const names = (kind: 'past' | 'delta') =>
+      Array.from({ length: config.llm.num_layers * 2 }, (_, index) =>
+        kvName(kind, index >> 1, index % 2 === 0 ? 'key' : 'value'),
+      )
+    this.pastNames = names('past')
+    this.deltaNames = names('delta')
+  }
+
+  get sequences(): number {
+    return this.own.size + this.batch.seqIds.filter((seqId) => seqId !== '').length
+  }
+
+  get positions(): number {
+    let total = this.batch.lengths.reduce((a, b) => a + b, 0)
+    for (const c of this.own.values()) total += c.length
+    return total
+  }
+
+  length(seqId: string): number {
+    const row = this.batch.seqIds.indexOf(seqId)
+    return row >= 0 ? (this.batch.lengths[row] as number) : (this.own.get(seqId)?.length ?? 0)
+  }
+
+  /**
+   * Forgets a sequence. A batch row is only marked (its id blanked): the next
+   * call's gather drops it, so that a free between two calls copies nothing.
+   */
+  free(seqId: string): void {
+    const own = this.own.get(seqId)
+    if (own !== undefined) dispose(own.tensors)
+    this.own.delete(seqId)
+    const row = this.batch.seqIds.indexOf(seqId)
+    if (row >= 0) {
+      this.batch.seqIds[row] = ''
+      this.batch.lengths[row] = 0
+    }
+  }
+
+  reusePrefix(): number {
+    return 0
+  }
+
+  prefixHit(): number {
+    return 0
+  }
+
+  rememberPrefix(): void {}
+
+  async gather(rows: readonly BatchRow[]): Promise<PastFeeds> {
+    this.decodeCall = rows.length > 0 && rows.every((r) => r.newSlots === 1)
+    return this.decodeCall ? this.gatherDecode(rows) : this.gatherPrefill(rows)
+  }
+
+  async append(
+    past: PastFeeds,
+    outputs: ort.InferenceSession.OnnxValueMapType,
+    layout: { seq: number; fromPresent: boolean },
+  ): Promise<void> {
+    if (layout.fromPresent) throw new Error('the device KV store needs a decoder with present_delta outputs')
+    const deltas = this.deltaNames.map((name) => outputs[name] as ort.Tensor)
+    try {
+      if (this.decodeCall) {
+        const written = await this.ops.write(this.batch.tensors, deltas, this.batch.lengths)
+        this.replaceBatchTensors(written)
+        this.batch.lengths = this.batch.lengths.map((length) => length + 1)
+        return
+      }
+      for (const [r, row] of past.rows.entries()) {
+        if (row.newSlots === 0) continue
+        const piece = await this.ops.slice(deltas, r, 0, row.newSlots)
+        const own = this.own.get(row.seqId)
+        if (own === undefined || own.length === 0) {
+          this.own.set(row.seqId, { length: row.newSlots, tensors: piece })
+          continue
+        }
+        const joined = await this.ops.concat(own.tensors, piece, 'slots')
+        dispose(piece)
+        dispose(own.tensors)
+        this.own.set(row.seqId, { length: own.length + row.newSlots, tensors: joined })
+      }
+    } finally {
+      dispose(deltas)
+      dispose(this.temporaries)
+      this.temporaries = []
+    }
+  }
+
+  /** Decode rows: the batch keeps exactly these sequences (rows that leave go back to their own tensors). */
+  private async gatherDecode(rows: readonly BatchRow[]): Promise<PastFeeds> {
+    const wanted = new Set(rows.map((r) => r.seqId))
+    const keep: number[] = []
+    for (const [row, seqId] of this.batch.seqIds.entries()) {
+      if (wanted.has(seqId)) keep.push(row)
+      else if (seqId !== '') await this.moveOut(row)
+    }
+    if (keep.length < this.batch.seqIds.length) await this.keepRows(keep)
+    const joining = rows.filter((r) => !this.batch.seqIds.includes(r.seqId)).map((r) => r.seqId)
+    const longest = Math.max(0, ...this.batch.lengths, ...joining.map((seqId) => this.own.get(seqId)?.length ?? 0))
+    await this.fitSlots(slotsFor(longest + 1))
+    for (const seqId of joining) await this.join(seqId)
+    const tensors: Record<string, ort.Tensor> = {}
+    this.pastNames.forEach((name, index) => (tensors[name] = this.batch.tensors[index] as ort.Tensor))
+    return {
+      rows: this.batch.seqIds.map((seqId) => ({ seqId, newSlots: 1 })),
+      tensors,
+      pastLength: this.batch.slots,
+      cached: [...this.batch.lengths],
+    }
+  }
+
+  /** Prefill rows: each leaves the batch; their own tensors, padded to the longest, one under the other. */
+  private async gatherPrefill(rows: readonly BatchRow[]): Promise<PastFeeds> {
+    for (const { seqId } of rows) {
+      const row = this.batch.seqIds.indexOf(seqId)
+      if (row < 0) continue
+      await this.moveOut(row)
+      await this.keepRows(this.batch.seqIds.flatMap((id, r) => (id === '' ? [] : [r])))
+    }
+    const cached = rows.map((r) => this.own.get(r.seqId)?.length ?? 0)
+    // One masked slot at least: an empty past crashes the WebGPU provider.
+    const pastLength = Math.max(1, ...cached)
+    let stacked: ort.Tensor[] | undefined
+    for (const [r, row] of rows.entries()) {
+      const padded = await this.padded(this.own.get(row.seqId), cached[r] as number, pastLength)
+      if (stacked === undefined) stacked = padded
+      else {
+        const next = await this.ops.concat(stacked, padded, 'rows')
+        this.temporaries.push(...next)
+        stacked = next
+      }
+    }
+    const tensors: Record<string, ort.Tensor> = {}
+    this.pastNames.forEach((name, index) => (tensors[name] = (stacked as ort.Tensor[])[index] as ort.Tensor))
+    return { rows, tensors, pastLength, cached }
+  }
+
+  /** A sequence's own tensors at `slots` slots: as they are, padded, or zeros when it has none (temporaries). */
+  private async padded(own: OwnCache | undefined, length: number, slots: number): Promise<ort.Tensor[]> {
+    if (own !== undefined && length === slots) return own.tensors
+    const result =
+      own === undefined || length === 0 ? this.ops.zeros(1, slots) : await this.ops.pad(own.tensors, slots - length)
+    this.temporaries.push(...result)
+    return result
+  }
+
+  /** Appends a sequence's own cache (maybe empty) as a new batch row. */
+  private async join(seqId: string): Promise<void> {
+    const own = this.own.get(seqId)
+    const length = own?.length ?? 0
+    const row =
+      own === undefined || length === 0
+        ? this.ops.zeros(1, this.batch.slots)
+        : length === this.batch.slots
+          ? own.tensors
+          : await this.ops.pad(own.tensors, this.batch.slots - length)
+    if (this.batch.seqIds.length === 0) this.replaceBatchTensors(row === own?.tensors ? [...row] : row)
+    else {
+      const joined = await this.ops.concat(this.batch.tensors, row, 'rows')
+      if (row !== own?.tensors) dispose(row)
+      this.replaceBatchTensors(joined)
+    }
+    if (own !== undefined && row !== own.tensors) dispose(own.tensors)
+    this.own.delete(seqId)
+    this.batch.seqIds.push(seqId)
+    this.batch.lengths.push(length)
+  }
+
+  /** Copies batch row `row` back to its sequence's own tensors (only its cached slots). */
+  private async moveOut(row: number): Promise<void> {
+    const seqId = this.batch.seqIds[row] as string
+    const length = this.batch.lengths[row] as number
+    const tensors = length === 0 ? [] : await this.ops.slice(this.batch.tensors, row, 0, length)
+    this.own.set(seqId, { length, tensors })
+    this.batch.seqIds[row] = ''
+  }
+
+  /** Keeps only batch rows `keep`, in that order (freed and moved-out rows go). */
+  private async keepRows(keep: readonly number[]): Promise<void> {
+    const seqIds = keep.map((r) => this.batch.seqIds[r] as string)
+    const lengths = keep.map((r) => this.batch.lengths[r] as number)
+    if (keep.length === 0) {
+      this.replaceBatchTensors([])
+      this.batch = emptyBatch()
+      return
+    }
+    this.replaceBatchTensors(await this.ops.rows(this.batch.tensors, keep))
+    this.batch.seqIds = seqIds
+    this.batch.lengths = lengths
+  }
+
+  /** Resizes the batch's slots to `slots` when it must grow, or when it uses less than half of them. */
+  private async fitSlots(slots: number): Promise<void> {
+    const current = this.batch.slots
+    if (slots === current || (slots < current && slots * 2 > current)) return
+    const { tensors, seqIds } = this.batch
+    if (seqIds.length > 0)
+      this.replaceBatchTensors(
+        slots > current
+          ? await this.ops.pad(tensors, slots - current)
+          : await this.sliceAllRows(tensors, seqIds.length, slots),
+      )
+    this.batch.slots = slots
+  }
+
+  /** Every row's first `slots` slots (a row-by-row slice, concatenated: shrinking is rare). */
+  private async sliceAllRows(tensors: readonly ort.Tensor[], rows: number, slots: number): Promise<ort.Tensor[]> {
+    let result = await this.ops.slice(tensors, 0, 0, slots)
+    for (let r = 1; r < rows; r++) {
+      const row = await this.ops.slice(tensors, r, 0, slots)
+      const joined = await this.ops.concat(result, row, 'rows')
+      dispose(result)
+      dispose(row)
+      result = joined
+    }
+    return result
+  }
+
+  private replaceBatchTensors(tensors: ort.Tensor[]): void {
+    dispose(this.batch.tensors)
+    this.batch.tensors = tensors
+  }
+}
+
+function emptyBatch() {
+  return { seqIds: [] as string[], lengths: [] as number[], slots: 0, tensors: [] as ort.Tensor[] }
+}
+
+/** Frees device tensors now; host tensors (uploads) have nothing to free. */
+function dispose(tensors: readonly ort.Tensor[]): void {
+  for (const t of tensors) if (t.location === 'gpu-buffer') t.dispose()
+}
+
+function slotsFor(positions: number): number {
+  return Math.max(1, Math.ceil(positions / SLOT_BUCKET)) * SLOT_BUCKET
+}
