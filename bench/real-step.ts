@@ -5,8 +5,9 @@
  * converter), on any execution provider, timed against its floor: the bytes
  * of weights the step reads ÷ the device's bandwidth measured in the same run.
  *
- * On WebGPU the past is uploaded once and fed from the device, and the new
- * entries stay there, as the device KV store runs it; on other providers the
+ * On WebGPU the past is uploaded once and fed from the device, and each step
+ * writes its new entries into it there (timed with the step), as the device
+ * KV store runs it; on other providers the
  * past is in host memory, as onnxruntime-node gives no other choice (every
  * step then copies it to the device and back: counted as KV host bytes).
  */
@@ -80,11 +81,14 @@ export function realConfig(layers: number): KelixConfig {
  */
 function randomWeights(): CheckpointWeights {
   const block = new SeededWeights(1).random('real-step', 1 << 22, 0.02)
+  // Pieces of whole rows: the quantizer takes a piece only when it holds whole rows.
   const tensor = (dims: readonly number[]): TensorData => ({
     dims,
     async write(put) {
       const n = elementCount(dims)
-      for (let at = 0; at < n; at += block.length) await put(at, block.subarray(0, Math.min(block.length, n - at)))
+      const row = dims[dims.length - 1] ?? 1
+      const piece = Math.floor(block.length / row) * row
+      for (let at = 0; at < n; at += piece) await put(at, block.subarray(0, Math.min(piece, n - at)))
     },
   })
   const filled = (dim: number, value: number): TensorData => ({
@@ -169,21 +173,27 @@ export async function timeRealStep(
     const kvHostBytes = onDevice
       ? 0
       : past.reduce((n, t) => n + (t.data as Float32Array).byteLength, 0) * (1 + 1 / pastLength)
+    // On the device, each step also writes its new entries into the past, as the device KV store does.
+    let current = past
     const step = async () => {
       const start = performance.now()
       const out = await session.run(feeds)
-      const ms = performance.now() - start
-      for (const name of deltas) {
-        const t = out[name] as ort.Tensor
-        if (t.location === 'gpu-buffer') t.dispose()
+      const fresh = deltas.map((name) => out[name] as ort.Tensor)
+      if (ops !== undefined) {
+        const written = await ops.write(current, fresh, Array<number>(batch).fill(pastLength - 1))
+        for (const t of current) t.dispose()
+        current = written
+        written.forEach((t, i) => (feeds[kvName('past', i >> 1, i % 2 ? 'value' : 'key')] = t))
       }
+      const ms = performance.now() - start
+      for (const t of fresh) if (t.location === 'gpu-buffer') t.dispose()
       return ms
     }
     await step()
     await step()
     const times: number[] = []
     for (let i = 0; i < opts.steps; i++) times.push(await step())
-    for (const t of past) if (t.location === 'gpu-buffer') t.dispose()
+    for (const t of current) if (t.location === 'gpu-buffer') t.dispose()
     const stepMs = median(times)
     const floorMs = (decoder.weightBytes / (opts.bandwidthGBps * 1e9)) * 1000
     return {

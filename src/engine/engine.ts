@@ -241,13 +241,14 @@ export class Engine {
 
   /** Runs one plan; returns an output for every planned sequence. */
   async step(plan: readonly PlannedRow[]): Promise<Map<string, StepOutput>> {
-    const rows = plan.map((p) => this.planRow(p))
+    const rows: DecoderRow[] = []
+    for (const p of plan) rows.push(await this.planRow(p))
     const llmStart = performance.now()
     // The LLM call starts first; the grammar masks of the rows that sample this step are computed while it runs.
     const llm = this.runLlm(rows)
     await this.prepareMasks(rows)
     const { due: ready, finishing, scoring } = await llm
-    for (const row of rows) this.rememberPrompt(this.sequences.get(row.seqId) as Sequence)
+    for (const row of rows) await this.rememberPrompt(this.sequences.get(row.seqId) as Sequence)
     for (const s of scoring)
       s.seq.promptLogprobs.push(
         ...(await promptLogprobs(this.model, this.tokenizer, s.states, s.nextIds, s.seq.options.echo?.logprobs ?? 0)),
@@ -374,11 +375,11 @@ export class Engine {
     this.sequences.delete(id)
   }
 
-  private planRow(p: PlannedRow): DecoderRow {
+  private async planRow(p: PlannedRow): Promise<DecoderRow> {
     const seq = this.sequences.get(p.id)
     if (seq === undefined) throw new Error(`step plans unknown sequence ${p.id}`)
     if (seq.finishReason !== undefined) throw new Error(`step plans finished sequence ${p.id}`)
-    if ((p.cachedBlocks ?? 0) > 0) this.reusePrompt(seq, p.cachedBlocks as number)
+    if ((p.cachedBlocks ?? 0) > 0) await this.reusePrompt(seq, p.cachedBlocks as number)
     const remaining = seq.blocks.length - seq.numComputed
     if (p.numBlocks < 1 || p.numBlocks > remaining)
       throw new Error(`step plans ${p.numBlocks} blocks for ${p.id}, which has ${remaining} uncomputed`)
@@ -410,9 +411,9 @@ export class Engine {
   }
 
   /** Fills a sequence's first blocks from the prefix cache, exactly as `prefixHit` found them. */
-  private reusePrompt(seq: Sequence, blocks: number): void {
+  private async reusePrompt(seq: Sequence, blocks: number): Promise<void> {
     if (seq.numComputed > 0) throw new Error(`step asks ${seq.id} to reuse cached blocks after it started computing`)
-    const reused = this.kv.reusePrefix(seq.id, seq.blocks.view(0, blocks))
+    const reused = await this.kv.reusePrefix(seq.id, seq.blocks.view(0, blocks))
     if (reused !== blocks)
       throw new Error(`step asks ${seq.id} to reuse ${blocks} cached blocks; the prefix cache holds ${reused}`)
     seq.numComputed = reused
@@ -420,19 +421,21 @@ export class Engine {
   }
 
   /** Offers the sequence's newly computed whole prompt chunks to the prefix cache. */
-  private rememberPrompt(seq: Sequence): void {
+  private async rememberPrompt(seq: Sequence): Promise<void> {
     const whole = Math.floor(Math.min(seq.numComputed, seq.promptLength) / PREFIX_CHUNK) * PREFIX_CHUNK
     if (whole <= seq.rememberedPromptBlocks) return
-    this.kv.rememberPrefix(seq.id, seq.blocks.view(0, whole))
+    await this.kv.rememberPrefix(seq.id, seq.blocks.view(0, whole))
     seq.rememberedPromptBlocks = whole
   }
 }
 
 /** The cache on the model's GPU when it can stay there, in host memory otherwise. */
 function kvStoreFor(model: KelixModel, options: EngineOptions): KvStore {
-  if (model.deviceKv !== undefined) return new DeviceKvStore(model.config, model.deviceKv)
+  const prefix =
+    options.prefixCachePositions === undefined ? {} : { prefixCachePositions: options.prefixCachePositions }
+  if (model.deviceKv !== undefined) return new DeviceKvStore(model.config, model.deviceKv, prefix)
   return new HostKvStore(model.config, {
-    ...(options.prefixCachePositions === undefined ? {} : { prefixCachePositions: options.prefixCachePositions }),
+    ...prefix,
     // An empty past crashes ONNX Runtime's WebGPU provider: a GPU gets one masked slot at least.
     minPastSlots: model.providers.inUse[0] === 'cpu' ? 0 : 1,
   })

@@ -18,14 +18,19 @@
  * decode step copies the batch's cache once (as Concat inside a graph would).
  * Tensors replaced are disposed at once: GPU memory is not garbage collected.
  *
- * Prompt prefixes are not kept for reuse yet (`prefixCaching` is false).
+ * Prompt prefixes are kept on the device too, as HostKvStore keeps them: a
+ * chunk is a slice of a sequence's cache, and a later prompt's cache starts as
+ * its cached chunks concatenated (pairwise, so n chunks cost log n copies of
+ * the prefix, not n).
  */
 import type ort from 'onnxruntime-node'
 import { kvName } from '../graph-signatures.js'
 import type { KelixConfig } from '../model-config.js'
 import { SLOT_BUCKET } from './decode-batch.js'
 import type { DeviceKvOps } from './device-kv-ops.js'
+import { DEFAULT_PREFIX_CACHE_POSITIONS } from './host-kv-store.js'
 import type { BatchRow, KvStore, PastFeeds } from './kv-store.js'
+import { PREFIX_CHUNK, PrefixCache } from './prefix-cache.js'
 
 /** A sequence's cache outside the batch: one tensor per layer and part, [1, h, length, d]; none while empty. */
 interface OwnCache {
@@ -34,7 +39,6 @@ interface OwnCache {
 }
 
 export class DeviceKvStore implements KvStore {
-  readonly prefixCaching = false
   private readonly own = new Map<string, OwnCache>()
   /** The decode batch: sequence per row, its cached length, and [rows, h, slots, d] tensors. */
   private batch: { seqIds: string[]; lengths: number[]; slots: number; tensors: ort.Tensor[] } = emptyBatch()
@@ -44,11 +48,20 @@ export class DeviceKvStore implements KvStore {
   private decodeCall = false
   private readonly pastNames: string[]
   private readonly deltaNames: string[]
+  private readonly blockSize: number
+  /** Prompt chunks: [1, h, PREFIX_CHUNK, d] device tensors per layer and part. */
+  private readonly prefixes: PrefixCache<ort.Tensor[]>
 
   constructor(
     config: KelixConfig,
     private readonly ops: DeviceKvOps,
+    options: { prefixCachePositions?: number } = {},
   ) {
+    this.blockSize = config.block_size
+    this.prefixes = new PrefixCache<ort.Tensor[]>(
+      Math.floor((options.prefixCachePositions ?? DEFAULT_PREFIX_CACHE_POSITIONS) / PREFIX_CHUNK),
+      dispose,
+    )
     const names = (kind: 'past' | 'delta') =>
       Array.from({ length: config.llm.num_layers * 2 }, (_, index) =>
         kvName(kind, index >> 1, index % 2 === 0 ? 'key' : 'value'),
@@ -87,15 +100,54 @@ export class DeviceKvStore implements KvStore {
     }
   }
 
-  reusePrefix(): number {
-    return 0
+  get prefixCaching(): boolean {
+    return this.prefixes.enabled
   }
 
-  prefixHit(): number {
-    return 0
+  prefixHit(ids: Int32Array): number {
+    return this.prefixes.enabled ? this.prefixes.lookup(PrefixCache.keys(ids, this.blockSize)).length * PREFIX_CHUNK : 0
   }
 
-  rememberPrefix(): void {}
+  async reusePrefix(seqId: string, ids: Int32Array): Promise<number> {
+    if (!this.prefixes.enabled || this.length(seqId) > 0) return 0
+    const chunks = this.prefixes.lookup(PrefixCache.keys(ids, this.blockSize))
+    if (chunks.length === 0) return 0
+    // The cache keeps its chunks: the sequence gets a copy (one chunk padded by nothing is a copy).
+    let level = chunks.length === 1 ? [await this.ops.pad(chunks[0] as ort.Tensor[], 0)] : chunks
+    while (level.length > 1) {
+      const next: ort.Tensor[][] = []
+      for (let i = 0; i < level.length; i += 2) {
+        const [a, b] = [level[i] as ort.Tensor[], level[i + 1]]
+        if (b === undefined) next.push(a)
+        else {
+          next.push(await this.ops.concat(a, b, 'slots'))
+          for (const made of [a, b]) if (!chunks.includes(made)) dispose(made)
+        }
+      }
+      level = next
+    }
+    const length = chunks.length * PREFIX_CHUNK
+    this.own.set(seqId, { length, tensors: level[0] as ort.Tensor[] })
+    return length
+  }
+
+  async rememberPrefix(seqId: string, ids: Int32Array): Promise<void> {
+    if (!this.prefixes.enabled) return
+    const keys = PrefixCache.keys(ids, this.blockSize)
+    if (keys.length * PREFIX_CHUNK > this.length(seqId))
+      throw new Error(
+        `${seqId} holds ${this.length(seqId)} positions, fewer than the ${keys.length * PREFIX_CHUNK} to remember`,
+      )
+    const row = this.batch.seqIds.indexOf(seqId)
+    const source = row >= 0 ? this.batch.tensors : (this.own.get(seqId) as OwnCache).tensors
+    for (const [c, key] of keys.entries()) {
+      if (this.prefixes.has(key)) continue
+      this.prefixes.insert(
+        key,
+        await this.ops.slice(source, Math.max(row, 0), c * PREFIX_CHUNK, (c + 1) * PREFIX_CHUNK),
+      )
+    }
+  }
 
   async gather(rows: readonly BatchRow[]): Promise<PastFeeds> {
     this.decodeCall = rows.length > 0 && rows.every((r) => r.newSlots === 1)

@@ -103,7 +103,7 @@ export class HostKvStore implements KvStore {
     this.batch.remove(seqId)
   }
 
-  reusePrefix(seqId: string, ids: Int32Array): number {
+  async reusePrefix(seqId: string, ids: Int32Array): Promise<number> {
     if (!this.prefixes.enabled || this.length(seqId) > 0) return 0
     const chunks = this.prefixes.lookup(PrefixCache.keys(ids, this.blockSize))
     if (chunks.length === 0) return 0
@@ -131,7 +131,7 @@ export class HostKvStore implements KvStore {
     return this.prefixes.enabled ? this.prefixes.lookup(PrefixCache.keys(ids, this.blockSize)).length * PREFIX_CHUNK : 0
   }
 
-  rememberPrefix(seqId: string, ids: Int32Array): void {
+  async rememberPrefix(seqId: string, ids: Int32Array): Promise<void> {
     if (!this.prefixes.enabled) return
     const keys = PrefixCache.keys(ids, this.blockSize)
     if (keys.length * PREFIX_CHUNK > this.length(seqId))

@@ -45,13 +45,13 @@ export interface KvStore {
    * Fills an empty sequence's cache with the longest cached prefix of `ids`
    * (the flat block ids of its first blocks). Returns the positions filled, 0 when none.
    */
-  reusePrefix(seqId: string, ids: Int32Array): number
+  reusePrefix(seqId: string, ids: Int32Array): Promise<number>
   /** Whether prompt prefixes are kept for reuse at all. */
   readonly prefixCaching: boolean
   /** Positions of `ids` (flat block ids from the first block) that `reusePrefix` would fill now. */
   prefixHit(ids: Int32Array): number
   /** Keeps the whole chunks of `ids` (blocks already in the sequence's cache) for later prompts. */
-  rememberPrefix(seqId: string, ids: Int32Array): void
+  rememberPrefix(seqId: string, ids: Int32Array): Promise<void>
   /** Drops a sequence's entries; idempotent. */
   free(seqId: string): void
   /** Sequences held, for leak checks. */

@@ -27,11 +27,15 @@ export const PREFIX_CHUNK = 8
 /** Per layer and part (index `2·layer + part`), [heads, PREFIX_CHUNK, dim]. */
 export type ChunkArrays = Elements[]
 
-export class PrefixCache {
+/** Chunks of type `C` (host arrays, or device tensors that `release` frees when a chunk is evicted). */
+export class PrefixCache<C = ChunkArrays> {
   /** Map order is recency order: a hit moves its key to the end. */
-  private readonly chunks = new Map<string, ChunkArrays>()
+  private readonly chunks = new Map<string, C>()
 
-  constructor(private readonly capacityChunks: number) {}
+  constructor(
+    private readonly capacityChunks: number,
+    private readonly release: (chunk: C) => void = () => {},
+  ) {}
 
   get size(): number {
     return this.chunks.size
@@ -58,8 +62,8 @@ export class PrefixCache {
   }
 
   /** The cached chunks for the longest run of `keys` from the first. */
-  lookup(keys: readonly string[]): ChunkArrays[] {
-    const found: ChunkArrays[] = []
+  lookup(keys: readonly string[]): C[] {
+    const found: C[] = []
     for (const key of keys) {
       const chunk = this.chunks.get(key)
       if (chunk === undefined) break
@@ -74,12 +78,13 @@ export class PrefixCache {
     return this.chunks.has(key)
   }
 
-  insert(key: string, chunk: ChunkArrays): void {
-    if (!this.enabled || this.chunks.has(key)) return
+  insert(key: string, chunk: C): void {
+    if (!this.enabled || this.chunks.has(key)) return this.release(chunk)
     this.chunks.set(key, chunk)
-    for (const oldest of this.chunks.keys()) {
+    for (const [oldest, evicted] of this.chunks) {
       if (this.chunks.size <= this.capacityChunks) break
       this.chunks.delete(oldest)
+      this.release(evicted)
     }
   }
 }
