@@ -22,12 +22,9 @@ async function deviceStore(t: Test) {
     fed.locations = tensors.map((tensor) => tensor.location)
     return (await ops.read(tensors)).map((tensor) => tensor.data as Float32Array)
   }
-  return { store: new DeviceKvStore(config, ops), read, fed }
-}
-
-t.test('caches stay exact through prefill calls, the decode batch and back, on the device', { skip }, async (t) => {
-  const { store, read, fed } = await deviceStore(t)
+  const store = new DeviceKvStore(config, ops)
   const lengths: Record<string, number> = {}
+  /** One simulated call of rows `[seqId, newSlots]`. */
   const call = (rows: Array<[string, number]>) =>
     simulateCall(
       store,
@@ -37,6 +34,11 @@ t.test('caches stay exact through prefill calls, the decode batch and back, on t
       'delta',
       read,
     )
+  return { store, fed, lengths, call }
+}
+
+t.test('caches stay exact through prefill calls, the decode batch and back, on the device', { skip }, async (t) => {
+  const { store, fed, lengths, call } = await deviceStore(t)
   const decode = (...ids: string[]) => call(ids.map((seqId) => [seqId, 1]))
 
   const first = await call([
@@ -90,17 +92,7 @@ t.test('caches stay exact through prefill calls, the decode batch and back, on t
 })
 
 t.test('the slots shrink again when the long rows leave', { skip }, async (t) => {
-  const { store, read } = await deviceStore(t)
-  const lengths: Record<string, number> = {}
-  const call = (rows: Array<[string, number]>) =>
-    simulateCall(
-      store,
-      rows.map(([seqId, newSlots]) => ({ seqId, newSlots })),
-      lengths,
-      t,
-      'delta',
-      read,
-    )
+  const { store, call } = await deviceStore(t)
   await call([
     ['L', 3 * SLOT_BUCKET],
     ['S', 4],

@@ -105,7 +105,7 @@ export class DeviceKvStore implements KvStore {
   }
 
   prefixHit(ids: Int32Array): number {
-    return this.prefixes.enabled ? this.prefixes.lookup(PrefixCache.keys(ids, this.blockSize)).length * PREFIX_CHUNK : 0
+    return this.prefixes.hit(ids, this.blockSize)
   }
 
   async reusePrefix(seqId: string, ids: Int32Array): Promise<number> {
@@ -133,11 +133,7 @@ export class DeviceKvStore implements KvStore {
 
   async rememberPrefix(seqId: string, ids: Int32Array): Promise<void> {
     if (!this.prefixes.enabled) return
-    const keys = PrefixCache.keys(ids, this.blockSize)
-    if (keys.length * PREFIX_CHUNK > this.length(seqId))
-      throw new Error(
-        `${seqId} holds ${this.length(seqId)} positions, fewer than the ${keys.length * PREFIX_CHUNK} to remember`,
-      )
+    const keys = PrefixCache.keysHeld(seqId, ids, this.blockSize, this.length(seqId))
     const row = this.batch.seqIds.indexOf(seqId)
     const source = row >= 0 ? this.batch.tensors : (this.own.get(seqId) as OwnCache).tensors
     for (const [c, key] of keys.entries()) {

@@ -128,16 +128,12 @@ export class HostKvStore implements KvStore {
   }
 
   prefixHit(ids: Int32Array): number {
-    return this.prefixes.enabled ? this.prefixes.lookup(PrefixCache.keys(ids, this.blockSize)).length * PREFIX_CHUNK : 0
+    return this.prefixes.hit(ids, this.blockSize)
   }
 
   async rememberPrefix(seqId: string, ids: Int32Array): Promise<void> {
     if (!this.prefixes.enabled) return
-    const keys = PrefixCache.keys(ids, this.blockSize)
-    if (keys.length * PREFIX_CHUNK > this.length(seqId))
-      throw new Error(
-        `${seqId} holds ${this.length(seqId)} positions, fewer than the ${keys.length * PREFIX_CHUNK} to remember`,
-      )
+    const keys = PrefixCache.keysHeld(seqId, ids, this.blockSize, this.length(seqId))
     const own = this.own.get(seqId)
     const source = (index: number): HeadSpan =>
       own === undefined ? this.batch.spanOf(seqId, index) : arraySpan(own.arrays[index] as Elements, own.capacity)

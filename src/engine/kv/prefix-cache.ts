@@ -61,6 +61,19 @@ export class PrefixCache<C = ChunkArrays> {
     return keys
   }
 
+  /** Positions of `ids` the cache would fill now: its longest run of whole chunks from the first. */
+  hit(ids: Int32Array, blockSize: number): number {
+    return this.enabled ? this.lookup(PrefixCache.keys(ids, blockSize)).length * PREFIX_CHUNK : 0
+  }
+
+  /** Keys of the chunks of `ids` a sequence holding `held` positions offers; throws when it holds fewer. */
+  static keysHeld(seqId: string, ids: Int32Array, blockSize: number, held: number): string[] {
+    const keys = PrefixCache.keys(ids, blockSize)
+    if (keys.length * PREFIX_CHUNK > held)
+      throw new Error(`${seqId} holds ${held} positions, fewer than the ${keys.length * PREFIX_CHUNK} to remember`)
+    return keys
+  }
+
   /** The cached chunks for the longest run of `keys` from the first. */
   lookup(keys: readonly string[]): C[] {
     const found: C[] = []
