@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import ort from 'onnxruntime-node'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { hashModelDir } from '../../src/builder/build-model.js'
 import { Checkpoint, writeCheckpoint, type TensorToWrite } from '../../src/convert/checkpoint.js'
 import { convertCheckpoint, type ConversionSummary } from '../../src/convert/convert.js'
@@ -28,16 +28,19 @@ import {
   type KelixReference,
 } from '../helpers/kelix-reference.js'
 import { i64, maxAbsDiff } from '../helpers/tensors.js'
+import { webgpuSkip } from '../helpers/webgpu.js'
 
 const ref = readReference()
 let summary: ConversionSummary
 let model: KelixModel
+let modelDir: string
 
 t.before(async () => {
   const root = await mkdtemp(join(tmpdir(), 'kelix-reference-'))
   t.teardown(() => rm(root, { recursive: true, force: true }))
-  summary = await convertCheckpoint({ from: REFERENCE_CHECKPOINT, out: join(root, 'model') })
-  model = await loadModel(join(root, 'model'), { intraOpThreads: 1 })
+  modelDir = join(root, 'model')
+  summary = await convertCheckpoint({ from: REFERENCE_CHECKPOINT, out: modelDir })
+  model = await loadModel(modelDir, { intraOpThreads: 1 })
   t.teardown(() => model.dispose())
 })
 
@@ -147,8 +150,8 @@ t.test(
   },
 )
 
-t.test('greedy chats under the chat rule give the reference tokens, from the reference prompt blocks', async (t) => {
-  const engine = new Engine(model)
+/** Each reference chat, greedy under the chat rule, gives the reference's prompt blocks and tokens. */
+async function referenceChats(t: Test, engine: Engine): Promise<void> {
   for (const chat of ref.chats) {
     const prompt = ref.prompts[chat.prompt] as KelixReference['prompts'][string]
     const prepared = await engine.preparePrompt(await chatMessages(prompt.messages), { addGenerationPrompt: true })
@@ -163,7 +166,22 @@ t.test('greedy chats under the chat rule give the reference tokens, from the ref
     t.same(result?.tokenIds, chat.tokens, `${chat.prompt}: tokens`)
     t.equal(result?.finishReason, chat.finish_reason, `${chat.prompt}: finish reason`)
   }
+}
+
+t.test('greedy chats under the chat rule give the reference tokens, from the reference prompt blocks', async (t) => {
+  await referenceChats(t, new Engine(model))
 })
+
+t.test(
+  'on WebGPU, with the cache on the device, the greedy chats give the reference tokens too',
+  { skip: await webgpuSkip() },
+  async (t) => {
+    const onGpu = await loadModel(modelDir, { executionProviders: ['webgpu'] })
+    t.teardown(() => onGpu.dispose())
+    t.ok(onGpu.deviceKv !== undefined, 'the device KV store')
+    await referenceChats(t, new Engine(onGpu))
+  },
+)
 
 t.test('the same checkpoint stored in float32 converts to byte-identical weights', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'kelix-reference-f32-'))
