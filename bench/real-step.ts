@@ -76,21 +76,38 @@ export function realConfig(layers: number): KelixConfig {
 }
 
 /**
- * Random weights made fast: every tensor repeats one seeded block of values,
- * produced piece by piece while the file is written (no tensor is held whole).
+ * Random weights made fast: every tensor is one seeded block of values,
+ * rotated by an offset of its own for each piece, produced piece by piece
+ * while the file is written (no tensor is held whole). The rotation matters:
+ * tensors of identical content run several times faster than distinct ones
+ * (measured: a Qwen3-0.6B-shaped int4 step took 9 ms with repeated weights,
+ * 18 ms with distinct ones), as if ONNX Runtime kept identical weights once,
+ * so a step over repeated weights is not memory-bound.
  */
 function randomWeights(): CheckpointWeights {
-  const block = new SeededWeights(1).random('real-step', 1 << 22, 0.02)
+  const block = new SeededWeights(1).random('real-step', (1 << 22) + 1, 0.02)
+  let serial = 0
   // Pieces of whole rows: the quantizer takes a piece only when it holds whole rows.
-  const tensor = (dims: readonly number[]): TensorData => ({
-    dims,
-    async write(put) {
-      const n = elementCount(dims)
-      const row = dims[dims.length - 1] ?? 1
-      const piece = Math.floor(block.length / row) * row
-      for (let at = 0; at < n; at += piece) await put(at, block.subarray(0, Math.min(piece, n - at)))
-    },
-  })
+  const tensor = (dims: readonly number[]): TensorData => {
+    const id = ++serial
+    return {
+      dims,
+      async write(put) {
+        const n = elementCount(dims)
+        const row = dims[dims.length - 1] ?? 1
+        const piece = Math.floor(block.length / row) * row
+        const values = new Float32Array(Math.min(piece, n))
+        for (let at = 0; at < n; at += piece) {
+          const length = Math.min(piece, n - at)
+          const start = (id * 104729 + at * 7) % block.length
+          const first = Math.min(length, block.length - start)
+          values.set(block.subarray(start, start + first))
+          values.set(block.subarray(0, length - first), first)
+          await put(at, values.subarray(0, length))
+        }
+      },
+    }
+  }
   const filled = (dim: number, value: number): TensorData => ({
     dims: [dim],
     write: (put) => put(0, new Float32Array(dim).fill(value)),
