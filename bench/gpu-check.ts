@@ -1,12 +1,13 @@
 /**
- * `npm run gpu-check [-- --quick] [--layers N] [--no-real] [--small-dir DIR] [--dir DIR]`: what a
- * machine's GPUs give Kelix Serve, in one command, with nothing from the internet.
+ * `npm run gpu-check [-- --quick] [--layers N] [--no-real] [--small | --small-dir DIR] [--dir DIR]`: what
+ * a machine's GPUs give Kelix Serve, in one command, with nothing from the internet.
  *
  *   1. providers   cpu, cuda and webgpu each tried alone: loads, or why not
  *   2. bandwidth   the host's copy loop (bandwidth.ts), and a copy kernel on each GPU provider's device (device-copy.ts)
  *   3. engine      the tiny model's decode steps at batch 1, 8 and 32 on each provider, side by side,
- *                  with the KV cache bytes that cross host memory per step; also a converted
- *                  small-preset export when --small-dir names one (npm run bench -- --preset small --keep)
+ *                  with the KV cache bytes that cross host memory per step; also the small preset at
+ *                  int4 (Qwen3-0.6B's LLM inside Kelix): --small writes its checkpoint and export into
+ *                  --dir (~10 GB, a few minutes), --small-dir names one already converted
  *   4. real step   decoder.onnx at Kelix-8B shapes, random weights, int4 and int8, batch 1 and 8,
  *                  against its floor: weight bytes ÷ that provider's measured bandwidth (real-step.ts)
  *
@@ -23,7 +24,9 @@ import { ensureTinyModel } from '../src/builder/build-model.js'
 import { DEFAULT_MODEL_DIR } from '../src/builder/default-model-dir.js'
 import { loadModel, type KelixModel } from '../src/engine/model.js'
 import { chooseProviders, type ExecutionProvider } from '../src/engine/providers.js'
+import type { Precision } from '../src/builder/precision.js'
 import { BandwidthMeter } from './bandwidth.js'
+import { ensureCheckpoint, ensureExport, presetPrecisions, presetSizes } from './preset-model.js'
 import { measureDeviceCopy } from './device-copy.js'
 import { benchEngine, type EngineBenchRow } from './engine-bench.js'
 import { buildRealDecoder, timeRealStep, type RealStepRow } from './real-step.js'
@@ -37,6 +40,7 @@ const flags = (() => {
       quick: { type: 'boolean', default: false },
       layers: { type: 'string', default: '36' },
       'no-real': { type: 'boolean', default: false },
+      small: { type: 'boolean', default: false },
       'small-dir': { type: 'string' },
       dir: { type: 'string' },
     })
@@ -88,42 +92,53 @@ console.log(
 const bandwidthOf = (provider: ExecutionProvider) =>
   (bandwidth.find((b) => b.provider === provider) as { copyReadGBps: number }).copyReadGBps
 
-// 3. The engine on each provider, side by side (steps alternate between them).
+// Sections 3 and 4 write models into a scratch directory, removed however they end.
 const engineRows: Array<EngineBenchRow & { model: string }> = []
-const models: Array<{ name: string; dir: string }> = [{ name: 'kelix-tiny', dir: DEFAULT_MODEL_DIR }]
-await ensureTinyModel(DEFAULT_MODEL_DIR)
-if (flags['small-dir'] !== undefined) models.push({ name: 'small preset', dir: flags['small-dir'] })
-for (const { name, dir } of models) {
-  const loaded: Array<{ graph: string; model: KelixModel }> = []
-  for (const provider of available)
-    loaded.push({ graph: provider, model: await loadModel(dir, { executionProviders: [provider] }) })
-  const rows = await benchEngine(loaded, { batches: [1, 8, 32], steps: quick ? 3 : 20, warmup: quick ? 1 : 3 })
-  engineRows.push(...rows.map((r) => ({ ...r, model: name })))
-  await Promise.all(loaded.map((l) => l.model.dispose()))
-}
-console.log('\nEngine decode steps, each provider (raw engine, no HTTP)\n')
-console.log(
-  formatTable(
-    engineRows.map((r) => ({
-      model: r.model,
-      batch: r.batch,
-      provider: r.graph,
-      'step ms': r.stepMsMean.toFixed(2),
-      'tokens/s': r.tokensPerSecond.toFixed(1),
-      'llm ms': r.llmMs.toFixed(2),
-      'block dec ms': r.blockDecoderMs.toFixed(2),
-      'KV bytes via host/step': Math.round(r.kvHostBytesPerStep),
-    })),
-  ),
-)
-
-// 4. A real-size decoder step against its floor.
 const realRows: RealStepRow[] = []
-if (!(flags['no-real'] ?? false)) {
-  const root = await mkdtemp(join(flags.dir ?? tmpdir(), 'kelix-gpu-check-'))
-  try {
+const scratch = await mkdtemp(join(flags.dir ?? tmpdir(), 'kelix-gpu-check-'))
+try {
+  // 3. The engine on each provider, side by side (steps alternate between them).
+  const models: Array<{ name: string; dir: string }> = [{ name: 'kelix-tiny', dir: DEFAULT_MODEL_DIR }]
+  await ensureTinyModel(DEFAULT_MODEL_DIR)
+  if (flags['small-dir'] !== undefined) models.push({ name: 'small preset, int4', dir: flags['small-dir'] })
+  else if (flags.small ?? false) {
+    const int4 = presetPrecisions('small').find((p) => p.name === 'int4') as { precision: Precision }
+    const checkpoint = join(scratch, 'small-checkpoint')
+    const dir = join(scratch, 'small-int4')
+    console.log('\nwriting the small preset (checkpoint, then its int4 export)')
+    await ensureCheckpoint(checkpoint, presetSizes('small'))
+    await ensureExport(checkpoint, dir, int4.precision)
+    await rm(checkpoint, { recursive: true, force: true })
+    models.push({ name: 'small preset, int4', dir })
+  }
+  for (const { name, dir } of models) {
+    const loaded: Array<{ graph: string; model: KelixModel }> = []
+    for (const provider of available)
+      loaded.push({ graph: provider, model: await loadModel(dir, { executionProviders: [provider] }) })
+    const rows = await benchEngine(loaded, { batches: [1, 8, 32], steps: quick ? 3 : 20, warmup: quick ? 1 : 3 })
+    engineRows.push(...rows.map((r) => ({ ...r, model: name })))
+    await Promise.all(loaded.map((l) => l.model.dispose()))
+  }
+  console.log('\nEngine decode steps, each provider (raw engine, no HTTP)\n')
+  console.log(
+    formatTable(
+      engineRows.map((r) => ({
+        model: r.model,
+        batch: r.batch,
+        provider: r.graph,
+        'step ms': r.stepMsMean.toFixed(2),
+        'tokens/s': r.tokensPerSecond.toFixed(1),
+        'llm ms': r.llmMs.toFixed(2),
+        'block dec ms': r.blockDecoderMs.toFixed(2),
+        'KV bytes via host/step': Math.round(r.kvHostBytesPerStep),
+      })),
+    ),
+  )
+
+  // 4. A real-size decoder step against its floor.
+  if (!(flags['no-real'] ?? false)) {
     for (const precision of ['int4', 'int8'] as const) {
-      const dir = join(root, precision)
+      const dir = join(scratch, precision)
       await mkdir(dir)
       const built = performance.now()
       const decoder = await buildRealDecoder(dir, precision, layers)
@@ -142,25 +157,24 @@ if (!(flags['no-real'] ?? false)) {
           )
       await rm(dir, { recursive: true, force: true })
     }
-  } finally {
-    await rm(root, { recursive: true, force: true })
+    console.log(`\nReal-size decode step (Kelix-8B shapes, ${layers} of 36 layers, 256 cached positions)\n`)
+    console.log(
+      formatTable(
+        realRows.map((r) => ({
+          provider: r.provider,
+          precision: r.precision,
+          batch: r.batch,
+          'step ms': r.stepMs.toFixed(2),
+          'floor ms': r.floorMs.toFixed(2),
+          'step/floor': r.ratio.toFixed(2),
+          'KV bytes via host/step': Math.round(r.kvHostBytesPerStep),
+        })),
+      ),
+    )
   }
-  console.log(`\nReal-size decode step (Kelix-8B shapes, ${layers} of 36 layers, 256 cached positions)\n`)
-  console.log(
-    formatTable(
-      realRows.map((r) => ({
-        provider: r.provider,
-        precision: r.precision,
-        batch: r.batch,
-        'step ms': r.stepMs.toFixed(2),
-        'floor ms': r.floorMs.toFixed(2),
-        'step/floor': r.ratio.toFixed(2),
-        'KV bytes via host/step': Math.round(r.kvHostBytesPerStep),
-      })),
-    ),
-  )
+} finally {
+  await rm(scratch, { recursive: true, force: true })
 }
-
 await mkdir(new URL('./results/', import.meta.url), { recursive: true })
 await writeFile(
   new URL('./results/gpu-check.json', import.meta.url),
