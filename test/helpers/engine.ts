@@ -3,12 +3,13 @@ import { Engine, type EngineOptions } from '../../src/engine/engine.js'
 import { loadModel } from '../../src/engine/model.js'
 import type { SequenceOptions } from '../../src/engine/sequence.js'
 import { GREEDY, type ChatMessage, type SamplingParams } from '../../src/engine/types.js'
+import { testProviders } from './test-providers.js'
 import { tinyModelDir } from './tiny-model.js'
 
 export async function tinyEngine(
   engineOptions: EngineOptions = {},
 ): Promise<{ engine: Engine; dispose: () => Promise<void> }> {
-  const model = await loadModel(await tinyModelDir(), { intraOpThreads: 1 })
+  const model = await loadModel(await tinyModelDir(), { intraOpThreads: 1, executionProviders: testProviders() })
   return { engine: new Engine(model, engineOptions), dispose: () => model.dispose() }
 }
 

@@ -4,6 +4,7 @@ import OpenAI from 'openai'
 import type { EngineClient } from '../../src/batching/client-types.js'
 import type { EngineClientOptions, LocalEngineClient } from '../../src/batching/http-thread/engine-client.js'
 import { buildApp, type AppOptions } from '../../src/server/app.js'
+import { testProviders } from '../helpers/test-providers.js'
 
 export const MODEL = 'kelix-tiny'
 
@@ -13,7 +14,12 @@ export async function tinyEngine(t: Test, options: Partial<EngineClientOptions> 
     import('../../src/batching/http-thread/engine-client.js'),
     import('../helpers/tiny-model.js'),
   ])
-  const engine = await startEngine({ modelDir: await tinyModelDir(), intraOpThreads: 1, ...options })
+  const engine = await startEngine({
+    modelDir: await tinyModelDir(),
+    intraOpThreads: 1,
+    executionProviders: testProviders(),
+    ...options,
+  })
   t.teardown(() => engine.close())
   return engine
 }

@@ -7,11 +7,16 @@ import t from 'tap'
 import { startEngine } from '../../src/batching/http-thread/engine-client.js'
 import { TINY_CONFIG } from '../../src/builder/tiny.js'
 import { buildApp } from '../../src/server/app.js'
+import { testProviders } from '../helpers/test-providers.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'
 import { readRest, readUntil, sseEvents } from '../routes/serve.js'
 
 t.test('a started server is ready and lists the served model', async (t) => {
-  const engine = await startEngine({ modelDir: await tinyModelDir(), intraOpThreads: 1 })
+  const engine = await startEngine({
+    modelDir: await tinyModelDir(),
+    intraOpThreads: 1,
+    executionProviders: testProviders(),
+  })
   t.equal(engine.model.name, 'kelix-tiny')
   t.equal(engine.model.maxContext, 4096)
   const app = await buildApp({ logger: false, engine, model: { id: 'kelix-tiny', aliases: [], created: 1700000000 } })
@@ -26,7 +31,7 @@ t.test('a started server is ready and lists the served model', async (t) => {
   t.same(await live.json(), { status: 'ok' })
   const ready = await fetch(`${base}/health/ready`)
   t.equal(ready.status, 200)
-  t.same(await ready.json(), { status: 'ready', execution_provider: 'cpu' })
+  t.same(await ready.json(), { status: 'ready', execution_provider: testProviders()[0] })
 
   const models = await fetch(`${base}/v1/models`)
   t.equal(models.status, 200)
