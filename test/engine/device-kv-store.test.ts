@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { SLOT_BUCKET } from '../../src/engine/kv/decode-batch.js'
 import { DeviceKvOps } from '../../src/engine/kv/device-kv-ops.js'
 import { DeviceKvStore } from '../../src/engine/kv/device-kv-store.js'
-import { config, DIM, HEADS, LAYERS, simulateCall, type ReadPast } from '../helpers/kv-simulation.js'
+import { config, DIM, HEADS, LAYERS, randomCalls, simulateCall, type ReadPast } from '../helpers/kv-simulation.js'
 import { webgpuSkip } from '../helpers/webgpu.js'
 
 const skip = await webgpuSkip()
@@ -34,7 +34,7 @@ async function deviceStore(t: Test) {
       'delta',
       read,
     )
-  return { store, fed, lengths, call }
+  return { store, fed, lengths, call, read, ops }
 }
 
 t.test('caches stay exact through prefill calls, the decode batch and back, on the device', { skip }, async (t) => {
@@ -109,4 +109,9 @@ t.test('the slots shrink again when the long rows leave', { skip }, async (t) =>
   store.free('L')
   t.equal((await call([['S', 1]])).pastLength, SLOT_BUCKET)
   t.equal(store.length('S'), 6)
+})
+
+t.test('a seeded random run of prefill chunks, decode steps and frees keeps every cache exact', { skip }, async (t) => {
+  const { ops, read } = await deviceStore(t)
+  for (const seed of [1, 2, 3]) await randomCalls(t, new DeviceKvStore(config, ops), { seed, calls: 60, read })
 })

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { SLOT_BUCKET } from '../../src/engine/kv/decode-batch.js'
 import { HostKvStore } from '../../src/engine/kv/host-kv-store.js'
-import { config, simulateCall } from '../helpers/kv-simulation.js'
+import { config, randomCalls, simulateCall } from '../helpers/kv-simulation.js'
 
 t.test(
   'sequences keep their cache exactly while they move between prefill calls, the decode batch and back',
@@ -110,4 +110,8 @@ t.test('the slots shrink again when the long rows leave', async (t) => {
   )
   store.free('L')
   t.equal((await simulateCall(store, [{ seqId: 'S', newSlots: 1 }], lengths, t)).pastLength, SLOT_BUCKET)
+})
+
+t.test('a seeded random run of prefill chunks, decode steps and frees keeps every cache exact', async (t) => {
+  for (const seed of [1, 2, 3]) await randomCalls(t, new HostKvStore(config), { seed, calls: 60 })
 })

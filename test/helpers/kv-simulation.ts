@@ -96,3 +96,41 @@ export async function simulateCall(
   for (const row of rows) lengths[row.seqId] = (lengths[row.seqId] ?? 0) + row.newSlots
   return past
 }
+
+/**
+ * A seeded random run of calls against `store`: prefill chunks of 1 to 40
+ * slots and decode steps over random subsets of up to six sequences, with
+ * sequences freed and new ones started between calls. Every gather is
+ * checked by simulateCall; the run ends with every sequence freed.
+ */
+export async function randomCalls(
+  t: Test,
+  store: KvStore,
+  opts: { seed: number; calls: number; read?: ReadPast },
+): Promise<void> {
+  let state = opts.seed >>> 0
+  const next = (n: number) => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+    return state % n
+  }
+  const lengths: Record<string, number> = {}
+  const live = new Set<string>()
+  let started = 0
+  for (let call = 0; call < opts.calls; call++) {
+    while (live.size < 2 || (live.size < 6 && next(4) === 0)) live.add(String.fromCharCode(65 + started++))
+    const ids = [...live].filter(() => next(3) > 0)
+    if (ids.length === 0) continue
+    const decode = next(3) > 0 && ids.every((id) => (lengths[id] ?? 0) > 0)
+    const rows = ids.map((seqId) => ({ seqId, newSlots: decode ? 1 : 1 + next(40) }))
+    await simulateCall(store, rows, lengths, t, 'delta', opts.read)
+    for (const id of [...live]) {
+      if (next(8) > 0) continue
+      store.free(id)
+      live.delete(id)
+      delete lengths[id]
+    }
+  }
+  for (const id of live) store.free(id)
+  t.equal(store.sequences, 0, 'nothing left after freeing')
+  t.equal(store.positions, 0)
+}
