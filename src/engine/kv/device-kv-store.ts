@@ -113,21 +113,10 @@ export class DeviceKvStore implements KvStore {
     const chunks = this.prefixes.lookup(PrefixCache.keys(ids, this.blockSize))
     if (chunks.length === 0) return 0
     // The cache keeps its chunks: the sequence gets a copy (one chunk padded by nothing is a copy).
-    let level = chunks.length === 1 ? [await this.ops.pad(chunks[0] as ort.Tensor[], 0)] : chunks
-    while (level.length > 1) {
-      const next: ort.Tensor[][] = []
-      for (let i = 0; i < level.length; i += 2) {
-        const [a, b] = [level[i] as ort.Tensor[], level[i + 1]]
-        if (b === undefined) next.push(a)
-        else {
-          next.push(await this.ops.concat(a, b, 'slots'))
-          for (const made of [a, b]) if (!chunks.includes(made)) dispose(made)
-        }
-      }
-      level = next
-    }
+    const tensors =
+      chunks.length === 1 ? await this.ops.pad(chunks[0] as ort.Tensor[], 0) : await this.concatAll(chunks, 'slots')
     const length = chunks.length * PREFIX_CHUNK
-    this.own.set(seqId, { length, tensors: level[0] as ort.Tensor[] })
+    this.own.set(seqId, { length, tensors })
     return length
   }
 
@@ -209,27 +198,19 @@ export class DeviceKvStore implements KvStore {
 
   /** Prefill rows: each leaves the batch; their own tensors, padded to the longest, one under the other. */
   private async gatherPrefill(rows: readonly BatchRow[]): Promise<PastFeeds> {
-    for (const { seqId } of rows) {
-      const row = this.batch.seqIds.indexOf(seqId)
-      if (row < 0) continue
-      await this.moveOut(row)
-      await this.keepRows(this.batch.seqIds.flatMap((id, r) => (id === '' ? [] : [r])))
-    }
+    const inBatch = rows.map((r) => this.batch.seqIds.indexOf(r.seqId)).filter((row) => row >= 0)
+    for (const row of inBatch) await this.moveOut(row)
+    if (inBatch.length > 0) await this.keepRows(this.batch.seqIds.flatMap((id, r) => (id === '' ? [] : [r])))
     const cached = rows.map((r) => this.own.get(r.seqId)?.length ?? 0)
     // One masked slot at least: an empty past crashes the WebGPU provider.
     const pastLength = Math.max(1, ...cached)
-    let stacked: ort.Tensor[] | undefined
-    for (const [r, row] of rows.entries()) {
-      const padded = await this.padded(this.own.get(row.seqId), cached[r] as number, pastLength)
-      if (stacked === undefined) stacked = padded
-      else {
-        const next = await this.ops.concat(stacked, padded, 'rows')
-        this.temporaries.push(...next)
-        stacked = next
-      }
-    }
+    const padded: ort.Tensor[][] = []
+    for (const [r, row] of rows.entries())
+      padded.push(await this.padded(this.own.get(row.seqId), cached[r] as number, pastLength))
+    const stacked = await this.concatAll(padded, 'rows')
+    if (!padded.includes(stacked)) this.temporaries.push(...stacked)
     const tensors: Record<string, ort.Tensor> = {}
-    this.pastNames.forEach((name, index) => (tensors[name] = (stacked as ort.Tensor[])[index] as ort.Tensor))
+    this.pastNames.forEach((name, index) => (tensors[name] = stacked[index] as ort.Tensor))
     return { rows, tensors, pastLength, cached }
   }
 
@@ -301,17 +282,35 @@ export class DeviceKvStore implements KvStore {
     this.batch.slots = slots
   }
 
-  /** Every row's first `slots` slots (a row-by-row slice, concatenated: shrinking is rare). */
+  /** Every row's first `slots` slots (row by row: shrinking is rare). */
   private async sliceAllRows(tensors: readonly ort.Tensor[], rows: number, slots: number): Promise<ort.Tensor[]> {
-    let result = await this.ops.slice(tensors, 0, 0, slots)
-    for (let r = 1; r < rows; r++) {
-      const row = await this.ops.slice(tensors, r, 0, slots)
-      const joined = await this.ops.concat(result, row, 'rows')
-      dispose(result)
-      dispose(row)
-      result = joined
-    }
+    const parts: ort.Tensor[][] = []
+    for (let r = 0; r < rows; r++) parts.push(await this.ops.slice(tensors, r, 0, slots))
+    const result = await this.concatAll(parts, 'rows')
+    for (const part of parts) if (part !== result) dispose(part)
     return result
+  }
+
+  /**
+   * The parts joined along `axis`, pairwise, so n parts cost log n copies of
+   * the whole instead of n; results in between are freed, the parts are not
+   * (one part is returned as it is).
+   */
+  private async concatAll(parts: readonly ort.Tensor[][], axis: 'rows' | 'slots'): Promise<ort.Tensor[]> {
+    let level = [...parts]
+    while (level.length > 1) {
+      const next: ort.Tensor[][] = []
+      for (let i = 0; i < level.length; i += 2) {
+        const [a, b] = [level[i] as ort.Tensor[], level[i + 1]]
+        if (b === undefined) next.push(a)
+        else {
+          next.push(await this.ops.concat(a, b, axis))
+          for (const made of [a, b]) if (!parts.includes(made)) dispose(made)
+        }
+      }
+      level = next
+    }
+    return level[0] as ort.Tensor[]
   }
 
   private replaceBatchTensors(tensors: ort.Tensor[]): void {
