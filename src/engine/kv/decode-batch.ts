@@ -164,6 +164,7 @@ export class DecodeBatch {
   }
 }
 
-function slotsFor(positions: number): number {
+/** Slots for `positions` positions: whole buckets, one at least. */
+export function slotsFor(positions: number): number {
   return Math.max(1, Math.ceil(positions / SLOT_BUCKET)) * SLOT_BUCKET
 }

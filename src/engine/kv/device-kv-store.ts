@@ -26,7 +26,7 @@
 import type ort from 'onnxruntime-node'
 import { kvName } from '../graph-signatures.js'
 import type { KelixConfig } from '../model-config.js'
-import { SLOT_BUCKET } from './decode-batch.js'
+import { slotsFor } from './decode-batch.js'
 import type { DeviceKvOps } from './device-kv-ops.js'
 import { DEFAULT_PREFIX_CACHE_POSITIONS } from './host-kv-store.js'
 import type { BatchRow, KvStore, PastFeeds } from './kv-store.js'
@@ -326,8 +326,4 @@ function emptyBatch() {
 /** Frees device tensors now; host tensors (uploads) have nothing to free. */
 function dispose(tensors: readonly ort.Tensor[]): void {
   for (const t of tensors) if (t.location === 'gpu-buffer') t.dispose()
-}
-
-function slotsFor(positions: number): number {
-  return Math.max(1, Math.ceil(positions / SLOT_BUCKET)) * SLOT_BUCKET
 }
