@@ -8,7 +8,8 @@ import t from 'tap'
 import type { GenerateRequest } from '../../src/batching/client-types.js'
 import { GREEDY } from '../../src/engine/types.js'
 import { FakeLoopEngine } from './fixtures/fake-loop-engine.js'
-import { ended, endings, IDLE, loopHarness } from './fixtures/loop-harness.js'
+import { ended, endings, loopHarness } from './fixtures/loop-harness.js'
+import { IDLE_STATS } from '../helpers/idle-stats.js'
 
 /** Three words: a prompt of 5 blocks in the fake engine. */
 const chat = (extra: Partial<GenerateRequest> = {}): GenerateRequest => ({
@@ -33,7 +34,7 @@ t.test('each choice streams its blocks to exactly one finish, and nothing is lef
       `choice ${choice}'s blocks`,
     )
   t.same(endings(updates, 2), [['length'], ['length']])
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })
 
 t.test('without max tokens a request gets the rest of the context, capped by the request limit', async (t) => {
@@ -88,7 +89,7 @@ t.test('a request over the context is refused at submit with the numbers; nothin
     ],
     'a prompt filling the context leaves no room for a default',
   )
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })
 
 t.test('an abort ends every live choice, also after another choice finished', async (t) => {
@@ -103,7 +104,7 @@ t.test('an abort ends every live choice, also after another choice finished', as
   const seen = h.updates('a').length
   await h.until((m) => m.at(-1)?.type === 'gauges' && h.loop.stats().running === 0)
   t.equal(h.updates('a').length, seen, 'no news of the request after the abort')
-  t.same(h.loop.stats(), IDLE, 'choices 1 and 2 are gone')
+  t.same(h.loop.stats(), IDLE_STATS, 'choices 1 and 2 are gone')
 })
 
 t.test('a request past its deadline ends each choice with timeout', async (t) => {
@@ -112,7 +113,7 @@ t.test('a request past its deadline ends each choice with timeout', async (t) =>
   await h.loop.submit('late', chat({ n: 2, maxNewTokens: 10, timeoutMs: 0 }), Date.now())
   await h.until(() => ended(h, 'late', 2))
   t.same(endings(h.updates('late'), 2), [['timeout'], ['timeout']])
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })
 
 t.test('a preempted sequence is computed again and gives the same blocks', async (t) => {
@@ -131,5 +132,5 @@ t.test('a preempted sequence is computed again and gives the same blocks', async
     h.messages.some((m) => m.type === 'step' && m.record.preemptions > 0),
     'a preemption happened',
   )
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })

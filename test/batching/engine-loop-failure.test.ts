@@ -9,7 +9,8 @@ import type { GenerateRequest, ImageRequest } from '../../src/batching/client-ty
 import type { WorkerToHost } from '../../src/batching/protocol.js'
 import { GREEDY } from '../../src/engine/types.js'
 import { FakeLoopEngine, FakePainter } from './fixtures/fake-loop-engine.js'
-import { ended, endings, IDLE, loopHarness, type Harness } from './fixtures/loop-harness.js'
+import { ended, endings, loopHarness, type Harness } from './fixtures/loop-harness.js'
+import { IDLE_STATS } from '../helpers/idle-stats.js'
 
 const chat = (extra: Partial<GenerateRequest> = {}): GenerateRequest => ({
   messages: [{ role: 'user', content: 'one two three' }],
@@ -68,7 +69,7 @@ t.test(
       ],
       'the cause, for the host to log',
     )
-    t.same(h.loop.stats(), IDLE, 'nothing left in the engine, the scheduler or the denoiser')
+    t.same(h.loop.stats(), IDLE_STATS, 'nothing left in the engine, the scheduler or the denoiser')
 
     await h.loop.submit('next', chat({ maxNewTokens: 3 }), Date.now())
     await h.until(() => ended(h, 'next', 1))
@@ -93,7 +94,7 @@ t.test(
       [],
       'image 0 is not delivered after its request failed',
     )
-    t.same(h.loop.stats(), IDLE)
+    t.same(h.loop.stats(), IDLE_STATS)
   },
 )
 
@@ -109,7 +110,7 @@ t.test('a chat step that throws fails an image request that is only denoising', 
   await h.until((m) => m.at(-1)?.type === 'gauges')
   t.equal(failed(h, 'img').length, 1)
   t.same(endings(h.updates('chat'), 1), [['error']])
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })
 
 t.test('after one choice finished, a step that throws ends each other choice once', async (t) => {
@@ -127,5 +128,5 @@ t.test('after one choice finished, a step that throws ends each other choice onc
     [['stop'], ['error'], ['error']],
     'choice 0 keeps its stop; 1 and 2 end once each',
   )
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })

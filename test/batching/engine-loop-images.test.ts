@@ -9,7 +9,8 @@ import type { ImageRequest } from '../../src/batching/client-types.js'
 import type { WorkerToHost } from '../../src/batching/protocol.js'
 import { GREEDY } from '../../src/engine/types.js'
 import { FAKE_IMAGE_CONFIG, FakePainter } from './fixtures/fake-loop-engine.js'
-import { IDLE, loopHarness, type Harness } from './fixtures/loop-harness.js'
+import { loopHarness, type Harness } from './fixtures/loop-harness.js'
+import { IDLE_STATS } from '../helpers/idle-stats.js'
 
 const image = (extra: Partial<ImageRequest> = {}): ImageRequest => ({
   prompt: 'a red cube',
@@ -61,7 +62,7 @@ t.test('two images: token progress, denoising batched, then each image once; not
     'image i from seed + i',
   )
   t.same(of(h, 'img', 'imageFailed'), [])
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })
 
 t.test('a model without an image decoder refuses image requests at submit', async (t) => {
@@ -71,7 +72,7 @@ t.test('a model without an image decoder refuses image requests at submit', asyn
   t.match(h.about('img'), [
     { type: 'rejected', error: { code: 'model_capability_missing', fields: { param: 'model' } } },
   ])
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })
 
 t.test('an image prompt whose token phase would pass the context is refused with the numbers', async (t) => {
@@ -89,7 +90,7 @@ t.test('an image prompt whose token phase would pass the context is refused with
       },
     },
   ])
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })
 
 t.test('a denoise step that throws fails its request once, whatever its number of images', async (t) => {
@@ -107,7 +108,7 @@ t.test('a denoise step that throws fails its request once, whatever its number o
     'one imageFailed',
   )
   t.same(of(h, 'img', 'image'), [])
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })
 
 t.test('an image request past its deadline fails once, all its images with it', async (t) => {
@@ -119,7 +120,7 @@ t.test('an image request past its deadline fails once, all its images with it', 
   t.match(of(h, 'img', 'imageFailed'), [
     { error: { code: 'timeout', message: 'The request ran past its time limit.' } },
   ])
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })
 
 t.test('an abort in the denoise phase drops the request; another one finishes', async (t) => {
@@ -133,5 +134,5 @@ t.test('an abort in the denoise phase drops the request; another one finishes', 
   t.same(of(h, 'gone', 'image'), [], 'no image for the aborted request')
   t.same(of(h, 'gone', 'imageFailed'), [], 'and no failure either: the client left')
   t.same([...(of(h, 'kept', 'image')[0]?.png ?? [])], [3])
-  t.same(h.loop.stats(), IDLE)
+  t.same(h.loop.stats(), IDLE_STATS)
 })

@@ -11,6 +11,7 @@ import { Scheduler } from '../../src/batching/engine-thread/scheduler/index.js'
 import { TokenConstraint } from '../../src/engine/grammar/token-constraint.js'
 import { GREEDY } from '../../src/engine/types.js'
 import { tinyEngine } from '../helpers/engine.js'
+import { IDLE_STATS } from '../helpers/idle-stats.js'
 
 t.test('a dead-end grammar ends its request with an error; the batch goes on', async (t) => {
   const { engine, dispose } = await tinyEngine()
@@ -75,5 +76,5 @@ t.test('a dead-end grammar ends its request with an error; the batch goes on', a
   )
   t.match(logged, [/^error: sequence json#0 failed: the response format's grammar refused token \d+$/])
   t.equal(disposed, 1, 'the grammar state was freed')
-  t.same(loop.stats(), { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0, denoiseJobs: 0 })
+  t.same(loop.stats(), IDLE_STATS)
 })

@@ -10,6 +10,7 @@ import type { WorkerToHost } from '../../src/batching/protocol.js'
 import { Scheduler } from '../../src/batching/engine-thread/scheduler/index.js'
 import { GREEDY } from '../../src/engine/types.js'
 import { tinyEngine } from '../helpers/engine.js'
+import { IDLE_STATS } from '../helpers/idle-stats.js'
 
 t.test('between two denoise steps there is a decode step carrying a token of the running chat', async (t) => {
   const { engine, dispose } = await tinyEngine()
@@ -69,5 +70,5 @@ t.test('between two denoise steps there is a decode step carrying a token of the
     log.some((m) => m.type === 'image'),
     'the image was delivered',
   )
-  t.same(loop.stats(), { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0, denoiseJobs: 0 })
+  t.same(loop.stats(), IDLE_STATS)
 })

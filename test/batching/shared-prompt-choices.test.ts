@@ -8,6 +8,7 @@ import type { EngineObserver, GenerateRequest, Generation, StepRecord, Usage } f
 import { startEngine } from '../../src/batching/http-thread/engine-client.js'
 import { GREEDY } from '../../src/engine/types.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'
+import { IDLE_STATS } from '../helpers/idle-stats.js'
 
 /** The usage a generation ends with. */
 async function usageOf(gen: Generation): Promise<Usage | undefined> {
@@ -74,7 +75,7 @@ t.test('choices 1 and 2 reuse every whole chunk of the prompt choice 0 computed'
     promptTokens + 2 * (promptTokens - chunked) + 3 * 3,
     'computed: one prompt, two tails, then 3 decodes per choice',
   )
-  t.same(stats, { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0, denoiseJobs: 0 })
+  t.same(stats, IDLE_STATS)
   t.equal(usage?.cachedPromptTokens, 0, 'the first request found nothing cached')
   t.equal(again?.cachedPromptTokens, chunked, 'the same prompt again reports its whole chunks cached')
 })

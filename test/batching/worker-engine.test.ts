@@ -9,6 +9,7 @@ import { startEngine, type LocalEngineClient } from '../../src/batching/http-thr
 import { GREEDY } from '../../src/engine/types.js'
 import { patternPng } from '../helpers/images.js'
 import { tinyModelDir } from '../helpers/tiny-model.js'
+import { IDLE_STATS } from '../helpers/idle-stats.js'
 
 async function collect(gen: Generation) {
   const tokens: number[] = []
@@ -87,14 +88,7 @@ t.test(
     t.equal(completed.length, 70)
     for (const r of completed) t.same(r.tokens, solo.get(r.i % 20), `request ${r.i} matches its solo run`)
     t.equal(engine.inFlight, 0, 'no request tracked on the HTTP thread')
-    t.same(await engine.engineStats(), {
-      running: 0,
-      waiting: 0,
-      kvUsage: 0,
-      kvSequences: 0,
-      engineSequences: 0,
-      denoiseJobs: 0,
-    })
+    t.same(await engine.engineStats(), IDLE_STATS)
   },
 )
 
@@ -127,14 +121,7 @@ t.test('a bad image is rejected at submit with invalid_image, nothing streamed',
     ],
   }
   await t.rejects(engine.submit(bad), { name: 'KelixError', code: 'invalid_image' })
-  t.same(await engine.engineStats(), {
-    running: 0,
-    waiting: 0,
-    kvUsage: 0,
-    kvSequences: 0,
-    engineSequences: 0,
-    denoiseJobs: 0,
-  })
+  t.same(await engine.engineStats(), IDLE_STATS)
 })
 
 t.test('a prompt plus max tokens over the context is context_length_exceeded with the numbers', async (t) => {

@@ -11,8 +11,8 @@ import { EngineEvents } from '../helpers/engine-events.js'
 import { ScriptedEngineClient } from '../helpers/scripted-engine-client.js'
 import { TINY_CONFIG } from '../../src/builder/tiny.js'
 import { MODEL, hello, readRest, readUntil, serve, sseEvents, tinyEngine } from './serve.js'
+import { IDLE_STATS } from '../helpers/idle-stats.js'
 
-const IDLE = { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0, denoiseJobs: 0 }
 /** Runs to its max tokens: <|im_end|> cannot be sampled. */
 const endless = (extra: object) =>
   hello({ max_tokens: 3000, logit_bias: { [TINY_CONFIG.special_tokens.im_end]: -100 }, ...extra })
@@ -118,7 +118,7 @@ t.test('on the tiny model, a client that leaves aborts its generation and the en
     t.equal(record.finishReason, 'abort')
     t.ok(record.completionTokens < 3000, `stopped after ${record.completionTokens} of its 3000 tokens`)
     await freed
-    t.same(await engine.engineStats(), IDLE)
+    t.same(await engine.engineStats(), IDLE_STATS)
     t.equal(engine.inFlight, 0)
     t.equal((await post(hello({ max_tokens: 2 }))).status, 200, 'the engine serves the next request')
   })
@@ -138,7 +138,7 @@ t.test('on the tiny model, a client that leaves aborts its generation and the en
     controller.abort()
     t.match(await pending, { name: 'AbortError' })
     await freed
-    t.same(await engine.engineStats(), IDLE)
+    t.same(await engine.engineStats(), IDLE_STATS)
     t.equal(engine.inFlight, 0)
   })
 })

@@ -10,9 +10,9 @@ import { TINY_CONFIG } from '../../src/builder/tiny.js'
 import { patternPng } from '../helpers/images.js'
 import { ScriptedEngineClient } from '../helpers/scripted-engine-client.js'
 import { MODEL, hello, serve, tinyEngine } from './serve.js'
+import { IDLE_STATS } from '../helpers/idle-stats.js'
 
 const engine = await tinyEngine(t)
-const IDLE = { running: 0, waiting: 0, kvUsage: 0, kvSequences: 0, engineSequences: 0, denoiseJobs: 0 }
 
 const png = await patternPng(16, 16)
 const dataUrl = (bytes: Uint8Array) => `data:image/png;base64,${Buffer.from(bytes).toString('base64')}`
@@ -52,7 +52,7 @@ t.test('a prompt over KELIX_MAX_PROMPT_TOKENS is refused with the numbers, and i
     },
   })
   // The worker refuses before it queues anything, and answers in order: nothing to wait for.
-  t.same(await engine.engineStats(), IDLE)
+  t.same(await engine.engineStats(), IDLE_STATS)
 })
 
 t.test(
@@ -96,7 +96,7 @@ t.test(
       if (c.message !== undefined) t.match(body.error.message, c.message, `${c.name}: message`)
       t.same(Object.keys(body), ['error'], `${c.name}: nothing but the error`)
     }
-    t.same(await engine.engineStats(), IDLE, 'nothing was queued')
+    t.same(await engine.engineStats(), IDLE_STATS, 'nothing was queued')
     t.equal((await post(hello())).status, 200, 'a good request still succeeds')
   },
 )
