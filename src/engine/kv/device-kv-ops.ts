@@ -12,7 +12,7 @@
  *   write    Where(mask[R,1,S,1], delta[R,h,1,d], past[R,h,S,d])   one new entry per row, at its own slot
  *   pad      Pad(x, pads)                                          more slots (or rows) of zeros
  *   rows     Gather(x, rows, axis 0)                               keep or reorder rows
- *   slice    Slice(x, starts, ends, axes [0, 2])                   one row's first slots; part of a delta
+ *   slice    Slice(x, starts, ends, axes [0, 2])                   rows' first slots; part of a delta
  *   concat   Concat(a, b, axis 0 | 2)                              rows after rows; slots after slots
  *   read     Identity(x) to the host                               for checks only
  *
@@ -24,7 +24,7 @@ import ort from 'onnxruntime-node'
 import { GraphBuilder, type DType } from '../../builder/graph.js'
 import type { ExecutionProvider } from '../providers.js'
 
-export interface CacheShape {
+export interface CacheTensorShape {
   /** Cache tensors per model: 2 per layer. */
   tensors: number
   heads: number
@@ -38,7 +38,7 @@ const OPSET = 17
 
 export class DeviceKvOps {
   private constructor(
-    private readonly shape: CacheShape,
+    private readonly shape: CacheTensorShape,
     private readonly sessions: {
       write: ort.InferenceSession
       pad: ort.InferenceSession
@@ -50,7 +50,7 @@ export class DeviceKvOps {
     },
   ) {}
 
-  static async create(shape: CacheShape, provider: ExecutionProvider): Promise<DeviceKvOps> {
+  static async create(shape: CacheTensorShape, provider: ExecutionProvider): Promise<DeviceKvOps> {
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [provider],
       preferredOutputLocation: 'gpu-buffer',
@@ -106,11 +106,11 @@ export class DeviceKvOps {
     return this.run(this.sessions.rows, x, { rows: new ort.Tensor('int64', indices, [rows.length]) })
   }
 
-  /** Row `row` of `x`, slots [from, to). */
-  slice(x: Tensors, row: number, from: number, to: number): Promise<ort.Tensor[]> {
+  /** Rows [rows[0], rows[1]) of `x`, slots [slots[0], slots[1]). */
+  slice(x: Tensors, rows: readonly [number, number], slots: readonly [number, number]): Promise<ort.Tensor[]> {
     return this.run(this.sessions.slice, x, {
-      starts: new ort.Tensor('int64', BigInt64Array.of(BigInt(row), BigInt(from)), [2]),
-      ends: new ort.Tensor('int64', BigInt64Array.of(BigInt(row + 1), BigInt(to)), [2]),
+      starts: new ort.Tensor('int64', BigInt64Array.of(BigInt(rows[0]), BigInt(slots[0])), [2]),
+      ends: new ort.Tensor('int64', BigInt64Array.of(BigInt(rows[1]), BigInt(slots[1])), [2]),
     })
   }
 
@@ -162,7 +162,7 @@ export class DeviceKvOps {
  * control inputs; `withDelta` adds a `delta{i}` input per tensor.
  */
 function opGraph(
-  shape: CacheShape,
+  shape: CacheTensorShape,
   name: string,
   op: (g: GraphBuilder, x: { name: string; index: number }) => string,
   controls: ReadonlyArray<readonly [string, DType]>,
@@ -180,7 +180,7 @@ function opGraph(
 }
 
 /** `y{i} = Concat(x{i}, b{i})` along `axis`. */
-function concatGraph(shape: CacheShape, axis: 0 | 2): Uint8Array {
+function concatGraph(shape: CacheTensorShape, axis: 0 | 2): Uint8Array {
   const g = new GraphBuilder(`kv_concat_${axis}`)
   const dims = (rows: string, slots: string) => [rows, shape.heads, slots, shape.dim]
   for (let i = 0; i < shape.tensors; i++) {

@@ -129,7 +129,7 @@ export class DeviceKvStore implements KvStore {
       if (this.prefixes.has(key)) continue
       this.prefixes.insert(
         key,
-        await this.ops.slice(source, Math.max(row, 0), c * PREFIX_CHUNK, (c + 1) * PREFIX_CHUNK),
+        await this.ops.slice(source, oneRow(Math.max(row, 0)), [c * PREFIX_CHUNK, (c + 1) * PREFIX_CHUNK]),
       )
     }
   }
@@ -155,7 +155,7 @@ export class DeviceKvStore implements KvStore {
       }
       for (const [r, row] of past.rows.entries()) {
         if (row.newSlots === 0) continue
-        const piece = await this.ops.slice(deltas, r, 0, row.newSlots)
+        const piece = await this.ops.slice(deltas, oneRow(r), [0, row.newSlots])
         const own = this.own.get(row.seqId)
         if (own === undefined || own.length === 0) {
           this.own.set(row.seqId, { length: row.newSlots, tensors: piece })
@@ -227,19 +227,18 @@ export class DeviceKvStore implements KvStore {
   private async join(seqId: string): Promise<void> {
     const own = this.own.get(seqId)
     const length = own?.length ?? 0
+    // fitSlots left every row room for one more entry, so a joining cache is always padded (zeros when empty).
     const row =
       own === undefined || length === 0
         ? this.ops.zeros(1, this.batch.slots)
-        : length === this.batch.slots
-          ? own.tensors
-          : await this.ops.pad(own.tensors, this.batch.slots - length)
-    if (this.batch.seqIds.length === 0) this.replaceBatchTensors(row === own?.tensors ? [...row] : row)
+        : await this.ops.pad(own.tensors, this.batch.slots - length)
+    if (this.batch.seqIds.length === 0) this.replaceBatchTensors(row)
     else {
       const joined = await this.ops.concat(this.batch.tensors, row, 'rows')
-      if (row !== own?.tensors) dispose(row)
+      dispose(row)
       this.replaceBatchTensors(joined)
     }
-    if (own !== undefined && row !== own.tensors) dispose(own.tensors)
+    if (own !== undefined) dispose(own.tensors)
     this.own.delete(seqId)
     this.batch.seqIds.push(seqId)
     this.batch.lengths.push(length)
@@ -249,7 +248,7 @@ export class DeviceKvStore implements KvStore {
   private async moveOut(row: number): Promise<void> {
     const seqId = this.batch.seqIds[row] as string
     const length = this.batch.lengths[row] as number
-    const tensors = length === 0 ? [] : await this.ops.slice(this.batch.tensors, row, 0, length)
+    const tensors = length === 0 ? [] : await this.ops.slice(this.batch.tensors, oneRow(row), [0, length])
     this.own.set(seqId, { length, tensors })
     this.batch.seqIds[row] = ''
   }
@@ -277,18 +276,9 @@ export class DeviceKvStore implements KvStore {
       this.replaceBatchTensors(
         slots > current
           ? await this.ops.pad(tensors, slots - current)
-          : await this.sliceAllRows(tensors, seqIds.length, slots),
+          : await this.ops.slice(tensors, [0, seqIds.length], [0, slots]),
       )
     this.batch.slots = slots
-  }
-
-  /** Every row's first `slots` slots (row by row: shrinking is rare). */
-  private async sliceAllRows(tensors: readonly ort.Tensor[], rows: number, slots: number): Promise<ort.Tensor[]> {
-    const parts: ort.Tensor[][] = []
-    for (let r = 0; r < rows; r++) parts.push(await this.ops.slice(tensors, r, 0, slots))
-    const result = await this.concatAll(parts, 'rows')
-    for (const part of parts) if (part !== result) dispose(part)
-    return result
   }
 
   /**
@@ -318,6 +308,9 @@ export class DeviceKvStore implements KvStore {
     this.batch.tensors = tensors
   }
 }
+
+/** The row range of row `row` alone. */
+const oneRow = (row: number): [number, number] => [row, row + 1]
 
 function emptyBatch() {
   return { seqIds: [] as string[], lengths: [] as number[], slots: 0, tensors: [] as ort.Tensor[] }
